@@ -1,0 +1,138 @@
+"""The composition root: settings -> database, secret store, authorization server, API."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from oauth_server.bearer import BearerError
+from oauth_server.crypto import ServerKeys
+from oauth_server.grants_store import Lifetimes
+from oauth_server.routes import AuthorizationService, OAuthConfig
+from oauth_server.scopes import expand
+
+from .api import identity
+from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
+from .oauth_host import GatewayAccountHost
+from .persistence.database import make_engine
+from .secrets import SecretStore, open_secret_store
+from .services.accounts import AccountService
+from .services.linking import ConnectorRegistry
+from .settings import Settings
+
+log = logging.getLogger("calgate")
+SERVER_KEYS_PATH = "server/keys"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    subject: str
+    client_id: str
+    scope: tuple[str, ...]
+    grants: frozenset[str]
+
+
+@dataclass
+class Gateway:
+    """Everything one process holds, built once from Settings."""
+
+    settings: Settings
+    engine: Engine
+    secrets: SecretStore
+    accounts: AccountService
+    connectors: ConnectorRegistry
+    oauth: AuthorizationService
+
+    @classmethod
+    def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
+              connectors: ConnectorRegistry | None = None) -> Gateway:
+        engine = make_engine(settings.effective_database_url)
+        store = secrets or open_secret_store(settings)
+        keys = load_server_keys(store)
+        accounts = AccountService(engine, store)
+        connectors = connectors or ConnectorRegistry()
+        host = GatewayAccountHost(accounts, connectors)
+        lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
+                              refresh_idle=settings.refresh_token_idle_ttl,
+                              grace=settings.refresh_grace_seconds, code=settings.code_ttl)
+        oauth = AuthorizationService(engine, keys, host, OAuthConfig(
+            issuer=settings.issuer, lifetimes=lifetimes, consent_ttl=settings.consent_ttl,
+            failures_per_minute=settings.client_auth_failures_per_minute))
+        return cls(settings, engine, store, accounts, connectors, oauth)
+
+    def delete_client(self, client_id: str) -> bool:
+        """Erase a client app: every account's credentials and rows, then its tokens."""
+        self.accounts.revoke_client(client_id)
+        return self.oauth.registry.delete(client_id)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.secrets.close()
+
+
+def load_server_keys(store: SecretStore) -> ServerKeys:
+    """The server key lives in the secret store; made on first start."""
+    found = store.find(SERVER_KEYS_PATH)
+    if found is None:
+        store.put(SERVER_KEYS_PATH, {"master": base64.b64encode(os.urandom(32)).decode()})
+        found = store.get(SERVER_KEYS_PATH)
+    return ServerKeys(base64.b64decode(found["master"]))
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The ASGI app: OAuth routes, the /v1 API and operational endpoints."""
+    bearer = gateway.oauth.bearer
+
+    async def authenticate(request: Request, scope: str | None) -> Caller:
+        try:
+            info = await bearer.authenticate(request)
+            if scope is not None:
+                bearer.require(info, scope)
+        except BearerError as exc:
+            if exc.status == 403:
+                raise forbidden(scope or "", exc.challenge) from None
+            raise unauthorized(exc.challenge) from None
+        return Caller(info.subject, info.client_id, info.scope, expand(info.scope))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        from anyio import to_thread
+
+        try:
+            await to_thread.run_sync(_check_ready, gateway)
+        except Exception as exc:  # readiness reports, it never raises
+            log.warning("not ready: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        gateway.close()
+
+    routes = [*gateway.oauth.routes(), *identity.routes,
+              Route("/healthz", healthz), Route("/readyz", readyz)]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: handle_api_error, 500: handle_server_error})
+    app.state.gateway = gateway
+    app.state.authenticate = authenticate
+    app.state.accounts = gateway.accounts
+    return app
+
+
+def _check_ready(gateway: Gateway) -> None:
+    with gateway.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    gateway.secrets.check()

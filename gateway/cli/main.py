@@ -1,0 +1,75 @@
+"""The ``calgate`` command: serve, migrate, manage client apps, show settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..settings import Settings, SettingsError, describe
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"calgate: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calgate", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="command")
+    serve = sub.add_parser("serve", help="migrate the database and serve the gateway")
+    serve.add_argument("--no-migrate", action="store_true", help="skip `calgate migrate`")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(func=_serve)
+    migrate = sub.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=_migrate)
+    sub.add_parser("settings", help="list the CALGATE_* variables").set_defaults(func=_settings)
+    from .clients import add_client_commands
+
+    add_client_commands(sub)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..persistence.database import migrate
+
+    if not args.no_migrate:
+        migrate(settings.effective_database_url)
+    uvicorn.run("gateway.asgi:build", factory=True, host=settings.host, port=settings.port,
+                workers=args.workers, log_level=settings.log_level, proxy_headers=True,
+                server_header=False)
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from ..persistence.database import migrate
+
+    migrate(settings.effective_database_url, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, default, help_text in describe():
+        print(f"{name}={default}\n    {help_text}")
+    return 0
+
+
+def emit(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""gateway's side of oauth_server's ports: providers on the consent screen, linking, erasing.
+
+Part of the composition root: the only gateway module besides ``app`` and the CLI that
+imports oauth_server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from oauth_server.ports import (
+    ConnectFailed,
+    ConnectField,
+    LinkedProfile,
+    PendingLink,
+    ProviderChoice,
+)
+
+from .services.accounts import AccountService, PendingAccount
+from .services.linking import ConnectorRegistry, VerificationFailed
+
+
+class GatewayAccountHost:
+    """Implements :class:`oauth_server.ports.AccountHost` over gateway's services."""
+
+    def __init__(self, accounts: AccountService, connectors: ConnectorRegistry) -> None:
+        self.accounts = accounts
+        self.connectors = connectors
+
+    def provider_choices(self) -> Sequence[ProviderChoice]:
+        return [
+            ProviderChoice(
+                name=o.name, display_name=o.display_name, available=o.connector is not None,
+                note=o.note,
+                fields=tuple(ConnectField(f.name, f.label, f.kind, f.required, f.help,
+                                          f.autocomplete)
+                             for f in (o.connector.fields if o.connector else ())))
+            for o in self.connectors.offerings()
+        ]
+
+    def connect(self, provider_name: str, values: Mapping[str, str], flow_id: str) -> PendingLink:
+        connector = self.connectors.get(provider_name)
+        if connector is None:
+            raise ConnectFailed("That calendar provider is not available.")
+        missing = [f.label for f in connector.fields if f.required and not values.get(f.name)]
+        if missing:
+            raise ConnectFailed(f"Please fill in: {', '.join(missing)}.")
+        try:
+            verified = connector.verify({f.name: values.get(f.name, "") for f in connector.fields})
+        except VerificationFailed as exc:
+            raise ConnectFailed(str(exc)) from exc
+        path = self.accounts.park_credentials(flow_id, verified.credentials)
+        return PendingLink(connector.provider_name, connector.provider_service,
+                           verified.profile_name, verified.upstream_id, path,
+                           dict(verified.settings))
+
+    def discard(self, pending: PendingLink) -> None:
+        self.accounts.discard(pending.credential_path)
+
+    def link(self, client_id: str, pending: PendingLink, link_key: str | None) -> LinkedProfile:
+        linked = self.accounts.link(client_id, PendingAccount(
+            pending.provider_name, pending.provider_service, pending.profile_name,
+            pending.upstream_id, pending.credential_path), link_key)
+        return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
+                             linked.provider_service, linked.profile_name)
+
+    def revoke_subject(self, subject: str) -> None:
+        self.accounts.revoke_subject(subject)
+
+    def revoke_client(self, client_id: str) -> None:
+        self.accounts.revoke_client(client_id)

@@ -1,0 +1,143 @@
+"""Accounts and profiles: linking upstream calendars, describing them, and erasing them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from ..persistence.tables import accounts, audit_log, profiles
+from ..secrets import SecretStore
+from .ids import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAccount:
+    provider_name: str
+    provider_service: str
+    profile_name: str
+    upstream_id: str
+    credential_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    subject: str
+    profile_id: str
+    provider_name: str
+    provider_service: str
+    profile_name: str
+
+
+class AccountService:
+    """Owns the accounts and profiles tables and the credentials they point at."""
+
+    def __init__(self, engine: Engine, secrets: SecretStore) -> None:
+        self.engine = engine
+        self.secrets = secrets
+
+    def park_credentials(self, flow_id: str, credentials: Mapping[str, str]) -> str:
+        """Keep verified credentials while the user decides; returns their secret path."""
+        path = f"pending/{flow_id}"
+        self.secrets.put(path, credentials)
+        return path
+
+    def discard(self, credential_path: str) -> None:
+        self.secrets.delete(credential_path)
+
+    def link(self, client_id: str, pending: PendingAccount, link_key: str | None) -> Linked:
+        """Attach a verified upstream account to the subject this browser already has, if any.
+
+        The same upstream account linked again keeps its profile id (a relink).
+        """
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            subject = None
+            if link_key is not None:
+                subject = conn.execute(select(accounts.c.id).where(
+                    accounts.c.client_id == client_id, accounts.c.link_key_hash == link_key)
+                ).scalar()
+            if subject is None:
+                subject = new_id("acc_")
+                conn.execute(insert(accounts).values(
+                    id=subject, client_id=client_id, email=_email(pending.profile_name),
+                    name=None, default_tzid="Etc/UTC", link_key_hash=link_key, created_at=now))
+            profile_id = conn.execute(select(profiles.c.id).where(
+                profiles.c.account_id == subject,
+                profiles.c.provider_name == pending.provider_name,
+                profiles.c.upstream_id == pending.upstream_id)).scalar()
+            if profile_id is None:
+                profile_id = new_id("pro_")
+                conn.execute(insert(profiles).values(
+                    id=profile_id, account_id=subject, provider_name=pending.provider_name,
+                    provider_service=pending.provider_service,
+                    profile_name=pending.profile_name, upstream_id=pending.upstream_id,
+                    credential_path=f"profiles/{profile_id}/credentials", connected=True,
+                    initial_sync_required=True, created_at=now))
+            else:
+                conn.execute(update(profiles).where(profiles.c.id == profile_id)
+                             .values(connected=True, profile_name=pending.profile_name))
+            _audit(conn, "link_profile", subject, {"profile_id": profile_id,
+                                                   "provider": pending.provider_name})
+        self.secrets.put(f"profiles/{profile_id}/credentials",
+                         self.secrets.get(pending.credential_path))
+        self.secrets.delete(pending.credential_path)
+        return Linked(subject, profile_id, pending.provider_name, pending.provider_service,
+                      pending.profile_name)
+
+    def revoke_subject(self, subject: str) -> None:
+        """Erase an account: credentials first (for good), then its rows."""
+        with self.engine.connect() as conn:
+            paths = [r[0] for r in conn.execute(select(profiles.c.credential_path).where(
+                profiles.c.account_id == subject)).all()]
+        for path in paths:
+            if path:
+                self.secrets.delete(path)
+        with self.engine.begin() as conn:
+            conn.execute(delete(profiles).where(profiles.c.account_id == subject))
+            conn.execute(delete(accounts).where(accounts.c.id == subject))
+            _audit(conn, "revoke_account", subject, None)
+
+    def revoke_client(self, client_id: str) -> None:
+        with self.engine.connect() as conn:
+            subjects = [r[0] for r in conn.execute(select(accounts.c.id).where(
+                accounts.c.client_id == client_id)).all()]
+        for subject in subjects:
+            self.revoke_subject(subject)
+
+    def revoke_profile(self, subject: str, profile_id: str) -> bool:
+        """Erase one profile of ``subject``; False if it has no such profile."""
+        with self.engine.connect() as conn:
+            path = conn.execute(select(profiles.c.credential_path).where(
+                profiles.c.id == profile_id, profiles.c.account_id == subject)).first()
+        if path is None:
+            return False
+        if path[0]:
+            self.secrets.delete(path[0])
+        with self.engine.begin() as conn:
+            conn.execute(delete(profiles).where(profiles.c.id == profile_id))
+            _audit(conn, "revoke_profile", subject, {"profile_id": profile_id})
+        return True
+
+    def find_account(self, subject: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.id == subject)).first()
+        return None if row is None else dict(row._mapping)
+
+    def list_profiles(self, subject: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(profiles).where(profiles.c.account_id == subject)
+                                .order_by(profiles.c.created_at, profiles.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+
+def _email(profile_name: str) -> str | None:
+    return profile_name if "@" in profile_name else None
+
+
+def _audit(conn: Any, action: str, subject: str, detail: dict[str, Any] | None) -> None:
+    conn.execute(insert(audit_log).values(at=datetime.now(UTC), actor="calgate", action=action,
+                                          subject=subject, detail=detail))

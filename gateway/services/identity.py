@@ -1,0 +1,58 @@
+"""The Cronofy-shaped identity documents (API.md s3), built from accounts and profiles.
+
+Privacy: name and email are shown only to tokens that carry ``read_account``.
+``scope`` is the scope as granted; ``grants`` its expansion into individual scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .accounts import AccountService
+
+
+def profile_body(row: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "provider_name": row["provider_name"],
+        "provider_service": row["provider_service"],
+        "profile_id": row["id"],
+        "profile_name": row["profile_name"],
+        "profile_connected": bool(row["connected"]),
+        "profile_initial_sync_required": bool(row["initial_sync_required"]),
+    }
+    if not row["connected"]:
+        body["profile_relink_url"] = None
+    return body
+
+
+def userinfo_body(accounts: AccountService, subject: str, scope: Sequence[str],
+                  grants: frozenset[str]) -> dict[str, Any] | None:
+    account = accounts.find_account(subject)
+    if account is None:
+        return None
+    profiles = [profile_body(r) | {"profile_calendars": []}
+                for r in accounts.list_profiles(subject)]
+    body: dict[str, Any] = {"sub": subject}
+    if "read_account" in grants:
+        body |= {"email": account["email"], "name": account["name"],
+                 "zoneinfo": account["default_tzid"]}
+    body["cronofy.type"] = "account"
+    body["cronofy.data"] = {
+        "authorization": {"scope": " ".join(scope), "status": "active"},
+        "profiles": profiles,
+        "conferencing_profiles": [],
+    }
+    return body
+
+
+def account_body(accounts: AccountService, subject: str,
+                 scope: Sequence[str]) -> dict[str, Any] | None:
+    account = accounts.find_account(subject)
+    if account is None:
+        return None
+    return {
+        "account": {"account_id": subject, "email": account["email"], "name": account["name"],
+                    "scope": " ".join(scope), "default_tzid": account["default_tzid"]},
+        "sub": subject,
+    }

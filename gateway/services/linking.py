@@ -1,0 +1,94 @@
+"""Connectors that verify an upstream calendar account on the consent screen.
+
+Each provider issue adds its connector (CalDAV, iCloud, ICS, Google, Microsoft, Exchange);
+until then the consent screen lists them as not yet available. A connector checks the
+credentials with a real connection and returns what to keep: the secret part goes to the
+secret store, the rest to the profile row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class VerificationFailed(Exception):
+    """The upstream account could not be verified; the message is shown to the end user."""
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    name: str
+    label: str
+    kind: str = "text"
+    required: bool = True
+    help: str = ""
+    autocomplete: str = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAccount:
+    """A verified upstream account: ``credentials`` are secret, the rest is not."""
+
+    profile_name: str
+    upstream_id: str
+    credentials: Mapping[str, str]
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    """Links one kind of upstream calendar account."""
+
+    name: str
+    display_name: str
+    provider_name: str
+    provider_service: str
+    fields: Sequence[FormField]
+
+    def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
+        """Check the account with a real upstream connection; raise VerificationFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    """A provider shown on the consent screen, with or without a working connector."""
+
+    name: str
+    display_name: str
+    connector: Connector | None
+    note: str = ""
+
+
+# What the consent screen lists while the provider issues are open, in display order.
+PLANNED: tuple[tuple[str, str], ...] = (
+    ("google", "Google Calendar"),
+    ("office365", "Microsoft 365"),
+    ("live_connect", "Outlook.com"),
+    ("exchange", "Exchange (on-premises)"),
+    ("apple", "iCloud"),
+    ("caldav", "CalDAV server"),
+    ("ics", "Calendar feed (ICS)"),
+)
+
+
+class ConnectorRegistry:
+    """Registered connectors plus the planned ones, for the consent screen."""
+
+    def __init__(self) -> None:
+        self._connectors: dict[str, Connector] = {}
+
+    def register(self, connector: Connector) -> None:
+        self._connectors[connector.name] = connector
+
+    def get(self, name: str) -> Connector | None:
+        return self._connectors.get(name)
+
+    def offerings(self) -> list[Offering]:
+        planned = [Offering(name, label, self._connectors.get(name),
+                            "" if name in self._connectors else "Not yet available")
+                   for name, label in PLANNED]
+        extra = [Offering(c.name, c.display_name, c) for n, c in self._connectors.items()
+                 if n not in dict(PLANNED)]
+        return extra + planned

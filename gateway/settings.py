@@ -1,0 +1,183 @@
+"""Calgate's settings: one immutable object, read once from ``CALGATE_*`` variables.
+
+Every field names its environment variable and carries help text; ``calgate settings``
+prints them all. Secrets are never settings: they live in the secret store. The only
+secret-store inputs here are *paths* to bootstrap credentials (a Vault token file, an
+AppRole secret-id file, a Kubernetes service-account token file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A ``CALGATE_*`` variable holds a value Calgate cannot use."""
+
+
+def _setting(env: str, default: Any, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Calgate reads from its environment, validated once at start-up."""
+
+    data_dir: Path = _setting(
+        "CALGATE_DATA_DIR", Path(".calgate"),
+        "Folder for the embedded defaults: the SQLite file and the local secret store's key.")
+    database_url: str = _setting(
+        "CALGATE_DATABASE_URL", "",
+        "SQLAlchemy URL. Empty means sqlite:///<data_dir>/calgate.db. "
+        "Production: postgresql+psycopg://user@host/db.")
+    public_url: str = _setting(
+        "CALGATE_PUBLIC_URL", "",
+        "Public origin of this gateway; also the OAuth issuer identifier (no path, query "
+        "or fragment). Must be https outside loopback. Default: http://<host>:<port>.")
+    host: str = _setting("CALGATE_HOST", "127.0.0.1", "Address `calgate serve` listens on.")
+    port: int = _setting("CALGATE_PORT", 8080, "Port `calgate serve` listens on.")
+    secret_backend: str = _setting(
+        "CALGATE_SECRET_BACKEND", "local",
+        "Where upstream credentials and keys live: `local` (AES-GCM files under data_dir) "
+        "or `vault` (HashiCorp Vault / OpenBao via hvac).")
+    local_secret_dir: Path | None = _setting(
+        "CALGATE_LOCAL_SECRET_DIR", None,
+        "Folder of the local secret store. Default: <data_dir>/secrets.")
+    vault_addr: str = _setting("CALGATE_VAULT_ADDR", "http://127.0.0.1:8200", "Vault address.")
+    vault_auth: str = _setting(
+        "CALGATE_VAULT_AUTH", "token", "Vault auth method: `token`, `approle` or `kubernetes`.")
+    vault_token_file: Path | None = _setting(
+        "CALGATE_VAULT_TOKEN_FILE", None, "File holding a Vault token (auth=token).")
+    vault_role_id: str = _setting("CALGATE_VAULT_ROLE_ID", "", "AppRole role id (auth=approle).")
+    vault_secret_id_file: Path | None = _setting(
+        "CALGATE_VAULT_SECRET_ID_FILE", None, "File holding the AppRole secret id.")
+    vault_k8s_role: str = _setting(
+        "CALGATE_VAULT_K8S_ROLE", "calgate", "Vault Kubernetes auth role (auth=kubernetes).")
+    vault_k8s_token_file: Path = _setting(
+        "CALGATE_VAULT_K8S_TOKEN_FILE",
+        Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        "Service-account token presented to Vault's Kubernetes auth.")
+    vault_k8s_mount: str = _setting(
+        "CALGATE_VAULT_K8S_MOUNT", "kubernetes", "Mount path of Vault's Kubernetes auth.")
+    vault_kv_mount: str = _setting("CALGATE_VAULT_KV_MOUNT", "secret", "KV v2 mount path.")
+    vault_kv_prefix: str = _setting(
+        "CALGATE_VAULT_KV_PREFIX", "calgate", "Path prefix for Calgate's KV entries.")
+    vault_transit_mount: str = _setting(
+        "CALGATE_VAULT_TRANSIT_MOUNT", "transit", "Transit mount path.")
+    vault_transit_key: str = _setting(
+        "CALGATE_VAULT_TRANSIT_KEY", "calgate-data-keys",
+        "Transit key that wraps per-account data keys.")
+    vault_ca_file: Path | None = _setting(
+        "CALGATE_VAULT_CA_FILE", None, "CA bundle for Vault's TLS certificate.")
+    access_token_ttl: int = _setting(
+        "CALGATE_ACCESS_TOKEN_TTL", 3600, "Access token lifetime in seconds.")
+    refresh_token_ttl: int = _setting(
+        "CALGATE_REFRESH_TOKEN_TTL", 365 * 86400,
+        "Absolute lifetime of a refresh-token family, in seconds.")
+    refresh_token_idle_ttl: int = _setting(
+        "CALGATE_REFRESH_TOKEN_IDLE_TTL", 90 * 86400,
+        "A refresh token unused this many seconds expires.")
+    refresh_grace_seconds: int = _setting(
+        "CALGATE_REFRESH_GRACE_SECONDS", 5,
+        "Window in which a retried refresh with a just-rotated token gets the same new pair "
+        "(0 disables; at most 30).")
+    code_ttl: int = _setting(
+        "CALGATE_CODE_TTL", 60, "Authorization code lifetime in seconds (at most 600).")
+    consent_ttl: int = _setting(
+        "CALGATE_CONSENT_TTL", 1800, "How long a started consent flow stays valid, in seconds.")
+    client_auth_failures_per_minute: int = _setting(
+        "CALGATE_CLIENT_AUTH_FAILURES_PER_MINUTE", 20,
+        "Wrong client secrets allowed per client id and source address per minute before 429.")
+    log_level: str = _setting("CALGATE_LOG_LEVEL", "info", "Log level.")
+    worker_mode: str = _setting(
+        "CALGATE_WORKER_MODE", "inprocess",
+        "`inprocess`: `calgate serve` also runs the worker; `external`: run `calgate worker`.")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'calgate.db').resolve()}"
+
+    @property
+    def issuer(self) -> str:
+        """The OAuth issuer identifier (RFC 8414 section 2): the public URL, no trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_local_secret_dir(self) -> Path:
+        return self.local_secret_dir or (self.data_dir / "secrets")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from ``environ`` (default: ``os.environ``), validating each value."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in env:
+                values[f.name] = _convert(name, env[name], f.default)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (for tests and the CLI), validated again."""
+        settings = dataclasses.replace(self, **changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse combinations Calgate cannot run with, naming the variable at fault."""
+        if self.secret_backend not in {"local", "vault"}:
+            raise SettingsError("CALGATE_SECRET_BACKEND must be `local` or `vault`")
+        if self.vault_auth not in {"token", "approle", "kubernetes"}:
+            raise SettingsError("CALGATE_VAULT_AUTH must be `token`, `approle` or `kubernetes`")
+        if self.worker_mode not in {"inprocess", "external"}:
+            raise SettingsError("CALGATE_WORKER_MODE must be `inprocess` or `external`")
+        if not 0 <= self.refresh_grace_seconds <= 30:
+            raise SettingsError("CALGATE_REFRESH_GRACE_SECONDS must be between 0 and 30")
+        if not 1 <= self.code_ttl <= 600:
+            raise SettingsError("CALGATE_CODE_TTL must be between 1 and 600 seconds")
+        _check_public_url(self.issuer)
+
+
+def _check_public_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingsError("CALGATE_PUBLIC_URL must be an absolute http(s) URL")
+    if parts.query or parts.fragment or parts.path not in {"", "/"}:
+        raise SettingsError("CALGATE_PUBLIC_URL must have no path, query or fragment")
+    loopback = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+    if parts.scheme == "http" and not loopback:
+        raise SettingsError("CALGATE_PUBLIC_URL must be https unless it is a loopback address")
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, Path) or name.endswith(("_FILE", "_DIR")):
+            return Path(raw) if raw else None
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
+    return raw
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting: the README table and `calgate settings`."""
+    rows = []
+    for f in fields(Settings):
+        default = "" if f.default is None else str(f.default)
+        rows.append((f.metadata["env"], default, f.metadata["help"]))
+    return rows

@@ -1,0 +1,308 @@
+"""Persistence of codes, token families and tokens, with atomic consumption.
+
+Every state change that must happen at most once (redeeming a code, rotating a refresh
+token) is a conditional UPDATE whose row count says who won, so it holds under concurrency
+on SQLite and PostgreSQL alike, across any number of API processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+
+from .crypto import ServerKeys, new_id, new_token, seal_with_token, unseal_with_token
+from .tables import codes, families, tokens
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every value we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    access: int = 3600
+    refresh: int = 365 * 86400
+    refresh_idle: int = 90 * 86400
+    grace: int = 5
+    code: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    subject: str
+    linking_profile: dict[str, Any] | None
+    code_challenge: str | None
+    expired: bool
+    used: bool
+    family_id: str | None
+
+    # Authlib AuthorizationCodeMixin
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    token_hash: str
+    family_id: str
+    client_id: str
+    subject: str
+    scope: str  # the family's (original grant's) scope
+    rotated_at: datetime | None
+    successor: bytes | None
+    live: bool  # family not revoked, token and family not expired
+
+    # Authlib TokenMixin pieces the refresh grant calls
+    def check_client(self, client: Any) -> bool:
+        return bool(client.get_client_id() == self.client_id)
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What a valid access token stands for."""
+
+    subject: str
+    client_id: str
+    scope: tuple[str, ...]
+    expires_at: datetime
+    family_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scope: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"access_token": self.access_token, "refresh_token": self.refresh_token,
+                "expires_in": self.expires_in, "scope": self.scope}
+
+
+class GrantStore:
+    """Codes and tokens, stored only as keyed digests."""
+
+    def __init__(self, engine: Engine, keys: ServerKeys, lifetimes: Lifetimes) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.lifetimes = lifetimes
+
+    # -- authorization codes ----------------------------------------------------------
+    def save_code(self, *, client_id: str, redirect_uri: str, scope: str, subject: str,
+                  linking_profile: dict[str, Any] | None, code_challenge: str | None) -> str:
+        code = new_token()
+        t = now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(codes).values(
+                code_hash=self.keys.token_digest(code), client_id=client_id,
+                redirect_uri=redirect_uri, scope=scope, subject=subject, linking_profile=linking_profile,
+                code_challenge=code_challenge, created_at=t,
+                expires_at=t + timedelta(seconds=self.lifetimes.code)))
+        return code
+
+    def find_code(self, code: str, client_id: str) -> CodeRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(codes).where(
+                codes.c.code_hash == self.keys.token_digest(code),
+                codes.c.client_id == client_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return CodeRecord(
+            code_hash=m["code_hash"], client_id=m["client_id"], redirect_uri=m["redirect_uri"],
+            scope=m["scope"], subject=m["subject"], linking_profile=m["linking_profile"],
+            code_challenge=m["code_challenge"], expired=_aware(m["expires_at"]) <= now(),
+            used=m["used_at"] is not None, family_id=m["family_id"])
+
+    def redeem_code(self, record: CodeRecord) -> Issued | None:
+        """Consume the code and issue a new token family; None if someone else redeemed it."""
+        with self.engine.begin() as conn:
+            won = conn.execute(update(codes).where(
+                codes.c.code_hash == record.code_hash, codes.c.used_at.is_(None)
+            ).values(used_at=now())).rowcount
+            if won != 1:
+                return None
+            family_id, issued = self._new_family(conn, record.client_id, record.subject,
+                                                 record.scope)
+            conn.execute(update(codes).where(codes.c.code_hash == record.code_hash)
+                         .values(family_id=family_id))
+        return issued
+
+    def revoke_code_family(self, code_hash: str) -> None:
+        """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2)."""
+        with self.engine.begin() as conn:
+            family_id = conn.execute(select(codes.c.family_id)
+                                     .where(codes.c.code_hash == code_hash)).scalar()
+            if family_id:
+                self._revoke_families(conn, families.c.id == family_id, "code_reuse")
+
+    def delete_expired_codes(self) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(codes).where(codes.c.expires_at < now())).rowcount
+
+    # -- token families ---------------------------------------------------------------
+    def _new_family(self, conn: Connection, client_id: str, subject: str,
+                    scope: str) -> tuple[str, Issued]:
+        family_id = new_id("fam_")
+        t = now()
+        conn.execute(insert(families).values(
+            id=family_id, client_id=client_id, subject=subject, scope=scope, created_at=t,
+            expires_at=t + timedelta(seconds=self.lifetimes.refresh)))
+        return family_id, self._issue(conn, family_id, scope, scope)
+
+    def _issue(self, conn: Connection, family_id: str, access_scope: str,
+               refresh_scope: str, pair: Issued | None = None) -> Issued:
+        t = now()
+        pair = pair or Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
+        conn.execute(insert(tokens), [
+            {"token_hash": self.keys.token_digest(pair.access_token), "kind": "access",
+             "family_id": family_id, "scope": access_scope, "created_at": t,
+             "expires_at": t + timedelta(seconds=self.lifetimes.access)},
+            {"token_hash": self.keys.token_digest(pair.refresh_token), "kind": "refresh",
+             "family_id": family_id, "scope": refresh_scope, "created_at": t,
+             "expires_at": t + timedelta(seconds=self.lifetimes.refresh_idle)},
+        ])
+        return pair
+
+    def _revoke_families(self, conn: Connection, where: Any, reason: str) -> None:
+        ids = [r[0] for r in conn.execute(select(families.c.id).where(where)).all()]
+        if not ids:
+            return
+        conn.execute(update(families).where(families.c.id.in_(ids), families.c.revoked_at.is_(None))
+                     .values(revoked_at=now(), revoked_reason=reason))
+        conn.execute(delete(tokens).where(tokens.c.family_id.in_(ids)))
+
+    def revoke_family(self, family_id: str, reason: str) -> None:
+        with self.engine.begin() as conn:
+            self._revoke_families(conn, families.c.id == family_id, reason)
+
+    def revoke_subject(self, subject: str, reason: str) -> None:
+        with self.engine.begin() as conn:
+            self._revoke_families(conn, families.c.subject == subject, reason)
+            conn.execute(delete(codes).where(codes.c.subject == subject))
+
+    # -- refresh tokens ---------------------------------------------------------------
+    def find_refresh(self, refresh_token: str) -> RefreshRecord | None:
+        query = (select(tokens, families.c.client_id, families.c.subject,
+                        families.c.scope.label("family_scope"),
+                        families.c.expires_at.label("family_expires"),
+                        families.c.revoked_at)
+                 .join(families, families.c.id == tokens.c.family_id)
+                 .where(tokens.c.token_hash == self.keys.token_digest(refresh_token),
+                        tokens.c.kind == "refresh"))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        m = row._mapping
+        t = now()
+        live = (m["revoked_at"] is None and _aware(m["family_expires"]) > t
+                and _aware(m["expires_at"]) > t)
+        return RefreshRecord(
+            token_hash=m["token_hash"], family_id=m["family_id"], client_id=m["client_id"],
+            subject=m["subject"], scope=m["family_scope"],
+            rotated_at=None if m["rotated_at"] is None else _aware(m["rotated_at"]),
+            successor=m["successor"], live=live)
+
+    def rotate(self, record: RefreshRecord, presented: str, access_scope: str) -> Issued | None:
+        """Swap ``presented`` for a new pair; None if it was already rotated (caller decides)."""
+        pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
+        sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
+        with self.engine.begin() as conn:
+            won = conn.execute(update(tokens).where(
+                tokens.c.token_hash == record.token_hash, tokens.c.rotated_at.is_(None)
+            ).values(rotated_at=now(), successor=sealed)).rowcount
+            if won != 1:
+                return None
+            self._issue(conn, record.family_id, access_scope, record.scope, pair)
+        return pair
+
+    def successor_in_grace(self, presented: str) -> Issued | None:
+        """The pair a rotation of ``presented`` produced, if still inside the grace window."""
+        record = self.find_refresh(presented)
+        if record is None or not record.live or record.rotated_at is None:
+            return None
+        if now() - record.rotated_at > timedelta(seconds=self.lifetimes.grace):
+            return None
+        if record.successor is None:
+            return None
+        data = unseal_with_token(presented, record.successor)
+        if data is None:
+            return None
+        return Issued(data["access_token"], data["refresh_token"], int(data["expires_in"]),
+                      data["scope"])
+
+    # -- access tokens ----------------------------------------------------------------
+    def validate_access(self, access_token: str) -> TokenInfo | None:
+        query = (select(tokens.c.scope, tokens.c.expires_at, tokens.c.family_id,
+                        families.c.client_id, families.c.subject)
+                 .join(families, families.c.id == tokens.c.family_id)
+                 .where(and_(tokens.c.token_hash == self.keys.token_digest(access_token),
+                             tokens.c.kind == "access", families.c.revoked_at.is_(None))))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        expires = _aware(row.expires_at)
+        if expires <= now():
+            return None
+        return TokenInfo(subject=row.subject, client_id=row.client_id,
+                         scope=tuple(row.scope.split()), expires_at=expires,
+                         family_id=row.family_id)
+
+    def lookup_any(self, token: str) -> Mapping[str, Any] | None:
+        """Any access or refresh token, expired or not, with its family (for revocation)."""
+        query = (select(tokens.c.kind, tokens.c.scope, tokens.c.expires_at, tokens.c.family_id,
+                        families.c.client_id, families.c.subject, families.c.revoked_at)
+                 .join(families, families.c.id == tokens.c.family_id)
+                 .where(tokens.c.token_hash == self.keys.token_digest(token)))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else dict(row._mapping)
+
+    def subject_has_tokens(self, subject: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(families.c.id).where(
+                families.c.subject == subject, families.c.revoked_at.is_(None))).first() is not None
+
+    def subject_belongs(self, subject: str, client_id: str) -> bool:
+        """Did ``client_id`` ever get a token family for ``subject``?"""
+        with self.engine.connect() as conn:
+            return conn.execute(select(families.c.id).where(
+                families.c.subject == subject, families.c.client_id == client_id)
+            ).first() is not None
+
+    def introspect(self, token: str) -> dict[str, Any] | None:
+        """RFC 7662 fields for a live token, or None."""
+        found = self.lookup_any(token)
+        if found is None or found["revoked_at"] is not None:
+            return None
+        if _aware(found["expires_at"]) <= now():
+            return None
+        if found["kind"] == "refresh":
+            record = self.find_refresh(token)
+            if record is None or not record.live or record.rotated_at is not None:
+                return None
+        return {"active": True, "scope": found["scope"], "client_id": found["client_id"],
+                "sub": found["subject"], "exp": int(_aware(found["expires_at"]).timestamp()),
+                "token_type": "Bearer" if found["kind"] == "access" else "refresh_token"}

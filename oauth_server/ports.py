@@ -1,0 +1,117 @@
+"""What the authorization server needs from its host (gateway), and nothing more.
+
+oauth_server never imports gateway or providers. The host hands in an :class:`AccountHost`
+that offers providers on the consent screen, verifies and links an upstream calendar
+account, and removes everything of a subject when its authorization is revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectField:
+    """One input of a provider's connect form. ``name`` is a stable, documented form field."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | password | url | email
+    required: bool = True
+    help: str = ""
+    autocomplete: str = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChoice:
+    """A calendar provider as offered on the consent screen."""
+
+    name: str
+    display_name: str
+    available: bool
+    fields: tuple[ConnectField, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLink:
+    """An upstream account whose credentials were verified but not yet granted to an app.
+
+    ``credential_path`` points at the secret store; nothing here is secret.
+    """
+
+    provider_name: str
+    provider_service: str
+    profile_name: str
+    upstream_id: str
+    credential_path: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider_name": self.provider_name,
+            "provider_service": self.provider_service,
+            "profile_name": self.profile_name,
+            "upstream_id": self.upstream_id,
+            "credential_path": self.credential_path,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingLink:
+        return cls(
+            provider_name=str(data["provider_name"]),
+            provider_service=str(data["provider_service"]),
+            profile_name=str(data["profile_name"]),
+            upstream_id=str(data["upstream_id"]),
+            credential_path=str(data["credential_path"]),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedProfile:
+    """The profile an authorization linked: the token response's ``linking_profile``."""
+
+    subject: str
+    profile_id: str
+    provider_name: str
+    provider_service: str
+    profile_name: str
+
+
+class ConnectFailed(Exception):
+    """The upstream account could not be verified; ``str(exc)`` is shown to the end user."""
+
+
+class AccountHost(Protocol):
+    """The host's side of linking calendars and ending authorizations. Blocking calls."""
+
+    def provider_choices(self) -> Sequence[ProviderChoice]:
+        """Providers to offer, available or not, in display order."""
+        ...
+
+    def connect(self, provider_name: str, values: Mapping[str, str], flow_id: str) -> PendingLink:
+        """Verify the account by a real upstream connection and park its credentials.
+
+        Raises :class:`ConnectFailed` with a message for the end user.
+        """
+        ...
+
+    def discard(self, pending: PendingLink) -> None:
+        """Forget a pending link (the user denied, or the flow expired): erase its credentials."""
+        ...
+
+    def link(self, client_id: str, pending: PendingLink, link_key: str | None) -> LinkedProfile:
+        """Attach the account to the client's subject for ``link_key`` (a new one if None/unknown)."""
+        ...
+
+    def revoke_subject(self, subject: str) -> None:
+        """The authorization of ``subject`` ended: erase its profiles, credentials and data."""
+        ...
+
+    def revoke_client(self, client_id: str) -> None:
+        """The client app was deleted: erase every subject it had."""
+        ...

@@ -1,0 +1,220 @@
+"""The client-app registry: who may ask users for calendar access, and how they look."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from . import scopes as scope_catalogue
+from .crypto import ServerKeys, equal, new_id, new_token
+from .tables import clients
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class ClientError(ValueError):
+    """A client registration is invalid; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Branding:
+    """How the consent screen presents a client app."""
+
+    display_name: str
+    logo_url: str | None = None
+    accent_color: str | None = None
+    privacy_policy_url: str | None = None
+    support_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered client app, with the Authlib ``ClientMixin`` methods it needs."""
+
+    client_id: str
+    secret_hash: str | None
+    redirect_uris: tuple[str, ...]
+    allowed_scopes: tuple[str, ...]
+    branding: Branding
+    public: bool = False
+    legacy_no_pkce: bool = False
+    verified: bool = False
+
+    # -- Authlib ClientMixin ------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # RFC 9700: the redirect URI is always sent and compared exactly
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        requested = scope_catalogue.parse(scope)
+        if not requested or not scope_catalogue.within(requested, self.allowed_scopes):
+            return None
+        return " ".join(requested)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris  # exact string equality, RFC 9700 s4.1.3
+
+    def check_client_secret(self, secret: str, keys: ServerKeys) -> bool:
+        return self.secret_hash is not None and equal(self.secret_hash, keys.secret_digest(secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return (method == "none") == self.public
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in {"authorization_code", "refresh_token"}
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    @property
+    def requires_pkce(self) -> bool:
+        return self.public or not self.legacy_no_pkce
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """RFC 9700 s2.6 / OAuth 2.1 s2.3.1: https, or http only on a loopback host; no fragment."""
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} and not re.fullmatch(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+",
+                                                                  parts.scheme):
+        raise ClientError(f"redirect URI {uri!r}: scheme must be https")
+    if parts.fragment or "#" in uri:
+        raise ClientError(f"redirect URI {uri!r}: must not contain a fragment")
+    if parts.scheme == "http" and parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
+        raise ClientError(f"redirect URI {uri!r}: http is allowed only for loopback hosts")
+    if parts.scheme in {"http", "https"} and (not parts.hostname or parts.username):
+        raise ClientError(f"redirect URI {uri!r}: needs a host and no user information")
+    return uri
+
+
+def _validate(client: Client) -> None:
+    if not client.branding.display_name.strip():
+        raise ClientError("name must not be empty")
+    if not client.redirect_uris:
+        raise ClientError("at least one redirect URI is required")
+    for uri in client.redirect_uris:
+        validate_redirect_uri(uri)
+    try:
+        scope_catalogue.validate(" ".join(client.allowed_scopes))
+    except scope_catalogue.ScopeError as exc:
+        raise ClientError(str(exc)) from exc
+    color = client.branding.accent_color
+    if color is not None and not _COLOR.fullmatch(color):
+        raise ClientError("accent colour must look like #0b5fff")
+    for label, url in (("logo URL", client.branding.logo_url),
+                       ("privacy-policy URL", client.branding.privacy_policy_url),
+                       ("support URL", client.branding.support_url)):
+        if url is not None and urlsplit(url).scheme != "https":
+            raise ClientError(f"{label} must be an https URL")
+
+
+class ClientRegistry:
+    """Create, read, rotate and delete client apps (the CLI's ``calgate clients``)."""
+
+    def __init__(self, engine: Engine, keys: ServerKeys) -> None:
+        self._engine = engine
+        self._keys = keys
+
+    def create(self, *, name: str, redirect_uris: Sequence[str], scopes: Sequence[str],
+               branding: Branding | None = None, public: bool = False,
+               legacy_no_pkce: bool = False, verified: bool = False) -> tuple[Client, str | None]:
+        """Register a client; returns it with its secret, shown this once (None if public)."""
+        secret = None if public else new_token()
+        branding = replace(branding or Branding(display_name=name), display_name=name)
+        client = Client(
+            client_id=new_id("cli_"),
+            secret_hash=None if secret is None else self._keys.secret_digest(secret),
+            redirect_uris=tuple(redirect_uris),
+            allowed_scopes=tuple(scopes),
+            branding=branding,
+            public=public,
+            legacy_no_pkce=legacy_no_pkce and not public,
+            verified=verified,
+        )
+        _validate(client)
+        with self._engine.begin() as conn:
+            conn.execute(insert(clients).values(**_row(client), created_at=datetime.now(UTC)))
+        return client, secret
+
+    def find(self, client_id: str) -> Client | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+        return None if row is None else _client(row._mapping)
+
+    def list(self) -> list[Client]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(clients).order_by(clients.c.created_at)).all()
+        return [_client(r._mapping) for r in rows]
+
+    def rotate_secret(self, client_id: str) -> str:
+        """A new secret replaces the old one at once; existing tokens stay valid."""
+        secret = new_token()
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(clients)
+                .where(clients.c.client_id == client_id, clients.c.public.is_(False))
+                .values(secret_hash=self._keys.secret_digest(secret),
+                        secret_rotated_at=datetime.now(UTC))
+            ).rowcount
+        if not done:
+            raise ClientError(f"no confidential client {client_id}")
+        return secret
+
+    def delete(self, client_id: str) -> bool:
+        """Remove the client; its codes, token families and flows go with it (FK cascade)."""
+        from .tables import codes, families, tokens, transactions
+
+        with self._engine.begin() as conn:
+            family_ids = select(families.c.id).where(families.c.client_id == client_id)
+            conn.execute(delete(tokens).where(tokens.c.family_id.in_(family_ids)))
+            conn.execute(delete(families).where(families.c.client_id == client_id))
+            conn.execute(delete(codes).where(codes.c.client_id == client_id))
+            conn.execute(delete(transactions).where(transactions.c.client_id == client_id))
+            return bool(conn.execute(delete(clients).where(clients.c.client_id == client_id))
+                        .rowcount)
+
+
+def _row(client: Client) -> dict[str, object]:
+    b = client.branding
+    return {
+        "client_id": client.client_id,
+        "secret_hash": client.secret_hash,
+        "name": b.display_name,
+        "redirect_uris": list(client.redirect_uris),
+        "allowed_scopes": " ".join(client.allowed_scopes),
+        "public": client.public,
+        "legacy_no_pkce": client.legacy_no_pkce,
+        "verified": client.verified,
+        "logo_url": b.logo_url,
+        "accent_color": b.accent_color,
+        "privacy_policy_url": b.privacy_policy_url,
+        "support_url": b.support_url,
+    }
+
+
+def _client(m: object) -> Client:
+    from collections.abc import Mapping
+
+    assert isinstance(m, Mapping)
+    return Client(
+        client_id=m["client_id"],
+        secret_hash=m["secret_hash"],
+        redirect_uris=tuple(m["redirect_uris"]),
+        allowed_scopes=tuple(str(m["allowed_scopes"]).split()),
+        branding=Branding(
+            display_name=m["name"],
+            logo_url=m["logo_url"],
+            accent_color=m["accent_color"],
+            privacy_policy_url=m["privacy_policy_url"],
+            support_url=m["support_url"],
+        ),
+        public=bool(m["public"]),
+        legacy_no_pkce=bool(m["legacy_no_pkce"]),
+        verified=bool(m["verified"]),
+    )

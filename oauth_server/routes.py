@@ -1,0 +1,77 @@
+"""Assemble the authorization server: storage, Authlib core and its Starlette routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .bearer import BearerAuth
+from .consent import ConsentScreen
+from .crypto import ServerKeys
+from .endpoints import introspection_endpoint, metadata, revocation_endpoint, token_endpoint
+from .flows import FlowStore
+from .grants_store import GrantStore, Lifetimes
+from .ports import AccountHost
+from .registry import ClientRegistry
+from .server import CalgateServer, FailureThrottle
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    issuer: str
+    lifetimes: Lifetimes
+    consent_ttl: int = 1800
+    failures_per_minute: int = 20
+
+
+class AuthorizationService:
+    """Everything the host needs: routes to mount, bearer validation, the client registry."""
+
+    def __init__(self, engine: Engine, keys: ServerKeys, host: AccountHost,
+                 config: OAuthConfig) -> None:
+        self.registry = ClientRegistry(engine, keys)
+        self.store = GrantStore(engine, keys, config.lifetimes)
+        self.flows = FlowStore(engine, config.consent_ttl)
+        self.server = CalgateServer(registry=self.registry, store=self.store, keys=keys,
+                                    host=host, issuer=config.issuer,
+                                    throttle=FailureThrottle(config.failures_per_minute))
+        self.bearer = BearerAuth(self.store)
+        self.consent = ConsentScreen(self.server, self.flows,
+                                     secure_cookies=config.issuer.startswith("https://"))
+        self.issuer = config.issuer
+
+    def routes(self) -> list[BaseRoute]:
+        consent = self.consent
+        return [
+            Route("/.well-known/oauth-authorization-server", self._metadata, methods=["GET"]),
+            Route("/oauth/authorize", consent.authorize, methods=["GET"]),
+            Route("/oauth/flow/{flow_id}", consent.show, methods=["GET"]),
+            Route("/oauth/flow/{flow_id}/provider", consent.choose, methods=["POST"]),
+            Route("/oauth/flow/{flow_id}/connect", consent.connect, methods=["POST"]),
+            Route("/oauth/flow/{flow_id}/decision", consent.decide, methods=["POST"]),
+            Route("/oauth/token", token_endpoint(self.server), methods=["POST"]),
+            Route("/oauth/token/revoke", revocation_endpoint(self.server), methods=["POST"]),
+            Route("/oauth/introspect", introspection_endpoint(self.server), methods=["POST"]),
+            Route("/oauth/branding/{client_id}.css", self._branding_css, methods=["GET"]),
+            Mount("/oauth/static", StaticFiles(directory=Path(__file__).parent / "static"),
+                  name="oauth-static"),
+        ]
+
+    async def _metadata(self, request: HttpRequest) -> Response:
+        return JSONResponse(metadata(self.issuer))
+
+    async def _branding_css(self, request: HttpRequest) -> Response:
+        """The client's accent colour as CSS, so pages need no inline style (strict CSP)."""
+        from anyio import to_thread
+
+        client = await to_thread.run_sync(self.registry.find, request.path_params["client_id"])
+        color = client.branding.accent_color if client else None
+        body = f":root {{ --accent: {color}; }}\n" if color else ""
+        return Response(body, media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=300"})

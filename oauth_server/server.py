@@ -1,0 +1,315 @@
+"""Authlib's authorization-server core, wired to our storage and policies.
+
+Framework glue is in ``endpoints.py`` and ``consent.py``; this module stays free of
+Starlette so it can run in a worker thread (Authlib's core and our storage block).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+from urllib.parse import unquote_plus
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from . import scopes as scope_catalogue
+from .crypto import ServerKeys
+from .grants_store import CodeRecord, GrantStore, Issued, RefreshRecord
+from .ports import AccountHost
+from .registry import Client, ClientRegistry
+
+VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+
+class Payload(OAuth2Payload):
+    """Request parameters as a plain mapping; repeated keys are kept in ``datalist``."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            self._datalist[key].append(value)
+        # RFC 6749 s3.1: a parameter sent without a value is treated as omitted.
+        self._data = {k: v[0] for k, v in self._datalist.items() if v[0] != ""}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+    def repeated(self) -> list[str]:
+        return [k for k, v in self._datalist.items() if len(v) > 1]
+
+
+class Request(OAuth2Request):
+    """An OAuth2Request from already-parsed parameters (query or body) and headers."""
+
+    def __init__(self, method: str, uri: str, items: list[tuple[str, str]],
+                 headers: Mapping[str, str], remote: str = "") -> None:
+        super().__init__(method, uri, headers=dict(headers))
+        self.payload = Payload(items)
+        self.remote = remote
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.payload.data
+
+
+class TooManyFailures(OAuth2Error):  # type: ignore[misc]
+    """Client authentication is throttled for this client id and source (OAUTH.md 47)."""
+
+    error = "invalid_client"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many failed client authentications; retry later.")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class FailureThrottle:
+    """Per (client id, source address) sliding window of wrong secrets, in process memory.
+
+    Keyed by source too, so a flood from one address cannot lock the client out elsewhere.
+    """
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._hits: dict[tuple[str, str], deque[float]] = {}
+        self._lock = Lock()
+
+    def retry_after(self, key: tuple[str, str]) -> int:
+        with self._lock:
+            hits = self._prune(key)
+            if len(hits) < self.limit:
+                return 0
+            return max(1, int(hits[0] + self.window - time.monotonic()) + 1)
+
+    def record(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._prune(key).append(time.monotonic())
+
+    def _prune(self, key: tuple[str, str]) -> deque[float]:
+        hits = self._hits.setdefault(key, deque())
+        edge = time.monotonic() - self.window
+        while hits and hits[0] < edge:
+            hits.popleft()
+        return hits
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str | None
+    secret: str | None
+    method: str
+
+
+def read_credentials(request: Request) -> ClientCredentials:
+    """Client credentials from HTTP Basic (form-urlencoded, RFC 6749 s2.3.1) or the body.
+
+    A stray ``Authorization: Bearer …`` (the Cronofy SDKs send ``Bearer None``) is not client
+    authentication and is ignored; Basic together with a body secret is refused.
+    """
+    header = request.headers.get("Authorization") or request.headers.get("authorization") or ""
+    body_secret = request.payload.data.get("client_secret")
+    if header[:6].lower() == "basic ":
+        if body_secret:
+            raise InvalidRequestError("Use one client authentication method, not two.")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+            raw_id, raw_secret = decoded.split(":", 1)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidClientError(status_code=401) from None
+        return ClientCredentials(unquote_plus(raw_id), unquote_plus(raw_secret),
+                                 "client_secret_basic")
+    client_id = request.payload.data.get("client_id")
+    if body_secret:
+        return ClientCredentials(client_id, body_secret, "client_secret_post")
+    return ClientCredentials(client_id, None, "none")
+
+
+class CalgateServer(AuthorizationServer):  # type: ignore[misc]
+    """The authorization server: Authlib grants over our registry and grant store."""
+
+    def __init__(self, *, registry: ClientRegistry, store: GrantStore, keys: ServerKeys,
+                 host: AccountHost, issuer: str, throttle: FailureThrottle) -> None:
+        super().__init__(scopes_supported=sorted(scope_catalogue.KNOWN))
+        self.registry = registry
+        self.store = store
+        self.keys = keys
+        self.host = host
+        self.issuer = issuer
+        self.throttle = throttle
+        self.register_grant(CodeGrant)
+        self.register_grant(RefreshGrant)
+
+    # -- Authlib hooks ----------------------------------------------------------------
+    def query_client(self, client_id: str) -> Client | None:
+        return self.registry.find(client_id)
+
+    def create_oauth2_request(self, request: Request) -> Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]
+                        ) -> tuple[int, Any, list[tuple[str, str]]]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        try:
+            scope_catalogue.validate(scope)
+        except scope_catalogue.ScopeError as exc:
+            raise InvalidScopeError(str(exc)) from exc
+
+    def authenticate_client(self, request: Request, methods: list[str],
+                            endpoint: str = "token") -> Client:
+        """Our own client authentication: constant-time, throttled, no enumeration."""
+        creds = read_credentials(request)
+        status = 401
+        key = (creds.client_id or "", request.remote)
+        wait = self.throttle.retry_after(key)
+        if wait:
+            raise TooManyFailures(wait)
+        client = self.registry.find(creds.client_id) if creds.client_id else None
+        if creds.method == "none":
+            if client is not None and client.public and "none" in methods:
+                request.auth_method = "none"
+                return client
+            raise InvalidClientError(status_code=status, description="Client authentication failed.")
+        # Compute the digest even for unknown ids so timing does not reveal which exist.
+        digest = self.keys.secret_digest(creds.secret or "")
+        from .crypto import equal
+
+        if client is not None and client.secret_hash and equal(client.secret_hash, digest):
+            request.auth_method = creds.method
+            return client
+        self.throttle.record(key)
+        error = InvalidClientError(status_code=status, description="Client authentication failed.")
+        if creds.method == "client_secret_basic":
+            error.auth_type, error.realm = "Basic", "calgate"
+        raise error
+
+    def error_redirect(self, error: OAuth2Error) -> str:
+        """The redirect for an authorization error: ``error``, ``state`` and ``iss`` (RFC 9207)."""
+        params = [*error.get_body(), ("iss", self.issuer)]
+        return str(add_params_to_uri(error.redirect_uri, params))
+
+
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    """Authorization code grant with exact redirect matching, S256 PKCE and reuse revocation."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: CalgateServer
+
+    def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
+        record = self.server.store.find_code(code, client.client_id)
+        if record is None or record.expired and not record.used:
+            return None
+        return record
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        record: CodeRecord = self.request.authorization_code
+        if "redirect_uri" not in self.request.payload.data:
+            raise InvalidGrantError("Missing 'redirect_uri'.")
+        _check_verifier(record.code_challenge, self.request.payload.data.get("code_verifier"))
+        if record.used:
+            # Second redemption by the rightful client: revoke what the first one issued.
+            self.server.store.revoke_code_family(record.code_hash)
+            raise InvalidGrantError("The code was already used.")
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        record: CodeRecord = self.request.authorization_code
+        issued = self.server.store.redeem_code(record)
+        if issued is None:
+            self.server.store.revoke_code_family(record.code_hash)
+            raise InvalidGrantError("The code was already used.")
+        body = _token_body(issued)
+        body["account_id"] = body["sub"] = record.subject
+        if record.linking_profile:
+            body["linking_profile"] = record.linking_profile
+        return 200, body, _no_store()
+
+
+class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh with rotation, reuse detection and a short retry grace window (OAUTH.md 68-77)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: CalgateServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        return self.server.store.find_refresh(refresh_token)
+
+    def _validate_token_scope(self, token: RefreshRecord) -> None:
+        requested = self.request.payload.scope
+        if requested and not scope_catalogue.within(scope_catalogue.parse(requested),
+                                                    token.scope.split()):
+            raise InvalidScopeError()
+        if requested and any(s not in scope_catalogue.KNOWN
+                             for s in scope_catalogue.parse(requested)):
+            raise InvalidScopeError()
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        record: RefreshRecord = self.request.refresh_token
+        presented = self.request.payload.data["refresh_token"]
+        if not record.live:
+            raise InvalidGrantError()
+        scope = " ".join(scope_catalogue.parse(self.request.payload.scope)) or record.scope
+        issued: Issued | None = None
+        if record.rotated_at is None:
+            issued = self.server.store.rotate(record, presented, scope)
+        if issued is None:
+            issued = self.server.store.successor_in_grace(presented)
+        if issued is None:
+            # A rotated token came back after the grace window: assume theft (RFC 9700 s4.14.2).
+            self.server.store.revoke_family(record.family_id, "refresh_reuse")
+            raise InvalidGrantError()
+        return 200, _token_body(issued), _no_store()
+
+
+def _check_verifier(challenge: str | None, verifier: str | None) -> None:
+    if challenge is None:
+        if verifier:  # PKCE downgrade (RFC 9700 s4.8.2)
+            raise InvalidRequestError("No 'code_challenge' was sent for this code.")
+        return
+    if not verifier:
+        raise InvalidRequestError("Missing 'code_verifier'.")
+    if not VERIFIER.match(verifier) or create_s256_code_challenge(verifier) != challenge:
+        raise InvalidGrantError("Code challenge failed.")
+
+
+def _token_body(issued: Issued) -> dict[str, Any]:
+    return {"token_type": "bearer", **issued.as_dict()}
+
+
+def _no_store() -> list[tuple[str, str]]:
+    return [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
