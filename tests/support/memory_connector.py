@@ -1,0 +1,34 @@
+"""An in-memory calendar connector, registered only in tests, so the consent screen's connect
+step works end to end before the real provider issues land."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.services.linking import FormField, VerificationFailed, VerifiedAccount
+
+PASSWORD = "correct horse"
+
+
+class MemoryConnector:
+    name = "memory"
+    display_name = "Test Calendar"
+    provider_name = "memory"
+    provider_service = "memory"
+    fields = (
+        FormField("username", "Email address", "email", autocomplete="username"),
+        FormField("password", "Password", "password", help="Use the test password.",
+                  autocomplete="current-password"),
+    )
+
+    def __init__(self) -> None:
+        self.verified: list[str] = []
+
+    def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
+        if values.get("password") != PASSWORD:
+            raise VerificationFailed("The test calendar did not accept that password.")
+        self.verified.append(values["username"])
+        return VerifiedAccount(profile_name=values["username"],
+                               upstream_id=values["username"].lower(),
+                               credentials={"username": values["username"],
+                                            "password": values["password"]})
