@@ -93,7 +93,8 @@ class Settings:
     client_auth_failures_per_minute: int = _setting(
         "CALGATE_CLIENT_AUTH_FAILURES_PER_MINUTE", 20,
         "Wrong client secrets allowed per client id and source address per minute before 429.")
-    log_level: str = _setting("CALGATE_LOG_LEVEL", "info", "Log level.")
+    log_level: str = _setting(
+        "CALGATE_LOG_LEVEL", "info", "Log level: debug, info, warning or error.")
     worker_mode: str = _setting(
         "CALGATE_WORKER_MODE", "inprocess",
         "`inprocess`: `calgate serve` also runs the worker; `external`: run `calgate worker`.")

@@ -115,7 +115,8 @@ class GrantStore:
         with self.engine.begin() as conn:
             conn.execute(insert(codes).values(
                 code_hash=self.keys.token_digest(code), client_id=client_id,
-                redirect_uri=redirect_uri, scope=scope, subject=subject, linking_profile=linking_profile,
+                redirect_uri=redirect_uri, scope=scope, subject=subject,
+                linking_profile=linking_profile,
                 code_challenge=code_challenge, created_at=t,
                 expires_at=t + timedelta(seconds=self.lifetimes.code)))
         return code

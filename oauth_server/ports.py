@@ -105,7 +105,7 @@ class AccountHost(Protocol):
         ...
 
     def link(self, client_id: str, pending: PendingLink, link_key: str | None) -> LinkedProfile:
-        """Attach the account to the client's subject for ``link_key`` (a new one if None/unknown)."""
+        """Attach the account to the subject of ``link_key`` (a new subject if None/unknown)."""
         ...
 
     def revoke_subject(self, subject: str) -> None:

@@ -81,8 +81,8 @@ class Client:
 def validate_redirect_uri(uri: str) -> str:
     """RFC 9700 s2.6 / OAuth 2.1 s2.3.1: https, or http only on a loopback host; no fragment."""
     parts = urlsplit(uri)
-    if parts.scheme not in {"https", "http"} and not re.fullmatch(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+",
-                                                                  parts.scheme):
+    private_use = re.fullmatch(r"[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+", parts.scheme)  # RFC 8252 s7.1
+    if parts.scheme not in {"https", "http"} and not private_use:
         raise ClientError(f"redirect URI {uri!r}: scheme must be https")
     if parts.fragment or "#" in uri:
         raise ClientError(f"redirect URI {uri!r}: must not contain a fragment")

@@ -39,7 +39,7 @@ from .registry import Client, ClientRegistry
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
-class Payload(OAuth2Payload):
+class Payload(OAuth2Payload):  # type: ignore[misc]
     """Request parameters as a plain mapping; repeated keys are kept in ``datalist``."""
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
@@ -61,7 +61,7 @@ class Payload(OAuth2Payload):
         return [k for k, v in self._datalist.items() if len(v) > 1]
 
 
-class Request(OAuth2Request):
+class Request(OAuth2Request):  # type: ignore[misc]
     """An OAuth2Request from already-parsed parameters (query or body) and headers."""
 
     def __init__(self, method: str, uri: str, items: list[tuple[str, str]],
@@ -204,7 +204,8 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
             if client is not None and client.public and "none" in methods:
                 request.auth_method = "none"
                 return client
-            raise InvalidClientError(status_code=status, description="Client authentication failed.")
+            raise InvalidClientError(status_code=status,
+                                     description="Client authentication failed.")
         # Compute the digest even for unknown ids so timing does not reveal which exist.
         digest = self.keys.secret_digest(creds.secret or "")
         from .crypto import equal
@@ -232,7 +233,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
         record = self.server.store.find_code(code, client.client_id)
-        if record is None or record.expired and not record.used:
+        if record is None or (record.expired and not record.used):
             return None
         return record
 

@@ -1,0 +1,76 @@
+"""`calgate migrate` and `calgate clients …` as an operator runs them, on both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from oauth_server.tables import clients
+
+
+def calgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
+    return keep | {"CALGATE_DATABASE_URL": db_url, "CALGATE_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_client_lifecycle(env, db_url):
+    assert calgate(env, "migrate").returncode == 0
+    created = calgate(env, "clients", "create", "--name", "Mentor Hub",
+                      "--redirect-uri", "https://mentor.example/cb",
+                      "--scope", "read_account create_event delete_event",
+                      "--accent-color", "#7b2cbf", "--logo-url", "https://mentor.example/l.png")
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    secret = client["client_secret"]
+    assert len(secret) >= 43 and client["accent_color"] == "#7b2cbf"
+    assert "Store the client_secret now" in created.stderr
+
+    listed = json.loads(calgate(env, "clients", "list").stdout)
+    assert [c["client_id"] for c in listed] == [client["client_id"]]
+    assert all("client_secret" not in c for c in listed)
+
+    # The secret itself is nowhere in the database, only a keyed digest of it.
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(select(clients)).one()._mapping
+    engine.dispose()
+    assert secret not in json.dumps({k: str(v) for k, v in stored.items()})
+
+    rotated = json.loads(calgate(env, "clients", "rotate-secret", client["client_id"]).stdout)
+    assert rotated["client_secret"] != secret
+
+    shown = json.loads(calgate(env, "clients", "show", client["client_id"]).stdout)
+    assert shown["redirect_uris"] == ["https://mentor.example/cb"]
+
+    deleted = calgate(env, "clients", "delete", client["client_id"])
+    assert deleted.returncode == 0
+    assert json.loads(calgate(env, "clients", "list").stdout) == []
+    assert calgate(env, "clients", "show", client["client_id"]).returncode == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--redirect-uri", "http://app.example/cb"], "http is allowed only for loopback"),
+    (["--redirect-uri", "https://app.example/cb#x"], "fragment"),
+    (["--redirect-uri", "https://app.example/cb", "--scope", "admin"], "unknown scope"),
+    (["--redirect-uri", "https://app.example/cb", "--accent-color", "purple"], "accent"),
+])
+def test_bad_registrations_are_refused_with_the_reason(env, args, message):
+    assert calgate(env, "migrate").returncode == 0
+    base = ["clients", "create", "--name", "X"]
+    if "--scope" not in args:
+        args = [*args, "--scope", "read_account"]
+    result = calgate(env, *base, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
