@@ -72,8 +72,7 @@ class Gateway:
 
     def delete_client(self, client_id: str) -> bool:
         """Erase a client app: every account's credentials and rows, then its tokens."""
-        self.accounts.revoke_client(client_id)
-        return self.oauth.registry.delete(client_id)
+        return self.oauth.delete_client(client_id)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,7 +118,12 @@ def create_app(gateway: Gateway) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        import anyio
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_housekeeping, gateway)
+            yield
+            tasks.cancel_scope.cancel()
         gateway.close()
 
     routes = [*gateway.oauth.routes(), *identity.routes,
@@ -130,6 +134,23 @@ def create_app(gateway: Gateway) -> Starlette:
     app.state.authenticate = authenticate
     app.state.accounts = gateway.accounts
     return app
+
+
+async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
+    """Erase credentials parked by consent flows nobody finished, and expired codes.
+
+    Interim: the worker (ARCHITECTURE.md s4) takes this over when it lands.
+    """
+    import anyio
+    from anyio import to_thread
+
+    while True:
+        try:
+            await to_thread.run_sync(gateway.oauth.sweep_expired_flows)
+            await to_thread.run_sync(gateway.oauth.store.delete_expired_codes)
+        except Exception:
+            log.exception("housekeeping failed; retrying in %.0f s", every)
+        await anyio.sleep(every)
 
 
 def _check_ready(gateway: Gateway) -> None:

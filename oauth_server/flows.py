@@ -79,9 +79,14 @@ class FlowStore:
             ).values(finished_at=now())).rowcount == 1
 
     def expired(self) -> list[Flow]:
+        return self._where(transactions.c.expires_at < now())
+
+    def for_client(self, client_id: str) -> list[Flow]:
+        return self._where(transactions.c.client_id == client_id)
+
+    def _where(self, condition: Any) -> list[Flow]:
         with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(select(transactions.c.id).where(
-                transactions.c.expires_at < now())).all()]
+            ids = [r[0] for r in conn.execute(select(transactions.c.id).where(condition)).all()]
         return [f for f in (self.find(i) for i in ids) if f is not None]
 
     def delete(self, flow_id: str) -> None:

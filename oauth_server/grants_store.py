@@ -198,8 +198,10 @@ class GrantStore:
             self._revoke_families(conn, families.c.id == family_id, reason)
 
     def revoke_subject(self, subject: str, reason: str) -> None:
+        """The authorization ended: nothing of the subject stays, not even revoked families."""
         with self.engine.begin() as conn:
             self._revoke_families(conn, families.c.subject == subject, reason)
+            conn.execute(delete(families).where(families.c.subject == subject))
             conn.execute(delete(codes).where(codes.c.subject == subject))
 
     # -- refresh tokens ---------------------------------------------------------------

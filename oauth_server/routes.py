@@ -46,6 +46,23 @@ class AuthorizationService:
                                      secure_cookies=config.issuer.startswith("https://"))
         self.issuer = config.issuer
 
+    def delete_client(self, client_id: str) -> bool:
+        """Erase a client app: its users' data (through the host), parked credentials, tokens."""
+        for flow in self.flows.for_client(client_id):
+            if flow.pending is not None:
+                self.server.host.discard(flow.pending)
+        self.server.host.revoke_client(client_id)
+        return self.registry.delete(client_id)
+
+    def sweep_expired_flows(self) -> int:
+        """Forget consent flows nobody finished, erasing the credentials they parked."""
+        expired = self.flows.expired()
+        for flow in expired:
+            if flow.pending is not None:
+                self.server.host.discard(flow.pending)
+            self.flows.delete(flow.id)
+        return len(expired)
+
     def routes(self) -> list[BaseRoute]:
         consent = self.consent
         return [
