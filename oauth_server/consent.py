@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidRequestError,
     OAuth2Error,
+    UnsupportedResponseTypeError,
 )
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request as HttpRequest
@@ -29,7 +30,7 @@ from . import scopes as scope_catalogue
 from .flows import Flow, FlowStore
 from .ports import ConnectFailed, ProviderChoice
 from .registry import Client
-from .server import CalgateServer, Request
+from .server import CalgateServer, Request, printable
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -82,9 +83,13 @@ class ConsentScreen:
                                    "registered, so Calgate will not send you there.", 400)
         try:
             if repeated:
-                raise InvalidRequestError(f"Repeated parameter: {repeated[0]}")
-            if not payload.data.get("response_type"):
+                raise InvalidRequestError(f"Repeated parameter: {printable(repeated[0])}")
+            response_type = payload.data.get("response_type")
+            if not response_type:
                 raise InvalidRequestError("Missing 'response_type'.")
+            if response_type != "code":
+                # Raised here: Authlib's own error puts the raw value in the description.
+                raise UnsupportedResponseTypeError(printable(response_type))
             self.server.get_consent_grant(request)
             _check_challenge(client, payload.data)
         except OAuth2Error as error:
@@ -104,14 +109,15 @@ class ConsentScreen:
             return flow
         return await to_thread.run_sync(self._render_step, flow, session, None)
 
-    def _render_step(self, flow: Flow, session: str, error: str | None) -> Response:
+    def _render_step(self, flow: Flow, session: str, error: str | None,
+                     typed: dict[str, str] | None = None) -> Response:
         client = self.server.registry.find(flow.client_id)
         assert client is not None
         choices = list(self.server.host.provider_choices())
         context: dict[str, Any] = {
             "client": client, "branding": client.branding, "flow": flow, "error": error,
             "csrf_token": self.server.keys.csrf_token(session, flow.id),
-            "action": f"/oauth/flow/{flow.id}",
+            "action": f"/oauth/flow/{flow.id}", "typed": typed or {},
         }
         if flow.provider_name is None:
             return self.page("choose.html", context | {"choices": choices})
@@ -152,7 +158,11 @@ class ConsentScreen:
             pending = await to_thread.run_sync(
                 self.server.host.connect, flow.provider_name, values, flow.id)
         except ConnectFailed as exc:
-            return await to_thread.run_sync(self._render_step, flow, session, str(exc))
+            choice = next((c for c in self.server.host.provider_choices()
+                           if c.name == flow.provider_name), None)
+            secret = {f.name for f in choice.fields if f.kind == "password"} if choice else set()
+            typed = {k: v for k, v in values.items() if k not in secret}
+            return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed)
         await to_thread.run_sync(self.flows.set_pending, flow.id, pending)
         return _see_other(f"/oauth/flow/{flow.id}")
 

@@ -89,6 +89,17 @@ class AuthorizationService:
 
         client = await to_thread.run_sync(self.registry.find, request.path_params["client_id"])
         color = client.branding.accent_color if client else None
-        body = f":root {{ --accent: {color}; }}\n" if color else ""
+        body = f":root {{ --accent: {color}; --on-accent: {on_accent(color)}; }}\n" if color else ""
         return Response(body, media_type="text/css",
                         headers={"Cache-Control": "public, max-age=300"})
+
+
+def on_accent(color: str) -> str:
+    """Black or white, whichever contrasts more with ``color`` (WCAG relative luminance)."""
+    def channel(hex2: str) -> float:
+        c = int(hex2, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(color[i:i + 2]) for i in (1, 3, 5))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#000000" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#ffffff"

@@ -14,18 +14,31 @@ from gateway.persistence.database import migrate
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.linking import ConnectorRegistry
 from gateway.settings import Settings
-from tests.support.db import database
+from tests.support.db import postgres_database, truncate_all
 from tests.support.memory_connector import MemoryConnector
 
 ISSUER = "http://127.0.0.1:8080"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every persistence test runs on both databases."""
-    with database(request.param, tmp_path) as url:
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """One migrated PostgreSQL database per test process, emptied before each test."""
+    with postgres_database() as url:
         migrate(url)
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every persistence test runs on both databases, each test on an empty one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calgate.db'}"
+        migrate(url)
+        yield url
+        return
+    url = request.getfixturevalue("pg_session_url")
+    truncate_all(url)
+    yield url
 
 
 @pytest.fixture

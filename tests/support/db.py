@@ -40,3 +40,14 @@ def database(kind: str, tmp_path: Path) -> Iterator[str]:
     else:
         with postgres_database() as url:
             yield url
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table but Alembic's (a fresh database for the next test, in ~20 ms)."""
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'").fetchall()]
+        if names:
+            conn.execute("TRUNCATE TABLE " + ", ".join(f'"{n}"' for n in names)
+                         + " RESTART IDENTITY CASCADE")

@@ -188,16 +188,17 @@ class CallbackServer:
                 if parts.path != owner.path:
                     self.send_error(404)
                     return
+                query = dict(parse_qsl(parts.query, keep_blank_values=True))
                 with owner._lock:
                     owner.raw.append(parts.query)
-                    owner.queries.append(dict(parse_qsl(parts.query, keep_blank_values=True)))
-                query = dict(parse_qsl(parts.query, keep_blank_values=True))
+                    owner.queries.append(query)
                 title = "Not connected" if "error" in query else "Connected"
                 body = (
                     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                     f"<title>{title}</title></head><body style=\"font:16px sans-serif;"
                     f"margin:3rem\"><h1 id=\"result\">{title}</h1><p>The client app received: "
-                    f"<code id=\"query\">{html.escape(parts.query)}</code></p></body></html>"
+                    "<code id=\"query\" style=\"overflow-wrap:anywhere\">"
+                    f"{html.escape(parts.query)}</code></p></body></html>"
                 ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -1,0 +1,129 @@
+"""The official Cronofy Python SDK (pycronofy 2.1.1), unmodified, against a real Calgate server.
+
+pycronofy sends no PKCE, ``Authorization: Bearer None`` and JSON bodies on /oauth/token, and
+``provider_name=`` / ``avoid_linking=False`` on the authorize link: all of it must just work.
+The consent flow is driven over plain HTTP, as a browser without JavaScript would.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pycronofy
+import pytest
+from pycronofy.exceptions import PyCronofyRequestError
+
+from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
+from tests.support.memory_connector import PASSWORD
+
+SCOPE = "read_account list_calendars read_events create_event delete_event"
+STATE = "pycronofy state & é/+="
+USERNAME = "sam@example.org"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def app(server: GatewayServer, callback: CallbackServer) -> RegisteredApp:
+    return server.register_client(name="Legacy Cronofy App", redirect_uris=[callback.url],
+                                  scopes=SCOPE.split(), legacy_no_pkce=True)
+
+
+def sdk_client(server: GatewayServer, app: RegisteredApp) -> pycronofy.Client:
+    """A pycronofy client re-pointed at the gateway without touching pycronofy.settings."""
+    client = pycronofy.Client(client_id=app.client_id, client_secret=app.secret)
+    client.request_handler.base_url = server.url
+    client.app_base_url = server.url
+    return client
+
+
+def csrf(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, html
+    return match.group(1)
+
+
+def consent_over_http(link: str, server: GatewayServer, callback: CallbackServer) -> dict[str, str]:
+    """Follow the authorize link and the consent forms; return the query the app receives."""
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:
+        r = browser.get(link)
+        assert r.status_code == 303, r.text
+        flow = f"{server.url}{r.headers['location']}"
+        token = csrf(browser.get(flow).text)
+        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": "memory"})
+        assert r.status_code == 303, r.text
+        r = browser.post(f"{flow}/connect", data={"csrf_token": token, "username": USERNAME,
+                                                  "password": PASSWORD})
+        assert r.status_code == 303, r.text
+        page = browser.get(flow)
+        assert 'id="allow"' in page.text and USERNAME in page.text, page.text
+        r = browser.post(f"{flow}/decision", data={"csrf_token": token, "decision": "allow"})
+        assert r.status_code == 303, r.text
+        location = r.headers["location"]
+        assert location.startswith(callback.url + "?"), location
+        landed = browser.get(location)  # the browser lands on the client app
+        assert landed.status_code == 200 and "Connected" in landed.text
+    assert len(callback.queries) == 1
+    assert dict(parse_qsl(urlsplit(location).query)) == callback.queries[0]
+    return callback.queries[0]
+
+
+def test_pycronofy_full_lifecycle(server: GatewayServer, app: RegisteredApp,
+                                  callback: CallbackServer) -> None:
+    client = sdk_client(server, app)
+    link = client.user_auth_link(callback.url, scope=SCOPE, state=STATE)
+    assert link.startswith(f"{server.url}/oauth/authorize?")
+    query = dict(parse_qsl(urlsplit(link).query, keep_blank_values=True))
+    assert query["provider_name"] == "" and query["avoid_linking"] == "False"
+
+    got = consent_over_http(link, server, callback)
+    assert got["state"] == STATE
+    assert got["iss"] == server.url
+
+    tokens = client.get_authorization_from_code(got["code"], redirect_uri=callback.url)
+    assert tokens["access_token"] and tokens["refresh_token"] and tokens["token_expiration"]
+
+    refreshed = client.refresh_authorization()
+    assert refreshed["access_token"] != tokens["access_token"]  # rotation
+    assert refreshed["refresh_token"] != tokens["refresh_token"]
+    assert client.auth.access_token == refreshed["access_token"]
+
+    info = client.userinfo()
+    account = client.account()
+    assert account["account_id"] == info["sub"]
+    assert account["account_id"].startswith("acc_")
+    profiles = client.list_profiles()
+    assert len(profiles) == 1, profiles
+    assert profiles[0]["profile_name"] == USERNAME
+    assert profiles[0]["profile_id"].startswith("pro_")
+
+    old_access, old_refresh = client.auth.access_token, client.auth.refresh_token
+    client.revoke_authorization()
+    assert client.auth.access_token is None  # pycronofy forgets its tokens...
+
+    with pytest.raises(PyCronofyRequestError) as raised:  # ...and sends "Bearer None"
+        client.account()
+    assert raised.value.response.status_code == 401
+
+    client.auth.update(access_token=old_access, refresh_token=old_refresh)
+    with pytest.raises(PyCronofyRequestError) as raised:  # the revoked token is dead too
+        client.account()
+    assert raised.value.response.status_code == 401
+    assert raised.value.response.json() == {"error": "invalid_token"}
+    with pytest.raises(PyCronofyRequestError) as raised:  # so is its refresh token
+        client.refresh_authorization()
+    assert raised.value.response.status_code == 400
+    assert raised.value.response.json()["error"] == "invalid_grant"
+
+
+def test_pycronofy_code_for_another_redirect_uri_is_refused(
+        server: GatewayServer, app: RegisteredApp, callback: CallbackServer) -> None:
+    client = sdk_client(server, app)
+    got = consent_over_http(client.user_auth_link(callback.url, scope="read_account"),
+                            server, callback)
+    assert "state" not in got  # pycronofy sends state= (empty): nothing to echo
+    with pytest.raises(PyCronofyRequestError) as raised:
+        client.get_authorization_from_code(got["code"], redirect_uri=callback.url + "/other")
+    assert raised.value.response.status_code == 400
+    assert raised.value.response.json()["error"] == "invalid_grant"
