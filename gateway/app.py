@@ -130,6 +130,12 @@ def create_app(gateway: Gateway) -> Starlette:
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error})
+    async def end_authorization(subject: str) -> None:
+        from anyio import to_thread
+
+        await to_thread.run_sync(gateway.oauth.store.revoke_subject, subject, "last_profile")
+
+    app.state.end_authorization = end_authorization
     app.state.gateway = gateway
     app.state.authenticate = authenticate
     app.state.accounts = gateway.accounts

@@ -81,6 +81,9 @@ def _handler(server: CalgateServer,
 
 
 def _token(server: CalgateServer, request: Request) -> tuple[int, Any, list[tuple[str, str]]]:
+    if "grant_type" not in request.payload.data:
+        # RFC 6749 s5.2: a missing parameter is invalid_request (Authlib says unsupported).
+        raise InvalidRequestError("Missing 'grant_type'.")
     result: tuple[int, Any, list[tuple[str, str]]] = server.create_token_response(request)
     return result
 

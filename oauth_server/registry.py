@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -37,7 +37,7 @@ class Client:
     """A registered client app, with the Authlib ``ClientMixin`` methods it needs."""
 
     client_id: str
-    secret_hash: str | None
+    secret_hash: str | None = field(repr=False)  # Authlib logs clients at DEBUG
     redirect_uris: tuple[str, ...]
     allowed_scopes: tuple[str, ...]
     branding: Branding

@@ -19,7 +19,8 @@ from .flows import FlowStore
 from .grants_store import GrantStore, Lifetimes
 from .ports import AccountHost
 from .registry import ClientRegistry
-from .server import CalgateServer, FailureThrottle
+from .server import CalgateServer
+from .throttle import FailureThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class AuthorizationService:
         self.flows = FlowStore(engine, config.consent_ttl)
         self.server = CalgateServer(registry=self.registry, store=self.store, keys=keys,
                                     host=host, issuer=config.issuer,
-                                    throttle=FailureThrottle(config.failures_per_minute))
+                                    throttle=FailureThrottle(engine, config.failures_per_minute))
         self.bearer = BearerAuth(self.store)
         self.consent = ConsentScreen(self.server, self.flows,
                                      secure_cookies=config.issuer.startswith("https://"))

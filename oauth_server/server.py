@@ -9,11 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from threading import Lock
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -35,8 +33,10 @@ from .crypto import ServerKeys
 from .grants_store import CodeRecord, GrantStore, Issued, RefreshRecord
 from .ports import AccountHost
 from .registry import Client, ClientRegistry
+from .throttle import FailureThrottle
 
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+REALM = "calgate"
 
 
 class Payload(OAuth2Payload):  # type: ignore[misc]
@@ -79,6 +79,21 @@ class Request(OAuth2Request):  # type: ignore[misc]
         return self.payload.data
 
 
+class ClientAuthFailed(InvalidClientError):  # type: ignore[misc]
+    """401 ``invalid_client`` with a Basic challenge naming our realm (RFC 6749 s5.2).
+
+    Authlib's own challenge has no ``realm``; one body for every cause, so unknown ids and
+    wrong secrets look the same (OAUTH.md 40-42).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=401, description="Client authentication failed.")
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = [h for h in super().get_headers() if h[0] != "WWW-Authenticate"]
+        return [*headers, ("WWW-Authenticate", f'Basic realm="{REALM}"')]
+
+
 class TooManyFailures(OAuth2Error):  # type: ignore[misc]
     """Client authentication is throttled for this client id and source (OAUTH.md 47)."""
 
@@ -91,37 +106,6 @@ class TooManyFailures(OAuth2Error):  # type: ignore[misc]
 
     def get_headers(self) -> list[tuple[str, str]]:
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
-
-
-class FailureThrottle:
-    """Per (client id, source address) sliding window of wrong secrets, in process memory.
-
-    Keyed by source too, so a flood from one address cannot lock the client out elsewhere.
-    """
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: dict[tuple[str, str], deque[float]] = {}
-        self._lock = Lock()
-
-    def retry_after(self, key: tuple[str, str]) -> int:
-        with self._lock:
-            hits = self._prune(key)
-            if len(hits) < self.limit:
-                return 0
-            return max(1, int(hits[0] + self.window - time.monotonic()) + 1)
-
-    def record(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._prune(key).append(time.monotonic())
-
-    def _prune(self, key: tuple[str, str]) -> deque[float]:
-        hits = self._hits.setdefault(key, deque())
-        edge = time.monotonic() - self.window
-        while hits and hits[0] < edge:
-            hits.popleft()
-        return hits
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +130,7 @@ def read_credentials(request: Request) -> ClientCredentials:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
             raw_id, raw_secret = decoded.split(":", 1)
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise InvalidClientError(status_code=401) from None
+            raise ClientAuthFailed() from None
         return ClientCredentials(unquote_plus(raw_id), unquote_plus(raw_secret),
                                  "client_secret_basic")
     client_id = request.payload.data.get("client_id")
@@ -188,13 +172,12 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
         try:
             scope_catalogue.validate(scope)
         except scope_catalogue.ScopeError as exc:
-            raise InvalidScopeError(str(exc)) from exc
+            raise InvalidScopeError(printable(str(exc))) from exc
 
     def authenticate_client(self, request: Request, methods: list[str],
                             endpoint: str = "token") -> Client:
         """Our own client authentication: constant-time, throttled, no enumeration."""
         creds = read_credentials(request)
-        status = 401
         key = (creds.client_id or "", request.remote)
         wait = self.throttle.retry_after(key)
         if wait:
@@ -204,8 +187,7 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
             if client is not None and client.public and "none" in methods:
                 request.auth_method = "none"
                 return client
-            raise InvalidClientError(status_code=status,
-                                     description="Client authentication failed.")
+            raise ClientAuthFailed()
         # Compute the digest even for unknown ids so timing does not reveal which exist.
         digest = self.keys.secret_digest(creds.secret or "")
         from .crypto import equal
@@ -214,10 +196,7 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
             request.auth_method = creds.method
             return client
         self.throttle.record(key)
-        error = InvalidClientError(status_code=status, description="Client authentication failed.")
-        if creds.method == "client_secret_basic":
-            error.auth_type, error.realm = "Basic", "calgate"
-        raise error
+        raise ClientAuthFailed()
 
     def error_redirect(self, error: OAuth2Error) -> str:
         """The redirect for an authorization error: ``error``, ``state`` and ``iss`` (RFC 9207)."""
@@ -295,6 +274,12 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
             self.server.store.revoke_family(record.family_id, "refresh_reuse")
             raise InvalidGrantError()
         return 200, _token_body(issued), _no_store()
+
+
+def printable(text: str) -> str:
+    """``text`` as an ``error_description`` may carry it (RFC 6749 s5.2: %x20-21 / %x23-5B /
+    %x5D-7E); Authlib raises ValueError, a 500, on anything else from the request."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
 
 
 def _check_verifier(challenge: str | None, verifier: str | None) -> None:

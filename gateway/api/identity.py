@@ -51,8 +51,10 @@ async def revoke_profile(request: Request) -> Response:
     caller = await authenticate(request, None)
     done = await to_thread.run_sync(accounts.revoke_profile, caller.subject,
                                     request.path_params["profile_id"])
-    if not done:
+    if done is False:
         raise not_found()
+    if done is None:  # that was the last calendar: the authorization ends with it
+        await request.app.state.end_authorization(caller.subject)
     return Response(status_code=202)
 
 

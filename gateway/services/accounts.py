@@ -108,8 +108,9 @@ class AccountService:
         for subject in subjects:
             self.revoke_subject(subject)
 
-    def revoke_profile(self, subject: str, profile_id: str) -> bool:
-        """Erase one profile of ``subject``; False if it has no such profile."""
+    def revoke_profile(self, subject: str, profile_id: str) -> bool | None:
+        """Erase one profile of ``subject``: False if it has no such profile, None if that was
+        its last one and the whole account was erased (the caller ends the authorization)."""
         with self.engine.connect() as conn:
             path = conn.execute(select(profiles.c.credential_path).where(
                 profiles.c.id == profile_id, profiles.c.account_id == subject)).first()
@@ -120,6 +121,11 @@ class AccountService:
         with self.engine.begin() as conn:
             conn.execute(delete(profiles).where(profiles.c.id == profile_id))
             _audit(conn, "revoke_profile", subject, {"profile_id": profile_id})
+            left = conn.execute(select(profiles.c.id).where(profiles.c.account_id == subject)
+                                ).first()
+        if left is None:
+            self.revoke_subject(subject)
+            return None
         return True
 
     def find_account(self, subject: str) -> dict[str, Any] | None:

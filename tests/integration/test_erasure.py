@@ -107,6 +107,9 @@ def test_revoking_profile_authorization_and_client_leaves_nothing(vault_gateway,
         assert_destroyed(raw_vault, vault_store, paths[work])
         assert count(gw, profiles, profiles.c.id == work) == 0
         assert vault_store.find(paths[home]) is not None
+        # One of two calendars: the authorization and the other calendar stay.
+        r = browser.get("/v1/profiles", headers=bearer)
+        assert [p["profile_id"] for p in r.json()["profiles"]] == [home]
 
         # 2. The whole authorization, by its refresh token.
         r = browser.post("/oauth/token/revoke", json={
