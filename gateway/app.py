@@ -64,7 +64,8 @@ class Gateway:
         host = GatewayAccountHost(accounts, connectors)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
-                              grace=settings.refresh_grace_seconds, code=settings.code_ttl)
+                              grace=settings.refresh_grace_seconds, code=settings.code_ttl,
+                              cache=settings.auth_cache_seconds)
         oauth = AuthorizationService(engine, keys, host, OAuthConfig(
             issuer=settings.issuer, lifetimes=lifetimes, consent_ttl=settings.consent_ttl,
             failures_per_minute=settings.client_auth_failures_per_minute))

@@ -93,6 +93,12 @@ class Settings:
     client_auth_failures_per_minute: int = _setting(
         "CALGATE_CLIENT_AUTH_FAILURES_PER_MINUTE", 20,
         "Wrong client secrets allowed per client id and source address per minute before 429.")
+    auth_cache_seconds: float = _setting(
+        "CALGATE_AUTH_CACHE_SECONDS", 1.0,
+        "How long an API process trusts a validated access token or a client record without "
+        "asking the database (0 turns it off). A revocation or secret rotation made through "
+        "another process takes effect there after at most this long; in the same process, "
+        "at once.")
     log_level: str = _setting(
         "CALGATE_LOG_LEVEL", "info", "Log level: debug, info, warning or error.")
     worker_mode: str = _setting(
@@ -144,6 +150,8 @@ class Settings:
             raise SettingsError("CALGATE_WORKER_MODE must be `inprocess` or `external`")
         if not 0 <= self.refresh_grace_seconds <= 30:
             raise SettingsError("CALGATE_REFRESH_GRACE_SECONDS must be between 0 and 30")
+        if not 0 <= self.auth_cache_seconds <= 30:
+            raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
         if not 1 <= self.code_ttl <= 600:
             raise SettingsError("CALGATE_CODE_TTL must be between 1 and 600 seconds")
         _check_public_url(self.issuer)
@@ -168,6 +176,8 @@ def _convert(name: str, raw: str, default: Any) -> Any:
             return raw.strip().lower() in {"1", "true", "yes", "on"}
         if isinstance(default, int):
             return int(raw)
+        if isinstance(default, float):
+            return float(raw)
         if isinstance(default, Path) or name.endswith(("_FILE", "_DIR")):
             return Path(raw) if raw else None
     except ValueError as exc:

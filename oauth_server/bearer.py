@@ -41,7 +41,10 @@ class BearerAuth:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token or " " in token.strip():
             raise BearerError(401, "invalid_request")
-        info = await to_thread.run_sync(self.store.validate_access, token.strip())
+        token = token.strip()
+        info = self.store.cached_access(token)
+        if info is None:
+            info = await to_thread.run_sync(self.store.validate_access, token)
         if info is None:
             raise BearerError(401, "invalid_token")
         return info

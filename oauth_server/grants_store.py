@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
+from .cache import TtlCache
 from .crypto import ServerKeys, new_id, new_token, seal_with_token, unseal_with_token
 from .tables import codes, families, tokens
 
@@ -34,6 +35,7 @@ class Lifetimes:
     refresh_idle: int = 90 * 86400
     grace: int = 5
     code: int = 60
+    cache: float = 1.0  # seconds a validated access token is trusted without the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class GrantStore:
         self.engine = engine
         self.keys = keys
         self.lifetimes = lifetimes
+        self._valid: TtlCache[str, TokenInfo] = TtlCache(lifetimes.cache)
 
     # -- authorization codes ----------------------------------------------------------
     def save_code(self, *, client_id: str, redirect_uri: str, scope: str, subject: str,
@@ -192,6 +195,7 @@ class GrantStore:
         conn.execute(update(families).where(families.c.id.in_(ids), families.c.revoked_at.is_(None))
                      .values(revoked_at=now(), revoked_reason=reason))
         conn.execute(delete(tokens).where(tokens.c.family_id.in_(ids)))
+        self._valid.clear()  # revocations are rare: forget every cached validation
 
     def revoke_family(self, family_id: str, reason: str) -> None:
         with self.engine.begin() as conn:
@@ -256,22 +260,25 @@ class GrantStore:
                       data["scope"])
 
     # -- access tokens ----------------------------------------------------------------
+    def cached_access(self, access_token: str) -> TokenInfo | None:
+        """A validation of ``access_token`` made less than ``lifetimes.cache`` seconds ago."""
+        info = self._valid.get(self.keys.token_digest(access_token))
+        return info if info is not None and info.expires_at > now() else None
+
     def validate_access(self, access_token: str) -> TokenInfo | None:
-        query = (select(tokens.c.scope, tokens.c.expires_at, tokens.c.family_id,
-                        families.c.client_id, families.c.subject)
-                 .join(families, families.c.id == tokens.c.family_id)
-                 .where(and_(tokens.c.token_hash == self.keys.token_digest(access_token),
-                             tokens.c.kind == "access", families.c.revoked_at.is_(None))))
+        digest = self.keys.token_digest(access_token)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_VALIDATE, {"digest": digest}).first()
         if row is None:
             return None
         expires = _aware(row.expires_at)
         if expires <= now():
             return None
-        return TokenInfo(subject=row.subject, client_id=row.client_id,
+        info = TokenInfo(subject=row.subject, client_id=row.client_id,
                          scope=tuple(row.scope.split()), expires_at=expires,
                          family_id=row.family_id)
+        self._valid.set(digest, info)
+        return info
 
     def lookup_any(self, token: str) -> Mapping[str, Any] | None:
         """Any access or refresh token, expired or not, with its family (for revocation)."""
@@ -309,3 +316,11 @@ class GrantStore:
         return {"active": True, "scope": found["scope"], "client_id": found["client_id"],
                 "sub": found["subject"], "exp": int(_aware(found["expires_at"]).timestamp()),
                 "token_type": "Bearer" if found["kind"] == "access" else "refresh_token"}
+
+
+# Built once: the hot path pays only for execution, not for statement construction.
+_VALIDATE = (select(tokens.c.scope, tokens.c.expires_at, tokens.c.family_id,
+                    families.c.client_id, families.c.subject)
+             .join(families, families.c.id == tokens.c.family_id)
+             .where(and_(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "access",
+                         families.c.revoked_at.is_(None))))

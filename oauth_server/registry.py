@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from . import scopes as scope_catalogue
+from .cache import TtlCache
 from .crypto import ServerKeys, equal, new_id, new_token
 from .tables import clients
 
@@ -117,9 +118,10 @@ def _validate(client: Client) -> None:
 class ClientRegistry:
     """Create, read, rotate and delete client apps (the CLI's ``calgate clients``)."""
 
-    def __init__(self, engine: Engine, keys: ServerKeys) -> None:
+    def __init__(self, engine: Engine, keys: ServerKeys, cache_seconds: float = 0.0) -> None:
         self._engine = engine
         self._keys = keys
+        self._cache: TtlCache[str, Client] = TtlCache(cache_seconds, maxsize=1000)
 
     def create(self, *, name: str, redirect_uris: Sequence[str], scopes: Sequence[str],
                branding: Branding | None = None, public: bool = False,
@@ -143,9 +145,16 @@ class ClientRegistry:
         return client, secret
 
     def find(self, client_id: str) -> Client | None:
+        cached = self._cache.get(client_id)
+        if cached is not None:
+            return cached
         with self._engine.connect() as conn:
-            row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
-        return None if row is None else _client(row._mapping)
+            row = conn.execute(_FIND, {"client_id": client_id}).first()
+        if row is None:
+            return None
+        client = _client(row._mapping)
+        self._cache.set(client_id, client)
+        return client
 
     def list(self) -> list[Client]:
         with self._engine.connect() as conn:
@@ -162,6 +171,7 @@ class ClientRegistry:
                 .values(secret_hash=self._keys.secret_digest(secret),
                         secret_rotated_at=datetime.now(UTC))
             ).rowcount
+        self._cache.discard(client_id)
         if not done:
             raise ClientError(f"no confidential client {client_id}")
         return secret
@@ -169,6 +179,8 @@ class ClientRegistry:
     def delete(self, client_id: str) -> bool:
         """Remove the client; its codes, token families and flows go with it (FK cascade)."""
         from .tables import codes, families, tokens, transactions
+
+        self._cache.discard(client_id)
 
         with self._engine.begin() as conn:
             family_ids = select(families.c.id).where(families.c.client_id == client_id)
@@ -218,3 +230,6 @@ def _client(m: object) -> Client:
         legacy_no_pkce=bool(m["legacy_no_pkce"]),
         verified=bool(m["verified"]),
     )
+
+
+_FIND = select(clients).where(clients.c.client_id == bindparam("client_id"))

@@ -36,12 +36,13 @@ class AuthorizationService:
 
     def __init__(self, engine: Engine, keys: ServerKeys, host: AccountHost,
                  config: OAuthConfig) -> None:
-        self.registry = ClientRegistry(engine, keys)
+        self.registry = ClientRegistry(engine, keys, config.lifetimes.cache)
         self.store = GrantStore(engine, keys, config.lifetimes)
         self.flows = FlowStore(engine, config.consent_ttl)
         self.server = CalgateServer(registry=self.registry, store=self.store, keys=keys,
                                     host=host, issuer=config.issuer,
-                                    throttle=FailureThrottle(engine, config.failures_per_minute))
+                                    throttle=FailureThrottle(engine, config.failures_per_minute,
+                                                             quiet_seconds=config.lifetimes.cache))
         self.bearer = BearerAuth(self.store)
         self.consent = ConsentScreen(self.server, self.flows,
                                      secure_cookies=config.issuer.startswith("https://"))
