@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oauth_server.bearer import BearerError
+from oauth_server.cache import TtlCache
 from oauth_server.crypto import ServerKeys
 from oauth_server.grants_store import Lifetimes
 from oauth_server.routes import AuthorizationService, OAuthConfig
@@ -59,7 +60,7 @@ class Gateway:
         engine = make_engine(settings.effective_database_url)
         store = secrets or open_secret_store(settings)
         keys = load_server_keys(store)
-        accounts = AccountService(engine, store)
+        accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
         connectors = connectors or ConnectorRegistry()
         host = GatewayAccountHost(accounts, connectors)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,

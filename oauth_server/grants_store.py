@@ -7,9 +7,11 @@ on SQLite and PostgreSQL alike, across any number of API processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from threading import Lock
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
@@ -109,13 +111,25 @@ class GrantStore:
         self.keys = keys
         self.lifetimes = lifetimes
         self._valid: TtlCache[str, TokenInfo] = TtlCache(lifetimes.cache)
+        # SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
+        # handler (which sleeps up to 100 ms between tries) keeps the latency tail short.
+        self._write_lock = Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # -- authorization codes ----------------------------------------------------------
     def save_code(self, *, client_id: str, redirect_uri: str, scope: str, subject: str,
                   linking_profile: dict[str, Any] | None, code_challenge: str | None) -> str:
         code = new_token()
         t = now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(insert(codes).values(
                 code_hash=self.keys.token_digest(code), client_id=client_id,
                 redirect_uri=redirect_uri, scope=scope, subject=subject,
@@ -140,7 +154,7 @@ class GrantStore:
 
     def redeem_code(self, record: CodeRecord) -> Issued | None:
         """Consume the code and issue a new token family; None if someone else redeemed it."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             won = conn.execute(update(codes).where(
                 codes.c.code_hash == record.code_hash, codes.c.used_at.is_(None)
             ).values(used_at=now())).rowcount
@@ -154,14 +168,14 @@ class GrantStore:
 
     def revoke_code_family(self, code_hash: str) -> None:
         """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             family_id = conn.execute(select(codes.c.family_id)
                                      .where(codes.c.code_hash == code_hash)).scalar()
             if family_id:
                 self._revoke_families(conn, families.c.id == family_id, "code_reuse")
 
     def delete_expired_codes(self) -> int:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return conn.execute(delete(codes).where(codes.c.expires_at < now())).rowcount
 
     # -- token families ---------------------------------------------------------------
@@ -198,27 +212,21 @@ class GrantStore:
         self._valid.clear()  # revocations are rare: forget every cached validation
 
     def revoke_family(self, family_id: str, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._revoke_families(conn, families.c.id == family_id, reason)
 
     def revoke_subject(self, subject: str, reason: str) -> None:
         """The authorization ended: nothing of the subject stays, not even revoked families."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._revoke_families(conn, families.c.subject == subject, reason)
             conn.execute(delete(families).where(families.c.subject == subject))
             conn.execute(delete(codes).where(codes.c.subject == subject))
 
     # -- refresh tokens ---------------------------------------------------------------
     def find_refresh(self, refresh_token: str) -> RefreshRecord | None:
-        query = (select(tokens, families.c.client_id, families.c.subject,
-                        families.c.scope.label("family_scope"),
-                        families.c.expires_at.label("family_expires"),
-                        families.c.revoked_at)
-                 .join(families, families.c.id == tokens.c.family_id)
-                 .where(tokens.c.token_hash == self.keys.token_digest(refresh_token),
-                        tokens.c.kind == "refresh"))
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_FIND_REFRESH, {"digest": self.keys.token_digest(refresh_token)}
+                               ).first()
         if row is None:
             return None
         m = row._mapping
@@ -235,7 +243,7 @@ class GrantStore:
         """Swap ``presented`` for a new pair; None if it was already rotated (caller decides)."""
         pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
         sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             won = conn.execute(update(tokens).where(
                 tokens.c.token_hash == record.token_hash, tokens.c.rotated_at.is_(None)
             ).values(rotated_at=now(), successor=sealed)).rowcount
@@ -324,3 +332,9 @@ _VALIDATE = (select(tokens.c.scope, tokens.c.expires_at, tokens.c.family_id,
              .join(families, families.c.id == tokens.c.family_id)
              .where(and_(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "access",
                          families.c.revoked_at.is_(None))))
+
+_FIND_REFRESH = (select(tokens, families.c.client_id, families.c.subject,
+                        families.c.scope.label("family_scope"),
+                        families.c.expires_at.label("family_expires"), families.c.revoked_at)
+                 .join(families, families.c.id == tokens.c.family_id)
+                 .where(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "refresh"))

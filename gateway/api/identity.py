@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..services.accounts import AccountService
+from ..services.accounts import AccountService, Identity
 from ..services.identity import account_body, profile_body, userinfo_body
 from .auth import Authenticator
 from .errors import not_found
@@ -19,30 +19,35 @@ def _deps(request: Request) -> tuple[Authenticator, AccountService]:
     return request.app.state.authenticate, request.app.state.accounts
 
 
+async def _identity(accounts: AccountService, subject: str) -> Identity:
+    # A cached identity is served without a thread hop; otherwise the database is asked.
+    identity = accounts.cache.get(subject)
+    if identity is None:
+        identity = await to_thread.run_sync(accounts.find_identity, subject)
+    if identity is None:
+        raise not_found()
+    return identity
+
+
 async def userinfo(request: Request) -> Response:
     authenticate, accounts = _deps(request)
     caller = await authenticate(request, None)
-    body = await to_thread.run_sync(userinfo_body, accounts, caller.subject, caller.scope,
-                                    caller.grants)
-    if body is None:
-        raise not_found()
-    return JSONResponse(body)
+    identity = await _identity(accounts, caller.subject)
+    return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants))
 
 
 async def account(request: Request) -> Response:
     authenticate, accounts = _deps(request)
     caller = await authenticate(request, "read_account")
-    body = await to_thread.run_sync(account_body, accounts, caller.subject, caller.scope)
-    if body is None:
-        raise not_found()
-    return JSONResponse(body)
+    identity = await _identity(accounts, caller.subject)
+    return JSONResponse(account_body(identity, caller.subject, caller.scope))
 
 
 async def list_profiles(request: Request) -> Response:
     authenticate, accounts = _deps(request)
     caller = await authenticate(request, None)
-    rows = await to_thread.run_sync(accounts.list_profiles, caller.subject)
-    body: dict[str, Any] = {"profiles": [profile_body(r) for r in rows]}
+    identity = await _identity(accounts, caller.subject)
+    body: dict[str, Any] = {"profiles": [profile_body(r) for r in identity.profiles]}
     return JSONResponse(body)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from ..persistence.tables import accounts, audit_log, profiles
 from ..secrets import SecretStore
@@ -32,12 +32,40 @@ class Linked:
     profile_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An account row and its profile rows, as the identity endpoints show them."""
+
+    account: dict[str, Any]
+    profiles: tuple[dict[str, Any], ...]
+
+
+class Cache(Protocol):
+    """A short-lived cache (the composition root passes a TTL cache in)."""
+
+    def get(self, key: str) -> Identity | None: ...
+    def set(self, key: str, value: Identity) -> None: ...
+    def clear(self) -> None: ...
+
+
+class _NoCache:
+    def get(self, key: str) -> Identity | None:
+        return None
+
+    def set(self, key: str, value: Identity) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
 class AccountService:
     """Owns the accounts and profiles tables and the credentials they point at."""
 
-    def __init__(self, engine: Engine, secrets: SecretStore) -> None:
+    def __init__(self, engine: Engine, secrets: SecretStore, cache: Cache | None = None) -> None:
         self.engine = engine
         self.secrets = secrets
+        self.cache: Cache = cache or _NoCache()
 
     def park_credentials(self, flow_id: str, credentials: Mapping[str, str]) -> str:
         """Keep verified credentials while the user decides; returns their secret path."""
@@ -82,6 +110,7 @@ class AccountService:
                              .values(connected=True, profile_name=pending.profile_name))
             _audit(conn, "link_profile", subject, {"profile_id": profile_id,
                                                    "provider": pending.provider_name})
+        self.cache.clear()
         self.secrets.put(f"profiles/{profile_id}/credentials",
                          self.secrets.get(pending.credential_path))
         self.secrets.delete(pending.credential_path)
@@ -100,6 +129,7 @@ class AccountService:
             conn.execute(delete(profiles).where(profiles.c.account_id == subject))
             conn.execute(delete(accounts).where(accounts.c.id == subject))
             _audit(conn, "revoke_account", subject, None)
+        self.cache.clear()
 
     def revoke_client(self, client_id: str) -> None:
         with self.engine.connect() as conn:
@@ -123,10 +153,25 @@ class AccountService:
             _audit(conn, "revoke_profile", subject, {"profile_id": profile_id})
             left = conn.execute(select(profiles.c.id).where(profiles.c.account_id == subject)
                                 ).first()
+        self.cache.clear()
         if left is None:
             self.revoke_subject(subject)
             return None
         return True
+
+    def find_identity(self, subject: str) -> Identity | None:
+        """The account and its profiles, read on one connection (and cached briefly)."""
+        cached = self.cache.get(subject)
+        if cached is not None:
+            return cached
+        with self.engine.connect() as conn:
+            account = conn.execute(_ACCOUNT, {"subject": subject}).first()
+            if account is None:
+                return None
+            rows = conn.execute(_PROFILES, {"subject": subject}).all()
+        identity = Identity(dict(account._mapping), tuple(dict(r._mapping) for r in rows))
+        self.cache.set(subject, identity)
+        return identity
 
     def find_account(self, subject: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -147,3 +192,8 @@ def _email(profile_name: str) -> str | None:
 def _audit(conn: Any, action: str, subject: str, detail: dict[str, Any] | None) -> None:
     conn.execute(insert(audit_log).values(at=datetime.now(UTC), actor="calgate", action=action,
                                           subject=subject, detail=detail))
+
+
+_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("subject"))
+_PROFILES = (select(profiles).where(profiles.c.account_id == bindparam("subject"))
+             .order_by(profiles.c.created_at, profiles.c.id))

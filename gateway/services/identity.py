@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .accounts import AccountService
+from .accounts import Identity
 
 
 def profile_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -26,13 +26,10 @@ def profile_body(row: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def userinfo_body(accounts: AccountService, subject: str, scope: Sequence[str],
-                  grants: frozenset[str]) -> dict[str, Any] | None:
-    account = accounts.find_account(subject)
-    if account is None:
-        return None
-    profiles = [profile_body(r) | {"profile_calendars": []}
-                for r in accounts.list_profiles(subject)]
+def userinfo_body(identity: Identity, subject: str, scope: Sequence[str],
+                  grants: frozenset[str]) -> dict[str, Any]:
+    account = identity.account
+    profiles = [profile_body(r) | {"profile_calendars": []} for r in identity.profiles]
     body: dict[str, Any] = {"sub": subject}
     if "read_account" in grants:
         body |= {"email": account["email"], "name": account["name"],
@@ -46,11 +43,8 @@ def userinfo_body(accounts: AccountService, subject: str, scope: Sequence[str],
     return body
 
 
-def account_body(accounts: AccountService, subject: str,
-                 scope: Sequence[str]) -> dict[str, Any] | None:
-    account = accounts.find_account(subject)
-    if account is None:
-        return None
+def account_body(identity: Identity, subject: str, scope: Sequence[str]) -> dict[str, Any]:
+    account = identity.account
     return {
         "account": {"account_id": subject, "email": account["email"], "name": account["name"],
                     "scope": " ".join(scope), "default_tzid": account["default_tzid"]},
