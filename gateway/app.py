@@ -122,6 +122,10 @@ def create_app(gateway: Gateway) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         import anyio
 
+        # Few threads for blocking work: database calls are short, and many threads only
+        # fight over the GIL (measured: bench/RESULTS.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            gateway.settings.api_threads)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_housekeeping, gateway)
             yield
@@ -156,6 +160,7 @@ async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
         try:
             await to_thread.run_sync(gateway.oauth.sweep_expired_flows)
             await to_thread.run_sync(gateway.oauth.store.delete_expired_codes)
+            await to_thread.run_sync(gateway.oauth.store.delete_expired_tokens)
         except Exception:
             log.exception("housekeeping failed; retrying in %.0f s", every)
         await anyio.sleep(every)

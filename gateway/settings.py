@@ -99,6 +99,9 @@ class Settings:
         "asking the database (0 turns it off). A revocation or secret rotation made through "
         "another process takes effect there after at most this long; in the same process, "
         "at once.")
+    api_threads: int = _setting(
+        "CALGATE_API_THREADS", 4,
+        "Worker threads an API process uses for blocking work (database, secret store).")
     log_level: str = _setting(
         "CALGATE_LOG_LEVEL", "info", "Log level: debug, info, warning or error.")
     worker_mode: str = _setting(
@@ -150,6 +153,8 @@ class Settings:
             raise SettingsError("CALGATE_WORKER_MODE must be `inprocess` or `external`")
         if not 0 <= self.refresh_grace_seconds <= 30:
             raise SettingsError("CALGATE_REFRESH_GRACE_SECONDS must be between 0 and 30")
+        if not 1 <= self.api_threads <= 256:
+            raise SettingsError("CALGATE_API_THREADS must be between 1 and 256")
         if not 0 <= self.auth_cache_seconds <= 30:
             raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
         if not 1 <= self.code_ttl <= 600:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from anyio import to_thread
 from starlette.requests import Request as HttpRequest
 
 from . import scopes as scope_catalogue
@@ -41,10 +40,7 @@ class BearerAuth:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token or " " in token.strip():
             raise BearerError(401, "invalid_request")
-        token = token.strip()
-        info = self.store.cached_access(token)
-        if info is None:
-            info = await to_thread.run_sync(self.store.validate_access, token)
+        info = await self.store.load_access(token.strip())
         if info is None:
             raise BearerError(401, "invalid_token")
         return info

@@ -7,10 +7,14 @@ late (``CALGATE_AUTH_CACHE_SECONDS``, default 1; 0 turns caching off).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from threading import Lock
 from typing import Generic, TypeVar
+
+from anyio import to_thread
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -24,6 +28,23 @@ class TtlCache(Generic[K, V]):
         self.maxsize = maxsize
         self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._lock = Lock()
+        self._loading: dict[K, asyncio.Future[V | None]] = {}
+
+    async def load(self, key: K, loader: Callable[[], V | None]) -> V | None:
+        """The cached value, or ``loader()`` run in a worker thread, once for all callers.
+
+        When an entry expires under load, every request for it would otherwise query the
+        database at the same moment; here they share one query (single flight).
+        """
+        value = self.get(key)
+        if value is not None:
+            return value
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(to_thread.run_sync(loader))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(pending)
 
     def get(self, key: K) -> V | None:
         if self.ttl <= 0:

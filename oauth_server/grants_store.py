@@ -178,6 +178,22 @@ class GrantStore:
         with self._begin() as conn:
             return conn.execute(delete(codes).where(codes.c.expires_at < now())).rowcount
 
+    def delete_expired_tokens(self) -> int:
+        """Housekeeping: expired tokens go, and successors sealed for the grace window too.
+
+        A rotated refresh token stays (without its successor) while it is unexpired, so that
+        its reuse is still recognised and revokes the family.
+        """
+        t = now()
+        with self._begin() as conn:
+            gone = conn.execute(delete(tokens).where(tokens.c.expires_at < t)).rowcount
+            conn.execute(update(tokens).where(
+                tokens.c.successor.is_not(None),
+                tokens.c.rotated_at < t - timedelta(seconds=self.lifetimes.grace)
+            ).values(successor=None))
+            conn.execute(delete(families).where(families.c.expires_at < t))
+        return int(gone)
+
     # -- token families ---------------------------------------------------------------
     def _new_family(self, conn: Connection, client_id: str, subject: str,
                     scope: str) -> tuple[str, Issued]:
@@ -192,7 +208,7 @@ class GrantStore:
                refresh_scope: str, pair: Issued | None = None) -> Issued:
         t = now()
         pair = pair or Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
-        conn.execute(insert(tokens), [
+        conn.execute(_INSERT_TOKEN, [
             {"token_hash": self.keys.token_digest(pair.access_token), "kind": "access",
              "family_id": family_id, "scope": access_scope, "created_at": t,
              "expires_at": t + timedelta(seconds=self.lifetimes.access)},
@@ -244,9 +260,8 @@ class GrantStore:
         pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
         sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
         with self._begin() as conn:
-            won = conn.execute(update(tokens).where(
-                tokens.c.token_hash == record.token_hash, tokens.c.rotated_at.is_(None)
-            ).values(rotated_at=now(), successor=sealed)).rowcount
+            won = conn.execute(_ROTATE, {"digest": record.token_hash, "at": now(),
+                                         "sealed": sealed}).rowcount
             if won != 1:
                 return None
             self._issue(conn, record.family_id, access_scope, record.scope, pair)
@@ -268,9 +283,10 @@ class GrantStore:
                       data["scope"])
 
     # -- access tokens ----------------------------------------------------------------
-    def cached_access(self, access_token: str) -> TokenInfo | None:
-        """A validation of ``access_token`` made less than ``lifetimes.cache`` seconds ago."""
-        info = self._valid.get(self.keys.token_digest(access_token))
+    async def load_access(self, access_token: str) -> TokenInfo | None:
+        """``validate_access`` through the short-lived cache, one query per token at a time."""
+        digest = self.keys.token_digest(access_token)
+        info = await self._valid.load(digest, lambda: self.validate_access(access_token))
         return info if info is not None and info.expires_at > now() else None
 
     def validate_access(self, access_token: str) -> TokenInfo | None:
@@ -338,3 +354,7 @@ _FIND_REFRESH = (select(tokens, families.c.client_id, families.c.subject,
                         families.c.expires_at.label("family_expires"), families.c.revoked_at)
                  .join(families, families.c.id == tokens.c.family_id)
                  .where(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "refresh"))
+_INSERT_TOKEN = insert(tokens)
+_ROTATE = (update(tokens)
+           .where(tokens.c.token_hash == bindparam("digest"), tokens.c.rotated_at.is_(None))
+           .values(rotated_at=bindparam("at"), successor=bindparam("sealed")))

@@ -20,10 +20,8 @@ def _deps(request: Request) -> tuple[Authenticator, AccountService]:
 
 
 async def _identity(accounts: AccountService, subject: str) -> Identity:
-    # A cached identity is served without a thread hop; otherwise the database is asked.
-    identity = accounts.cache.get(subject)
-    if identity is None:
-        identity = await to_thread.run_sync(accounts.find_identity, subject)
+    # Cached: no thread hop; otherwise one query per subject, shared by concurrent requests.
+    identity = await accounts.cache.load(subject, lambda: accounts.find_identity(subject))
     if identity is None:
         raise not_found()
     return identity

@@ -19,8 +19,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         if "poolclass" not in kwargs:
-            # One connection per anyio worker thread (40 by default): no open/close churn.
-            kwargs.setdefault("pool_size", 40)
+            # At least one connection per worker thread: no open/close churn.
+            kwargs.setdefault("pool_size", 16)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ class Cache(Protocol):
     def get(self, key: str) -> Identity | None: ...
     def set(self, key: str, value: Identity) -> None: ...
     def clear(self) -> None: ...
+    async def load(self, key: str, loader: Callable[[], Identity | None]) -> Identity | None: ...
 
 
 class _NoCache:
@@ -57,6 +58,11 @@ class _NoCache:
 
     def clear(self) -> None:
         return None
+
+    async def load(self, key: str, loader: Callable[[], Identity | None]) -> Identity | None:
+        from anyio import to_thread
+
+        return await to_thread.run_sync(loader)
 
 
 class AccountService:
