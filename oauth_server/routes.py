@@ -77,6 +77,8 @@ class AuthorizationService:
             Route("/oauth/token", token_endpoint(self.server), methods=["POST"]),
             Route("/oauth/token/revoke", revocation_endpoint(self.server), methods=["POST"]),
             Route("/oauth/introspect", introspection_endpoint(self.server), methods=["POST"]),
+            *(Route(path, post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
+              for path in ("/oauth/token", "/oauth/token/revoke", "/oauth/introspect")),
             Route("/oauth/branding/{client_id}.css", self._branding_css, methods=["GET"]),
             Mount("/oauth/static", StaticFiles(directory=Path(__file__).parent / "static"),
                   name="oauth-static"),
@@ -94,6 +96,13 @@ class AuthorizationService:
         body = f":root {{ --accent: {color}; --on-accent: {on_accent(color)}; }}\n" if color else ""
         return Response(body, media_type="text/css",
                         headers={"Cache-Control": "public, max-age=300"})
+
+
+async def post_only(request: HttpRequest) -> Response:
+    """Other methods on the POST endpoints: a JSON error, never cached (OAUTH.md 64-65)."""
+    return JSONResponse({"error": "invalid_request", "error_description": "Use POST."},
+                        status_code=405, headers={"Allow": "POST", "Cache-Control": "no-store",
+                                                  "Pragma": "no-cache"})
 
 
 def on_accent(color: str) -> str:

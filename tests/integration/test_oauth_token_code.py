@@ -217,7 +217,9 @@ def test_get_on_the_token_endpoint_never_issues_tokens(http, gateway):
     """OAUTH.md 64."""
     client, pkce, code = fresh_code(http, gateway)
     r = http.get("/oauth/token", params=code_form(client, code, pkce))
-    assert r.status_code in (400, 405)
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["error"] == "invalid_request"  # OAUTH.md 65: JSON, never cached
+    assert r.headers["cache-control"] == "no-store"
     assert "access_token" not in r.text
     assert post(http, "/oauth/token", code_form(client, code, pkce)).status_code == 200
 

@@ -54,3 +54,10 @@ def test_every_setting_is_documented():
     for name, _default, help_text in rows:
         assert name.startswith("CALGATE_")
         assert len(help_text) > 10
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name, default, help_text in describe():
+        assert f"| `{name}` |" in readme, f"{name} is missing from the README's table"
+        assert help_text in readme, f"{name}'s help text in the README is out of date"
