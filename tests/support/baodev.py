@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -26,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from tests.support.processes import free_port, stop_process
 
 
 def find_bao_binary() -> str:
@@ -45,18 +45,13 @@ def find_bao_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    """A TCP port that nothing listens on right now (bind to port 0 and read it back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _clean_env(home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env["HOME"] = home
     return env
+
+
+__all__ = ["OpenBaoDevServer", "free_port"]
 
 
 class OpenBaoDevServer:
@@ -134,13 +129,7 @@ class OpenBaoDevServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server's own PID (it seals and exits), SIGKILL if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, timeout)
         if self._home is not None:
             shutil.rmtree(self._home, ignore_errors=True)
             self._home = None

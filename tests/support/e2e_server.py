@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -33,8 +32,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from gateway.persistence.database import migrate
 from gateway.settings import Settings
-from tests.support.baodev import free_port
 from tests.support.e2e_app import build_gateway
+from tests.support.processes import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,15 +132,7 @@ class GatewayServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server's own PID (graceful shutdown), SIGKILL if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, timeout)
 
     def register_client(self, *, name: str, redirect_uris: Sequence[str],
                         scopes: Sequence[str], **options: Any) -> RegisteredApp:
