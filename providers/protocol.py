@@ -1,0 +1,77 @@
+"""The one interface every calendar provider implements (ARCHITECTURE.md s5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .model import (
+    AccountInfo,
+    Calendar,
+    Capabilities,
+    ChangeSet,
+    EventDraft,
+    FreeBusyBlock,
+    Participation,
+    SyncCursor,
+    TimeWindow,
+    Written,
+)
+
+
+class CalendarProvider(Protocol):
+    """An upstream calendar account, opened with its credentials.
+
+    Methods are async; adapters run blocking client libraries in worker threads. Every
+    upstream failure is raised as a :mod:`providers.errors` exception. A method a provider's
+    :class:`Capabilities` rule out raises :class:`providers.errors.Forbidden`.
+    """
+
+    name: str
+    capabilities: Capabilities
+
+    async def verify(self) -> AccountInfo:
+        """Check the credentials with a real upstream call and say whose account this is."""
+        ...
+
+    async def list_calendars(self) -> list[Calendar]:
+        """Every calendar of the account, with read-only flags from the upstream's rights."""
+        ...
+
+    async def create_calendar(self, name: str, color: str | None) -> Calendar:
+        """Make a new calendar (``capabilities.create_calendar``)."""
+        ...
+
+    async def sync(self, calendar_id: str, cursor: SyncCursor | None,
+                   window: TimeWindow) -> ChangeSet:
+        """Changes since ``cursor`` (all of it when None), instances expanded in ``window``.
+
+        Raises :class:`providers.errors.CursorExpired` when the cursor is no longer
+        accepted; the caller then syncs again with None.
+        """
+        ...
+
+    async def put_event(self, calendar_id: str, draft: EventDraft,
+                        resource_id: str | None, etag: str | None) -> Written:
+        """Create (``resource_id`` None) or replace a managed event; idempotent per
+        ``draft.managed_key``: a retry after a lost answer never makes a duplicate."""
+        ...
+
+    async def delete_event(self, calendar_id: str, resource_id: str,
+                           etag: str | None) -> None:
+        """Delete an event; deleting one that is already gone is not an error."""
+        ...
+
+    async def free_busy(self, calendar_ids: Sequence[str],
+                        window: TimeWindow) -> list[tuple[str, FreeBusyBlock]]:
+        """Busy blocks per calendar inside ``window`` (native where the upstream has it)."""
+        ...
+
+    async def set_participation(self, calendar_id: str, resource_id: str,
+                                instance_id: str | None, status: Participation) -> None:
+        """Answer an invitation as the account owner (``capabilities.participation_status``)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
