@@ -57,10 +57,11 @@ class GatewayAccountHost:
     def discard(self, pending: PendingLink) -> None:
         self.accounts.discard(pending.credential_path)
 
-    def link(self, client_id: str, pending: PendingLink, link_key: str | None) -> LinkedProfile:
+    def link(self, client_id: str, pending: PendingLink, link_key: str | None,
+             scope: str) -> LinkedProfile:
         linked = self.accounts.link(client_id, PendingAccount(
             pending.provider_name, pending.provider_service, pending.profile_name,
-            pending.upstream_id, pending.credential_path), link_key)
+            pending.upstream_id, pending.credential_path), link_key, scope.split())
         return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
                              linked.provider_service, linked.profile_name)
 

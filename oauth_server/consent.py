@@ -196,7 +196,7 @@ class ConsentScreen:
         assert flow.pending is not None
         link_key = None if flow.avoid_linking else self.server.keys.browser_digest(
             f"{flow.client_id}\x00{link}")
-        profile = self.server.host.link(flow.client_id, flow.pending, link_key)
+        profile = self.server.host.link(flow.client_id, flow.pending, link_key, flow.scope)
         code = self.server.store.save_code(
             client_id=flow.client_id, redirect_uri=flow.redirect_uri, scope=flow.scope,
             subject=profile.subject, code_challenge=flow.code_challenge,

@@ -104,8 +104,12 @@ class AccountHost(Protocol):
         """Forget a pending link (the user denied, or the flow expired): erase its credentials."""
         ...
 
-    def link(self, client_id: str, pending: PendingLink, link_key: str | None) -> LinkedProfile:
-        """Attach the account to the subject of ``link_key`` (a new subject if None/unknown)."""
+    def link(self, client_id: str, pending: PendingLink, link_key: str | None,
+             scope: str) -> LinkedProfile:
+        """Attach the account to the subject of ``link_key`` (a new subject if None/unknown).
+
+        ``scope`` is what the user granted: the host keeps only the data it allows.
+        """
         ...
 
     def revoke_subject(self, subject: str) -> None:

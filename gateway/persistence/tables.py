@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -41,6 +42,7 @@ accounts = Table(
     # Browser linking: the hashed value of the persistent linking cookie that created it.
     Column("link_key_hash", String(64), nullable=True),
     Column("data_key_wrapped", Text, nullable=True),
+    Column("scope", Text, nullable=False, default=""),  # everything ever granted (union)
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_accounts_client_link", "client_id", "link_key_hash"),
 )
@@ -64,6 +66,11 @@ profiles = Table(
     Column("connected", Boolean, nullable=False, default=True),
     Column("initial_sync_required", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Sync scheduling: due time, a lease so one worker syncs a profile at a time, last error.
+    Column("next_sync_at", DateTime(timezone=True), nullable=True),
+    Column("sync_lease_until", DateTime(timezone=True), nullable=True),
+    Column("sync_failures", Integer, nullable=False, default=0),
+    Column("last_sync_error", Text, nullable=True),
 )
 
 audit_log = Table(
@@ -75,4 +82,82 @@ audit_log = Table(
     Column("action", String(80), nullable=False),
     Column("subject", String(80), nullable=True),
     Column("detail", JSON, nullable=True),
+)
+
+# -- the mirror (issue 3) ------------------------------------------------------------------
+
+calendars = Table(
+    "calendars",
+    metadata,
+    Column("id", String(64), primary_key=True),  # cal_…
+    Column("profile_id", String(64), ForeignKey("profiles.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("upstream_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("readonly", Boolean, nullable=False, default=False),
+    Column("primary", Boolean, nullable=False, default=False),
+    Column("color", String(16), nullable=True),
+    Column("tzid", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("cursor", Text, nullable=True),  # the provider's sync cursor
+    Column("synced_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_calendars_profile_upstream", "profile_id", "upstream_id", unique=True),
+)
+
+# One row per event instance inside the sync window (and every managed event). The text of
+# an event (summary, description, location, people) is sealed with the account's data key.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("instance_id", Text, nullable=False),
+    Column("event_uid", String(64), nullable=False),  # evt_external_… (public)
+    Column("managed_key", Text, nullable=True),
+    Column("start_at", DateTime(timezone=True), nullable=False),  # UTC (all-day: midnight)
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("all_day", Boolean, nullable=False, default=False),
+    Column("start_tzid", String(64), nullable=True),
+    Column("end_tzid", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("transparency", String(16), nullable=False),
+    Column("recurring", Boolean, nullable=False, default=False),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("sealed", LargeBinary, nullable=True),  # None when the scope allows no text
+    Column("etag", Text, nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),  # what last_modified filters
+    Index("ux_events_calendar_instance", "calendar_id", "instance_id", unique=True),
+    Index("ix_events_calendar_window", "calendar_id", "deleted", "start_at", "end_at"),
+    Index("ix_events_calendar_updated", "calendar_id", "updated"),
+    Index("ix_events_uid", "event_uid"),
+)
+
+# A client app's own events: the desired state, and what the worker last applied upstream.
+managed_events = Table(
+    "managed_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("event_id", Text, nullable=False),  # the client's id
+    Column("managed_key", String(80), nullable=False),  # written upstream, unique per calendar
+    Column("desired", LargeBinary, nullable=True),  # sealed JSON; None once deleted
+    Column("version", Integer, nullable=False, default=1),
+    Column("applied_version", Integer, nullable=False, default=0),
+    Column("resource_id", Text, nullable=True),
+    Column("etag", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_managed_calendar_event", "calendar_id", "event_id", unique=True),
+    Index("ix_managed_due", "applied_version", "version", "next_attempt_at"),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -82,7 +82,8 @@ class AccountService:
     def discard(self, credential_path: str) -> None:
         self.secrets.delete(credential_path)
 
-    def link(self, client_id: str, pending: PendingAccount, link_key: str | None) -> Linked:
+    def link(self, client_id: str, pending: PendingAccount, link_key: str | None,
+             scope: Sequence[str] = ()) -> Linked:
         """Attach a verified upstream account to the subject this browser already has, if any.
 
         The same upstream account linked again keeps its profile id (a relink).
@@ -98,7 +99,15 @@ class AccountService:
                 subject = new_id("acc_")
                 conn.execute(insert(accounts).values(
                     id=subject, client_id=client_id, email=_email(pending.profile_name),
-                    name=None, default_tzid="Etc/UTC", link_key_hash=link_key, created_at=now))
+                    name=None, default_tzid="Etc/UTC", link_key_hash=link_key,
+                    data_key_wrapped=self.secrets.new_data_key().wrapped,
+                    scope=" ".join(scope), created_at=now))
+            else:
+                granted = conn.execute(select(accounts.c.scope).where(
+                    accounts.c.id == subject)).scalar_one().split()
+                union = granted + [s for s in scope if s not in granted]
+                conn.execute(update(accounts).where(accounts.c.id == subject)
+                             .values(scope=" ".join(union)))
             profile_id = conn.execute(select(profiles.c.id).where(
                 profiles.c.account_id == subject,
                 profiles.c.provider_name == pending.provider_name,
@@ -110,10 +119,11 @@ class AccountService:
                     provider_service=pending.provider_service,
                     profile_name=pending.profile_name, upstream_id=pending.upstream_id,
                     credential_path=f"profiles/{profile_id}/credentials", connected=True,
-                    initial_sync_required=True, created_at=now))
+                    initial_sync_required=True, created_at=now, next_sync_at=now))
             else:
                 conn.execute(update(profiles).where(profiles.c.id == profile_id)
-                             .values(connected=True, profile_name=pending.profile_name))
+                             .values(connected=True, profile_name=pending.profile_name,
+                                     next_sync_at=now, sync_failures=0, last_sync_error=None))
             _audit(conn, "link_profile", subject, {"profile_id": profile_id,
                                                    "provider": pending.provider_name})
         self.cache.clear()
