@@ -16,6 +16,8 @@ from oauth_server.ports import (
     ProviderChoice,
 )
 
+from oauth_server.scopes import expand
+
 from .services.accounts import AccountService, PendingAccount
 from .services.linking import ConnectorRegistry, VerificationFailed
 
@@ -61,7 +63,8 @@ class GatewayAccountHost:
              scope: str) -> LinkedProfile:
         linked = self.accounts.link(client_id, PendingAccount(
             pending.provider_name, pending.provider_service, pending.profile_name,
-            pending.upstream_id, pending.credential_path), link_key, scope.split())
+            pending.upstream_id, pending.credential_path), link_key,
+            sorted(expand(scope.split())))
         return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
                              linked.provider_service, linked.profile_name)
 

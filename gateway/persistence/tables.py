@@ -42,7 +42,9 @@ accounts = Table(
     # Browser linking: the hashed value of the persistent linking cookie that created it.
     Column("link_key_hash", String(64), nullable=True),
     Column("data_key_wrapped", Text, nullable=True),
-    Column("scope", Text, nullable=False, default=""),  # everything ever granted (union)
+    # Every individual scope ever granted to this account (aggregates expanded): what the
+    # mirror may keep (free/busy only, the app's own events only, or everything).
+    Column("scope", Text, nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_accounts_client_link", "client_id", "link_key_hash"),
 )
@@ -128,6 +130,7 @@ events = Table(
     Column("private", Boolean, nullable=False, default=False),
     Column("sealed", LargeBinary, nullable=True),  # None when the scope allows no text
     Column("etag", Text, nullable=True),
+    Column("fingerprint", String(64), nullable=False),  # digest of the content: no-op syncs
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),  # what last_modified filters

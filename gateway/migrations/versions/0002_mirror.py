@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('private', sa.Boolean(), nullable=False),
     sa.Column('sealed', sa.LargeBinary(), nullable=True),
     sa.Column('etag', sa.Text(), nullable=True),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('created', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated', sa.DateTime(timezone=True), nullable=False),

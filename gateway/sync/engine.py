@@ -1,0 +1,183 @@
+"""Syncing a profile: its calendars, then each calendar's changes, into the mirror.
+
+One sync of a profile at a time across every worker (a lease in the profiles row). An
+expired cursor means a full resync, never an error; an upstream that refuses the
+credentials marks the profile disconnected; an unreachable one is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import Engine, and_, insert, or_, select, update
+
+from providers.errors import CursorExpired, ProviderError, RateLimited, Unauthorized
+from providers.model import Calendar, SyncCursor, TimeWindow
+from providers.protocol import CalendarProvider
+from providers.registry import ProviderOptions, open_account
+
+from ..persistence.tables import accounts, calendars, profiles
+from ..secrets import SecretStore
+from ..services.ids import new_id
+from .mirror import Policy, apply_changes
+from .sealing import DataKeys
+
+log = logging.getLogger("calgate.sync")
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    days_back: int = 42
+    days_ahead: int = 201
+    interval: float = 300.0  # seconds between incremental syncs of a profile
+    max_backoff: float = 3600.0
+
+    def window(self, now: datetime) -> TimeWindow:
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return TimeWindow(today - timedelta(days=self.days_back),
+                          today + timedelta(days=self.days_ahead))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    profile_id: str
+    ran: bool  # False: another worker holds the lease, or nothing is linked
+    changed: int = 0
+    error: str | None = None
+
+
+class SyncEngine:
+    """Pulls upstream changes into the mirror."""
+
+    def __init__(self, engine: Engine, secrets: SecretStore, keys: DataKeys,
+                 settings: SyncSettings | None = None,
+                 options: ProviderOptions | None = None) -> None:
+        self.engine = engine
+        self.secrets = secrets
+        self.keys = keys
+        self.settings = settings or SyncSettings()
+        self.options = options or ProviderOptions()
+
+    def due_profiles(self, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Profiles whose next sync is due and which no worker is syncing."""
+        now = now or datetime.now(UTC)
+        query = select(profiles.c.id).where(
+            profiles.c.connected.is_(True), profiles.c.next_sync_at <= now,
+            or_(profiles.c.sync_lease_until.is_(None), profiles.c.sync_lease_until < now),
+        ).order_by(profiles.c.next_sync_at).limit(limit)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query).all()]
+
+    async def sync_profile(self, profile_id: str) -> Outcome:
+        now = datetime.now(UTC)
+        if not await to_thread.run_sync(self._lease, profile_id, now):
+            return Outcome(profile_id, ran=False)
+        provider: CalendarProvider | None = None
+        try:
+            row = await to_thread.run_sync(self._profile, profile_id)
+            credentials = await to_thread.run_sync(self.secrets.get, row["credential_path"])
+            provider = open_account(row["provider_name"], credentials, self.options)
+            changed = await self._sync_calendars(provider, row, now)
+        except Unauthorized as exc:
+            await to_thread.run_sync(self._finish, profile_id, str(exc), None, False)
+            return Outcome(profile_id, ran=True, error=str(exc))
+        except ProviderError as exc:
+            log.warning("sync of %s failed: %s", profile_id, exc)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            await to_thread.run_sync(self._finish, profile_id, str(exc), retry, True)
+            return Outcome(profile_id, ran=True, error=str(exc))
+        finally:
+            if provider is not None:
+                await provider.close()
+        await to_thread.run_sync(self._finish, profile_id, None, None, True)
+        return Outcome(profile_id, ran=True, changed=changed)
+
+    async def _sync_calendars(self, provider: CalendarProvider, row: dict[str, Any],
+                              now: datetime) -> int:
+        upstream = await provider.list_calendars()
+        mirror = await to_thread.run_sync(self._save_calendars, row["id"], upstream, now)
+        policy = Policy.for_scope(row["account_id"], row["scope"].split())
+        key = await to_thread.run_sync(self.keys.key, row["account_id"])
+        window = self.settings.window(now)
+        changed = 0
+        for calendar_id, upstream_id, cursor in mirror:
+            try:
+                changes = await provider.sync(upstream_id, SyncCursor(cursor) if cursor else None,
+                                              window)
+            except CursorExpired:
+                changes = await provider.sync(upstream_id, None, window)
+            changed += await to_thread.run_sync(self._apply, calendar_id, changes, policy, key,
+                                                now)
+        return changed
+
+    def _apply(self, calendar_id: str, changes: Any, policy: Policy, key: bytes | None,
+               now: datetime) -> int:
+        with self.engine.begin() as conn:
+            written = apply_changes(conn, calendar_id, changes, policy, key, now)
+            conn.execute(update(calendars).where(calendars.c.id == calendar_id).values(
+                cursor=changes.cursor.value if changes.cursor else None, synced_at=now))
+        return written
+
+    def _lease(self, profile_id: str, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(profiles).where(
+                profiles.c.id == profile_id, profiles.c.connected.is_(True),
+                or_(profiles.c.sync_lease_until.is_(None), profiles.c.sync_lease_until < now),
+            ).values(sync_lease_until=now + LEASE)).rowcount == 1
+
+    def _profile(self, profile_id: str) -> dict[str, Any]:
+        query = (select(profiles, accounts.c.scope)
+                 .join(accounts, accounts.c.id == profiles.c.account_id)
+                 .where(profiles.c.id == profile_id))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).one()._mapping)
+
+    def _save_calendars(self, profile_id: str, upstream: list[Calendar],
+                        now: datetime) -> list[tuple[str, str, str | None]]:
+        """Upsert the profile's calendars; returns (id, upstream id, cursor) of live ones."""
+        with self.engine.begin() as conn:
+            known = {r.upstream_id: r for r in conn.execute(
+                select(calendars).where(calendars.c.profile_id == profile_id)).all()}
+            live: list[tuple[str, str, str | None]] = []
+            for cal in upstream:
+                values = {"name": cal.name, "readonly": cal.readonly, "primary": cal.primary,
+                          "color": cal.color, "tzid": cal.tzid, "deleted": False}
+                row = known.get(cal.calendar_id)
+                if row is None:
+                    calendar_id = new_id("cal_")
+                    conn.execute(insert(calendars).values(
+                        id=calendar_id, profile_id=profile_id, upstream_id=cal.calendar_id,
+                        created_at=now, **values))
+                    live.append((calendar_id, cal.calendar_id, None))
+                else:
+                    conn.execute(update(calendars).where(calendars.c.id == row.id)
+                                 .values(**values))
+                    live.append((row.id, cal.calendar_id, row.cursor))
+            gone = [r.id for u, r in known.items() if u not in {c.calendar_id for c in upstream}]
+            if gone:
+                conn.execute(update(calendars).where(calendars.c.id.in_(gone))
+                             .values(deleted=True))
+        return live
+
+    def _finish(self, profile_id: str, error: str | None, retry_after: float | None,
+                connected: bool) -> None:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            failures = conn.execute(select(profiles.c.sync_failures).where(
+                profiles.c.id == profile_id)).scalar_one()
+            if error is None:
+                values: dict[str, Any] = {
+                    "sync_failures": 0, "last_sync_error": None,
+                    "initial_sync_required": False,
+                    "next_sync_at": now + timedelta(seconds=self.settings.interval)}
+            else:
+                delay = retry_after or min(self.settings.max_backoff, 30 * 2 ** failures)
+                values = {"sync_failures": failures + 1, "last_sync_error": error[:500],
+                          "next_sync_at": now + timedelta(seconds=delay)}
+            conn.execute(update(profiles).where(and_(profiles.c.id == profile_id)).values(
+                sync_lease_until=None, connected=connected, **values))

@@ -1,0 +1,142 @@
+"""Applying a provider's change set to the mirror, keeping only what the grant allows.
+
+Rows are per instance. A change to a resource replaces all its instances; instances that
+disappear become tombstones (``deleted``) so ``include_deleted`` and ``last_modified`` can
+report them. A row's ``updated`` moves only when its content really changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from providers.model import ChangeSet, Event, When
+
+from ..persistence.tables import events
+from .sealing import seal
+
+MANAGED_PREFIX = "cg1."
+
+
+def managed_prefix(account_id: str) -> str:
+    """Managed keys written upstream start with this, so sync can tell an app's own events."""
+    return f"{MANAGED_PREFIX}{account_id}."
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the account's grant lets the mirror keep (data minimisation)."""
+
+    account_id: str
+    text: bool  # summary, description, location and people of other events
+    only_managed: bool  # keep nothing but the app's own events
+
+    @classmethod
+    def for_scope(cls, account_id: str, scopes: Iterable[str]) -> Policy:
+        granted = set(scopes)
+        if "read_events" in granted:
+            return cls(account_id, text=True, only_managed=False)
+        if "read_free_busy" in granted:
+            return cls(account_id, text=False, only_managed=False)
+        return cls(account_id, text=False, only_managed=True)
+
+    def owns(self, event: Event) -> bool:
+        return bool(event.managed_key and event.managed_key.startswith(
+            managed_prefix(self.account_id)))
+
+    def keeps(self, event: Event) -> bool:
+        return self.owns(event) or not self.only_managed
+
+    def keeps_text(self, event: Event) -> bool:
+        return self.text or self.owns(event)
+
+
+def utc(value: When) -> datetime:
+    """All-day dates are stored as midnight UTC of that date (with ``all_day`` set)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def event_uid(calendar_id: str, instance_id: str) -> str:
+    digest = hashlib.sha256(f"{calendar_id}\x00{instance_id}".encode()).hexdigest()
+    return f"evt_external_{digest[:24]}"
+
+
+def text_of(event: Event) -> dict[str, Any]:
+    def person(p: Any) -> dict[str, Any]:
+        return {"email": p.email, "display_name": p.display_name, "status": p.status}
+
+    return {
+        "summary": event.summary, "description": event.description,
+        "location": event.location, "url": event.url,
+        "categories": list(event.categories),
+        "participation_status": event.participation_status,
+        "attendees": [person(p) for p in event.attendees],
+        "organizer": person(event.organizer) if event.organizer else None,
+    }
+
+
+def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
+               ) -> dict[str, Any]:
+    text = text_of(event) if policy.keeps_text(event) else None
+    values: dict[str, Any] = {
+        "resource_id": event.resource_id, "instance_id": event.instance_id,
+        "event_uid": event_uid(calendar_id, event.instance_id),
+        "managed_key": event.managed_key if policy.owns(event) else None,
+        "start_at": utc(event.start), "end_at": utc(event.end),
+        "all_day": isinstance(event.start, date) and not isinstance(event.start, datetime),
+        "start_tzid": event.start_tzid, "end_tzid": event.end_tzid,
+        "status": event.status, "transparency": event.transparency,
+        "recurring": event.recurring, "private": event.private, "etag": event.etag,
+    }
+    fingerprint = json.dumps([values, text], default=str, sort_keys=True)
+    values["fingerprint"] = hashlib.sha256(fingerprint.encode()).hexdigest()
+    values["sealed"] = None
+    if text is not None and key is not None:
+        values["sealed"] = seal(key, text, f"{calendar_id}|{event.instance_id}")
+    return values
+
+
+def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy,
+                  key: bytes | None, now: datetime) -> int:
+    """Write ``changes`` into the mirror of ``calendar_id``; returns the rows that changed."""
+    query = select(events.c.id, events.c.resource_id, events.c.instance_id,
+                   events.c.fingerprint, events.c.deleted).where(
+        events.c.calendar_id == calendar_id)
+    if not changes.full:
+        touched = set(changes.changed) | set(changes.deleted)
+        query = query.where(events.c.resource_id.in_(touched))
+    existing = {r.instance_id: r for r in conn.execute(query).all()}
+    seen: set[str] = set()
+    written = 0
+    for instances in changes.changed.values():
+        for event in instances:
+            if not policy.keeps(event):
+                continue
+            seen.add(event.instance_id)
+            values = row_values(calendar_id, event, policy, key)
+            row = existing.get(event.instance_id)
+            if row is None:
+                conn.execute(insert(events).values(calendar_id=calendar_id, deleted=False,
+                                                   created=now, updated=now, **values))
+                written += 1
+            elif row.fingerprint != values["fingerprint"] or row.deleted:
+                conn.execute(update(events).where(events.c.id == row.id)
+                             .values(deleted=False, updated=now, **values))
+                written += 1
+    gone = set(changes.deleted)
+    for instance_id, row in existing.items():
+        if row.deleted or instance_id in seen:
+            continue
+        if changes.full or row.resource_id in gone or row.resource_id in changes.changed:
+            conn.execute(update(events).where(events.c.id == row.id)
+                         .values(deleted=True, updated=now, sealed=None))
+            written += 1
+    return written
