@@ -15,7 +15,6 @@ from oauth_server.ports import (
     PendingLink,
     ProviderChoice,
 )
-
 from oauth_server.scopes import expand
 
 from .services.accounts import AccountService, PendingAccount
