@@ -113,7 +113,7 @@ def test_managed_only_grant_keeps_only_the_apps_own_events(gateway, linked):
 
 
 def test_rejected_credentials_disconnect_the_profile(gateway, linked):
-    name, calendar, link = linked
+    name, _calendar, link = linked
     profile = link()
     WORLD.accounts[name].password = "changed upstream"
     outcome = asyncio.run(engine_for(gateway).sync_profile(profile.profile_id))
