@@ -21,6 +21,7 @@ from oauth_server.crypto import ServerKeys
 from oauth_server.grants_store import Lifetimes
 from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
+from providers.registry import ProviderOptions
 
 from .api import identity
 from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
@@ -29,7 +30,12 @@ from .persistence.database import make_engine
 from .secrets import SecretStore, open_secret_store
 from .services.accounts import AccountService
 from .services.linking import ConnectorRegistry
+from .services.writes import WriteService
 from .settings import Settings
+from .sync.engine import SyncEngine, SyncSettings
+from .sync.outbox import Outbox
+from .sync.sealing import DataKeys
+from .worker import Worker
 
 log = logging.getLogger("calgate")
 SERVER_KEYS_PATH = "server/keys"
@@ -53,6 +59,8 @@ class Gateway:
     accounts: AccountService
     connectors: ConnectorRegistry
     oauth: AuthorizationService
+    writes: WriteService
+    worker: Worker
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -70,7 +78,15 @@ class Gateway:
         oauth = AuthorizationService(engine, keys, host, OAuthConfig(
             issuer=settings.issuer, lifetimes=lifetimes, consent_ttl=settings.consent_ttl,
             failures_per_minute=settings.client_auth_failures_per_minute))
-        return cls(settings, engine, store, accounts, connectors, oauth)
+        keys_cache = DataKeys(engine, store)
+        options = ProviderOptions(allow_private_networks=settings.allow_private_networks)
+        sync = SyncEngine(engine, store, keys_cache, SyncSettings(
+            days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
+            interval=settings.sync_interval), options)
+        worker = Worker(sync, Outbox(engine, store, keys_cache, options),
+                        tick=settings.worker_tick)
+        return cls(settings, engine, store, accounts, connectors, oauth,
+                   WriteService(engine, keys_cache), worker)
 
     def delete_client(self, client_id: str) -> bool:
         """Erase a client app: every account's credentials and rows, then its tokens."""
@@ -128,6 +144,8 @@ def create_app(gateway: Gateway) -> Starlette:
             gateway.settings.api_threads)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_housekeeping, gateway)
+            if gateway.settings.worker_mode == "inprocess":
+                tasks.start_soon(gateway.worker.run)
             yield
             tasks.cancel_scope.cancel()
         gateway.close()

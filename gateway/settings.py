@@ -99,6 +99,19 @@ class Settings:
         "asking the database (0 turns it off). A revocation or secret rotation made through "
         "another process takes effect there after at most this long; in the same process, "
         "at once.")
+    sync_interval: int = _setting(
+        "CALGATE_SYNC_INTERVAL", 300, "Seconds between incremental syncs of a profile.")
+    sync_days_back: int = _setting(
+        "CALGATE_SYNC_DAYS_BACK", 42, "The mirror keeps events from this many days ago…")
+    sync_days_ahead: int = _setting(
+        "CALGATE_SYNC_DAYS_AHEAD", 201, "…to this many days ahead (managed events: all).")
+    worker_tick: float = _setting(
+        "CALGATE_WORKER_TICK", 2.0,
+        "Seconds between the worker's sweeps for due syncs and writes (writes also wake it).")
+    allow_private_networks: bool = _setting(
+        "CALGATE_ALLOW_PRIVATE_NETWORKS", False,
+        "Let ICS feeds and CalDAV servers live on loopback, private or link-local addresses "
+        "(refused by default against SSRF).")
     api_threads: int = _setting(
         "CALGATE_API_THREADS", 4,
         "Worker threads an API process uses for blocking work (database, secret store).")

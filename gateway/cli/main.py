@@ -30,10 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="skip `calgate migrate`")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(func=_serve)
+    worker = sub.add_parser("worker", help="run the worker: syncs and upstream writes")
+    worker.set_defaults(func=_worker)
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=_migrate)
-    sub.add_parser("settings", help="list the CALGATE_* variables").set_defaults(func=_settings)
+    settings = sub.add_parser("settings", help="list the CALGATE_* variables")
+    settings.add_argument("--markdown", action="store_true", help="as the README's table")
+    settings.set_defaults(func=_settings)
     from .clients import add_client_commands
 
     add_client_commands(sub)
@@ -53,6 +57,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..app import Gateway
+
+    gateway = Gateway.build(settings)
+    try:
+        anyio.run(gateway.worker.run)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gateway.close()
+    return 0
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from ..persistence.database import migrate
 
@@ -62,8 +81,13 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
     for name, default, help_text in describe():
-        print(f"{name}={default}\n    {help_text}")
+        if args.markdown:
+            print(f"| `{name}` | {f'`{default}`' if default else ''} | {help_text} |")
+        else:
+            print(f"{name}={default}\n    {help_text}")
     return 0
 
 

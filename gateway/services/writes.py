@@ -1,0 +1,118 @@
+"""Client apps' writes: recorded in one transaction (desired state + outbox), applied later.
+
+The answer (202) means the write is durable in the database; the worker applies it upstream
+with retries, so an upstream outage delays a write and never loses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from ..persistence.tables import calendars, managed_events, profiles
+from ..sync.mirror import managed_prefix
+from ..sync.sealing import DataKeys, seal
+
+
+class WriteError(Exception):
+    """A write the API must refuse (unknown or read-only calendar)."""
+
+
+class CalendarNotFound(WriteError):
+    pass
+
+
+class CalendarReadOnly(WriteError):
+    pass
+
+
+def managed_key(account_id: str, calendar_id: str, event_id: str) -> str:
+    digest = hashlib.sha256(f"{calendar_id}\x00{event_id}".encode()).hexdigest()[:32]
+    return f"{managed_prefix(account_id)}{digest}"
+
+
+def managed_context(calendar_id: str, event_id: str) -> str:
+    return f"managed|{calendar_id}|{event_id}"
+
+
+class WriteService:
+    """Upserts and deletes of managed events, and waiting for them to be applied."""
+
+    def __init__(self, engine: Engine, keys: DataKeys) -> None:
+        self.engine = engine
+        self.keys = keys
+
+    def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
+        row = conn.execute(
+            select(calendars.c.readonly, calendars.c.deleted)
+            .join(profiles, profiles.c.id == calendars.c.profile_id)
+            .where(calendars.c.id == calendar_id, profiles.c.account_id == subject)).first()
+        if row is None:
+            raise CalendarNotFound(calendar_id)
+        if row.readonly or row.deleted:
+            raise CalendarReadOnly(calendar_id)
+        return row
+
+    def upsert(self, subject: str, calendar_id: str, event_id: str,
+               desired: dict[str, Any]) -> tuple[int, int]:
+        """Record the desired event; returns (managed event id, version) to wait on."""
+        key = self.keys.key(subject)
+        if key is None:  # no such account (any more): nothing of it can be written
+            raise CalendarNotFound(calendar_id)
+        sealed = seal(key, desired, managed_context(calendar_id, event_id))
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._calendar(conn, subject, calendar_id)
+            row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
+                managed_events.c.calendar_id == calendar_id,
+                managed_events.c.event_id == event_id)).first()
+            if row is None:
+                result = conn.execute(insert(managed_events).values(
+                    account_id=subject, calendar_id=calendar_id, event_id=event_id,
+                    managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
+                    version=1, applied_version=0, attempts=0, next_attempt_at=now,
+                    created_at=now, updated_at=now))
+                assert result.inserted_primary_key is not None
+                return int(result.inserted_primary_key[0]), 1
+            conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
+                desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
+                updated_at=now))
+            return int(row.id), int(row.version) + 1
+
+    def delete(self, subject: str, calendar_id: str, event_id: str) -> tuple[int, int] | None:
+        """Mark the event for deletion; None if the app never made it (still a 202)."""
+        with self.engine.begin() as conn:
+            self._calendar(conn, subject, calendar_id)
+            done = self._delete_where(conn, managed_events.c.calendar_id == calendar_id,
+                                      managed_events.c.event_id == event_id)
+        return done[0] if done else None
+
+    def bulk_delete(self, subject: str, calendar_ids: Sequence[str] | None) -> int:
+        """Delete every managed event of the account, or of the given calendars."""
+        with self.engine.begin() as conn:
+            where = [managed_events.c.account_id == subject]
+            if calendar_ids is not None:
+                for calendar_id in calendar_ids:
+                    self._calendar(conn, subject, calendar_id)
+                where.append(managed_events.c.calendar_id.in_(list(calendar_ids)))
+            return len(self._delete_where(conn, *where))
+
+    def _delete_where(self, conn: Connection, *where: Any) -> list[tuple[int, int]]:
+        now = datetime.now(UTC)
+        rows = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
+            *where, managed_events.c.desired.is_not(None))).all()
+        for row in rows:
+            conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
+                desired=None, version=row.version + 1, attempts=0, next_attempt_at=now,
+                updated_at=now))
+        return [(int(r.id), int(r.version) + 1) for r in rows]
+
+    def applied(self, managed_id: int, version: int) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(managed_events.c.applied_version).where(
+                managed_events.c.id == managed_id)).first()
+        return row is not None and row.applied_version >= version

@@ -1,0 +1,172 @@
+"""Applying client apps' writes upstream: the durable outbox of ARCHITECTURE.md s2.
+
+A write is a ``managed_events`` row whose ``version`` is ahead of ``applied_version``. The
+worker claims due rows, puts or deletes the event upstream (idempotent per managed key, so
+a retry after a crash never duplicates), writes the result into the mirror at once
+(read-your-writes), and on failure backs off and tries again, for as long as it takes.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import Engine, and_, select, update
+
+from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
+from providers.model import ChangeSet, Event, EventDraft, Person
+from providers.registry import ProviderOptions, open_account
+
+from ..persistence.tables import accounts, calendars, managed_events, profiles
+from ..secrets import SecretStore
+from ..services.writes import managed_context
+from .mirror import Policy, apply_changes
+from .sealing import DataKeys, unseal
+
+log = logging.getLogger("calgate.outbox")
+CLAIM = timedelta(minutes=2)  # a claimed write is retried after this if its worker died
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    managed_id: int
+    ok: bool
+    error: str | None = None
+
+
+def draft_from(desired: dict[str, Any], managed_key: str) -> EventDraft:
+    """The sealed desired state (see services.writes) as the provider model's draft."""
+    def when(value: str) -> datetime | date:
+        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+
+    return EventDraft(
+        managed_key=managed_key, summary=desired["summary"],
+        start=when(desired["start"]), end=when(desired["end"]),
+        start_tzid=desired.get("start_tzid") or "Etc/UTC",
+        end_tzid=desired.get("end_tzid") or "Etc/UTC",
+        description=desired.get("description") or "", location=desired.get("location") or "",
+        transparency=desired.get("transparency") or "opaque",
+        attendees=tuple(Person(a["email"], a.get("display_name"))
+                        for a in desired.get("attendees", [])),
+        url=desired.get("url"), private=bool(desired.get("private")),
+        reminders_minutes=tuple(desired.get("reminders", [])))
+
+
+class Outbox:
+    """Claims and applies pending writes."""
+
+    def __init__(self, engine: Engine, secrets: SecretStore, keys: DataKeys,
+                 options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
+        self.engine = engine
+        self.secrets = secrets
+        self.keys = keys
+        self.options = options or ProviderOptions()
+        self.max_backoff = max_backoff
+
+    def due(self, now: datetime | None = None, limit: int = 100) -> list[int]:
+        now = now or datetime.now(UTC)
+        query = (select(managed_events.c.id)
+                 .where(managed_events.c.applied_version < managed_events.c.version,
+                        managed_events.c.next_attempt_at <= now)
+                 .order_by(managed_events.c.next_attempt_at).limit(limit))
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query).all()]
+
+    async def apply(self, managed_id: int) -> Applied:
+        claimed = await to_thread.run_sync(self._claim, managed_id)
+        if claimed is None:
+            return Applied(managed_id, ok=False, error="not due or claimed elsewhere")
+        try:
+            resource_id, etag = await self._upstream(claimed)
+        except ProviderError as exc:
+            permanent = isinstance(exc, Forbidden | InvalidInput)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            await to_thread.run_sync(self._failed, claimed, str(exc), retry, permanent)
+            return Applied(managed_id, ok=False, error=str(exc))
+        await to_thread.run_sync(self._applied, claimed, resource_id, etag)
+        return Applied(managed_id, ok=True)
+
+    async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
+        credentials = await to_thread.run_sync(self.secrets.get, row["credential_path"])
+        provider = open_account(row["provider_name"], credentials, self.options)
+        try:
+            if row["desired"] is None:
+                if row["resource_id"]:
+                    with suppress(NotFound):  # already gone upstream: that is the goal
+                        await provider.delete_event(row["upstream_calendar"],
+                                                    row["resource_id"], None)
+                return None, None
+            written = await provider.put_event(row["upstream_calendar"], row["draft"],
+                                               row["resource_id"], None)
+            return written.resource_id, written.etag
+        finally:
+            await provider.close()
+
+    def _claim(self, managed_id: int) -> dict[str, Any] | None:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            won = conn.execute(update(managed_events).where(
+                managed_events.c.id == managed_id,
+                managed_events.c.applied_version < managed_events.c.version,
+                managed_events.c.next_attempt_at <= now,
+            ).values(next_attempt_at=now + CLAIM)).rowcount
+            if won != 1:
+                return None
+            row = conn.execute(
+                select(managed_events, calendars.c.upstream_id.label("upstream_calendar"),
+                       profiles.c.provider_name, profiles.c.credential_path, accounts.c.scope)
+                .join(calendars, calendars.c.id == managed_events.c.calendar_id)
+                .join(profiles, profiles.c.id == calendars.c.profile_id)
+                .join(accounts, accounts.c.id == managed_events.c.account_id)
+                .where(managed_events.c.id == managed_id)).one()
+        data = dict(row._mapping)
+        data["draft"] = None
+        if data["desired"] is not None:
+            key = self.keys.key(data["account_id"])
+            assert key is not None
+            desired = unseal(key, data["desired"], managed_context(data["calendar_id"],
+                                                                  data["event_id"]))
+            data["draft"] = draft_from(desired, data["managed_key"])
+        return data
+
+    def _applied(self, row: dict[str, Any], resource_id: str | None, etag: str | None) -> None:
+        now = datetime.now(UTC)
+        policy = Policy.for_scope(row["account_id"], row["scope"].split())
+        key = self.keys.key(row["account_id"])
+        with self.engine.begin() as conn:
+            # Only mark what we applied: a newer version written meanwhile stays due.
+            conn.execute(update(managed_events).where(and_(
+                managed_events.c.id == row["id"])).values(
+                applied_version=row["version"], resource_id=resource_id or row["resource_id"],
+                etag=etag, attempts=0, last_error=None, next_attempt_at=now, updated_at=now))
+            old = row["resource_id"]
+            if resource_id is None:  # deleted upstream: tombstone the mirror rows
+                changes = ChangeSet(deleted=(old,) if old else ())
+            else:
+                draft = row["draft"]
+                changes = ChangeSet(changed={resource_id: [Event(
+                    resource_id=resource_id, instance_id=resource_id, start=draft.start,
+                    end=draft.end, summary=draft.summary, description=draft.description,
+                    location=draft.location, start_tzid=draft.start_tzid,
+                    end_tzid=draft.end_tzid, transparency=draft.transparency,
+                    attendees=draft.attendees, url=draft.url, private=draft.private,
+                    managed_key=draft.managed_key, etag=etag)]})
+            apply_changes(conn, row["calendar_id"], changes, policy, key, now)
+
+    def _failed(self, row: dict[str, Any], error: str, retry_after: float | None,
+                permanent: bool) -> None:
+        now = datetime.now(UTC)
+        attempts = row["attempts"] + 1
+        delay = retry_after or min(self.max_backoff, 5 * 2 ** min(attempts, 20))
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500],
+                                  "next_attempt_at": now + timedelta(seconds=delay)}
+        if permanent:  # retrying cannot help: give up on this version, keep the error
+            values["applied_version"] = row["version"]
+        log.warning("write %s failed (attempt %d): %s", row["id"], attempts, error)
+        with self.engine.begin() as conn:
+            conn.execute(update(managed_events).where(managed_events.c.id == row["id"])
+                         .values(**values))

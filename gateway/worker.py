@@ -1,0 +1,73 @@
+"""The worker: syncs profiles and applies outbox writes, on taskiq.
+
+The database holds the truth; tasks only carry wake-ups. A sweep every ``tick`` seconds
+re-derives due work from the tables (profiles due for sync, writes not yet applied), so a
+lost task costs a few seconds, never data. Leases in the tables make concurrent workers
+safe: a profile is synced, and a write applied, by one worker at a time.
+
+Embedded default (``CALGATE_WORKER_MODE=inprocess``): taskiq's in-memory broker inside
+``calgate serve``. ``calgate worker`` runs the same loop in its own process(es).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from taskiq import InMemoryBroker
+
+from .sync.engine import Outcome, SyncEngine
+from .sync.outbox import Applied, Outbox
+
+log = logging.getLogger("calgate.worker")
+
+
+class Worker:
+    """Finds due work and runs it as taskiq tasks."""
+
+    def __init__(self, sync: SyncEngine, outbox: Outbox, tick: float = 2.0) -> None:
+        self.sync = sync
+        self.outbox = outbox
+        self.tick = tick
+        self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
+        self._wake = anyio.Event()
+
+        async def sync_profile(profile_id: str) -> bool:
+            outcome: Outcome = await sync.sync_profile(profile_id)
+            return outcome.ran
+
+        async def apply_write(managed_id: int) -> bool:
+            applied: Applied = await outbox.apply(managed_id)
+            return applied.ok
+
+        self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
+        self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
+
+    def wake(self) -> None:
+        """Look for due work now (a write was just recorded)."""
+        self._wake.set()
+
+    async def sweep(self) -> int:
+        """Queue every due sync and write; returns how many tasks were sent."""
+        profiles = await anyio.to_thread.run_sync(self.sync.due_profiles)
+        writes = await anyio.to_thread.run_sync(self.outbox.due)
+        for managed_id in writes:
+            await self._apply.kiq(managed_id)
+        for profile_id in profiles:
+            await self._sync.kiq(profile_id)
+        return len(profiles) + len(writes)
+
+    async def run(self) -> None:
+        """Sweep forever (until cancelled)."""
+        await self.broker.startup()
+        try:
+            while True:
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("worker sweep failed; retrying in %.0f s", self.tick)
+                with anyio.move_on_after(self.tick):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+        finally:
+            await self.broker.shutdown()
