@@ -23,12 +23,13 @@ from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
-from .api import identity
+from .api import calendars, events, identity
 from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
 from .oauth_host import GatewayAccountHost
 from .persistence.database import make_engine
 from .secrets import SecretStore, open_secret_store
 from .services.accounts import AccountService
+from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
 from .services.writes import WriteService
 from .settings import Settings
@@ -69,7 +70,10 @@ class Gateway:
         store = secrets or open_secret_store(settings)
         keys = load_server_keys(store)
         accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
-        connectors = connectors or ConnectorRegistry()
+        options = ProviderOptions(allow_private_networks=settings.allow_private_networks)
+        if connectors is None:
+            connectors = ConnectorRegistry()
+            register_defaults(connectors, options)
         host = GatewayAccountHost(accounts, connectors)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
@@ -79,7 +83,6 @@ class Gateway:
             issuer=settings.issuer, lifetimes=lifetimes, consent_ttl=settings.consent_ttl,
             failures_per_minute=settings.client_auth_failures_per_minute))
         keys_cache = DataKeys(engine, store)
-        options = ProviderOptions(allow_private_networks=settings.allow_private_networks)
         sync = SyncEngine(engine, store, keys_cache, SyncSettings(
             days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
             interval=settings.sync_interval), options)
@@ -150,7 +153,7 @@ def create_app(gateway: Gateway) -> Starlette:
             tasks.cancel_scope.cancel()
         gateway.close()
 
-    routes = [*gateway.oauth.routes(), *identity.routes,
+    routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error})
@@ -163,6 +166,7 @@ def create_app(gateway: Gateway) -> Starlette:
     app.state.gateway = gateway
     app.state.authenticate = authenticate
     app.state.accounts = gateway.accounts
+    app.state.pager = gateway.oauth.server.keys  # seals next_page URLs (api/events.py)
     return app
 
 

@@ -30,7 +30,7 @@ class Worker:
         self.outbox = outbox
         self.tick = tick
         self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
-        self._wake = anyio.Event()
+        self._wake: anyio.Event | None = None
 
         async def sync_profile(profile_id: str) -> bool:
             outcome: Outcome = await sync.sync_profile(profile_id)
@@ -45,7 +45,8 @@ class Worker:
 
     def wake(self) -> None:
         """Look for due work now (a write was just recorded)."""
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def sweep(self) -> int:
         """Queue every due sync and write; returns how many tasks were sent."""
@@ -62,12 +63,12 @@ class Worker:
         await self.broker.startup()
         try:
             while True:
+                self._wake = anyio.Event()  # bound to the loop running us
                 try:
                     await self.sweep()
                 except Exception:
                     log.exception("worker sweep failed; retrying in %.0f s", self.tick)
                 with anyio.move_on_after(self.tick):
                     await self._wake.wait()
-                self._wake = anyio.Event()
         finally:
             await self.broker.shutdown()

@@ -43,8 +43,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
+    # The worker is driven explicitly by the tests that need it (worker.sweep, sync, outbox).
     return Settings().replace(database_url=db_url, data_dir=tmp_path / "data",
-                              public_url=ISSUER)
+                              public_url=ISSUER, worker_mode="external")
 
 
 @pytest.fixture

@@ -40,11 +40,16 @@ class VerifiedAccount:
 class Connector(Protocol):
     """Links one kind of upstream calendar account."""
 
-    name: str
-    display_name: str
-    provider_name: str
-    provider_service: str
-    fields: Sequence[FormField]
+    @property
+    def name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def provider_name(self) -> str: ...
+    @property
+    def provider_service(self) -> str: ...
+    @property
+    def fields(self) -> Sequence[FormField]: ...
 
     def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
         """Check the account with a real upstream connection; raise VerificationFailed."""

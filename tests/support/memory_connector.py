@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.services.linking import FormField, VerificationFailed, VerifiedAccount
+from providers.memory.provider import WORLD
 
 PASSWORD = "correct horse"
 
@@ -28,7 +29,10 @@ class MemoryConnector:
         if values.get("password") != PASSWORD:
             raise VerificationFailed("The test calendar did not accept that password.")
         self.verified.append(values["username"])
+        # The upstream is the in-memory reference provider, so linked profiles really sync.
+        if values["username"] not in WORLD.accounts:
+            WORLD.add_account(values["username"], PASSWORD)
         return VerifiedAccount(profile_name=values["username"],
                                upstream_id=values["username"].lower(),
-                               credentials={"username": values["username"],
+                               credentials={"account": values["username"],
                                             "password": values["password"]})

@@ -1,0 +1,86 @@
+"""Connectors for the providers Calgate can link today, each verified by a real connection.
+
+A connector turns the consent screen's form into provider credentials, opens the account
+through the provider registry and calls ``verify()``; only then are the credentials kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from providers.errors import ProviderError
+from providers.model import AccountInfo
+from providers.registry import ProviderOptions, open_account
+
+from .linking import ConnectorRegistry, FormField, VerificationFailed, VerifiedAccount
+
+Credentials = Callable[[Mapping[str, str]], dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConnector:
+    """A :class:`gateway.services.linking.Connector` backed by a provider's ``verify``."""
+
+    name: str
+    display_name: str
+    provider_name: str
+    provider_service: str
+    fields: Sequence[FormField]
+    credentials: Credentials
+    options: ProviderOptions
+
+    def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
+        credentials = self.credentials(values)
+        try:
+            info = asyncio.run(self._verify(credentials))
+        except ProviderError as exc:
+            raise VerificationFailed(str(exc)) from exc
+        return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
+                               credentials=credentials)
+
+    async def _verify(self, credentials: dict[str, str]) -> AccountInfo:
+        provider = open_account(self.provider_name, credentials, self.options)
+        try:
+            return await provider.verify()
+        finally:
+            await provider.close()
+
+
+def _caldav(values: Mapping[str, str]) -> dict[str, str]:
+    return {"server_url": values["server_url"].strip(), "username": values["username"].strip(),
+            "password": values["password"]}
+
+
+def _icloud(values: Mapping[str, str]) -> dict[str, str]:
+    return {"preset": "icloud", "server_url": "", "username": values["username"].strip(),
+            "password": values["password"]}
+
+
+def _ics(values: Mapping[str, str]) -> dict[str, str]:
+    return {"url": values["url"].strip()}
+
+
+def register_defaults(registry: ConnectorRegistry, options: ProviderOptions) -> None:
+    """The connectors of the providers that are implemented."""
+    user = FormField("username", "Username", autocomplete="username")
+    registry.register(ProviderConnector(
+        "caldav", "CalDAV server", "caldav", "caldav", (
+            FormField("server_url", "Server address", "url",
+                      help="For example https://dav.example.com/ (Fastmail, Nextcloud, …)"),
+            user,
+            FormField("password", "Password", "password", autocomplete="current-password")),
+        _caldav, options))
+    registry.register(ProviderConnector(
+        "apple", "iCloud", "apple", "icloud", (
+            FormField("username", "Apple ID", "email", autocomplete="username"),
+            FormField("password", "App-specific password", "password",
+                      help="Create one at appleid.apple.com under Sign-In and Security. "
+                           "Your normal Apple ID password will not work.")),
+        _icloud, options))
+    registry.register(ProviderConnector(
+        "ics", "Calendar feed (ICS)", "ics", "ics", (
+            FormField("url", "Feed address", "url",
+                      help="An https:// or webcal:// address. The app can only read it."),),
+        _ics, options))
