@@ -63,7 +63,7 @@ profiles = Table(
     Column("provider_name", String(40), nullable=False),
     Column("provider_service", String(40), nullable=False),
     Column("profile_name", Text, nullable=False),
-    Column("upstream_id", Text, nullable=False),  # stable id of the upstream account
+    Column("upstream_id", Text, nullable=False),  # SHA-256 of the upstream account's id
     Column("credential_path", Text, nullable=True),
     Column("connected", Boolean, nullable=False, default=True),
     Column("initial_sync_required", Boolean, nullable=False, default=True),

@@ -111,13 +111,14 @@ class AccountService:
             profile_id = conn.execute(select(profiles.c.id).where(
                 profiles.c.account_id == subject,
                 profiles.c.provider_name == pending.provider_name,
-                profiles.c.upstream_id == pending.upstream_id)).scalar()
+                profiles.c.upstream_id == _digest(pending.upstream_id))).scalar()
             if profile_id is None:
                 profile_id = new_id("pro_")
                 conn.execute(insert(profiles).values(
                     id=profile_id, account_id=subject, provider_name=pending.provider_name,
                     provider_service=pending.provider_service,
-                    profile_name=pending.profile_name, upstream_id=pending.upstream_id,
+                    profile_name=pending.profile_name,
+                    upstream_id=_digest(pending.upstream_id),
                     credential_path=f"profiles/{profile_id}/credentials", connected=True,
                     initial_sync_required=True, created_at=now, next_sync_at=now))
             else:
@@ -199,6 +200,14 @@ class AccountService:
             rows = conn.execute(select(profiles).where(profiles.c.account_id == subject)
                                 .order_by(profiles.c.created_at, profiles.c.id)).all()
         return [dict(r._mapping) for r in rows]
+
+
+def _digest(upstream_id: str) -> str:
+    """Only a digest of the upstream identity is kept: for feeds it is a URL that often holds
+    a secret token, and equality (recognising a relink) is all it is needed for."""
+    import hashlib
+
+    return hashlib.sha256(upstream_id.encode()).hexdigest()
 
 
 def _email(profile_name: str) -> str | None:

@@ -125,8 +125,8 @@ class IcsFeedProvider:
 
     async def verify(self) -> AccountInfo:
         info = (await self._latest(check=True)).info
-        url = httpx.URL(self.public_url)
-        name = self.display_name or info.name or f"{url.host}{url.path}"
+        # Feed URLs often carry a secret token in the path: the profile name shows the host only.
+        name = self.display_name or info.name or httpx.URL(self.public_url).host
         return AccountInfo(profile_name=name, upstream_id=self.public_url)
 
     async def list_calendars(self) -> list[Calendar]:
