@@ -156,7 +156,7 @@ def test_the_users_own_name_wins_and_the_host_is_the_last_resort(server: FeedSer
     assert run(named.verify()).profile_name == "Holidays"
     server.set_feed("/anon.ics", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n")
     anonymous = provider_for(server, "/anon.ics")
-    assert run(anonymous.verify()).profile_name == "127.0.0.1/anon.ics"
+    assert run(anonymous.verify()).profile_name == "127.0.0.1"  # the path may hold a token
     assert run(anonymous.list_calendars())[0].name == "127.0.0.1"
 
 
