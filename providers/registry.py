@@ -28,7 +28,7 @@ Opener = Callable[[Mapping[str, str], ProviderOptions], CalendarProvider]
 PROVIDERS: dict[str, str] = {
     "memory": "providers.memory.provider:open_account",
     "caldav": "providers.caldav.provider:open_account",
-    "apple": "providers.caldav.provider:open_account",
+    "apple": "providers.caldav.provider:open_icloud_account",
     "ics": "providers.ics.provider:open_account",
 }
 
