@@ -23,7 +23,7 @@ from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
-from .api import calendars, events, identity
+from .api import calendars, events, identity, writes
 from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
 from .oauth_host import GatewayAccountHost
 from .persistence.database import make_engine
@@ -31,6 +31,7 @@ from .secrets import SecretStore, open_secret_store
 from .services.accounts import AccountService
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
+from .services.reads import ReadService
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.engine import SyncEngine, SyncSettings
@@ -61,6 +62,7 @@ class Gateway:
     connectors: ConnectorRegistry
     oauth: AuthorizationService
     writes: WriteService
+    reads: ReadService
     worker: Worker
 
     @classmethod
@@ -89,7 +91,7 @@ class Gateway:
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         tick=settings.worker_tick)
         return cls(settings, engine, store, accounts, connectors, oauth,
-                   WriteService(engine, keys_cache), worker)
+                   WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker)
 
     def delete_client(self, client_id: str) -> bool:
         """Erase a client app: every account's credentials and rows, then its tokens."""
@@ -154,6 +156,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.close()
 
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
+              *writes.routes,
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error})

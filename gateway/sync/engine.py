@@ -112,13 +112,13 @@ class SyncEngine:
             except CursorExpired:
                 changes = await provider.sync(upstream_id, None, window)
             changed += await to_thread.run_sync(self._apply, calendar_id, changes, policy, key,
-                                                now)
+                                                now, window)
         return changed
 
     def _apply(self, calendar_id: str, changes: Any, policy: Policy, key: bytes | None,
-               now: datetime) -> int:
+               now: datetime, window: TimeWindow) -> int:
         with self.engine.begin() as conn:
-            written = apply_changes(conn, calendar_id, changes, policy, key, now)
+            written = apply_changes(conn, calendar_id, changes, policy, key, now, window)
             conn.execute(update(calendars).where(calendars.c.id == calendar_id).values(
                 cursor=changes.cursor.value if changes.cursor else None, synced_at=now))
         return written

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from providers.model import ChangeSet, Event, When
+from providers.model import ChangeSet, Event, TimeWindow, When
 
 from ..persistence.tables import events
 from .sealing import seal
@@ -105,10 +105,15 @@ def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
 
 
 def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy,
-                  key: bytes | None, now: datetime) -> int:
-    """Write ``changes`` into the mirror of ``calendar_id``; returns the rows that changed."""
+                  key: bytes | None, now: datetime, window: TimeWindow | None = None) -> int:
+    """Write ``changes`` into the mirror of ``calendar_id``; returns the rows that changed.
+
+    ``window`` is what the provider listed: a managed event outside it was simply not
+    looked at, so it is kept (managed events have no window); others become tombstones.
+    """
     query = select(events.c.id, events.c.resource_id, events.c.instance_id,
-                   events.c.fingerprint, events.c.deleted).where(
+                   events.c.fingerprint, events.c.deleted, events.c.managed_key,
+                   events.c.start_at, events.c.end_at).where(
         events.c.calendar_id == calendar_id)
     if not changes.full:
         touched = set(changes.changed) | set(changes.deleted)
@@ -135,8 +140,17 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
     for instance_id, row in existing.items():
         if row.deleted or instance_id in seen:
             continue
+        if window is not None and row.managed_key is not None and not _inside(row, window):
+            continue
         if changes.full or row.resource_id in gone or row.resource_id in changes.changed:
             conn.execute(update(events).where(events.c.id == row.id)
                          .values(deleted=True, updated=now, sealed=None))
             written += 1
     return written
+
+
+def _inside(row: Any, window: TimeWindow) -> bool:
+    start, end = row.start_at, row.end_at
+    if start.tzinfo is None:  # SQLite hands back naive UTC values
+        start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    return bool(end > window.start and start < window.end)

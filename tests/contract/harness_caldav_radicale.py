@@ -4,7 +4,6 @@ library. ``caldav_harness`` is shared with the Xandikos harness."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from datetime import datetime, timedelta
 
 from providers.caldav.provider import CalDavProvider, open_account
 from providers.registry import ProviderOptions
+from tests.support import aio
 from tests.support.davservers import SHARED_USERS, DavOwner, shared_radicale, weekly_series
 
 # The test servers listen on loopback, which production refuses (SSRF).
@@ -49,7 +49,7 @@ def caldav_harness(name: str, credentials: dict[str, str]) -> Iterator[CalDavHar
     try:
         yield CalDavHarness(name, provider, calendar_id, owner)
     finally:
-        asyncio.run(provider.close())
+        aio.run(provider.close())
         owner.delete_calendar(calendar_id)
         owner.close()
 

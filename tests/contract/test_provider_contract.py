@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC
 
 import pytest
@@ -10,10 +9,11 @@ import pytest
 from providers.errors import CursorExpired, Forbidden
 from providers.model import EventDraft, SyncCursor, TimeWindow
 from tests.contract.harness import SERIES_EXPECTED_STARTS, WINDOW, at
+from tests.support import aio
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return aio.run(coro)
 
 
 def starts(changes, uid):

@@ -4,7 +4,6 @@ invitations, authentication, reachability and a private CA."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from providers.errors import (
 from providers.model import EventDraft, SyncCursor, TimeWindow
 from providers.registry import ProviderOptions
 from tests.contract.harness import WINDOW, at
+from tests.support import aio
 from tests.support.davservers import (
     DavOwner,
     RadicaleServer,
@@ -64,7 +64,7 @@ CAROL = "carol@example.test"
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return aio.run(coro)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import time
 from collections.abc import Coroutine, Iterator
@@ -25,6 +24,7 @@ from providers.ics.guard import refused_rule
 from providers.ics.provider import REUSE_SECONDS, IcsFeedProvider
 from providers.model import EventDraft, SyncCursor, TimeWindow
 from providers.registry import ProviderOptions, open_account
+from tests.support import aio
 from tests.support.feedserver import FeedServer
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ LOOPBACK_OK = ProviderOptions(timeout=10, allow_private_networks=True)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    return aio.run(coro)
 
 
 def make_feed(*events: str, name: str = "Team feed") -> str:

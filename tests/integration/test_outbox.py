@@ -14,6 +14,7 @@ from gateway.persistence.tables import events, managed_events
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.accounts import PendingAccount
 from providers.memory.provider import WORLD
+from tests.support import aio
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def account(gateway):
     path = gateway.accounts.park_credentials(uuid.uuid4().hex, {"account": name, "password": "pw"})
     linked = gateway.accounts.link("cli_x", PendingAccount("memory", "memory", name, name, path),
                                    None, ["create_event", "delete_event", "read_events"])
-    asyncio.run(gateway.worker.sync.sync_profile(linked.profile_id))
+    aio.run(gateway.worker.sync.sync_profile(linked.profile_id))
     with gateway.engine.connect() as conn:
         from gateway.persistence.tables import calendars
 
@@ -47,7 +48,7 @@ def drain(gateway):
         for _ in range(5):
             for managed_id in await asyncio.to_thread(gateway.worker.outbox.due):
                 await gateway.worker.outbox.apply(managed_id)
-    asyncio.run(go())
+    aio.run(go())
 
 
 def test_write_is_applied_upstream_and_mirrored(gateway, account):
@@ -119,5 +120,5 @@ def test_worker_sweep_runs_due_syncs_and_writes(gateway, account):
         await gateway.worker.broker.shutdown()
         return sent
 
-    assert asyncio.run(once()) >= 1
+    assert aio.run(once()) >= 1
     assert [e.summary for e in upstream_events(name, upstream_cal)] == ["Mentoring"]

@@ -15,6 +15,7 @@ from gateway.sync.mirror import managed_prefix
 from gateway.sync.sealing import DataKeys, unseal
 from providers.memory.provider import WORLD
 from providers.model import Event
+from tests.support import aio
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_initial_then_incremental_sync(gateway, linked):
     profile = link()
     sync = engine_for(gateway)
     assert sync.due_profiles() == [profile.profile_id]
-    outcome = asyncio.run(sync.sync_profile(profile.profile_id))
+    outcome = aio.run(sync.sync_profile(profile.profile_id))
     assert outcome.ran and outcome.changed == 2 and outcome.error is None
     with gateway.engine.connect() as conn:
         p = conn.execute(select(profiles).where(profiles.c.id == profile.profile_id)).one()
@@ -86,7 +87,7 @@ def test_initial_then_incremental_sync(gateway, linked):
     put(name, calendar, "c", "New", soon(72))
     with gateway.engine.begin() as conn:
         conn.execute(update(profiles).values(next_sync_at=datetime.now(UTC)))
-    outcome = asyncio.run(sync.sync_profile(profile.profile_id))
+    outcome = aio.run(sync.sync_profile(profile.profile_id))
     assert outcome.changed == 2  # c inserted, b tombstoned; a unchanged
     b = rows(gateway, resource_id="b")[0]
     assert b["deleted"] and b["sealed"] is None and b["updated"] > before
@@ -96,7 +97,7 @@ def test_free_busy_only_grant_keeps_no_text(gateway, linked):
     name, calendar, link = linked
     put(name, calendar, "a", "Therapy", soon())
     profile = link("read_free_busy")
-    asyncio.run(engine_for(gateway).sync_profile(profile.profile_id))
+    aio.run(engine_for(gateway).sync_profile(profile.profile_id))
     (row,) = rows(gateway, resource_id="a")
     assert row["sealed"] is None and row["transparency"] == "opaque"
 
@@ -108,7 +109,7 @@ def test_managed_only_grant_keeps_only_the_apps_own_events(gateway, linked):
     put(name, calendar, "mine", "Session", soon(30),
         managed_key=managed_prefix(profile.subject) + "k1")
     put(name, calendar, "other-app", "Other", soon(40), managed_key="cg1.acc_other.k1")
-    asyncio.run(engine_for(gateway).sync_profile(profile.profile_id))
+    aio.run(engine_for(gateway).sync_profile(profile.profile_id))
     assert [r["resource_id"] for r in rows(gateway)] == ["mine"]
 
 
@@ -116,7 +117,7 @@ def test_rejected_credentials_disconnect_the_profile(gateway, linked):
     name, _calendar, link = linked
     profile = link()
     WORLD.accounts[name].password = "changed upstream"
-    outcome = asyncio.run(engine_for(gateway).sync_profile(profile.profile_id))
+    outcome = aio.run(engine_for(gateway).sync_profile(profile.profile_id))
     assert outcome.error
     with gateway.engine.connect() as conn:
         p = conn.execute(select(profiles).where(profiles.c.id == profile.profile_id)).one()
@@ -130,7 +131,7 @@ def test_upstream_outage_backs_off_and_recovers(gateway, linked):
     sync = engine_for(gateway)
     WORLD.down = True
     try:
-        outcome = asyncio.run(sync.sync_profile(profile.profile_id))
+        outcome = aio.run(sync.sync_profile(profile.profile_id))
     finally:
         WORLD.down = False
     assert outcome.error and rows(gateway) == []
@@ -140,7 +141,7 @@ def test_upstream_outage_backs_off_and_recovers(gateway, linked):
     assert p.next_sync_at.replace(tzinfo=UTC) > datetime.now(UTC)
     with gateway.engine.begin() as conn:
         conn.execute(update(profiles).values(next_sync_at=datetime.now(UTC)))
-    assert asyncio.run(sync.sync_profile(profile.profile_id)).changed == 1
+    assert aio.run(sync.sync_profile(profile.profile_id)).changed == 1
 
 
 def test_one_sync_per_profile_at_a_time(gateway, linked):
@@ -152,7 +153,7 @@ def test_one_sync_per_profile_at_a_time(gateway, linked):
         return await asyncio.gather(sync.sync_profile(profile.profile_id),
                                     sync.sync_profile(profile.profile_id))
 
-    outcomes = asyncio.run(both())
+    outcomes = aio.run(both())
     assert sorted(o.ran for o in outcomes) == [False, True]
 
 
@@ -160,7 +161,7 @@ def test_revoked_account_leaves_no_event_rows_or_key(gateway, linked):
     name, calendar, link = linked
     put(name, calendar, "a", "Planning", soon())
     profile = link()
-    asyncio.run(engine_for(gateway).sync_profile(profile.profile_id))
+    aio.run(engine_for(gateway).sync_profile(profile.profile_id))
     assert rows(gateway)
     gateway.accounts.revoke_subject(profile.subject)
     assert rows(gateway) == []

@@ -3,8 +3,9 @@
     python -m uvicorn tests.support.e2e_app:build --factory --host 127.0.0.1 --port P
 
 Settings come from the ``CALGATE_*`` environment (``Settings.from_env()``); the secret store is
-the local one under ``$CALGATE_DATA_DIR/secrets`` and the only connector is the in-memory test
-connector ("memory", password ``correct horse``). Test-only: never used by ``calgate serve``.
+the local one under ``$CALGATE_DATA_DIR/secrets``; the connectors are the real ones (CalDAV,
+iCloud, ICS) plus the in-memory test connector ("memory", password ``correct horse``).
+Test-only: never used by ``calgate serve``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app
 from gateway.secrets.local import LocalSecretStore
+from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
 from gateway.settings import Settings
+from providers.registry import ProviderOptions
 from tests.support.memory_connector import MemoryConnector
 
 
 def build_gateway(settings: Settings) -> Gateway:
     """A Gateway on the local secret store with the memory connector registered."""
     connectors = ConnectorRegistry()
+    register_defaults(connectors, ProviderOptions(
+        allow_private_networks=settings.allow_private_networks))
     connectors.register(MemoryConnector())
     return Gateway.build(settings, secrets=LocalSecretStore(settings.data_dir / "secrets"),
                          connectors=connectors)

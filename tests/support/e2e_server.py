@@ -98,6 +98,10 @@ class GatewayServer:
             "CALGATE_PUBLIC_URL": self.url,
             "CALGATE_PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
+            # Loopback CalDAV servers and feeds; a quick worker so tests do not wait long.
+            "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",
+            "CALGATE_WORKER_TICK": "0.3",
+            "CALGATE_SYNC_INTERVAL": "1",
         }
         command = [sys.executable, "-m", "uvicorn", "tests.support.e2e_app:build", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",

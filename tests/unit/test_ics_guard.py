@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from providers.ics.guard import BlockedAddress, PinnedTransport, refused_rule
+from tests.support import aio
 
 
 @pytest.mark.parametrize(("address", "rule"), [
@@ -58,7 +57,7 @@ def fetch(transport: PinnedTransport, url: str) -> httpx.Response:
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=transport) as client:
             return await client.get(url)
-    return asyncio.run(go())
+    return aio.run(go())
 
 
 class FakeDns:

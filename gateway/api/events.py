@@ -1,0 +1,163 @@
+"""Read events and free/busy (API.md s5, s7), paged by sealed ``next_page`` URLs (s5.3).
+
+A ``next_page`` URL is ``{base}/v1/events/pages/{opaque}``: the resolved query, the page
+number and where it continues, sealed (authenticated encryption) by the composition root's
+pager and bound to the caller's subject and client. Anything the page URL itself carries
+(Node appends leftover options as a query string) is ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..services.reads import Key, Page, ReadQuery, ReadService, UnknownCalendar
+from .auth import Authenticator, Caller
+from .errors import forbidden, not_found
+from .params import Params, read_params
+
+PAGE_TTL = 3600  # seconds a next_page URL stays usable
+
+
+class Pager(Protocol):
+    """Seals paging state into URL-safe strings (``oauth_server.crypto.ServerKeys``)."""
+
+    def seal(self, purpose: str, data: dict[str, Any]) -> str: ...
+    def unseal(self, purpose: str, sealed: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    key: str  # the wrapper key of the response
+    pages_path: str
+    purpose: str  # a page token of one kind never opens the other
+
+
+EVENTS = _Kind("events", "/v1/events/pages/", "calgate/events-page")
+FREE_BUSY = _Kind("free_busy", "/v1/free_busy/pages/", "calgate/free-busy-page")
+
+
+async def read_events(request: Request) -> Response:
+    caller = await _authenticator(request)(request, None)
+    params = await read_params(request)
+    _require_events_scope(caller, params.flag("only_managed"))
+    return await _respond(request, caller, EVENTS, _query(request, params, events=True), 1, None)
+
+
+async def events_page(request: Request) -> Response:
+    caller = await _authenticator(request)(request, None)
+    query, page, after = _resume(request, caller, EVENTS)
+    _require_events_scope(caller, query.only_managed)
+    return await _respond(request, caller, EVENTS, query, page, after)
+
+
+async def free_busy(request: Request) -> Response:
+    caller = await _authenticator(request)(request, "read_free_busy")
+    params = await read_params(request)
+    query = _query(request, params, events=False)
+    return await _respond(request, caller, FREE_BUSY, query, 1, None)
+
+
+async def free_busy_page(request: Request) -> Response:
+    caller = await _authenticator(request)(request, "read_free_busy")
+    query, page, after = _resume(request, caller, FREE_BUSY)
+    return await _respond(request, caller, FREE_BUSY, query, page, after)
+
+
+def _authenticator(request: Request) -> Authenticator:
+    authenticate: Authenticator = request.app.state.authenticate
+    return authenticate
+
+
+def _require_events_scope(caller: Caller, only_managed: bool) -> None:
+    """``read_events``; or, for the app's own events only, a scope that writes them."""
+    if "read_events" in caller.grants:
+        return
+    if only_managed and caller.grants & {"create_event", "delete_event"}:
+        return
+    raise forbidden("read_events",
+                    'Bearer realm="calgate", error="insufficient_scope", scope="read_events"')
+
+
+def _query(request: Request, params: Params, *, events: bool) -> ReadQuery:
+    tzid = params.tzid()
+    zone = ZoneInfo(tzid)
+    settings = request.app.state.gateway.settings
+    flags: dict[str, Any] = {"include_managed": params.flag("include_managed"),
+                             "calendar_ids": params.strings("calendar_ids"),
+                             "localized_times": params.flag("localized_times")}
+    if events:
+        params.flag("include_geo")  # accepted; the mirror holds no coordinates to add
+        flags |= {"last_modified": params.time("last_modified"),
+                  "include_deleted": params.flag("include_deleted"),
+                  "include_moved": params.flag("include_moved"),
+                  "only_managed": params.flag("only_managed")}
+    return ReadQuery.build(tzid, params.moment("from", zone), params.moment("to", zone),
+                           days_back=settings.sync_days_back,
+                           days_ahead=settings.sync_days_ahead, **flags)
+
+
+def _reads(request: Request) -> ReadService:
+    reads: ReadService = request.app.state.gateway.reads
+    return reads
+
+
+async def _respond(request: Request, caller: Caller, kind: _Kind, query: ReadQuery,
+                   page: int, after: Key | None) -> Response:
+    reads = _reads(request)
+    if kind is EVENTS:
+        read = partial(reads.events, caller.subject, query, page=page, after=after,
+                       text="read_events" in caller.grants)
+    else:
+        read = partial(reads.free_busy, caller.subject, query, page=page, after=after)
+    try:
+        result = await to_thread.run_sync(read)
+    except UnknownCalendar:
+        raise not_found() from None
+    pages: dict[str, Any] = {"current": result.current, "total": result.total}
+    if result.after is not None:
+        pages["next_page"] = _next_page(request, caller, kind, query, result)
+    return JSONResponse({"pages": pages, kind.key: result.items})
+
+
+def _next_page(request: Request, caller: Caller, kind: _Kind, query: ReadQuery,
+               result: Page) -> str:
+    assert result.after is not None
+    pager: Pager = request.app.state.pager
+    token = pager.seal(kind.purpose, {
+        "sub": caller.subject, "client": caller.client_id, "query": query.to_dict(),
+        "page": result.current + 1, "after": [result.after[0].isoformat(), result.after[1]],
+        "exp": int(time.time()) + PAGE_TTL})
+    return f"{str(request.base_url).rstrip('/')}{kind.pages_path}{token}"
+
+
+def _resume(request: Request, caller: Caller, kind: _Kind) -> tuple[ReadQuery, int, Key]:
+    """The state sealed in a page URL; 404 if it was tampered with, is someone else's, or
+    has expired."""
+    pager: Pager = request.app.state.pager
+    data = pager.unseal(kind.purpose, request.path_params["token"])
+    if (data is None or data.get("sub") != caller.subject
+            or data.get("client") != caller.client_id or data.get("exp", 0) < time.time()):
+        raise not_found()
+    try:
+        after = (datetime.fromisoformat(data["after"][0]), int(data["after"][1]))
+        return ReadQuery.from_dict(data["query"]), int(data["page"]), after
+    except (KeyError, TypeError, ValueError):
+        raise not_found() from None
+
+
+routes = [
+    Route("/v1/events", read_events, methods=["GET"]),
+    Route("/v1/events/pages/{token}", events_page, methods=["GET"]),
+    Route("/v1/free_busy", free_busy, methods=["GET"]),
+    Route("/v1/free_busy/pages/{token}", free_busy_page, methods=["GET"]),
+]

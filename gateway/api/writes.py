@@ -1,0 +1,117 @@
+"""Writes: upsert and delete managed events, bulk delete (API.md s6). Answer 202 once durable.
+
+``Prefer: wait=N`` (RFC 7240, N ≤ 30) waits for the write to be applied upstream and then
+answers 200 with the resulting event, or 202 if it is not done in N seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+import anyio
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
+from .errors import ApiError, not_found
+from .event_body import desired_event
+from .params import InvalidParam, Params, read_params
+
+T = TypeVar("T")
+
+WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def _writes(request: Request) -> WriteService:
+    service: WriteService = request.app.state.gateway.writes
+    return service
+
+
+async def upsert_event(request: Request) -> Response:
+    caller = await request.app.state.authenticate(request, "create_event")
+    params = await read_params(request)
+    event_id = _event_id(params)
+    desired = desired_event(params)
+    calendar_id = request.path_params["calendar_id"]
+    written = await _record(partial(_writes(request).upsert, caller.subject, calendar_id,
+                                    event_id, desired))
+    return await _answer(request, written, (caller.subject, calendar_id, event_id))
+
+
+async def delete_event(request: Request) -> Response:
+    caller = await request.app.state.authenticate(request, "delete_event")
+    event_id = _event_id(await read_params(request))
+    written = await _record(partial(_writes(request).delete, caller.subject,
+                                    request.path_params["calendar_id"], event_id))
+    return await _answer(request, written, None)
+
+
+async def bulk_delete(request: Request) -> Response:
+    caller = await request.app.state.authenticate(request, "delete_event")
+    params = await read_params(request)
+    delete_all, calendar_ids = params.flag("delete_all"), params.strings("calendar_ids")
+    if delete_all and calendar_ids:
+        raise InvalidParam("delete_all", "exclusive",
+                           "send delete_all or calendar_ids, not both")
+    if not delete_all and not calendar_ids:
+        raise InvalidParam("calendar_ids", "required", "send delete_all or calendar_ids")
+    await _record(partial(_writes(request).bulk_delete, caller.subject,
+                          None if delete_all else calendar_ids))
+    request.app.state.gateway.worker.wake()
+    return Response(status_code=202)
+
+
+def _event_id(params: Params) -> str:
+    event_id = params.text("event_id")
+    if event_id is not None:
+        return event_id
+    if params.text("event_uid"):
+        raise ApiError(403, {"error": "insufficient_permission",
+                             "description": "editing external events needs elevated "
+                                            "permissions, which Calgate does not grant yet"})
+    raise InvalidParam("event_id", "required", "event_id must be specified")
+
+
+async def _record(call: Callable[[], T]) -> T:
+    try:
+        return await to_thread.run_sync(call)
+    except CalendarNotFound:
+        raise not_found() from None
+    except CalendarReadOnly:
+        raise ApiError(403, {"error": "calendar_readonly"}) from None
+
+
+def _wait(request: Request) -> int:
+    match = WAIT.search(request.headers.get("prefer", ""))
+    return min(int(match.group(1)), 30) if match else 0
+
+
+async def _answer(request: Request, written: tuple[int, int] | None,
+                  event: tuple[str, str, str] | None) -> Response:
+    """202 at once, or with ``Prefer: wait=N`` 200 once applied upstream (202 if not in N s)."""
+    gateway = request.app.state.gateway
+    gateway.worker.wake()
+    seconds = _wait(request)
+    if not seconds or written is None:
+        return Response(status_code=202)
+    with anyio.move_on_after(seconds):
+        while not await to_thread.run_sync(gateway.writes.applied, *written):
+            await anyio.sleep(0.05)
+        applied = {"Preference-Applied": f"wait={seconds}"}
+        if event is None:
+            return Response(status_code=200, headers=applied)
+        body = await to_thread.run_sync(gateway.reads.managed_event, *event)
+        return JSONResponse({"event": body}, headers=applied)
+    return Response(status_code=202)
+
+
+routes = [
+    Route("/v1/calendars/{calendar_id}/events", upsert_event, methods=["POST"]),
+    Route("/v1/calendars/{calendar_id}/events", delete_event, methods=["DELETE"]),
+    Route("/v1/events", bulk_delete, methods=["DELETE"]),
+]

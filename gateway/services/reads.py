@@ -1,0 +1,285 @@
+"""Reading the mirror: an account's events and free/busy blocks (API.md s5, s7).
+
+Never a live upstream call: everything comes from the mirror the sync engine keeps. Pages
+hold 100 items in a stable order (start, row id) and continue by keyset, so a sync that
+lands between two pages neither repeats nor skips what was already delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+
+from ..persistence.tables import calendars, events, managed_events, profiles
+from ..sync.sealing import DataKeys, unseal
+
+PAGE_SIZE = 100
+Key = tuple[datetime, int]  # (start_at, row id): where the next page continues
+
+
+class UnknownCalendar(LookupError):
+    """A requested calendar is not one of this account's."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadQuery:
+    """A resolved read: the window is always concrete (UTC), so later pages see the same."""
+
+    tzid: str
+    start: datetime  # items must end after this (or start at/after it)
+    end: datetime  # items must start before this (exclusive)
+    default_window: bool  # neither from nor to given: managed events ignore the window
+    last_modified: datetime | None = None
+    include_deleted: bool = False
+    include_moved: bool = False
+    include_managed: bool = False
+    only_managed: bool = False
+    calendar_ids: tuple[str, ...] = ()
+    localized_times: bool = False
+
+    @classmethod
+    def build(cls, tzid: str, start: datetime | None, end: datetime | None, *,
+              days_back: int, days_ahead: int, now: datetime | None = None,
+              **flags: Any) -> ReadQuery:
+        """Fill a missing ``from``/``to`` with the sync window, counted in days of ``tzid``."""
+        today = (now or datetime.now(UTC)).astimezone(ZoneInfo(tzid)).date()
+
+        def midnight(day: date) -> datetime:
+            return datetime.combine(day, time(), ZoneInfo(tzid)).astimezone(UTC)
+
+        return cls(tzid, start or midnight(today - timedelta(days=days_back)),
+                   end or midnight(today + timedelta(days=days_ahead)),
+                   default_window=start is None and end is None, **flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("start", "end", "last_modified"):
+            data[name] = data[name] and data[name].isoformat()
+        data["calendar_ids"] = list(self.calendar_ids)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReadQuery:
+        """The inverse of :meth:`to_dict`; raises ValueError/TypeError/KeyError if malformed."""
+        values = dict(data)
+        for name in ("start", "end", "last_modified"):
+            values[name] = values[name] and datetime.fromisoformat(values[name])
+        values["calendar_ids"] = tuple(values["calendar_ids"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    current: int
+    total: int
+    after: Key | None  # set iff another page follows
+
+
+class ReadService:
+    """Events and free/busy blocks of one account, straight from the mirror."""
+
+    def __init__(self, engine: Engine, keys: DataKeys) -> None:
+        self.engine = engine
+        self.keys = keys
+
+    def events(self, subject: str, query: ReadQuery, *, text: bool, page: int = 1,
+               after: Key | None = None) -> Page:
+        """A page of events; ``text``: the token may see summaries of non-managed events."""
+        rows, total = self._page(subject, query, _filters(subject, query), page, after)
+        key = self.keys.key(subject)
+        return Page([event_body(r, _text(key, r), text, query) for r in rows], page, total,
+                    _after(rows, page, total))
+
+    def free_busy(self, subject: str, query: ReadQuery, *, page: int = 1,
+                  after: Key | None = None) -> Page:
+        query = replace(query, include_deleted=False, last_modified=None)
+        busy = [*_filters(subject, query), events.c.status != "cancelled",
+                events.c.transparency == "opaque"]
+        rows, total = self._page(subject, query, busy, page, after)
+        return Page([block_body(r, query) for r in rows], page, total,
+                    _after(rows, page, total))
+
+    def managed_event(self, subject: str, calendar_id: str, event_id: str
+                      ) -> dict[str, Any] | None:
+        """A client's own event as /v1/events shows it (the answer to ``Prefer: wait``)."""
+        from .writes import managed_key
+
+        key = managed_key(subject, calendar_id, event_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(_COLUMNS.where(
+                profiles.c.account_id == subject, events.c.calendar_id == calendar_id,
+                events.c.managed_key == key, events.c.deleted.is_(False))).first()
+        if row is None:
+            return None
+        query = ReadQuery("Etc/UTC", row.start_at, row.end_at, default_window=True)
+        return event_body(row, _text(self.keys.key(subject), row), False, query)
+
+    def _page(self, subject: str, query: ReadQuery, where: list[ColumnElement[bool]],
+              page: int, after: Key | None) -> tuple[list[Any], int]:
+        if after is not None:
+            where = [*where, or_(events.c.start_at > after[0],
+                                 and_(events.c.start_at == after[0], events.c.id > after[1]))]
+        with self.engine.connect() as conn:
+            if query.calendar_ids:
+                _check_calendars(conn, subject, query.calendar_ids)
+            left = conn.execute(select(func.count()).select_from(_JOINED).where(*where)
+                                ).scalar_one()
+            rows = list(conn.execute(_COLUMNS.where(*where)
+                                     .order_by(events.c.start_at, events.c.id)
+                                     .limit(PAGE_SIZE)).all())
+        # Counted from here on, so ``total`` stays right even if a sync changed earlier pages.
+        return rows, page - 1 + max(1, -(-left // PAGE_SIZE))
+
+
+_JOINED = (events.join(calendars, calendars.c.id == events.c.calendar_id)
+           .join(profiles, profiles.c.id == calendars.c.profile_id))
+_EVENT_ID = (select(managed_events.c.event_id)
+             .where(managed_events.c.calendar_id == events.c.calendar_id,
+                    managed_events.c.managed_key == events.c.managed_key)
+             .limit(1).scalar_subquery())
+_COLUMNS = select(events, calendars.c.readonly.label("calendar_readonly"),
+                  _EVENT_ID.label("event_id")).select_from(_JOINED)
+
+
+def _check_calendars(conn: Any, subject: str, calendar_ids: tuple[str, ...]) -> None:
+    found = set(conn.execute(
+        select(calendars.c.id).join(profiles, profiles.c.id == calendars.c.profile_id)
+        .where(profiles.c.account_id == subject, calendars.c.id.in_(calendar_ids))).scalars())
+    if found != set(calendar_ids):
+        raise UnknownCalendar(sorted(set(calendar_ids) - found)[0])
+
+
+def _filters(subject: str, query: ReadQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [profiles.c.account_id == subject,
+                                        calendars.c.deleted.is_(False)]
+    if query.calendar_ids:
+        where.append(events.c.calendar_id.in_(query.calendar_ids))
+    if query.only_managed:
+        where.append(events.c.managed_key.is_not(None))
+    elif not query.include_managed:
+        where.append(events.c.managed_key.is_(None))
+    if not query.include_deleted:
+        where.append(events.c.deleted.is_(False))
+    if query.last_modified is not None:
+        where.append(events.c.updated >= query.last_modified)
+    if query.include_moved and query.last_modified is not None:
+        # The mirror keeps an event that moved as its row with the new times and a fresh
+        # ``updated``: "ever inside the window since last_modified" is every changed row.
+        return where
+    window = _window(query)
+    if query.default_window:  # managed events are not limited by the default window
+        window = or_(events.c.managed_key.is_not(None), window)
+    where.append(window)
+    return where
+
+
+def _window(query: ReadQuery) -> ColumnElement[bool]:
+    """Overlap with [start, end); all-day rows (midnight UTC dates) against the wall-clock
+    window in ``tzid``, so a date means the same day whatever the offset."""
+    zone = ZoneInfo(query.tzid)
+
+    def floating(value: datetime) -> datetime:
+        return value.astimezone(zone).replace(tzinfo=UTC)
+
+    def overlaps(start: datetime, end: datetime) -> ColumnElement[bool]:
+        # ``start_at >= start`` keeps zero-length events that sit exactly on ``start``.
+        return and_(events.c.start_at < end,
+                    or_(events.c.end_at > start, events.c.start_at >= start))
+
+    return or_(and_(events.c.all_day.is_(False), overlaps(query.start, query.end)),
+               and_(events.c.all_day.is_(True),
+                    overlaps(floating(query.start), floating(query.end))))
+
+
+def _after(rows: list[Any], page: int, total: int) -> Key | None:
+    if page >= total or not rows:
+        return None
+    return _aware(rows[-1].start_at), int(rows[-1].id)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every value the mirror stores is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _text(key: bytes | None, row: Any) -> dict[str, Any] | None:
+    if key is None or row.sealed is None:
+        return None
+    return unseal(key, row.sealed, f"{row.calendar_id}|{row.instance_id}")
+
+
+# -- the wire shapes (API.md s5.2 and s7) -------------------------------------------------
+
+def utc_time(value: datetime) -> str:
+    return _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(value: datetime, all_day: bool, tzid: str | None, query: ReadQuery) -> Any:
+    if all_day:
+        day = _aware(value).date().isoformat()
+        return {"time": day, "tzid": _zone_name(tzid, query)} if query.localized_times else day
+    if not query.localized_times:
+        return utc_time(value)
+    zone = _zone_name(tzid, query)
+    return {"time": _aware(value).astimezone(ZoneInfo(zone)).isoformat(timespec="seconds"),
+            "tzid": zone}
+
+
+def _zone_name(tzid: str | None, query: ReadQuery) -> str:
+    """The event's own zone when it has a valid one, else the request's ``tzid``."""
+    if tzid:
+        try:
+            ZoneInfo(tzid)
+        except (KeyError, ValueError, OSError):
+            return query.tzid
+        return tzid
+    return query.tzid
+
+
+def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
+               query: ReadQuery) -> dict[str, Any]:
+    managed = row.managed_key is not None
+    visible = text if (show_text or managed) else None
+    body: dict[str, Any] = {"calendar_id": row.calendar_id, "event_uid": row.event_uid}
+    if managed and row.event_id is not None:
+        body["event_id"] = row.event_id
+    if visible is not None:
+        body |= {"summary": visible.get("summary") or "",
+                 "description": visible.get("description") or ""}
+        if visible.get("location"):
+            body["location"] = {"description": visible["location"]}
+    body |= {"start": _when(row.start_at, row.all_day, row.start_tzid, query),
+             "end": _when(row.end_at, row.all_day, row.end_tzid, query),
+             "deleted": bool(row.deleted), "created": utc_time(row.created),
+             "updated": utc_time(row.updated)}
+    participation = (visible or {}).get("participation_status") or "unknown"
+    body["participation_status"] = participation
+    if visible is not None:
+        body["attendees"] = visible.get("attendees") or []
+        organizer = visible.get("organizer")
+        if organizer:
+            body["organizer"] = {"email": organizer.get("email"),
+                                 "display_name": organizer.get("display_name")}
+    writable = not row.calendar_readonly and not row.deleted
+    body |= {"transparency": row.transparency, "status": row.status,
+             "categories": (visible or {}).get("categories") or [],
+             "recurring": bool(row.recurring), "event_private": bool(row.private),
+             "options": {"delete": writable and managed, "update": writable and managed,
+                         "change_participation_status": writable and not managed
+                         and participation != "unknown"}}
+    return body
+
+
+def block_body(row: Any, query: ReadQuery) -> dict[str, Any]:
+    return {"calendar_id": row.calendar_id,
+            "start": _when(row.start_at, row.all_day, row.start_tzid, query),
+            "end": _when(row.end_at, row.all_day, row.end_tzid, query),
+            "free_busy_status": "tentative" if row.status == "tentative" else "busy"}
+
+
+__all__ = ["PAGE_SIZE", "Page", "ReadQuery", "ReadService", "UnknownCalendar"]

@@ -1,0 +1,16 @@
+"""Run a coroutine to completion from synchronous test code, even when the calling thread
+already runs an event loop (Playwright's sync API leaves one running in xdist workers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
