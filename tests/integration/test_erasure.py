@@ -176,3 +176,46 @@ def test_abandoned_flow_credentials_are_swept(vault_gateway, raw_vault, vault_st
     assert vault_gateway.oauth.sweep_expired_flows() == 1
     assert vault_paths(raw_vault, vault_store) == [f"{vault_store.kv_prefix}/server/keys"]
     assert count(vault_gateway, transactions) == 0
+
+
+def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault, vault_store):
+    """Issue 3: no event row, no data key and no credential is left behind."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.persistence.tables import calendars, events, managed_events
+    from gateway.sync.sealing import DataKeys
+    from providers.memory.provider import WORLD
+    from providers.model import Event
+    from tests.support import aio
+
+    client = make_client(vault_gateway)
+    with TestClient(create_app(vault_gateway), base_url=ISSUER,
+                    follow_redirects=False) as browser:
+        pkce = Pkce()
+        granted = exchange(browser, client, authorize(browser, client, pkce=pkce,
+                                                     scope="read_write",
+                                                     username="erase@example.com"), pkce)
+        start = datetime.now(UTC) + timedelta(days=1)
+        upstream = WORLD.accounts["erase@example.com"]
+        WORLD.put("erase@example.com", next(iter(upstream.calendars)), "e1", [Event(
+            resource_id="e1", instance_id="e1", start=start, end=start + timedelta(hours=1),
+            summary="Therapy")])
+        aio.run(vault_gateway.worker.sync.sync_profile(
+            granted["linking_profile"]["profile_id"]))
+        calendar_id = browser.get("/v1/calendars", headers={
+            "Authorization": f"Bearer {granted['access_token']}"}).json()["calendars"][0][
+            "calendar_id"]
+        vault_gateway.writes.upsert(granted["sub"], calendar_id, "mine", {
+            "summary": "Session", "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat()})
+        assert count(vault_gateway, events) == 1 and count(vault_gateway, managed_events) == 1
+        assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is not None
+        r = browser.post("/oauth/token/revoke", data={
+            "client_id": client.client_id, "client_secret": client.secret,
+            "token": granted["access_token"]})
+        assert r.status_code == 200
+    for table in (events, managed_events, calendars, profiles, accounts, families, tokens):
+        assert count(vault_gateway, table) == 0, table.name
+    assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is None
+    assert vault_paths(raw_vault, vault_store) == [f"{vault_store.kv_prefix}/server/keys"]
+    WORLD.accounts.pop("erase@example.com", None)

@@ -78,12 +78,24 @@ class _DavServer:
     def start(self, timeout: float = 30.0) -> _DavServer:
         self.dir = Path(tempfile.mkdtemp(prefix=f"calgate-{self.name}-"))
         self.prepare()
+        return self._launch(timeout)
+
+    def outage(self) -> None:
+        """Stop the server (by its PID) but keep its storage and port: an upstream outage."""
+        proc, self._proc = self._proc, None
+        stop_process(proc)
+
+    def recover(self, timeout: float = 30.0) -> None:
+        """Start again on the same port and storage after :meth:`outage`."""
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> _DavServer:
         env = dict(os.environ, HOME=str(self.dir), XDG_DATA_HOME=str(self.dir / "data-home"),
                    XDG_CONFIG_HOME=str(self.dir / "config-home"),
                    XDG_CACHE_HOME=str(self.dir / "cache-home"),
                    XDG_STATE_HOME=str(self.dir / "state-home"))
         began = time.perf_counter()
-        with open(self.dir / "server.log", "wb") as log:
+        with open(self.dir / "server.log", "ab") as log:
             self._proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
