@@ -34,6 +34,7 @@ from .services.linking import ConnectorRegistry
 from .services.reads import ReadService
 from .services.writes import WriteService
 from .settings import Settings
+from .sync.answers import Answers
 from .sync.engine import SyncEngine, SyncSettings
 from .sync.outbox import Outbox
 from .sync.sealing import DataKeys
@@ -89,7 +90,7 @@ class Gateway:
             days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
             interval=settings.sync_interval), options)
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
-                        tick=settings.worker_tick)
+                        Answers(engine, store, options), tick=settings.worker_tick)
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker)
 

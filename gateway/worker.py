@@ -16,6 +16,7 @@ import logging
 import anyio
 from taskiq import InMemoryBroker
 
+from .sync.answers import Answered, Answers
 from .sync.engine import Outcome, SyncEngine
 from .sync.outbox import Applied, Outbox
 
@@ -25,9 +26,11 @@ log = logging.getLogger("calgate.worker")
 class Worker:
     """Finds due work and runs it as taskiq tasks."""
 
-    def __init__(self, sync: SyncEngine, outbox: Outbox, tick: float = 2.0) -> None:
+    def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
+                 tick: float = 2.0) -> None:
         self.sync = sync
         self.outbox = outbox
+        self.answers = answers
         self.tick = tick
         self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
         self._wake: anyio.Event | None = None
@@ -40,6 +43,11 @@ class Worker:
             applied: Applied = await outbox.apply(managed_id)
             return applied.ok
 
+        async def send_answer(answer_id: int) -> bool:
+            answered: Answered = await answers.apply(answer_id)
+            return answered.ok
+
+        self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
 
@@ -52,11 +60,14 @@ class Worker:
         """Queue every due sync and write; returns how many tasks were sent."""
         profiles = await anyio.to_thread.run_sync(self.sync.due_profiles)
         writes = await anyio.to_thread.run_sync(self.outbox.due)
+        answers = await anyio.to_thread.run_sync(self.answers.due)
         for managed_id in writes:
             await self._apply.kiq(managed_id)
+        for answer_id in answers:
+            await self._answer.kiq(answer_id)
         for profile_id in profiles:
             await self._sync.kiq(profile_id)
-        return len(profiles) + len(writes)
+        return len(profiles) + len(writes) + len(answers)
 
     async def run(self) -> None:
         """Sweep forever (until cancelled)."""

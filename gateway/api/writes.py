@@ -17,7 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
+from ..services.writes import (
+    PARTICIPATION,
+    CalendarNotFound,
+    CalendarReadOnly,
+    EventNotFound,
+    WriteService,
+)
 from .errors import ApiError, not_found
 from .event_body import desired_event
 from .params import InvalidParam, Params, read_params
@@ -66,6 +72,18 @@ async def bulk_delete(request: Request) -> Response:
     return Response(status_code=202)
 
 
+async def participation_status(request: Request) -> Response:
+    caller = await request.app.state.authenticate(request, "change_participation_status")
+    status = (await read_params(request)).text("status", required=True)
+    if status not in PARTICIPATION:
+        raise InvalidParam("status", "invalid", "status is accepted, tentative or declined")
+    await _record(partial(_writes(request).answer, caller.subject,
+                          request.path_params["calendar_id"], request.path_params["event_uid"],
+                          status))
+    request.app.state.gateway.worker.wake()
+    return Response(status_code=202)
+
+
 def _event_id(params: Params) -> str:
     event_id = params.text("event_id")
     if event_id is not None:
@@ -84,6 +102,8 @@ async def _record(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
+    except EventNotFound:
+        raise not_found() from None
 
 
 def _wait(request: Request) -> int:
@@ -114,4 +134,6 @@ routes = [
     Route("/v1/calendars/{calendar_id}/events", upsert_event, methods=["POST"]),
     Route("/v1/calendars/{calendar_id}/events", delete_event, methods=["DELETE"]),
     Route("/v1/events", bulk_delete, methods=["DELETE"]),
+    Route("/v1/calendars/{calendar_id}/events/{event_uid}/participation_status",
+          participation_status, methods=["POST"]),
 ]

@@ -164,3 +164,23 @@ managed_events = Table(
     Index("ux_managed_calendar_event", "calendar_id", "event_id", unique=True),
     Index("ix_managed_due", "applied_version", "version", "next_attempt_at"),
 )
+
+# The account owner's answers to invitations, queued like managed-event writes.
+participation_writes = Table(
+    "participation_writes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("event_uid", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("applied_version", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_participation_calendar_event", "calendar_id", "event_uid", unique=True),
+)

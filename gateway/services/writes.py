@@ -13,7 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from ..persistence.tables import calendars, managed_events, profiles
+from ..persistence.tables import (
+    calendars,
+    events,
+    managed_events,
+    participation_writes,
+    profiles,
+)
 from ..sync.mirror import managed_prefix
 from ..sync.sealing import DataKeys, seal
 
@@ -28,6 +34,13 @@ class CalendarNotFound(WriteError):
 
 class CalendarReadOnly(WriteError):
     pass
+
+
+class EventNotFound(WriteError):
+    """No external event with that ``event_uid`` in the calendar."""
+
+
+PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 
 
 def managed_key(account_id: str, calendar_id: str, event_id: str) -> str:
@@ -110,6 +123,34 @@ class WriteService:
                 desired=None, version=row.version + 1, attempts=0, next_attempt_at=now,
                 updated_at=now))
         return [(int(r.id), int(r.version) + 1) for r in rows]
+
+    def answer(self, subject: str, calendar_id: str, event_uid: str,
+               status: str) -> tuple[int, int]:
+        """Queue the owner's answer to an invitation (API.md s6.5); the worker sends it."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._calendar(conn, subject, calendar_id)
+            found = conn.execute(select(events.c.id).where(
+                events.c.calendar_id == calendar_id, events.c.event_uid == event_uid,
+                events.c.managed_key.is_(None), events.c.deleted.is_(False))).first()
+            if found is None:
+                raise EventNotFound(event_uid)
+            row = conn.execute(select(participation_writes.c.id,
+                                      participation_writes.c.version).where(
+                participation_writes.c.calendar_id == calendar_id,
+                participation_writes.c.event_uid == event_uid)).first()
+            if row is None:
+                result = conn.execute(insert(participation_writes).values(
+                    account_id=subject, calendar_id=calendar_id, event_uid=event_uid,
+                    status=status, version=1, applied_version=0, attempts=0,
+                    next_attempt_at=now, updated_at=now))
+                assert result.inserted_primary_key is not None
+                return int(result.inserted_primary_key[0]), 1
+            conn.execute(update(participation_writes).where(
+                participation_writes.c.id == row.id).values(
+                status=status, version=row.version + 1, attempts=0, next_attempt_at=now,
+                updated_at=now))
+            return int(row.id), int(row.version) + 1
 
     def applied(self, managed_id: int, version: int) -> bool:
         with self.engine.connect() as conn:
