@@ -10,6 +10,7 @@ import pytest
 
 from gateway.services.accounts import PendingAccount
 from tests.integration.test_caldav_sync_api import bearer_for, sync
+from tests.support.davservers import BERLIN_VTIMEZONE
 from tests.support.feedserver import FeedServer
 
 # Weekly on Mondays 09:00 Europe/Berlin, next year, across the change to summer time.
@@ -18,24 +19,7 @@ FEED = f"""BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//Calgate tests//Feed//EN
 X-WR-CALNAME:Team rota
-BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:DAYLIGHT
-TZOFFSETFROM:+0100
-TZOFFSETTO:+0200
-TZNAME:CEST
-DTSTART:19700329T020000
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:+0200
-TZOFFSETTO:+0100
-TZNAME:CET
-DTSTART:19701025T030000
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-END:STANDARD
-END:VTIMEZONE
-BEGIN:VEVENT
+{BERLIN_VTIMEZONE}BEGIN:VEVENT
 UID:rota@example.com
 DTSTAMP:20260101T000000Z
 SUMMARY:Rota
