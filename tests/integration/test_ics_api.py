@@ -67,3 +67,31 @@ def test_recurring_feed_events_expand_across_dst(http, gateway):
     # Six instances: the EXDATE on the 5th is not there.
     assert [e["start"] for e in utc] == [f"{YEAR}-03-0{d}T08:00:00Z" for d in (1, 2, 3, 4, 6, 7)]
     assert {e["recurring"] for e in utc} == {True}
+
+
+def test_ics_feed_links_through_the_consent_screen(http, gateway):
+    """The real ICS connector: the feed is fetched and parsed before anything is stored."""
+    from gateway.services.connectors import register_defaults
+    from providers.registry import ProviderOptions
+    from tests.support.oauth import Pkce, csrf, decide, exchange, make_client, start
+
+    register_defaults(gateway.connectors, ProviderOptions(allow_private_networks=True))
+    client = make_client(gateway, scopes="read_events list_calendars")
+    with FeedServer() as server:
+        server.set_feed("/rota.ics", FEED)
+        pkce = Pkce()
+        flow = start(http, client, scope="read_events list_calendars", pkce=pkce)
+        token = csrf(http.get(flow).text)
+        http.post(f"{flow}/provider", data={"csrf_token": token, "provider": "ics"})
+        # Not a calendar: refused, nothing linked.
+        server.set_feed("/nope.ics", "<html>hello</html>", content_type="text/html")
+        r = http.post(f"{flow}/connect", data={"csrf_token": token,
+                                               "url": server.url("/nope.ics")})
+        assert r.status_code == 200 and 'role="alert"' in r.text
+        r = http.post(f"{flow}/connect", data={"csrf_token": token,
+                                               "url": server.url("/rota.ics")})
+        assert r.status_code == 303
+        assert "Team rota" in http.get(flow).text
+        tokens = exchange(http, client, decide(http, flow)["code"], pkce)
+    assert tokens["linking_profile"]["provider_name"] == "ics"
+    assert tokens["linking_profile"]["profile_name"] == "Team rota"
