@@ -1,0 +1,179 @@
+"""Sync measurements for bench/run_events_bench.py, run in a process of their own so the
+peak memory belongs to the sync alone:
+
+    python bench/events_sync.py '<json job>'      # prints "SYNC_JSON {...}" at the end
+
+The job names a linked profile whose calendar Radicale holds. In this process:
+
+1. **Initial sync** of the profile (``SyncEngine.sync_profile`` on an event loop, as the
+   worker runs it): wall time, CPU time (``time.process_time``: every thread of this
+   process), the process's peak RSS during the sync (``VmHWM`` after resetting it through
+   ``/proc/self/clear_refs``) and, with ``tracemalloc``, the peak of Python allocations
+   (tracing slows the sync down, so that run's times are not reported).
+2. **Incremental syncs** (``rounds``): first one with nothing changed upstream, then
+   ``rounds`` times: the owner changes one event (one PUT straight to Radicale), then one
+   sync is measured: CPU time, wall time, and every HTTP request Radicale logged with
+   Calgate's User-Agent meanwhile.
+3. **Profile** (``profile_rounds``; ``profile``: ``always``, or ``auto`` when step 2 misses
+   ``cpu_target_s`` (median) or ``requests_target``): the same change-then-sync loop again
+   under ``py-spy record`` attached to this process, for the report's profile section.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import events_fixtures as fx  # noqa: E402
+
+
+class GcTimer:
+    """Collections of the oldest generation, and their time, while it is installed."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.full += 1
+            self.seconds += time.perf_counter() - self._began
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def _status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def initial(gateway: Any, profile_id: str, log: fx.RadicaleLog, trace: bool) -> dict[str, Any]:
+    gc.collect()
+    rss0 = _status("VmRSS")
+    reset = _reset_peak()
+    offset = log.offset()
+    if trace:
+        tracemalloc.start()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    outcome = fx.sync(gateway, profile_id)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    traced = tracemalloc.get_traced_memory()[1] if trace else None
+    if trace:
+        tracemalloc.stop()
+    requests = log.requests_since(offset)
+    return {"wall_s": wall, "cpu_s": cpu, "changed": outcome.changed,
+            "rss_before_kb": rss0, "hwm_kb": _status("VmHWM"), "hwm_reset": reset,
+            "rss_after_kb": _status("VmRSS"), "tracemalloc_peak_b": traced,
+            "requests": len(requests), "request_list": fx.describe(requests),
+            "mirror_events": fx.mirror_counts(gateway, profile_id)["events"]}
+
+
+def incremental(gateway: Any, profile_id: str, log: fx.RadicaleLog, job: dict[str, Any],
+                index: int | None) -> dict[str, Any]:
+    """One sync after the owner changed event ``index`` upstream (None: nothing changed)."""
+    if index is not None:
+        fx.change_event(job["radicale_base"], job["calendar"], job["prefix"], index,
+                        datetime.fromisoformat(job["day0"]), f"Changed {time.time_ns()}")
+    fx.make_due(gateway, profile_id)
+    offset = log.offset()
+    with GcTimer() as collections:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        outcome = fx.sync(gateway, profile_id)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    requests = log.requests_since(offset)
+    return {"changed_event": index, "cpu_s": cpu, "wall_s": wall, "changed": outcome.changed,
+            "requests": len(requests), "request_list": [str(r) for r in requests],
+            "gc_full": collections.full, "gc_full_s": collections.seconds}
+
+
+def profile(gateway: Any, profile_id: str, log: fx.RadicaleLog, job: dict[str, Any]
+            ) -> dict[str, Any]:
+    raw = Path(job["profile_raw"])
+    spy = subprocess.Popen([job["py_spy"], "record", "--pid", str(os.getpid()), "--rate",
+                            "500", "--function", "--format", "raw", "--output", str(raw)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let py-spy attach
+    cpu = []
+    try:
+        for k in range(job["profile_rounds"]):
+            cpu.append(incremental(gateway, profile_id, log, job, 100 + k)["cpu_s"])
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        _, err = spy.communicate(timeout=60)
+    if not raw.exists():
+        return {"error": err.decode()[-500:]}
+    return {"raw": str(raw), "rounds": len(cpu), "cpu_s": cpu}
+
+
+def main(job: dict[str, Any]) -> dict[str, Any]:
+    # Everything a sync imports is imported first, and the database and secret store are
+    # opened: the measurements are of the sync, not of this process starting up.
+    import anyio  # noqa: F401
+    import caldav  # noqa: F401
+    import icalendar  # noqa: F401
+
+    import providers.caldav.provider  # noqa: F401
+
+    gateway = fx.open_gateway(job["env"])
+    log = fx.RadicaleLog(Path(job["radicale_log"]))
+    profile_id = job["profile_id"]
+    gateway.worker.sync.keys.key(job["subject"])
+    result: dict[str, Any] = {"pid": os.getpid()}
+    try:
+        result["initial"] = initial(gateway, profile_id, log, job.get("tracemalloc", False))
+        if job.get("rounds"):
+            rounds = [incremental(gateway, profile_id, log, job, None)]
+            rounds += [incremental(gateway, profile_id, log, job, 10 + 37 * k)
+                       for k in range(job["rounds"])]
+            result["incremental"] = rounds
+        # Profiled when asked, or ("auto") when the median CPU time or the request count
+        # misses its target.
+        changed = result.get("incremental", [])[1:]
+        cpu = sorted(r["cpu_s"] for r in changed)
+        missed = bool(changed) and (
+            cpu[len(cpu) // 2] > job.get("cpu_target_s", 0.1)
+            or max(r["requests"] for r in changed) > job.get("requests_target", 3))
+        if job.get("profile_rounds") and (job.get("profile") == "always"
+                                          or (job.get("profile") == "auto" and missed)):
+            result["profile"] = profile(gateway, profile_id, log, job)
+    finally:
+        gateway.close()
+    return result
+
+
+if __name__ == "__main__":
+    out = main(json.loads(sys.argv[1]))
+    print("SYNC_JSON " + json.dumps(out), flush=True)
