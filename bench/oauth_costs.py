@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-import run_oauth_bench as rb  # noqa: E402
+import bench_setup as rb  # noqa: E402
 
 ROUNDS = 5
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = Path(tmp) / "data"
         port = 8080
         # Enough single-use refresh tokens for every refresh measurement below.
-        refresh_calls = 3 * (ROUNDS * n + 200)
+        refresh_calls = 4 * (ROUNDS * n + 200) + 16 * 200
         fx = rb.prepare(data_dir, port, {"costs": refresh_calls + 10_000})
         settings = Settings.from_env(rb.server_env(data_dir, port))
         gateway = Gateway.build(settings)
@@ -172,8 +172,13 @@ def main(argv: list[str] | None = None) -> int:
 
         row("userinfo", "    engine.connect() checkout + return (1 per store call)",
             cost(checkout, n))
-        row("userinfo", "  userinfo_body (find_account + list_profiles)",
-            cost(lambda: userinfo_body(accounts_svc, sub, ("read_write",), grants), n))
+        accounts_svc.cache.clear()
+        row("userinfo", "  AccountService.find_identity (account + profiles, uncached)",
+            cost(lambda: (accounts_svc.cache.clear(), accounts_svc.find_identity(sub)), n))
+        identity = accounts_svc.find_identity(sub)
+        assert identity is not None
+        row("userinfo", "  userinfo_body (from the cached identity)",
+            cost(lambda: userinfo_body(identity, sub, ("read_write",), grants), n))
         row("userinfo", "    AccountService.find_account",
             cost(lambda: accounts_svc.find_account(sub), n))
         row("userinfo", "    AccountService.list_profiles",
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
         row("userinfo", "    alternative: both queries prebuilt, one connection",
             cost(both_one_conn, n))
-        body = userinfo_body(accounts_svc, sub, ("read_write",), grants)
+        body = userinfo_body(identity, sub, ("read_write",), grants)
         row("userinfo", "  json.dumps of the body (JSONResponse render)",
             cost(lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")), n))
 
@@ -210,8 +215,18 @@ def main(argv: list[str] | None = None) -> int:
             status, _, _ = server.create_token_response(req)
             assert status == 200, status
 
-        row("refresh", "  server.create_token_response (the worker-thread part)",
+        row("refresh", "  server.create_token_response (the lane-thread part, alone)",
             cost(authlib_only, n))
+
+        def batch_of_16() -> Any:
+            reqs = [Request("POST", "http://127.0.0.1/oauth/token",
+                            list(json.loads(token_body()).items()), jh, "127.0.0.1")
+                    for _ in range(16)]
+            for result in server.create_token_responses(reqs):
+                assert not isinstance(result, Exception) and result[0] == 200, result
+
+        row("refresh", "  server.create_token_responses, 16 a batch (per request)",
+            cost(batch_of_16, max(1, n // 16)) / 16)
         throttle = getattr(server, "throttle", None)
         if throttle is not None:
             row("refresh", "    FailureThrottle.retry_after (per token request)",
