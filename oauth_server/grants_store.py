@@ -3,22 +3,47 @@
 Every state change that must happen at most once (redeeming a code, rotating a refresh
 token) is a conditional UPDATE whose row count says who won, so it holds under concurrency
 on SQLite and PostgreSQL alike, across any number of API processes.
+
+The refresh grant is the hot path (bench/HOTSPOTS.md): its statements run as DB-API
+statements compiled once per dialect (:class:`Prepared`), and the token endpoint's batches
+commit their rotations together (:meth:`GrantStore.batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    Dialect,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from .cache import TtlCache
 from .crypto import ServerKeys, new_id, new_token, seal_with_token, unseal_with_token
 from .tables import codes, families, tokens
+
+log = logging.getLogger("calgate.oauth")
+_NO_LOCK = nullcontext()
+_BATCH: ContextVar[RotationBatch | None] = ContextVar("calgate_rotation_batch", default=None)
 
 
 def now() -> datetime:
@@ -114,6 +139,11 @@ class GrantStore:
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
         # handler (which sleeps up to 100 ms between tries) keeps the latency tail short.
         self._write_lock = Lock() if engine.dialect.name == "sqlite" else None
+        dialect = engine.dialect
+        self._find_refresh = Prepared(_FIND_REFRESH, dialect)
+        self._rotate = Prepared(_ROTATE, dialect)
+        self._insert_token = Prepared(_INSERT_PAIR, dialect)
+        self._checkpoints = Checkpointer(engine) if dialect.name == "sqlite" else None
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -123,6 +153,39 @@ class GrantStore:
             return
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[RotationBatch]:
+        """Group commit for the token requests run while it is open (in this thread).
+
+        Their statements share one pooled connection, and their rotations wait for
+        :meth:`RotationBatch.commit`, which applies them all in one transaction.
+        """
+        conn = self.engine.raw_connection()
+        batch = RotationBatch(self, conn)
+        token = _BATCH.set(batch)
+        try:
+            if self._checkpoints is None:
+                yield batch
+            else:
+                with self._checkpoints.deferred(conn):
+                    yield batch
+        finally:
+            _BATCH.reset(token)
+            conn.close()
+
+    @contextmanager
+    def _raw(self) -> Iterator[DBAPIConnection]:
+        """A pooled DB-API connection (the batch's, inside one); rolled back when returned."""
+        batch = _BATCH.get()
+        if batch is not None:
+            yield batch.conn
+            return
+        conn = self.engine.raw_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     # -- authorization codes ----------------------------------------------------------
     def save_code(self, *, client_id: str, redirect_uri: str, scope: str, subject: str,
@@ -205,18 +268,22 @@ class GrantStore:
         return family_id, self._issue(conn, family_id, scope, scope)
 
     def _issue(self, conn: Connection, family_id: str, access_scope: str,
-               refresh_scope: str, pair: Issued | None = None) -> Issued:
-        t = now()
-        pair = pair or Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
-        conn.execute(_INSERT_TOKEN, [
+               refresh_scope: str) -> Issued:
+        pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
+        conn.execute(_INSERT_PAIR, self._pair_rows(pair, family_id, refresh_scope, now()))
+        return pair
+
+    def _pair_rows(self, pair: Issued, family_id: str, refresh_scope: str,
+                   t: datetime) -> list[dict[str, Any]]:
+        """The two ``tokens`` rows of a new access/refresh pair."""
+        return [
             {"token_hash": self.keys.token_digest(pair.access_token), "kind": "access",
-             "family_id": family_id, "scope": access_scope, "created_at": t,
+             "family_id": family_id, "scope": pair.scope, "created_at": t,
              "expires_at": t + timedelta(seconds=self.lifetimes.access)},
             {"token_hash": self.keys.token_digest(pair.refresh_token), "kind": "refresh",
              "family_id": family_id, "scope": refresh_scope, "created_at": t,
              "expires_at": t + timedelta(seconds=self.lifetimes.refresh_idle)},
-        ])
-        return pair
+        ]
 
     def _revoke_families(self, conn: Connection, where: Any, reason: str) -> None:
         ids = [r[0] for r in conn.execute(select(families.c.id).where(where)).all()]
@@ -240,12 +307,11 @@ class GrantStore:
 
     # -- refresh tokens ---------------------------------------------------------------
     def find_refresh(self, refresh_token: str) -> RefreshRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_FIND_REFRESH, {"digest": self.keys.token_digest(refresh_token)}
-                               ).first()
-        if row is None:
+        digest = self.keys.token_digest(refresh_token)
+        with self._raw() as conn:
+            m = self._find_refresh.one(conn, {"digest": digest})
+        if m is None:
             return None
-        m = row._mapping
         t = now()
         live = (m["revoked_at"] is None and _aware(m["family_expires"]) > t
                 and _aware(m["expires_at"]) > t)
@@ -256,16 +322,44 @@ class GrantStore:
             successor=m["successor"], live=live)
 
     def rotate(self, record: RefreshRecord, presented: str, access_scope: str) -> Issued | None:
-        """Swap ``presented`` for a new pair; None if it was already rotated (caller decides)."""
+        """Swap ``presented`` for a new pair; None if it was already rotated (caller decides).
+
+        Inside a :meth:`batch` the rotation is only queued and the pair returned at once; the
+        batch's commit says whether it won, and a loser's request is run again.
+        """
         pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
         sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
-        with self._begin() as conn:
-            won = conn.execute(_ROTATE, {"digest": record.token_hash, "at": now(),
-                                         "sealed": sealed}).rowcount
-            if won != 1:
-                return None
-            self._issue(conn, record.family_id, access_scope, record.scope, pair)
-        return pair
+        t = now()
+        rotation = _Rotation(record.token_hash, t, sealed,
+                             self._pair_rows(pair, record.family_id, record.scope, t))
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.pending.append(rotation)
+            return pair
+        with self._raw() as conn:
+            return pair if self._apply(conn, [rotation]) == [True] else None
+
+    def _apply(self, conn: DBAPIConnection, rotations: Sequence[_Rotation]) -> list[bool]:
+        """Each conditional UPDATE decides; winners insert their new pair; one COMMIT.
+
+        Rows are updated in digest order (ties in the given order), so batches committing
+        at once on PostgreSQL lock shared rows in the same order and cannot deadlock.
+        """
+        won = [False] * len(rotations)
+        with self._write_lock or _NO_LOCK:
+            try:
+                for i in sorted(range(len(rotations)), key=lambda i: rotations[i].digest):
+                    rotation = rotations[i]
+                    won[i] = self._rotate.run(conn, {
+                        "digest": rotation.digest, "at": rotation.at,
+                        "sealed": rotation.sealed}) == 1
+                    if won[i]:
+                        self._insert_token.run_many(conn, rotation.rows)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return won
 
     def successor_in_grace(self, presented: str) -> Issued | None:
         """The pair a rotation of ``presented`` produced, if still inside the grace window."""
@@ -354,7 +448,177 @@ _FIND_REFRESH = (select(tokens, families.c.client_id, families.c.subject,
                         families.c.expires_at.label("family_expires"), families.c.revoked_at)
                  .join(families, families.c.id == tokens.c.family_id)
                  .where(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "refresh"))
-_INSERT_TOKEN = insert(tokens)
+_INSERT_PAIR = insert(tokens).values({c: bindparam(c) for c in (
+    "token_hash", "kind", "family_id", "scope", "created_at", "expires_at")})
 _ROTATE = (update(tokens)
            .where(tokens.c.token_hash == bindparam("digest"), tokens.c.rotated_at.is_(None))
            .values(rotated_at=bindparam("at"), successor=bindparam("sealed")))
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotation:
+    digest: str
+    at: datetime
+    sealed: bytes | None
+    rows: list[dict[str, Any]]
+
+
+class RotationBatch:
+    """Rotations queued by the token requests of one batch, committed together.
+
+    SQLite commits one transaction at a time, and each commit is a large part of a
+    refresh grant's cost; a batch pays for one. Each rotation is still its own conditional
+    UPDATE, so a token rotated meanwhile (by another request of the batch or another
+    process) loses exactly as it would alone.
+    """
+
+    def __init__(self, store: GrantStore, conn: DBAPIConnection) -> None:
+        self.conn = conn
+        self.pending: list[_Rotation] = []
+        self._store = store
+
+    def commit(self) -> list[bool]:
+        """Apply the queued rotations in one transaction; whether each won, in order.
+
+        If the transaction fails, nothing was applied and every rotation counts as lost.
+        """
+        rotations, self.pending = self.pending, []
+        if not rotations:
+            return []
+        try:
+            return self._store._apply(self.conn, rotations)
+        except Exception:
+            log.warning("group commit of %d rotations failed; retrying each alone",
+                        len(rotations), exc_info=True)
+            return [False] * len(rotations)
+
+
+class Prepared:
+    """A Core statement compiled once for one dialect, run straight on a DB-API connection.
+
+    The refresh grant runs four statements per request; through a ``Connection``,
+    SQLAlchemy's per-execution work (cache key, execution context, result objects) cost
+    several times what SQLite itself does (bench/HOTSPOTS.md). Values still pass through
+    the dialect's own type processors, so rows are stored and read exactly as Core does
+    (SQLite keeps datetimes as ISO strings).
+    """
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = compiled.string
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for bind, name in compiled.bind_names.items()}
+        self._named = compiled.positiontup is None  # e.g. psycopg's %(name)s
+        order = dict.fromkeys(processors) if self._named else compiled.positiontup or ()
+        # (name, literal value such as kind = 'refresh', type processor) per placeholder
+        self._plan = tuple((name, compiled.params.get(name), processors[name])
+                           for name in order)
+        columns = getattr(statement, "selected_columns", ())
+        self._columns = tuple((c.key, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                              for c in columns)
+
+    def params(self, values: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
+        """``values`` (by bind name) as the driver takes them."""
+        get = values.get
+        out = [get(name, literal) if process is None else process(get(name, literal))
+               for name, literal, process in self._plan]
+        return dict(zip((p[0] for p in self._plan), out, strict=True)) if self._named else out
+
+    def run(self, conn: DBAPIConnection, values: Mapping[str, Any]) -> int:
+        """Execute; the row count."""
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self.sql, self.params(values))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, conn: DBAPIConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        cursor = conn.cursor()
+        try:
+            batch: list[Any] = [self.params(r) for r in rows]
+            cursor.executemany(self.sql, batch)
+        finally:
+            cursor.close()
+
+    def one(self, conn: DBAPIConnection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row, by column key, or None."""
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self.sql, self.params(values))
+            raw = cursor.fetchone()
+        finally:
+            cursor.close()
+        if raw is None:
+            return None
+        return {name: value if process is None else process(value)
+                for (name, process), value in zip(self._columns, raw, strict=True)}
+
+
+class Checkpointer:
+    """Checkpoints SQLite's WAL in a thread of its own, never inside a batch's commit.
+
+    SQLite checkpoints in the commit that takes the WAL past 1000 pages: at a couple of
+    thousand refreshes a second, every eighth batch, stalling every token request for
+    15-20 ms (the copy into the database file and its fsync; bench/HOTSPOTS.md). A batch
+    turns that off on its own connection and has this thread checkpoint instead; every
+    other connection keeps SQLite's default.
+    """
+
+    def __init__(self, engine: Engine, pause: float = 0.05, idle: float = 5.0) -> None:
+        self._engine = engine
+        self._pause = pause  # at most one checkpoint per pause: each costs two fsyncs
+        self._idle = idle  # the thread stops after this long without batches
+        self._wake = threading.Event()
+        self._lock = Lock()
+        self._running = False
+
+    @contextmanager
+    def deferred(self, conn: DBAPIConnection) -> Iterator[None]:
+        """``conn`` does not checkpoint until the block ends; this thread does, after it."""
+        previous = _pragma(conn, "wal_autocheckpoint")
+        _pragma(conn, "wal_autocheckpoint=0")
+        try:
+            yield
+        finally:
+            _pragma(conn, f"wal_autocheckpoint={int(previous)}")
+            self._poke()
+
+    def _poke(self) -> None:
+        self._wake.set()
+        with self._lock:
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="calgate-wal-checkpoints",
+                                 daemon=True).start()
+
+    def _run(self) -> None:
+        while self._wake.wait(self._idle) or not self._stopped():
+            self._wake.clear()
+            try:
+                conn = self._engine.raw_connection()
+                try:
+                    # PASSIVE: copies what no reader still needs, and blocks no writer.
+                    _pragma(conn, "wal_checkpoint(PASSIVE)")
+                finally:
+                    conn.close()
+            except Exception:  # the next batch pokes again; SQLite's own limit still holds
+                log.warning("WAL checkpoint failed", exc_info=True)
+            time.sleep(self._pause)
+
+    def _stopped(self) -> bool:
+        """Idle: stop, unless a poke came in meanwhile (checked under the poke's lock)."""
+        with self._lock:
+            self._running = self._wake.is_set()
+            return not self._running
+
+
+def _pragma(conn: DBAPIConnection, statement: str) -> Any:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA {statement}")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else row[0]

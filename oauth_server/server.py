@@ -1,7 +1,8 @@
 """Authlib's authorization-server core, wired to our storage and policies.
 
 Framework glue is in ``endpoints.py`` and ``consent.py``; this module stays free of
-Starlette so it can run in a worker thread (Authlib's core and our storage block).
+Starlette so it can run in a worker thread (Authlib's core and our storage block): the token
+endpoint's own thread (``endpoints.TokenLane``), anyio's for everything else.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ import base64
 import binascii
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
+from authlib.common.security import is_secure_transport
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749.errors import (
+    InsecureTransportError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
@@ -37,6 +41,8 @@ from .throttle import FailureThrottle
 
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 REALM = "calgate"
+
+TokenResponse = tuple[int, Any, list[tuple[str, str]]]
 
 
 class Payload(OAuth2Payload):  # type: ignore[misc]
@@ -66,7 +72,20 @@ class Request(OAuth2Request):  # type: ignore[misc]
 
     def __init__(self, method: str, uri: str, items: list[tuple[str, str]],
                  headers: Mapping[str, str], remote: str = "") -> None:
-        super().__init__(method, uri, headers=dict(headers))
+        # OAuth2Request.__init__ (Authlib 1.9.6) with its transport check cached: Authlib
+        # reads the environment and parses the host as an IP address on every request.
+        check_transport(uri)
+        self.method = method
+        self.uri = uri
+        self.headers = dict(headers)
+        self._body = None
+        self.client: Client | None = None
+        self.auth_method: str | None = None
+        self.user: Any = None
+        self.authorization_code: CodeRecord | None = None
+        self.refresh_token: RefreshRecord | None = None
+        self.credential: Any = None
+        self._scope: str | None = None
         self.payload = Payload(items)
         self.remote = remote
 
@@ -77,6 +96,19 @@ class Request(OAuth2Request):  # type: ignore[misc]
     @property
     def form(self) -> dict[str, str]:
         return self.payload.data
+
+
+def check_transport(uri: str) -> None:
+    """Authlib's https-or-loopback rule (RFC 6749 s3.1-3.2, RFC 8252 s7.3) for ``uri``."""
+    parts = urlsplit(uri)
+    _check_origin(parts.scheme, parts.netloc)
+
+
+@lru_cache(maxsize=64)
+def _check_origin(scheme: str, netloc: str) -> None:
+    # The rule reads only the scheme and host (and AUTHLIB_INSECURE_TRANSPORT, set once).
+    if not is_secure_transport(f"{scheme}://{netloc}/"):
+        raise InsecureTransportError()
 
 
 class ClientAuthFailed(InvalidClientError):  # type: ignore[misc]
@@ -153,6 +185,42 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
         self.throttle = throttle
         self.register_grant(CodeGrant)
         self.register_grant(RefreshGrant)
+
+    def create_token_responses(self, requests: Sequence[Request]
+                               ) -> list[TokenResponse | Exception]:
+        """Token responses for a batch of requests, their rotations committed together.
+
+        Authlib answers each request in turn inside one :meth:`GrantStore.batch`, which
+        queues the refresh-token rotations and applies them at the end in one transaction.
+        A request whose rotation lost there (its token was rotated meanwhile, say by a retry
+        in the same batch) is answered again, alone, now that the winner is committed: the
+        grace window or reuse detection decides, exactly as without batching. No response
+        leaves before its rotation is committed. An unexpected error takes the place of its
+        request's response.
+        """
+        results: list[TokenResponse | Exception] = []
+        rotating: list[tuple[int, int]] = []  # (request index, rotations it queued)
+        with self.store.batch() as batch:
+            for index, request in enumerate(requests):
+                queued = len(batch.pending)
+                results.append(self._token_response(request))
+                added = len(batch.pending) - queued
+                if added and _succeeded(results[-1]):
+                    rotating.append((index, added))
+                elif added:  # issued for a request that failed after all: never applied
+                    del batch.pending[queued:]
+            won = iter(batch.commit())
+        for index, added in rotating:
+            if not all([next(won) for _ in range(added)]):
+                results[index] = self._token_response(requests[index])
+        return results
+
+    def _token_response(self, request: Request) -> TokenResponse | Exception:
+        try:
+            result: TokenResponse = self.create_token_response(request)
+        except Exception as exc:  # handed to the request's own waiter, which raises it
+            return exc
+        return result
 
     # -- Authlib hooks ----------------------------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
@@ -274,6 +342,10 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
             self.server.store.revoke_family(record.family_id, "refresh_reuse")
             raise InvalidGrantError()
         return 200, _token_body(issued), _no_store()
+
+
+def _succeeded(result: TokenResponse | Exception) -> bool:
+    return not isinstance(result, Exception) and result[0] == 200
 
 
 def printable(text: str) -> str:
