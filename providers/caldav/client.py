@@ -6,6 +6,11 @@ runs every method here in a worker thread).
 (:mod:`.davxml`), so each operation is one request we can reason about, with the
 conditional headers (``If-Match``, ``If-None-Match``) that idempotent writes need. Results
 are plain typed values; ``Any`` stops here.
+
+Negotiation costs a 401 round trip per connection, so Basic credentials are sent up front
+where that gives nothing away: over TLS, or where the server took Basic before (the sync
+cursor remembers the scheme). A 401 to such a guess drops it and negotiates as usual, so
+a server that wants Digest still gets Digest.
 """
 
 from __future__ import annotations
@@ -151,6 +156,8 @@ class CalDavClient:
         self._ca_cleanup: weakref.finalize[[str], CalDavClient] | None = None
         self._checked_hosts: set[str] = set()
         self._principal: Principal | None = None
+        self._basic_known = False  # the server took Basic before: send it up front
+        self._guessed = False  # the live DAVClient sends Basic without being asked
 
     # -- connection -------------------------------------------------------------------
 
@@ -180,7 +187,41 @@ class CalDavClient:
                 headers={"User-Agent": self.settings.user_agent},
                 enable_rfc6764=True, require_tls=True,
                 rate_limit_handle=False)  # never sleep in a worker: raise RateLimited
+            self._guessed = False
+            self._guess_basic(self._dav)
         return self._dav
+
+    def _guess_basic(self, dav: DAVClient) -> None:
+        """Send Basic credentials with the first request instead of waiting for a 401,
+        over TLS or where the server took Basic before (never a bearer token: no user)."""
+        if dav.auth is not None or not (self.settings.username and self.settings.password):
+            return
+        if self._basic_known or urlsplit(str(dav.url)).scheme == "https":
+            dav.auth_type = "basic"
+            dav.build_auth_object()
+            self._guessed = True
+
+    def remember_auth(self, scheme: str | None) -> None:
+        """What :attr:`auth_scheme` said in an earlier session (from the sync cursor)."""
+        with self._lock:
+            if scheme == "basic" and not self._basic_known:
+                self._basic_known = True
+                if self._dav is not None:
+                    self._guess_basic(self._dav)
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """The HTTP auth scheme in use: "basic", "digest", "bearer", or None."""
+        with self._lock:
+            auth = self._dav.auth if self._dav is not None else None
+        name = type(auth).__name__ if auth is not None else ""
+        return {"HTTPBasicAuth": "basic", "HTTPDigestAuth": "digest",
+                "HTTPBearerAuth": "bearer"}.get(name)
+
+    @property
+    def known_principal(self) -> Principal | None:
+        """The principal if this client looked it up already (no request)."""
+        return self._principal
 
     def _check_host(self, url: str) -> None:
         """Refuse loopback, private and link-local servers unless the operator allows them
@@ -205,7 +246,17 @@ class CalDavClient:
     def _request(self, dav: DAVClient, url: str, method: str, body: str = "",
                  headers: Mapping[str, str] | None = None) -> DAVResponse:
         self._check_host(url)
-        response: DAVResponse = dav.request(url, method, body, dict(headers or {}))
+        try:
+            response: DAVResponse = dav.request(url, method, body, dict(headers or {}))
+        except caldav_error.AuthorizationError as exc:
+            if not self._guessed or exc.status != 401:
+                raise
+            # The Basic guess was refused (the password changed, or the server wants
+            # Digest now): forget it and let caldav negotiate from the server's 401.
+            self._guessed = self._basic_known = False
+            dav.auth = None
+            dav.auth_type = None
+            response = dav.request(url, method, body, dict(headers or {}))
         return response
 
     def _expect(self, response: DAVResponse, what: str, ok: Sequence[int] = (200, 207)) -> None:

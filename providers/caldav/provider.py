@@ -32,6 +32,7 @@ from ..model import (
     Written,
 )
 from ..registry import ProviderOptions
+from . import cursor as cursors
 from . import mapping
 from .client import CalDavClient, CollectionProps, ConnectionSettings, StoredObject
 from .davxml import href_path
@@ -147,12 +148,33 @@ class CalDavProvider:
 
     def _sync(self, calendar_id: str, cursor: SyncCursor | None,
               window: TimeWindow) -> ChangeSet:
+        path = calendar_id.rstrip("/") + "/"
+        state = cursors.decode(cursor, path) if cursor is not None else None
+        where = state.where if state is not None else None
+        if where is None or self.client.known_principal is not None \
+                or unquote(urlsplit(where.url).path) != path or ".." in path:
+            return self._sync_found(calendar_id, state, window)
+        # The cursor says where the calendar is and whose it is: no principal discovery.
+        # (Once this provider has looked the principal up, e.g. to list the calendars,
+        # the path above runs instead and refreshes what the cursor remembers.)
+        self.client.remember_auth(where.auth)
+        props = None
+        if not isinstance(state, cursors.TokenState) or self.sync_mode == "ctag":
+            props = self._props(where.url)  # the ctag; a token needs no PROPFIND
+        tzid = where.tzid if props is None else mapping.calendar_tzid(props)
+        job = CalendarSync(self.client, where.url, path, window, mapping.zone_named(tzid),
+                           where.owner, cursors.Where(where.url, where.owner, tzid))
+        return job.run(state, props, self.sync_mode)
+
+    def _sync_found(self, calendar_id: str, state: cursors.State | None,
+                    window: TimeWindow) -> ChangeSet:
+        """Sync after looking the calendar up: principal, calendar home, PROPFIND."""
         url = self._calendar_url(calendar_id)
         props = self._props(url)
+        tzid, owner = mapping.calendar_tzid(props), self._owner()
         job = CalendarSync(self.client, url, unquote(urlsplit(url).path), window,
-                           self._zone(props),
-                           self._owner())
-        return job.run(cursor, props, self.sync_mode)
+                           mapping.zone_named(tzid), owner, cursors.Where(url, owner, tzid))
+        return job.run(state, props, self.sync_mode)
 
     @staticmethod
     def _zone(props: CollectionProps) -> tzinfo | None:
@@ -161,7 +183,9 @@ class CalDavProvider:
     async def sync(self, calendar_id: str, cursor: SyncCursor | None,
                    window: TimeWindow) -> ChangeSet:
         """sync-collection (RFC 6578) where the server has it, else ctag + ETag diff;
-        changed objects expanded into their instances inside ``window``."""
+        changed objects expanded into their instances inside ``window``. With a cursor
+        from an earlier sync, straight to the calendar: one REPORT (token mode) or one
+        PROPFIND (ctag mode), plus what fetching the changes takes."""
         return await self._run(self._sync, calendar_id, cursor, window)
 
     # -- writing ----------------------------------------------------------------------

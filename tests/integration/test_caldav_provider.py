@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from caldav.elements.cdav import CalendarTimeZone
 from caldav.lib.error import AuthorizationError, RateLimitError
 
 from providers.caldav.errors import ICLOUD_HINT, from_status, translate
@@ -18,6 +19,7 @@ from providers.errors import (
     CursorExpired,
     Forbidden,
     InvalidInput,
+    NotFound,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -61,6 +63,9 @@ collection: {user}/[^/]+
 permissions: rw
 """
 CAROL = "carol@example.test"
+TOKYO_VTIMEZONE = ("BEGIN:VTIMEZONE\nTZID:Asia/Tokyo\nBEGIN:STANDARD\nDTSTART:19700101T000000\n"
+                   "TZOFFSETFROM:+0900\nTZOFFSETTO:+0900\nTZNAME:JST\nEND:STANDARD\n"
+                   "END:VTIMEZONE\n")
 
 
 def run(coro):
@@ -204,6 +209,40 @@ def test_incremental_sync_reports_a_uid_moved_to_another_object(account):
     owner.add(calendar_id, "new-uid", "New", at(10, 9))
     second = run(provider.sync(calendar_id, first.cursor, WINDOW))
     assert list(second.changed) == ["new-uid"] and second.deleted == ("old-uid",)
+
+
+def test_a_fresh_provider_syncs_from_the_cursor_alone(account):
+    """The cursor says where the calendar is, whose it is and its zone: a provider opened
+    for the next sync goes straight to the sync-collection REPORT (no discovery, no
+    PROPFIND), and still reads floating times in the calendar's zone."""
+    credentials, owner, calendar_id = account
+    owner.calendar(calendar_id).set_properties([CalendarTimeZone(vcalendar(TOKYO_VTIMEZONE,
+                                                                           timezone=False))])
+    owner.add(calendar_id, "a", "A", at(10, 9))
+    first = run(opened(credentials).sync(calendar_id, None, WINDOW))
+    where = json.loads(first.cursor.value)["w"]
+    assert where["u"].endswith(calendar_id) and where["z"] == "Asia/Tokyo"
+    owner.put(calendar_id, vcalendar(  # floating times: 09:00 wherever the calendar is
+        "BEGIN:VEVENT\nUID:zoned\nDTSTAMP:20260101T000000Z\nDTSTART:20270310T090000\n"
+        "DTEND:20270310T100000\nSUMMARY:Zoned\nEND:VEVENT\n", timezone=False))
+    fresh = opened(credentials)
+    second = run(fresh.sync(calendar_id, first.cursor, WINDOW))
+    assert fresh.client.known_principal is None  # no discovery happened
+    assert list(second.changed) == ["zoned"] and not second.full
+    (event,) = second.changed["zoned"]
+    assert event.start == at(10, 0)  # 09:00 in Tokyo
+    assert json.loads(second.cursor.value)["w"] == where
+
+
+def test_a_deleted_calendar_is_not_found_from_its_cursor(account):
+    credentials, owner, _calendar_id = account
+    for mode in ("token", "ctag"):
+        doomed = owner.make_calendar()
+        owner.add(doomed, "a", "A", at(10, 9))
+        cursor = run(opened(credentials, sync=mode).sync(doomed, None, WINDOW)).cursor
+        owner.delete_calendar(doomed)
+        with pytest.raises(NotFound):
+            run(opened(credentials, sync=mode).sync(doomed, cursor, WINDOW))
 
 
 # -- writes ---------------------------------------------------------------------------
