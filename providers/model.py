@@ -89,6 +89,7 @@ class Event:
     managed_key: str | None = None  # Calgate's key for events a client app created
     etag: str | None = None
     upstream_updated: datetime | None = None
+    meeting_url: str | None = None  # the video conference link (a Google Meet), if any
 
     @property
     def all_day(self) -> bool:
@@ -112,6 +113,7 @@ class EventDraft:
     url: str | None = None
     private: bool = False
     reminders_minutes: tuple[int, ...] = ()
+    conferencing: bool = False  # ask the upstream for a video conference (a Google Meet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +160,13 @@ class AccountInfo:
 
     profile_name: str
     upstream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushChannel:
+    """An upstream push subscription on one calendar (a Google events.watch channel)."""
+
+    channel_id: str  # ours, chosen when watching
+    resource_id: str  # the upstream's name for the watched resource (needed to stop it)
+    expires_at: datetime  # aware UTC: renew before this
+    calendar_id: str

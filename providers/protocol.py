@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .model import (
     AccountInfo,
@@ -13,6 +13,7 @@ from .model import (
     EventDraft,
     FreeBusyBlock,
     Participation,
+    PushChannel,
     SyncCursor,
     TimeWindow,
     Written,
@@ -74,4 +75,29 @@ class CalendarProvider(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class PushCapable(Protocol):
+    """A provider whose upstream pushes change notifications to a webhook
+    (``capabilities.native_push``)."""
+
+    async def watch(self, calendar_id: str, address: str, token: str, channel_id: str,
+                    ttl_seconds: int) -> PushChannel:
+        """Ask the upstream to POST to ``address`` (with ``token``) when the calendar's
+        events change, for about ``ttl_seconds`` (the upstream may shorten it)."""
+        ...
+
+    async def stop_watch(self, channel: PushChannel) -> None:
+        """Stop a channel; one that is already gone or expired is not an error."""
+        ...
+
+
+@runtime_checkable
+class Revocable(Protocol):
+    """A provider whose upstream can revoke the grant Calgate holds."""
+
+    async def revoke_upstream(self) -> None:
+        """Revoke the stored upstream grant; one that is already invalid is fine."""
         ...

@@ -30,6 +30,7 @@ PROVIDERS: dict[str, str] = {
     "caldav": "providers.caldav.provider:open_account",
     "apple": "providers.caldav.provider:open_icloud_account",
     "ics": "providers.ics.provider:open_account",
+    "google": "providers.google.provider:open_account",
 }
 
 

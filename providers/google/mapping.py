@@ -1,0 +1,265 @@
+"""Pure conversions between Google's Calendar JSON and the normalised model.
+
+Resources and instances: a Google event that is not recurring is one resource with one
+instance, both named by its event id. A recurring series is one resource named by the
+series' (master's) event id; its instances are Google's instance events, named by their
+own ids (``<series id>_<original start>``), which stay the same while the instance moves.
+So instance ids are stable and unique in the calendar, and a managed event's instance id is
+its resource id, as the outbox writes it into the mirror.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import InvalidInput
+from ..model import (
+    Calendar,
+    Event,
+    EventDraft,
+    EventStatus,
+    FreeBusyBlock,
+    Participation,
+    Person,
+    TimeWindow,
+    When,
+)
+from .client import Attendee, CalendarEntry, EventDateTime, FreeBusyAnswer, GoogleEvent
+
+MANAGED_KEY = "calgateKey"  # extendedProperties.private key carrying EventDraft.managed_key
+READ_ONLY_ROLES = frozenset({"reader", "freeBusyReader"})
+STATUSES: dict[str, EventStatus] = {"confirmed": "confirmed", "tentative": "tentative",
+                                    "cancelled": "cancelled"}
+ANSWERS: dict[str, Participation] = {"needsAction": "needs_action", "accepted": "accepted",
+                                     "declined": "declined", "tentative": "tentative"}
+MAX_REMINDERS = 5  # Google keeps at most five reminder overrides
+MAX_REMINDER_MINUTES = 40_320  # four weeks
+COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+# -- times --------------------------------------------------------------------------------
+
+def read_when(value: EventDateTime | None, fallback_tz: str | None) -> tuple[When, str | None]:
+    """An EventDateTime as (aware UTC datetime or date, IANA zone or None)."""
+    if not value:
+        raise InvalidInput("Google sent an event without a start or end")
+    if "date" in value:
+        return date.fromisoformat(value["date"]), None
+    moment = datetime.fromisoformat(value["dateTime"].replace("z", "Z"))
+    tzid = value.get("timeZone") or fallback_tz
+    if moment.tzinfo is None:  # never from Google; tolerated with the zone it names
+        moment = moment.replace(tzinfo=_zone(tzid or "UTC"))
+    return moment.astimezone(UTC), tzid
+
+
+def write_when(value: When, tzid: str) -> EventDateTime:
+    if not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    if value.tzinfo is None:
+        raise InvalidInput("event times must be timezone-aware")
+    return {"dateTime": value.astimezone(_zone(tzid)).isoformat(), "timeZone": tzid}
+
+
+def _zone(tzid: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {tzid!r}") from None
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def overlaps(event: Event, window: TimeWindow) -> bool:
+    return _utc(event.end) > window.start and _utc(event.start) < window.end
+
+
+def _utc(value: When) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+def _person(raw: Attendee) -> Person:
+    return Person(raw.get("email", "").lower(), raw.get("displayName") or None,
+                  ANSWERS.get(raw.get("responseStatus", ""), "needs_action"))
+
+
+def _participation(event: GoogleEvent) -> Participation:
+    for attendee in event.get("attendees") or []:
+        if attendee.get("self"):
+            return ANSWERS.get(attendee.get("responseStatus", ""), "unknown")
+    if (event.get("organizer") or {}).get("self"):
+        return "accepted"  # the account organises it
+    return "unknown"
+
+
+def meeting_url(event: GoogleEvent) -> str | None:
+    """The Meet link (``hangoutLink``) or the conference's video entry point."""
+    if event.get("hangoutLink"):
+        return event["hangoutLink"]
+    for entry in (event.get("conferenceData") or {}).get("entryPoints") or []:
+        if entry.get("entryPointType") == "video" and entry.get("uri"):
+            return str(entry["uri"])
+    return None
+
+
+def resource_of(event: GoogleEvent) -> str:
+    """The resource an item belongs to: its series for an instance, else itself."""
+    return event.get("recurringEventId") or event["id"]
+
+
+def event_from_google(event: GoogleEvent, calendar_tz: str | None) -> Event:
+    """One Google event (or instance) as a model Event."""
+    start, start_tzid = read_when(event.get("start"), calendar_tz)
+    end, end_tzid = read_when(event.get("end"), calendar_tz)
+    organizer = event.get("organizer")
+    private = event.get("extendedProperties", {}).get("private") or {}
+    return Event(
+        resource_id=resource_of(event), instance_id=event["id"], start=start, end=end,
+        summary=event.get("summary", ""), description=event.get("description", ""),
+        location=event.get("location", ""), start_tzid=start_tzid, end_tzid=end_tzid,
+        transparency="transparent" if event.get("transparency") == "transparent"
+        else "opaque",
+        status=STATUSES.get(event.get("status", "confirmed"), "unknown"),
+        participation_status=_participation(event),
+        attendees=tuple(_person(a) for a in event.get("attendees") or []),
+        organizer=_person(organizer) if organizer and organizer.get("email") else None,
+        recurring="recurringEventId" in event,
+        private=event.get("visibility") in ("private", "confidential"),
+        url=(event.get("source") or {}).get("url") or None,
+        managed_key=private.get(MANAGED_KEY), etag=event.get("etag"),
+        upstream_updated=datetime.fromisoformat(event["updated"].replace("Z", "+00:00"))
+        if event.get("updated") else None,
+        meeting_url=meeting_url(event))
+
+
+def calendar_from_entry(entry: CalendarEntry) -> Calendar:
+    return Calendar(calendar_id=entry["id"],
+                    name=entry.get("summaryOverride") or entry.get("summary") or entry["id"],
+                    readonly=entry.get("accessRole", "reader") in READ_ONLY_ROLES,
+                    primary=bool(entry.get("primary")),
+                    color=normalise_color(entry.get("backgroundColor")),
+                    tzid=entry.get("timeZone"))
+
+
+def normalise_color(color: str | None) -> str | None:
+    if color and COLOR.fullmatch(color):
+        return color.lower()
+    return None
+
+
+# -- writing ------------------------------------------------------------------------------
+
+def managed_event_id(managed_key: str) -> str:
+    """The event id a managed event is created under: base32hex (Google's id alphabet)
+    of a digest of the key, the same for every retry, so a repeated insert answers 409
+    instead of making a second event."""
+    digest = hashlib.sha256(managed_key.encode()).digest()
+    return "cg" + base64.b32hexencode(digest).decode().rstrip("=").lower()[:40]
+
+
+def conference_request_id(managed_key: str) -> str:
+    """Stable per managed event: Google ignores a createRequest whose requestId it has
+    seen, so a retried or repeated write keeps the same Meet."""
+    return "calgate-" + hashlib.sha256(("meet\0" + managed_key).encode()).hexdigest()[:32]
+
+
+def _reminders(minutes: Sequence[int]) -> dict[str, Any]:
+    if not minutes:
+        return {"useDefault": True}
+    chosen = sorted({min(max(int(m), 0), MAX_REMINDER_MINUTES) for m in minutes})
+    return {"useDefault": False, "overrides": [{"method": "popup", "minutes": m}
+                                               for m in chosen[:MAX_REMINDERS]]}
+
+
+def body_from_draft(draft: EventDraft) -> dict[str, Any]:
+    """The full set of fields Calgate owns on a managed event (a PATCH with all of them
+    replaces what an earlier version wrote; ``None`` clears a field)."""
+    if isinstance(draft.start, datetime) != isinstance(draft.end, datetime):
+        raise InvalidInput("start and end must both be dates or both be times")
+    body: dict[str, Any] = {
+        "summary": draft.summary, "description": draft.description or None,
+        "location": draft.location or None,
+        "start": write_when(draft.start, draft.start_tzid),
+        "end": write_when(draft.end, draft.end_tzid),
+        "transparency": draft.transparency if draft.transparency != "unknown" else "opaque",
+        "visibility": "private" if draft.private else "default",
+        "attendees": [{"email": p.email, **({"displayName": p.display_name}
+                                            if p.display_name else {})}
+                      for p in draft.attendees],
+        "reminders": _reminders(draft.reminders_minutes),
+        "source": {"url": draft.url, "title": draft.summary} if draft.url else None,
+        "extendedProperties": {"private": {MANAGED_KEY: draft.managed_key}},
+        "status": "confirmed",
+    }
+    if draft.conferencing:
+        body["conferenceData"] = {"createRequest": {
+            "requestId": conference_request_id(draft.managed_key),
+            "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    return body
+
+
+def insert_body(draft: EventDraft) -> dict[str, Any]:
+    """:func:`body_from_draft` for events.insert: no nulls, the deterministic id."""
+    body = {k: v for k, v in body_from_draft(draft).items() if v is not None}
+    body["id"] = managed_event_id(draft.managed_key)
+    return body
+
+
+def send_updates(draft: EventDraft) -> str:
+    """Invitations go out only when there is someone to invite."""
+    return "all" if draft.attendees else "none"
+
+
+def answer_of(status: Participation) -> str:
+    for google, ours in ANSWERS.items():
+        if ours == status:
+            return google
+    raise InvalidInput(f"cannot answer an invitation with {status!r}")
+
+
+# -- free/busy ----------------------------------------------------------------------------
+
+def chunks(window: TimeWindow, span: timedelta) -> list[TimeWindow]:
+    """``window`` cut into pieces no longer than ``span`` (freebusy.query's limit)."""
+    pieces, start = [], window.start
+    while start < window.end:
+        end = min(start + span, window.end)
+        pieces.append(TimeWindow(start, end))
+        start = end
+    return pieces
+
+
+def busy_blocks(answer: FreeBusyAnswer, calendar_ids: Iterable[str]
+                ) -> dict[str, list[FreeBusyBlock]]:
+    """Busy periods per calendar; the first per-calendar error raises (see provider)."""
+    out: dict[str, list[FreeBusyBlock]] = {}
+    for calendar_id in calendar_ids:
+        entry = answer.get("calendars", {}).get(calendar_id, {})
+        out[calendar_id] = [FreeBusyBlock(read_when({"dateTime": b["start"]}, None)[0],
+                                          read_when({"dateTime": b["end"]}, None)[0])
+                            for b in entry.get("busy") or []]
+    return out
+
+
+def join(blocks: list[FreeBusyBlock]) -> list[FreeBusyBlock]:
+    """Blocks sorted, a block that a chunk boundary cut in two made whole again."""
+    out: list[FreeBusyBlock] = []
+    for block in sorted(blocks, key=lambda b: _utc(b.start)):
+        if out and _utc(block.start) <= _utc(out[-1].end):
+            last = out[-1]
+            out[-1] = FreeBusyBlock(last.start, max(last.end, block.end, key=_utc),
+                                    last.status)
+        else:
+            out.append(block)
+    return out
