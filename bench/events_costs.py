@@ -32,9 +32,6 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
     the page query."""
     import json
 
-    from sqlalchemy import func, select
-
-    from gateway.persistence.tables import events
     from gateway.services import reads
     from gateway.settings import Settings
 
@@ -45,10 +42,10 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
                                   days_ahead=settings.sync_days_ahead,
                                   calendar_ids=(calendar_id,))
     svc = gateway.reads
-    where = reads._filters(subject, query)
-    count = select(func.count()).select_from(reads._JOINED).where(*where)
-    page = (reads._COLUMNS.where(*where).order_by(events.c.start_at, events.c.id)
-            .limit(reads.PAGE_SIZE))
+    where = reads._filters(query)
+    with gateway.engine.connect() as conn:
+        count, page, _ = reads.statements(conn, subject, query, where, None, managed=False)
+    assert count is not None and page is not None
     key = gateway.worker.sync.keys.key(subject)
     svc.keys.key(subject)
     with gateway.engine.connect() as conn:
@@ -72,6 +69,11 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
     body = {"pages": {"current": 1, "total": result.total, "next_page": "x" * 200},
             "events": result.items}
     raw_sql = str(page.compile(gateway.engine, compile_kwargs={"literal_binds": True}))
+    unbounded = reads.ReadQuery.build("Etc/UTC", start, start + timedelta(days=days),
+                                      days_back=settings.sync_days_back,
+                                      days_ahead=settings.sync_days_ahead,
+                                      calendar_ids=(calendar_id,), include_moved=True,
+                                      last_modified=day0 - timedelta(days=3650))
 
     def run_count() -> None:
         with gateway.engine.connect() as conn:
@@ -85,13 +87,6 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
         with gateway.engine.connect() as conn:
             conn.connection.driver_connection.execute(raw_sql).fetchall()
 
-    bounded = (reads._COLUMNS.where(*where, events.c.start_at >= query.start - timedelta(days=1))
-               .order_by(events.c.start_at, events.c.id).limit(reads.PAGE_SIZE))
-
-    def run_bounded() -> None:
-        with gateway.engine.connect() as conn:
-            conn.execute(bounded).all()
-
     def page_at(day: int) -> Callable[[], None]:
         """The page query for a window of the same length starting ``day`` days from today:
         how its cost depends on where the window sits in the mirror."""
@@ -100,8 +95,10 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
                                       days_back=settings.sync_days_back,
                                       days_ahead=settings.sync_days_ahead,
                                       calendar_ids=(calendar_id,))
-        stmt = (reads._COLUMNS.where(*reads._filters(subject, moved))
-                .order_by(events.c.start_at, events.c.id).limit(reads.PAGE_SIZE))
+        with gateway.engine.connect() as conn:
+            _, stmt, _ = reads.statements(conn, subject, moved, reads._filters(moved), None,
+                                          managed=False)
+        assert stmt is not None
 
         def run() -> None:
             with gateway.engine.connect() as conn:
@@ -110,7 +107,13 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
 
     def run_checks() -> None:
         with gateway.engine.connect() as conn:
-            reads._check_calendars(conn, subject, (calendar_id,))
+            reads._calendars(conn, subject, query)
+
+    def run_generation() -> None:
+        svc.generation(subject)
+
+    def run_unbounded() -> None:
+        svc.events(subject, unbounded, text=True)
 
     n = len(rows)
     steps: list[tuple[str, Callable[[], Any], int, str]] = [
@@ -126,17 +129,16 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
          run_page, 30, "ORDER BY start_at, id LIMIT 100"),
         ("    same SQL on the raw sqlite3 connection", run_page_raw, 30,
          "sizes SQLAlchemy's share of the page query"),
-        ("    what-if: same query plus `start_at >= from - 1 day`", run_bounded, 30,
-         "a lower bound the index can use (sizing only: drops events longer than a day)"),
         ("    same query, window moved to day -35 (near the mirror's first event)",
-         page_at(-35), 30, "index range: start_at < end only"),
+         page_at(-35), 30, "index range: from - longest event - 1 day .. to"),
         ("    same query, window moved to day +180 (near its last event)",
-         page_at(180), 20, "index range: start_at < end only"),
-        ("  calendar ownership check (calendar_ids[])", run_checks, 50, ""),
+         page_at(180), 20, "index range: from - longest event - 1 day .. to"),
+        ("  the account's calendars (ownership, read-only flags, longest event)",
+         run_checks, 50, ""),
         (f"  unseal x{n} (AES-GCM + json.loads per event)",
          lambda: [reads._text(key, r) for r in rows], 30, ""),
-        (f"  event_body x{n} (dict building, 4 strftime per event)",
-         lambda: [reads.event_body(r, t, True, query)
+        (f"  event_body x{n} (dict building)",
+         lambda: [reads.event_body(r, t, True, query, False)
                   for r, t in zip(rows, texts, strict=True)], 30, ""),
         ("JSON encoding of the page (Starlette's json.dumps settings)",
          lambda: json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None,
@@ -144,6 +146,10 @@ def costs(gateway: Any, subject: str, calendar_id: str, day0: datetime, start_da
          f"{len(json.dumps(body)):,} bytes"),
         ("sealing the next_page URL (pager.seal)",
          lambda: pager.seal("calgate/events-page", state), 200, ""),
+        ("the mirror generation (what a cached page is checked against)", run_generation,
+         200, "one indexed SELECT; all a cache hit costs besides HTTP and auth"),
+        ("what-if: ReadService.events with no lower bound (include_moved)", run_unbounded, 10,
+         "every changed row since: the index range is all that precedes `to`"),
     ]
     with gateway.engine.connect() as conn:
         plan = [str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + raw_sql)]

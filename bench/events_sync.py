@@ -2,6 +2,12 @@
 peak memory belongs to the sync alone:
 
     python bench/events_sync.py '<json job>'      # prints "SYNC_JSON {...}" at the end
+    python bench/events_sync.py --standalone       # just the sync part of the events bench
+
+``--standalone`` sets up what bench/run_events_bench.py would for the sync (Radicale with
+one 5,000-event calendar, warmed; a fresh data dir; one linked profile), runs the job
+below in a child process like the full run does, and prints the per-round figures. It
+writes no results file.
 
 The job names a linked profile whose calendar Radicale holds. In this process:
 
@@ -174,6 +180,69 @@ def main(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def standalone(argv: list[str]) -> int:
+    """The sync part of bench/run_events_bench.py on its own (see the module docstring)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="incremental + initial sync of one calendar")
+    parser.add_argument("--standalone", action="store_true")
+    parser.add_argument("--sync-events", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--profile", choices=("auto", "always", "never"), default="never")
+    parser.add_argument("--profile-rounds", type=int, default=6)
+    args = parser.parse_args(argv)
+    day0 = fx.today()
+    with tempfile.TemporaryDirectory(prefix="calgate-sync-bench-") as tmp:
+        tmpdir = Path(tmp)
+        env = fx.settings_env(tmpdir / "data", 8080)  # nothing listens: no API here
+        radicale = fx.BenchRadicale(
+            {"mid/" + fx.CALENDAR: fx.calendar_items("mid", args.sync_events, day0)})
+        radicale.start()
+        try:
+            secs, listed = fx.warm(radicale.base, "mid/" + fx.CALENDAR)
+            print(f"Radicale cached mid/calendar ({listed:,} members) in {secs:.1f} s",
+                  flush=True)
+            gateway = fx.open_gateway(env, migrate_first=True)
+            try:
+                mid = fx.link_radicale(gateway, fx.register_client(gateway), radicale.url, "mid")
+            finally:
+                gateway.close()
+            job = {"env": env, "radicale_log": str(radicale.log.path),
+                   "radicale_base": radicale.base, "calendar": "mid/" + fx.CALENDAR,
+                   "prefix": "mid", "day0": day0.isoformat(), "profile_id": mid.profile_id,
+                   "subject": mid.subject, "rounds": args.rounds, "profile": args.profile,
+                   "profile_rounds": args.profile_rounds,
+                   "py_spy": str(Path(sys.executable).with_name("py-spy")),
+                   "profile_raw": str(tmpdir / "sync-incremental.txt")}
+            child = subprocess.run([sys.executable, __file__, json.dumps(job)],
+                                   capture_output=True, text=True, timeout=600, check=False)
+        finally:
+            radicale.stop()
+    line = next((x for x in child.stdout.splitlines() if x.startswith("SYNC_JSON ")), None)
+    if child.returncode or line is None:
+        print(child.stdout[-3000:], child.stderr[-3000:], file=sys.stderr)
+        return 1
+    out = json.loads(line[len("SYNC_JSON "):])
+    first = out["initial"]
+    print(f"initial sync: {first['wall_s']:.2f} s wall, {first['cpu_s']:.2f} s CPU, "
+          f"{first['requests']} requests, {first['mirror_events']:,} rows")
+    print("| round | event changed upstream | mirror rows changed | requests | CPU | wall |"
+          " full GCs |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for k, r in enumerate(out.get("incremental", [])):
+        changed = "none (reference)" if r["changed_event"] is None else f"#{r['changed_event']}"
+        print(f"| {k} | {changed} | {r['changed']} | {r['requests']} | "
+              f"{1000 * r['cpu_s']:.1f} ms | {1000 * r['wall_s']:.0f} ms | {r['gc_full']} |")
+    for k, r in enumerate(out.get("incremental", [])[:2]):
+        print(f"round {k} requests: " + "; ".join(r["request_list"]))
+    if "profile" in out:
+        print("profile:", json.dumps(out["profile"]))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--standalone"]:
+        sys.exit(standalone(sys.argv[1:]))
     out = main(json.loads(sys.argv[1]))
     print("SYNC_JSON " + json.dumps(out), flush=True)

@@ -307,6 +307,20 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             server = None
 
+            # -- the same load with the read cache off: every request renders its page -----
+            server = ld.Server(data_dir, env | {"CALGATE_READ_CACHE_MB": "0"})
+            server.wait_ready()
+            url = server.url(path)
+            ld.wait_quiet(args.quiet_wait)
+            ld.run_wrk("warm-up", wrk(args.warmup), server)
+            settle(server)
+            cold = ld.run_wrk(f"GET /v1/events, {conns} connections, read cache off",
+                              wrk(args.seconds), server)
+            data["wrk"].append(cold)
+            log(f"cache off: {cold.rps:,.0f}/s p99 {cold.summary['p99_us'] / 1000:.1f} ms")
+            server.stop()
+            server = None
+
             # -- the same window straight from Radicale -------------------------------------
             start = day0 + timedelta(days=args.window_start)
             data["compare"] += cmp.radicale_loops(

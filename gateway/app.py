@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
@@ -23,7 +27,7 @@ from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
-from .api import calendars, events, identity, writes
+from .api import calendars, events, identity, webhooks, writes
 from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
 from .oauth_host import GatewayAccountHost
 from .persistence.database import make_engine
@@ -31,7 +35,11 @@ from .secrets import SecretStore, open_secret_store
 from .services.accounts import AccountService
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
+from .services.opener import ProfileOpener
+from .services.pagecache import PageCache
+from .services.push import PushService, PushSettings
 from .services.reads import ReadService
+from .services.upstream_apps import UpstreamApps
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.answers import Answers
@@ -65,6 +73,9 @@ class Gateway:
     writes: WriteService
     reads: ReadService
     worker: Worker
+    apps: UpstreamApps
+    push: PushService
+    pages: PageCache | None = None  # rendered read pages (None: the cache is off)
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -73,10 +84,13 @@ class Gateway:
         store = secrets or open_secret_store(settings)
         keys = load_server_keys(store)
         accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
-        options = ProviderOptions(allow_private_networks=settings.allow_private_networks)
+        options = ProviderOptions(allow_private_networks=settings.allow_private_networks,
+                                  extra=settings.provider_extra())
+        apps = UpstreamApps(store)
+        opener = ProfileOpener(store, options, apps)
         if connectors is None:
             connectors = ConnectorRegistry()
-            register_defaults(connectors, options)
+            register_defaults(connectors, options, apps)
         host = GatewayAccountHost(accounts, connectors)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
@@ -88,19 +102,41 @@ class Gateway:
         keys_cache = DataKeys(engine, store)
         sync = SyncEngine(engine, store, keys_cache, SyncSettings(
             days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
-            interval=settings.sync_interval), options)
+            interval=settings.sync_interval,
+            calendar_list_interval=settings.calendar_list_interval), options)
+        push = PushService(engine, opener, PushSettings(
+            settings.push_enabled, settings.issuer, settings.push_channel_ttl))
+        accounts.release = lambda profile_id: _run_async(push.release, profile_id)
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
-                        Answers(engine, store, options), tick=settings.worker_tick)
+                        Answers(engine, store, options), tick=settings.worker_tick, push=push)
+        pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
+                 if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
-                   WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker)
+                   WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
+                   apps, push, pages)
 
     def delete_client(self, client_id: str) -> bool:
-        """Erase a client app: every account's credentials and rows, then its tokens."""
-        return self.oauth.delete_client(client_id)
+        """Erase a client app: every account's credentials and rows, then its tokens and
+        the upstream apps it registered."""
+        done = self.oauth.delete_client(client_id)
+        self.apps.remove_client(client_id)
+        return done
 
     def close(self) -> None:
         self.engine.dispose()
         self.secrets.close()
+
+
+def _run_async(function: Callable[[str], Coroutine[Any, Any, None]], argument: str) -> None:
+    """Run an async upstream call from blocking code: here if this thread runs no event
+    loop (a worker thread, the CLI), else on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(function(argument))
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(function(argument))).result()
 
 
 def load_server_keys(store: SecretStore) -> ServerKeys:
@@ -148,6 +184,11 @@ def create_app(gateway: Gateway) -> Starlette:
         # fight over the GIL (measured: bench/RESULTS.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = (
             gateway.settings.api_threads)
+        # The ~100k objects made at start-up (modules, tables, compiled statements) never
+        # die: move them out of the collector's sight, so a full collection under load
+        # walks only what requests allocate (it cost 40-60 ms pauses: bench/HOTSPOTS.md).
+        gc.collect()
+        gc.freeze()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_housekeeping, gateway)
             if gateway.settings.worker_mode == "inprocess":
@@ -157,7 +198,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.close()
 
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
-              *writes.routes,
+              *writes.routes, *webhooks.routes,
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error})

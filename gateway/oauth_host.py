@@ -14,11 +14,19 @@ from oauth_server.ports import (
     LinkedProfile,
     PendingLink,
     ProviderChoice,
+    UpstreamRequest,
+    UpstreamScopesMissing,
 )
 from oauth_server.scopes import expand
 
 from .services.accounts import AccountService, PendingAccount
-from .services.linking import ConnectorRegistry, VerificationFailed
+from .services.linking import (
+    ConnectorRegistry,
+    RedirectConnector,
+    ScopesWithheld,
+    VerificationFailed,
+    VerifiedAccount,
+)
 
 
 class GatewayAccountHost:
@@ -32,16 +40,18 @@ class GatewayAccountHost:
         return [
             ProviderChoice(
                 name=o.name, display_name=o.display_name, available=o.connector is not None,
-                note=o.note,
+                note=o.note, redirect=isinstance(o.connector, RedirectConnector),
                 fields=tuple(ConnectField(f.name, f.label, f.kind, f.required, f.help,
                                           f.autocomplete)
-                             for f in (o.connector.fields if o.connector else ())))
+                             for f in (o.connector.fields if o.connector is not None
+                                       and not isinstance(o.connector, RedirectConnector)
+                                       else ())))
             for o in self.connectors.offerings()
         ]
 
     def connect(self, provider_name: str, values: Mapping[str, str], flow_id: str) -> PendingLink:
         connector = self.connectors.get(provider_name)
-        if connector is None:
+        if connector is None or isinstance(connector, RedirectConnector):
             raise ConnectFailed("That calendar provider is not available.")
         missing = [f.label for f in connector.fields if f.required and not values.get(f.name)]
         if missing:
@@ -50,10 +60,42 @@ class GatewayAccountHost:
             verified = connector.verify({f.name: values.get(f.name, "") for f in connector.fields})
         except VerificationFailed as exc:
             raise ConnectFailed(str(exc)) from exc
+        return self._park(connector.provider_name, connector.provider_service, verified,
+                          flow_id)
+
+    def upstream_authorization_url(self, provider_name: str, request: UpstreamRequest) -> str:
+        connector = self._redirect(provider_name)
+        try:
+            return connector.authorization_url(request.client_id, expand(request.scope.split()),
+                                               request.redirect_uri, request.state,
+                                               request.code_verifier)
+        except VerificationFailed as exc:
+            raise ConnectFailed(str(exc)) from exc
+
+    def upstream_connect(self, provider_name: str, request: UpstreamRequest,
+                         code: str) -> PendingLink:
+        connector = self._redirect(provider_name)
+        try:
+            verified = connector.complete(request.client_id, expand(request.scope.split()),
+                                          request.redirect_uri, code, request.code_verifier)
+        except ScopesWithheld as exc:
+            raise UpstreamScopesMissing(str(exc), exc.missing) from exc
+        except VerificationFailed as exc:
+            raise ConnectFailed(str(exc)) from exc
+        return self._park(connector.provider_name, connector.provider_service, verified,
+                          request.flow_id)
+
+    def _redirect(self, provider_name: str) -> RedirectConnector:
+        connector = self.connectors.get(provider_name)
+        if not isinstance(connector, RedirectConnector):
+            raise ConnectFailed("That calendar provider is not available.")
+        return connector
+
+    def _park(self, provider_name: str, provider_service: str, verified: VerifiedAccount,
+              flow_id: str) -> PendingLink:
         path = self.accounts.park_credentials(flow_id, verified.credentials)
-        return PendingLink(connector.provider_name, connector.provider_service,
-                           verified.profile_name, verified.upstream_id, path,
-                           dict(verified.settings))
+        return PendingLink(provider_name, provider_service, verified.profile_name,
+                           verified.upstream_id, path, dict(verified.settings))
 
     def discard(self, pending: PendingLink) -> None:
         self.accounts.discard(pending.credential_path)

@@ -101,6 +101,12 @@ class Settings:
         "at once.")
     sync_interval: int = _setting(
         "CALGATE_SYNC_INTERVAL", 300, "Seconds between incremental syncs of a profile.")
+    calendar_list_interval: int = _setting(
+        "CALGATE_CALENDAR_LIST_INTERVAL", 3600,
+        "Seconds between reads of a profile's upstream calendar list (calendars added, "
+        "renamed or removed); syncs in between only fetch the known calendars' changes. "
+        "Also read on a profile's first sync, after a failed sync, and when a calendar is "
+        "gone upstream. 0: on every sync.")
     sync_days_back: int = _setting(
         "CALGATE_SYNC_DAYS_BACK", 42, "The mirror keeps events from this many days ago…")
     sync_days_ahead: int = _setting(
@@ -112,6 +118,28 @@ class Settings:
         "CALGATE_ALLOW_PRIVATE_NETWORKS", False,
         "Let ICS feeds and CalDAV servers live on loopback, private or link-local addresses "
         "(refused by default against SSRF).")
+    google_url: str = _setting(
+        "CALGATE_GOOGLE_URL", "",
+        "Base URL of a Google emulator that stands in for Google's OAuth and Calendar "
+        "endpoints (tests and development); empty: Google itself.")
+    provider_push: str = _setting(
+        "CALGATE_PROVIDER_PUSH", "auto",
+        "Ask providers to push changes (Google watch channels) to this server's "
+        "/webhooks/… endpoints: `on`, `off`, or `auto` (on when CALGATE_ISSUER is https, "
+        "which providers require; otherwise polling alone).")
+    push_channel_ttl: int = _setting(
+        "CALGATE_PUSH_CHANNEL_TTL", 7 * 86400,
+        "Seconds a provider push channel is asked to live; it is renewed a day before it "
+        "ends (or at half its life when shorter) and stopped when its profile goes.")
+    read_cache_mb: int = _setting(
+        "CALGATE_READ_CACHE_MB", 64,
+        "Memory an API process may use to keep rendered GET /v1/events and /v1/free_busy "
+        "pages, so a repeated read costs no query (0 turns it off). A page is served only "
+        "while the account's mirror is unchanged since it was rendered; it holds decrypted "
+        "event text, in this process's memory only.")
+    read_cache_seconds: float = _setting(
+        "CALGATE_READ_CACHE_SECONDS", 60.0,
+        "The longest a rendered read page is kept, even while the mirror is unchanged.")
     api_threads: int = _setting(
         "CALGATE_API_THREADS", 4,
         "Worker threads an API process uses for blocking work (database, secret store).")
@@ -127,6 +155,22 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'calgate.db').resolve()}"
+
+    @property
+    def push_enabled(self) -> bool:
+        """Should providers be asked to push changes to this server?"""
+        if self.provider_push == "auto":
+            return self.issuer.startswith("https://")
+        return self.provider_push == "on"
+
+    def provider_extra(self) -> dict[str, str]:
+        """Deployment knobs handed to providers (``ProviderOptions.extra``)."""
+        if not self.google_url:
+            return {}
+        base = self.google_url.rstrip("/")
+        return {"google.auth_uri": f"{base}/o/oauth2/v2/auth", "google.token_uri": f"{base}/token",
+                "google.revoke_uri": f"{base}/revoke",
+                "google.api_endpoint": f"{base}/calendar/v3/"}
 
     @property
     def issuer(self) -> str:
@@ -168,8 +212,20 @@ class Settings:
             raise SettingsError("CALGATE_REFRESH_GRACE_SECONDS must be between 0 and 30")
         if not 1 <= self.api_threads <= 256:
             raise SettingsError("CALGATE_API_THREADS must be between 1 and 256")
+        if self.provider_push not in {"auto", "on", "off"}:
+            raise SettingsError("CALGATE_PROVIDER_PUSH must be auto, on or off")
+        if not 60 <= self.push_channel_ttl <= 30 * 86400:
+            raise SettingsError("CALGATE_PUSH_CHANNEL_TTL must be between 60 s and 30 days")
+        if self.google_url and not self.google_url.startswith(("http://", "https://")):
+            raise SettingsError("CALGATE_GOOGLE_URL must be an http(s) URL")
+        if not 0 <= self.read_cache_mb <= 65536:
+            raise SettingsError("CALGATE_READ_CACHE_MB must be between 0 and 65536")
+        if not 0 < self.read_cache_seconds <= 3000:
+            raise SettingsError("CALGATE_READ_CACHE_SECONDS must be between 0 and 3000")
         if not 0 <= self.auth_cache_seconds <= 30:
             raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
+        if self.calendar_list_interval < 0:
+            raise SettingsError("CALGATE_CALENDAR_LIST_INTERVAL must not be negative")
         if not 1 <= self.code_ttl <= 600:
             raise SettingsError("CALGATE_CODE_TTL must be between 1 and 600 seconds")
         _check_public_url(self.issuer)

@@ -16,6 +16,7 @@ import logging
 import anyio
 from taskiq import InMemoryBroker
 
+from .services.push import PushService
 from .sync.answers import Answered, Answers
 from .sync.engine import Outcome, SyncEngine
 from .sync.outbox import Applied, Outbox
@@ -27,10 +28,11 @@ class Worker:
     """Finds due work and runs it as taskiq tasks."""
 
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
-                 tick: float = 2.0) -> None:
+                 tick: float = 2.0, push: PushService | None = None) -> None:
         self.sync = sync
         self.outbox = outbox
         self.answers = answers
+        self.push = push
         self.tick = tick
         self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
         self._wake: anyio.Event | None = None
@@ -47,6 +49,10 @@ class Worker:
             answered: Answered = await answers.apply(answer_id)
             return answered.ok
 
+        async def keep_channels(profile_id: str) -> int:
+            return await push.maintain(profile_id) if push is not None else 0
+
+        self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
@@ -67,7 +73,12 @@ class Worker:
             await self._answer.kiq(answer_id)
         for profile_id in profiles:
             await self._sync.kiq(profile_id)
-        return len(profiles) + len(writes) + len(answers)
+        channels: list[str] = []
+        if self.push is not None:
+            channels = await anyio.to_thread.run_sync(self.push.due)
+            for profile_id in channels:
+                await self._channels.kiq(profile_id)
+        return len(profiles) + len(writes) + len(answers) + len(channels)
 
     async def run(self) -> None:
         """Sweep forever (until cancelled)."""

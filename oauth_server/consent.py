@@ -10,6 +10,7 @@ form fields: ``csrf_token``, ``provider``, the provider's own connect fields, ``
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from . import scopes as scope_catalogue
 from .flows import Flow, FlowStore
-from .ports import ConnectFailed, ProviderChoice
+from .ports import ConnectFailed, ProviderChoice, UpstreamRequest, UpstreamScopesMissing
 from .registry import Client
 from .server import CalgateServer, Request, printable
 
@@ -36,6 +37,7 @@ TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+UPSTREAM_STATE = "calgate/upstream-state"
 CHALLENGE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -166,6 +168,87 @@ class ConsentScreen:
         await to_thread.run_sync(self.flows.set_pending, flow.id, pending)
         return _see_other(f"/oauth/flow/{flow.id}")
 
+    # -- GET /oauth/flow/{id}/upstream -----------------------------------------------
+    async def upstream(self, request: HttpRequest) -> Response:
+        """Send the user to the chosen provider's OAuth server (Google, Microsoft).
+
+        A plain link, not a form: a form's ``form-action`` policy would also govern the
+        redirect that follows it. Nothing is stored: the PKCE verifier and the flow travel in
+        ``state``, sealed (authenticated encryption) and bound to this flow and browser.
+        """
+        flow, session = await self._flow(request)
+        if isinstance(flow, Response):
+            return flow
+        choice = self._choice(flow.provider_name)
+        if choice is None or not choice.redirect:
+            return _see_other(f"/oauth/flow/{flow.id}")
+        upstream = self._upstream_request(flow, choice.name, secrets.token_urlsafe(48))
+        try:
+            url = await to_thread.run_sync(self.server.host.upstream_authorization_url,
+                                           choice.name, upstream)
+        except ConnectFailed as exc:
+            return await to_thread.run_sync(self._render_step, flow, session, str(exc))
+        return secure_headers(RedirectResponse(url, status_code=303))
+
+    def _upstream_request(self, flow: Flow, provider: str, verifier: str) -> UpstreamRequest:
+        state = self.server.keys.seal(UPSTREAM_STATE, {
+            "f": flow.id, "p": provider, "v": verifier,
+            "exp": int(time.time()) + self.flows.ttl})
+        return UpstreamRequest(flow_id=flow.id, client_id=flow.client_id, scope=flow.scope,
+                               redirect_uri=self.callback_uri(provider), state=state,
+                               code_verifier=verifier)
+
+    def callback_uri(self, provider: str) -> str:
+        """What to register at the provider as the OAuth redirect URI."""
+        return f"{self.server.issuer}/oauth/callback/{provider}"
+
+    # -- GET /oauth/callback/{provider} ------------------------------------------------
+    async def callback(self, request: HttpRequest) -> Response:
+        """The provider sends the user back here with ``code`` (or ``error``) and our state."""
+        provider = request.path_params["provider"]
+        sealed = request.query_params.get("state") or ""
+        data = self.server.keys.unseal(UPSTREAM_STATE, sealed)
+        if data is None or data.get("p") != provider or data.get("exp", 0) < time.time():
+            return self.error_page("This sign-in link has expired. Go back to the app and "
+                                   "start again.", 400)
+        flow, session = await self._flow(request, str(data["f"]))
+        if isinstance(flow, Response):
+            return flow
+        if flow.provider_name != provider:
+            return _see_other(f"/oauth/flow/{flow.id}")
+        choice = self._choice(provider)
+        label = choice.display_name if choice else provider
+        code = request.query_params.get("code")
+        if request.query_params.get("error") or not code:
+            message = (f"{label} did not give access, so nothing was linked. You can try "
+                       "again, or choose a different calendar.")
+            return await to_thread.run_sync(self._render_step, flow, session, message)
+        upstream = UpstreamRequest(flow_id=flow.id, client_id=flow.client_id, scope=flow.scope,
+                                   redirect_uri=self.callback_uri(provider), state=sealed,
+                                   code_verifier=str(data["v"]))
+        try:
+            pending = await to_thread.run_sync(self.server.host.upstream_connect, provider,
+                                               upstream, code)
+        except UpstreamScopesMissing as exc:
+            return await to_thread.run_sync(self._missing_page, flow, session, label, exc)
+        except ConnectFailed as exc:
+            return await to_thread.run_sync(self._render_step, flow, session, str(exc))
+        await to_thread.run_sync(self.flows.set_pending, flow.id, pending)
+        return _see_other(f"/oauth/flow/{flow.id}")
+
+    def _missing_page(self, flow: Flow, session: str, label: str,
+                      exc: UpstreamScopesMissing) -> Response:
+        client = self.server.registry.find(flow.client_id)
+        assert client is not None
+        return self.page("missing_scopes.html", {
+            "client": client, "branding": client.branding, "flow": flow, "label": label,
+            "message": str(exc), "missing": exc.missing,
+            "csrf_token": self.server.keys.csrf_token(session, flow.id),
+            "action": f"/oauth/flow/{flow.id}"})
+
+    def _choice(self, name: str | None) -> ProviderChoice | None:
+        return next((c for c in self.server.host.provider_choices() if c.name == name), None)
+
     # -- POST /oauth/flow/{id}/decision -----------------------------------------------
     async def decide(self, request: HttpRequest) -> Response:
         flow, session, form = await self._post(request)
@@ -211,9 +294,11 @@ class ConsentScreen:
         return str(add_params_to_uri(flow.redirect_uri, params))
 
     # -- helpers ----------------------------------------------------------------------
-    async def _flow(self, request: HttpRequest) -> tuple[Flow | Response, str]:
+    async def _flow(self, request: HttpRequest, flow_id: str | None = None
+                    ) -> tuple[Flow | Response, str]:
         session = request.cookies.get(self.session_cookie, "")
-        flow = await to_thread.run_sync(self.flows.find, request.path_params["flow_id"])
+        flow = await to_thread.run_sync(self.flows.find,
+                                        flow_id or request.path_params["flow_id"])
         if flow is None or flow.expired or flow.finished or not session or \
                 flow.session_hash != self.server.keys.browser_digest(session):
             return self.error_page("This sign-in link has expired or belongs to another "

@@ -33,6 +33,9 @@ class ProviderChoice:
     available: bool
     fields: tuple[ConnectField, ...] = ()
     note: str = ""
+    # Linked by sending the user to the provider's own OAuth server (Google, Microsoft)
+    # instead of a form.
+    redirect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,30 @@ class ConnectFailed(Exception):
     """The upstream account could not be verified; ``str(exc)`` is shown to the end user."""
 
 
+class UpstreamScopesMissing(ConnectFailed):
+    """The user unticked permissions on the provider's consent screen that the app needs.
+
+    ``missing`` names each in plain words, as the provider's screen labels it, so the user
+    knows which box to tick when trying again.
+    """
+
+    def __init__(self, message: str, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One round trip to a provider's OAuth server during a consent flow."""
+
+    flow_id: str
+    client_id: str  # the Calgate client app the user is linking for
+    scope: str  # the Calgate scopes the app asked for
+    redirect_uri: str  # Calgate's callback for this provider
+    state: str
+    code_verifier: str  # PKCE (S256): the provider sees only its challenge
+
+
 class AccountHost(Protocol):
     """The host's side of linking calendars and ending authorizations. Blocking calls."""
 
@@ -98,6 +125,17 @@ class AccountHost(Protocol):
 
         Raises :class:`ConnectFailed` with a message for the end user.
         """
+        ...
+
+    def upstream_authorization_url(self, provider_name: str, request: UpstreamRequest) -> str:
+        """Where to send the user to grant access at the provider (redirect providers)."""
+        ...
+
+    def upstream_connect(self, provider_name: str, request: UpstreamRequest,
+                         code: str) -> PendingLink:
+        """Exchange the provider's code, check what was granted, verify the account with a
+        real call, and park its credentials. Raises :class:`UpstreamScopesMissing` when the
+        user withheld a needed permission, :class:`ConnectFailed` otherwise."""
         ...
 
     def discard(self, pending: PendingLink) -> None:

@@ -73,6 +73,8 @@ class AuthorizationService:
             Route("/oauth/flow/{flow_id}", consent.show, methods=["GET"]),
             Route("/oauth/flow/{flow_id}/provider", consent.choose, methods=["POST"]),
             Route("/oauth/flow/{flow_id}/connect", consent.connect, methods=["POST"]),
+            Route("/oauth/flow/{flow_id}/upstream", consent.upstream, methods=["GET"]),
+            Route("/oauth/callback/{provider}", consent.callback, methods=["GET"]),
             Route("/oauth/flow/{flow_id}/decision", consent.decide, methods=["POST"]),
             Route("/oauth/token", token_endpoint(self.server), methods=["POST"]),
             Route("/oauth/token/revoke", revocation_endpoint(self.server), methods=["POST"]),

@@ -39,7 +39,23 @@ def desired_event(params: Params) -> dict[str, Any]:
         "attendees": _attendees(params.raw("attendees")),
         "url": params.text("url"), "private": params.flag("event_private"),
         "reminders": _reminders(params.raw("reminders")),
+        "conferencing": _conferencing(params.raw("conferencing")),
     }
+
+
+def _conferencing(value: Any) -> bool:
+    """``{"profile_id": "default" | "integrated"}`` asks for the calendar's own video
+    conferencing (a Google Meet on Google calendars; ignored where a calendar has none).
+    ``explicit`` links and third-party conferencing profiles are not offered."""
+    if value is None:
+        return False
+    if not isinstance(value, dict) or not isinstance(value.get("profile_id"), str):
+        raise InvalidParam("conferencing", "invalid",
+                           'conferencing is {"profile_id": "default"}')
+    if value["profile_id"] not in {"default", "integrated"}:
+        raise InvalidParam("conferencing", "unsupported",
+                           "conferencing.profile_id must be default or integrated")
+    return True
 
 
 def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime, str]:

@@ -8,6 +8,7 @@ pager and bound to the caller's subject and client. Anything the page URL itself
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 from anyio import to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from ..services.pagecache import PageCache
 from ..services.reads import Key, Page, ReadQuery, ReadService, UnknownCalendar
 from .auth import Authenticator, Caller
 from .errors import forbidden, not_found
@@ -114,19 +116,36 @@ def _reads(request: Request) -> ReadService:
 async def _respond(request: Request, caller: Caller, kind: _Kind, query: ReadQuery,
                    page: int, after: Key | None) -> Response:
     reads = _reads(request)
+    text = "read_events" in caller.grants
     if kind is EVENTS:
-        read = partial(reads.events, caller.subject, query, page=page, after=after,
-                       text="read_events" in caller.grants)
+        read = partial(reads.events, caller.subject, query, page=page, after=after, text=text)
     else:
         read = partial(reads.free_busy, caller.subject, query, page=page, after=after)
+    cache: PageCache | None = request.app.state.gateway.pages
+    key = (kind.key, caller.subject, caller.client_id, query, page, after, text,
+           str(request.base_url))
+
+    def render() -> bytes:
+        generation = reads.generation(caller.subject) if cache is not None else None
+        if cache is not None and generation is not None:
+            cached = cache.get(key, generation)
+            if cached is not None:
+                return cached
+        result = read()
+        pages: dict[str, Any] = {"current": result.current, "total": result.total}
+        if result.after is not None:
+            pages["next_page"] = _next_page(request, caller, kind, query, result)
+        body = json.dumps({"pages": pages, kind.key: result.items}, ensure_ascii=False,
+                          allow_nan=False, separators=(",", ":")).encode()
+        if cache is not None and generation is not None:
+            cache.put(key, generation, body)
+        return body
+
     try:
-        result = await to_thread.run_sync(read)
+        body = await to_thread.run_sync(render)
     except UnknownCalendar:
         raise not_found() from None
-    pages: dict[str, Any] = {"current": result.current, "total": result.total}
-    if result.after is not None:
-        pages["next_page"] = _next_page(request, caller, kind, query, result)
-    return JSONResponse({"pages": pages, kind.key: result.items})
+    return Response(body, media_type="application/json")
 
 
 def _next_page(request: Request, caller: Caller, kind: _Kind, query: ReadQuery,

@@ -32,6 +32,9 @@ def add_client_commands(sub: Any) -> None:
         cmd = csub.add_parser(name, help=text)
         cmd.add_argument("client_id")
         cmd.set_defaults(func=func)
+    from .providers import add_provider_commands
+
+    add_provider_commands(sub, csub)
 
 
 def _gateway(settings: Settings) -> Any:

@@ -45,6 +45,9 @@ accounts = Table(
     # Every individual scope ever granted to this account (aggregates expanded): what the
     # mirror may keep (free/busy only, the app's own events only, or everything).
     Column("scope", Text, nullable=False, default=""),
+    # Bumped in the same transaction as every change to the account's mirror (events,
+    # calendars, profiles): rendered read pages are cached under it (services/pagecache.py).
+    Column("mirror_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_accounts_client_link", "client_id", "link_key_hash"),
 )
@@ -73,6 +76,13 @@ profiles = Table(
     Column("sync_lease_until", DateTime(timezone=True), nullable=True),
     Column("sync_failures", Integer, nullable=False, default=0),
     Column("last_sync_error", Text, nullable=True),
+    # When the upstream calendar list was last read (it is read on a slower cadence).
+    Column("calendars_listed_at", DateTime(timezone=True), nullable=True),
+    # Set when the provider pushes a change (webhook): a sync that started before it does
+    # not push the next sync back to the regular interval.
+    Column("sync_requested_at", DateTime(timezone=True), nullable=True),
+    # Why the profile was disconnected (e.g. Google's invalid_grant), when it was.
+    Column("disconnected_at", DateTime(timezone=True), nullable=True),
 )
 
 audit_log = Table(
@@ -103,6 +113,9 @@ calendars = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("cursor", Text, nullable=True),  # the provider's sync cursor
     Column("synced_at", DateTime(timezone=True), nullable=True),
+    # The longest event ever mirrored here (seconds; None until known): lets a window read
+    # bound ``start_at`` from below, so the index range is the window, not all that precedes.
+    Column("max_event_seconds", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ux_calendars_profile_upstream", "profile_id", "upstream_id", unique=True),
 )
@@ -135,7 +148,9 @@ events = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),  # what last_modified filters
     Index("ux_events_calendar_instance", "calendar_id", "instance_id", unique=True),
-    Index("ix_events_calendar_window", "calendar_id", "deleted", "start_at", "end_at"),
+    # Covers the window filter of a read (and its count) without touching the rows.
+    Index("ix_events_calendar_window", "calendar_id", "deleted", "start_at", "end_at",
+          "all_day", "managed_key"),
     Index("ix_events_calendar_updated", "calendar_id", "updated"),
     Index("ix_events_uid", "event_uid"),
 )
@@ -183,4 +198,22 @@ participation_writes = Table(
     Column("last_error", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ux_participation_calendar_event", "calendar_id", "event_uid", unique=True),
+)
+
+# Provider push channels (Google events.watch): one per mirrored calendar of a profile whose
+# provider pushes. The verification token is kept only as its SHA-256 digest.
+push_channels = Table(
+    "push_channels",
+    metadata,
+    Column("id", String(64), primary_key=True),  # our channel id, also the provider's
+    Column("profile_id", String(64), ForeignKey("profiles.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("provider_name", String(40), nullable=False),
+    Column("resource_id", Text, nullable=False),  # the provider's id of the watched resource
+    Column("token_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("messages", Integer, nullable=False, default=0),
 )

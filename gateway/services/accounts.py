@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,9 +10,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
+from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, audit_log, profiles
 from ..secrets import SecretStore
 from .ids import new_id
+
+log = logging.getLogger("calgate.accounts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,9 @@ class AccountService:
         self.engine = engine
         self.secrets = secrets
         self.cache: Cache = cache or _NoCache()
+        # Called with a profile id before its credentials are erased: stops the provider's
+        # push channels and revokes the upstream grant (the composition root sets it).
+        self.release: Callable[[str], None] | None = None
 
     def park_credentials(self, flow_id: str, credentials: Mapping[str, str]) -> str:
         """Keep verified credentials while the user decides; returns their secret path."""
@@ -124,7 +131,8 @@ class AccountService:
             else:
                 conn.execute(update(profiles).where(profiles.c.id == profile_id)
                              .values(connected=True, profile_name=pending.profile_name,
-                                     next_sync_at=now, sync_failures=0, last_sync_error=None))
+                                     next_sync_at=now, sync_failures=0, last_sync_error=None,
+                                     disconnected_at=None, calendars_listed_at=None))
             _audit(conn, "link_profile", subject, {"profile_id": profile_id,
                                                    "provider": pending.provider_name})
         self.cache.clear()
@@ -137,9 +145,10 @@ class AccountService:
     def revoke_subject(self, subject: str) -> None:
         """Erase an account: credentials first (for good), then its rows."""
         with self.engine.connect() as conn:
-            paths = [r[0] for r in conn.execute(select(profiles.c.credential_path).where(
-                profiles.c.account_id == subject)).all()]
-        for path in paths:
+            found = conn.execute(select(profiles.c.id, profiles.c.credential_path).where(
+                profiles.c.account_id == subject)).all()
+        for profile_id, path in found:
+            self._release(profile_id)
             if path:
                 self.secrets.delete(path)
         with self.engine.begin() as conn:
@@ -147,6 +156,14 @@ class AccountService:
             conn.execute(delete(accounts).where(accounts.c.id == subject))
             _audit(conn, "revoke_account", subject, None)
         self.cache.clear()
+
+    def _release(self, profile_id: str) -> None:
+        if self.release is None:
+            return
+        try:
+            self.release(profile_id)
+        except Exception:  # erasure goes on whatever the upstream says
+            log.exception("releasing profile %s upstream failed; erasing anyway", profile_id)
 
     def revoke_client(self, client_id: str) -> None:
         with self.engine.connect() as conn:
@@ -163,10 +180,12 @@ class AccountService:
                 profiles.c.id == profile_id, profiles.c.account_id == subject)).first()
         if path is None:
             return False
+        self._release(profile_id)
         if path[0]:
             self.secrets.delete(path[0])
         with self.engine.begin() as conn:
             conn.execute(delete(profiles).where(profiles.c.id == profile_id))
+            bump_generation(conn, account_id=subject)
             _audit(conn, "revoke_profile", subject, {"profile_id": profile_id})
             left = conn.execute(select(profiles.c.id).where(profiles.c.account_id == subject)
                                 ).first()

@@ -20,9 +20,11 @@ from providers.model import Calendar
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions, UnknownProvider, open_account
 
+from ..persistence.generation import bump_generation
 from ..persistence.tables import calendars, profiles
 from ..secrets import SecretStore
 from .ids import new_id
+from .upstream_apps import UpstreamApps
 
 
 class CalendarError(Exception):
@@ -64,7 +66,7 @@ def calendar_body(row: Any) -> dict[str, Any]:
         "profile_name": row.profile_name, "calendar_id": row.id, "calendar_name": row.name,
         "calendar_readonly": bool(row.readonly), "calendar_deleted": bool(row.deleted),
         "calendar_primary": bool(row.primary),
-        "calendar_integrated_conferencing_available": False,
+        "calendar_integrated_conferencing_available": row.provider_name == "google",
         "calendar_attachments_available": False, "permission_level": "sandbox",
         "calendar_color": row.color,
     }
@@ -80,6 +82,7 @@ def save_calendar(conn: Connection, profile_id: str, cal: Calendar, now: datetim
     found = conn.execute(select(calendars.c.id).where(
         calendars.c.profile_id == profile_id, calendars.c.upstream_id == cal.calendar_id)
     ).scalar()
+    bump_generation(conn, profile_id=profile_id)
     if found is not None:
         conn.execute(update(calendars).where(calendars.c.id == found).values(**values))
         return str(found)
@@ -101,8 +104,12 @@ class CalendarService:
                  options: ProviderOptions | None = None) -> None:
         self.engine = engine
         self.secrets = secrets
+        self.apps = UpstreamApps(secrets)
         self.options = options or ProviderOptions()
 
+
+    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
+        return self.apps.resolve(provider_name, self.secrets.get(path))
     def list_calendars(self, subject: str) -> list[dict[str, Any]]:
         query = _LISTED.where(profiles.c.account_id == subject).order_by(
             profiles.c.created_at, profiles.c.id, calendars.c.created_at, calendars.c.id)
@@ -115,7 +122,8 @@ class CalendarService:
         profile = await to_thread.run_sync(self._profile, subject, profile_id)
         if not profile.connected or not profile.credential_path:
             raise ProfileNeedsRelink(profile_id)
-        credentials = await to_thread.run_sync(self.secrets.get, profile.credential_path)
+        credentials = await to_thread.run_sync(self._credentials, profile.provider_name,
+                                               profile.credential_path)
         try:
             provider = open_account(profile.provider_name, credentials, self.options)
         except UnknownProvider:

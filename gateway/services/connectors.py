@@ -15,6 +15,7 @@ from providers.model import AccountInfo
 from providers.registry import ProviderOptions, open_account
 
 from .linking import ConnectorRegistry, FormField, VerificationFailed, VerifiedAccount
+from .upstream_apps import UpstreamApps
 
 Credentials = Callable[[Mapping[str, str]], dict[str, str]]
 
@@ -62,8 +63,13 @@ def _ics(values: Mapping[str, str]) -> dict[str, str]:
     return {"url": values["url"].strip()}
 
 
-def register_defaults(registry: ConnectorRegistry, options: ProviderOptions) -> None:
+def register_defaults(registry: ConnectorRegistry, options: ProviderOptions,
+                      apps: UpstreamApps | None = None) -> None:
     """The connectors of the providers that are implemented."""
+    if apps is not None:
+        from .google import GoogleConnector
+
+        registry.register(GoogleConnector(apps, options))
     user = FormField("username", "Username", autocomplete="username")
     registry.register(ProviderConnector(
         "caldav", "CalDAV server", "caldav", "caldav", (

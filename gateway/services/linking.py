@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class VerificationFailed(Exception):
     """The upstream account could not be verified; the message is shown to the end user."""
+
+
+class ScopesWithheld(VerificationFailed):
+    """The user unticked permissions the app needs on the provider's own consent screen;
+    ``missing`` names them as that screen does."""
+
+    def __init__(self, message: str, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +65,41 @@ class Connector(Protocol):
         ...
 
 
+@runtime_checkable
+class RedirectConnector(Protocol):
+    """Links an account through the provider's own OAuth server (Google, Microsoft)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def provider_name(self) -> str: ...
+    @property
+    def provider_service(self) -> str: ...
+
+    def authorization_url(self, client_id: str, scopes: frozenset[str], redirect_uri: str,
+                          state: str, code_verifier: str) -> str:
+        """Where to send the user; ``scopes`` are the Calgate scopes the app asked for."""
+        ...
+
+    def complete(self, client_id: str, scopes: frozenset[str], redirect_uri: str, code: str,
+                 code_verifier: str) -> VerifiedAccount:
+        """Exchange ``code``, check the granted permissions and verify the account with a
+        real call; raise :class:`ScopesWithheld` or :class:`VerificationFailed`."""
+        ...
+
+
+AnyConnector = Connector | RedirectConnector
+
+
 @dataclass(frozen=True, slots=True)
 class Offering:
     """A provider shown on the consent screen, with or without a working connector."""
 
     name: str
     display_name: str
-    connector: Connector | None
+    connector: AnyConnector | None
     note: str = ""
 
 
@@ -82,12 +119,12 @@ class ConnectorRegistry:
     """Registered connectors plus the planned ones, for the consent screen."""
 
     def __init__(self) -> None:
-        self._connectors: dict[str, Connector] = {}
+        self._connectors: dict[str, AnyConnector] = {}
 
-    def register(self, connector: Connector) -> None:
+    def register(self, connector: AnyConnector) -> None:
         self._connectors[connector.name] = connector
 
-    def get(self, name: str) -> Connector | None:
+    def get(self, name: str) -> AnyConnector | None:
         return self._connectors.get(name)
 
     def offerings(self) -> list[Offering]:

@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, select
 
+from ..persistence.generation import read_generation
 from ..persistence.tables import calendars, events, managed_events, profiles
 from ..sync.sealing import DataKeys, unseal
 
@@ -90,19 +91,26 @@ class ReadService:
     def events(self, subject: str, query: ReadQuery, *, text: bool, page: int = 1,
                after: Key | None = None) -> Page:
         """A page of events; ``text``: the token may see summaries of non-managed events."""
-        rows, total = self._page(subject, query, _filters(subject, query), page, after)
+        rows, total, readonly = self._page(subject, query, _filters(query), page, after,
+                                           managed=query.include_managed
+                                           or query.only_managed)
         key = self.keys.key(subject)
-        return Page([event_body(r, _text(key, r), text, query) for r in rows], page, total,
-                    _after(rows, page, total))
+        return Page([event_body(r, _text(key, r), text, query, readonly[r.calendar_id])
+                     for r in rows], page, total, _after(rows, page, total))
 
     def free_busy(self, subject: str, query: ReadQuery, *, page: int = 1,
                   after: Key | None = None) -> Page:
         query = replace(query, include_deleted=False, last_modified=None)
-        busy = [*_filters(subject, query), events.c.status != "cancelled",
+        busy = [*_filters(query), events.c.status != "cancelled",
                 events.c.transparency == "opaque"]
-        rows, total = self._page(subject, query, busy, page, after)
+        rows, total, _ = self._page(subject, query, busy, page, after, managed=False)
         return Page([block_body(r, query) for r in rows], page, total,
                     _after(rows, page, total))
+
+    def generation(self, subject: str) -> int | None:
+        """The account's mirror generation (what cached pages are keyed on)."""
+        with self.engine.connect() as conn:
+            return read_generation(conn, subject)
 
     def managed_event(self, subject: str, calendar_id: str, event_id: str
                       ) -> dict[str, Any] | None:
@@ -111,29 +119,49 @@ class ReadService:
 
         key = managed_key(subject, calendar_id, event_id)
         with self.engine.connect() as conn:
-            row = conn.execute(_COLUMNS.where(
+            row = conn.execute(_columns(True).select_from(_JOINED).add_columns(
+                calendars.c.readonly.label("calendar_readonly")).where(
                 profiles.c.account_id == subject, events.c.calendar_id == calendar_id,
                 events.c.managed_key == key, events.c.deleted.is_(False))).first()
         if row is None:
             return None
         query = ReadQuery("Etc/UTC", row.start_at, row.end_at, default_window=True)
-        return event_body(row, _text(self.keys.key(subject), row), False, query)
+        return event_body(row, _text(self.keys.key(subject), row), False, query,
+                          bool(row.calendar_readonly))
 
     def _page(self, subject: str, query: ReadQuery, where: list[ColumnElement[bool]],
-              page: int, after: Key | None) -> tuple[list[Any], int]:
-        if after is not None:
-            where = [*where, or_(events.c.start_at > after[0],
-                                 and_(events.c.start_at == after[0], events.c.id > after[1]))]
+              page: int, after: Key | None, *, managed: bool
+              ) -> tuple[list[Any], int, dict[str, bool]]:
         with self.engine.connect() as conn:
-            if query.calendar_ids:
-                _check_calendars(conn, subject, query.calendar_ids)
-            left = conn.execute(select(func.count()).select_from(_JOINED).where(*where)
-                                ).scalar_one()
-            rows = list(conn.execute(_COLUMNS.where(*where)
-                                     .order_by(events.c.start_at, events.c.id)
-                                     .limit(PAGE_SIZE)).all())
+            count, rows_of, live = statements(conn, subject, query, where, after,
+                                              managed=managed)
+            if count is None or rows_of is None:
+                return [], page, live
+            left = conn.execute(count).scalar_one()
+            rows = list(conn.execute(rows_of).all())
         # Counted from here on, so ``total`` stays right even if a sync changed earlier pages.
-        return rows, page - 1 + max(1, -(-left // PAGE_SIZE))
+        return rows, page - 1 + max(1, -(-left // PAGE_SIZE)), live
+
+
+def statements(conn: Any, subject: str, query: ReadQuery, where: list[ColumnElement[bool]],
+               after: Key | None, *, managed: bool
+               ) -> tuple[Select[Any] | None, Select[Any] | None, dict[str, bool]]:
+    """(count of what is left, the page's rows, live calendar id -> read-only) for a read;
+    the statements are None when the read covers no live calendar."""
+    live, span = _calendars(conn, subject, query)
+    if not live:
+        return None, None, live
+    where = [events.c.calendar_id.in_(list(live)), *where]
+    lower = _lower_bound(query, span)
+    if lower is not None:
+        where.append(events.c.start_at >= lower)
+    if after is not None:
+        where.append(or_(events.c.start_at > after[0],
+                         and_(events.c.start_at == after[0], events.c.id > after[1])))
+    count = select(func.count()).select_from(events).where(*where)
+    rows = (_columns(managed).where(*where).order_by(events.c.start_at, events.c.id)
+            .limit(PAGE_SIZE))
+    return count, rows, live
 
 
 _JOINED = (events.join(calendars, calendars.c.id == events.c.calendar_id)
@@ -142,23 +170,51 @@ _EVENT_ID = (select(managed_events.c.event_id)
              .where(managed_events.c.calendar_id == events.c.calendar_id,
                     managed_events.c.managed_key == events.c.managed_key)
              .limit(1).scalar_subquery())
-_COLUMNS = select(events, calendars.c.readonly.label("calendar_readonly"),
-                  _EVENT_ID.label("event_id")).select_from(_JOINED)
+_WITH_EVENT_ID = select(events, _EVENT_ID.label("event_id"))
+_WITHOUT_EVENT_ID = select(events, null().label("event_id"))
 
 
-def _check_calendars(conn: Any, subject: str, calendar_ids: tuple[str, ...]) -> None:
-    found = set(conn.execute(
-        select(calendars.c.id).join(profiles, profiles.c.id == calendars.c.profile_id)
-        .where(profiles.c.account_id == subject, calendars.c.id.in_(calendar_ids))).scalars())
-    if found != set(calendar_ids):
-        raise UnknownCalendar(sorted(set(calendar_ids) - found)[0])
+def _columns(managed: bool) -> Select[Any]:
+    """Event rows; the client's ``event_id`` is looked up only where managed rows can show."""
+    return _WITH_EVENT_ID if managed else _WITHOUT_EVENT_ID
 
 
-def _filters(subject: str, query: ReadQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [profiles.c.account_id == subject,
-                                        calendars.c.deleted.is_(False)]
+def _calendars(conn: Any, subject: str, query: ReadQuery
+               ) -> tuple[dict[str, bool], timedelta | None]:
+    """The live calendars the read covers (id -> read-only) and the longest event in any of
+    them (None when not known); :class:`UnknownCalendar` for a requested one that is not the
+    account's."""
+    rows = conn.execute(
+        select(calendars.c.id, calendars.c.readonly, calendars.c.deleted,
+               calendars.c.max_event_seconds)
+        .join(profiles, profiles.c.id == calendars.c.profile_id)
+        .where(profiles.c.account_id == subject)).all()
     if query.calendar_ids:
-        where.append(events.c.calendar_id.in_(query.calendar_ids))
+        mine = {r.id for r in rows}
+        for calendar_id in query.calendar_ids:
+            if calendar_id not in mine:
+                raise UnknownCalendar(calendar_id)
+        wanted = set(query.calendar_ids)
+        rows = [r for r in rows if r.id in wanted]
+    live = [r for r in rows if not r.deleted]
+    spans = [r.max_event_seconds for r in live]
+    span = None if None in spans else timedelta(seconds=max(spans, default=0))
+    return {r.id: bool(r.readonly) for r in live}, span
+
+
+def _lower_bound(query: ReadQuery, span: timedelta | None) -> datetime | None:
+    """The earliest ``start_at`` an event overlapping the window can have, when the read is
+    limited by the window at all. A day of slack covers all-day rows, which are compared
+    against the window's wall-clock times (at most 14 hours from UTC)."""
+    if span is None or (query.include_moved and query.last_modified is not None):
+        return None
+    if query.default_window and (query.include_managed or query.only_managed):
+        return None  # managed events ignore the default window
+    return query.start - span - timedelta(days=1)
+
+
+def _filters(query: ReadQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
     if query.only_managed:
         where.append(events.c.managed_key.is_not(None))
     elif not query.include_managed:
@@ -216,7 +272,10 @@ def _text(key: bytes | None, row: Any) -> dict[str, Any] | None:
 # -- the wire shapes (API.md s5.2 and s7) -------------------------------------------------
 
 def utc_time(value: datetime) -> str:
-    return _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``YYYY-MM-DDTHH:MM:SSZ``; naive values are UTC (SQLite hands them back naive)."""
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def _when(value: datetime, all_day: bool, tzid: str | None, query: ReadQuery) -> Any:
@@ -242,7 +301,7 @@ def _zone_name(tzid: str | None, query: ReadQuery) -> str:
 
 
 def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
-               query: ReadQuery) -> dict[str, Any]:
+               query: ReadQuery, calendar_readonly: bool) -> dict[str, Any]:
     managed = row.managed_key is not None
     visible = text if (show_text or managed) else None
     body: dict[str, Any] = {"calendar_id": row.calendar_id, "event_uid": row.event_uid}
@@ -253,6 +312,11 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
                  "description": visible.get("description") or ""}
         if visible.get("location"):
             body["location"] = {"description": visible["location"]}
+        if visible.get("meeting_url"):
+            body["meeting_url"] = visible["meeting_url"]
+            if "meet.google.com" in visible["meeting_url"]:
+                body["conferencing"] = {"provider_name": "google_meet",
+                                        "join_url": visible["meeting_url"]}
     body |= {"start": _when(row.start_at, row.all_day, row.start_tzid, query),
              "end": _when(row.end_at, row.all_day, row.end_tzid, query),
              "deleted": bool(row.deleted), "created": utc_time(row.created),
@@ -265,7 +329,7 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
         if organizer:
             body["organizer"] = {"email": organizer.get("email"),
                                  "display_name": organizer.get("display_name")}
-    writable = not row.calendar_readonly and not row.deleted
+    writable = not calendar_readonly and not row.deleted
     body |= {"transparency": row.transparency, "status": row.status,
              "categories": (visible or {}).get("categories") or [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),

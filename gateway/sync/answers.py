@@ -15,6 +15,7 @@ from providers.registry import ProviderOptions, open_account
 
 from ..persistence.tables import calendars, events, participation_writes, profiles
 from ..secrets import SecretStore
+from ..services.upstream_apps import UpstreamApps
 from .outbox import CLAIM
 
 log = logging.getLogger("calgate.answers")
@@ -34,9 +35,13 @@ class Answers:
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
         self.engine = engine
         self.secrets = secrets
+        self.apps = UpstreamApps(secrets)
         self.options = options or ProviderOptions()
         self.max_backoff = max_backoff
 
+
+    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
+        return self.apps.resolve(provider_name, self.secrets.get(path))
     def due(self, limit: int = 100) -> list[int]:
         table = participation_writes
         query = (select(table.c.id).where(table.c.applied_version < table.c.version,
@@ -50,7 +55,8 @@ class Answers:
         if row is None:
             return Answered(answer_id, ok=False, error="not due or claimed elsewhere")
         try:
-            credentials = await to_thread.run_sync(self.secrets.get, row["credential_path"])
+            credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
+                                                   row["credential_path"])
             provider = open_account(row["provider_name"], credentials, self.options)
             try:
                 await provider.set_participation(

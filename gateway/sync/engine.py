@@ -3,6 +3,13 @@
 One sync of a profile at a time across every worker (a lease in the profiles row). An
 expired cursor means a full resync, never an error; an upstream that refuses the
 credentials marks the profile disconnected; an unreachable one is retried with backoff.
+
+The upstream calendar list is read on a slower cadence than the calendars' changes
+(``calendar_list_interval``): on a profile's first sync, when the last listing is older
+than that, after a failed sync, and when a calendar's sync says it is gone (NotFound).
+Otherwise an incremental sync goes straight to the calendars the mirror knows, which
+for CalDAV means one sync-collection REPORT per calendar, plus a multiget if anything
+changed.
 """
 
 from __future__ import annotations
@@ -15,14 +22,23 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
-from providers.errors import CursorExpired, ProviderError, RateLimited, Unauthorized
-from providers.model import Calendar, SyncCursor, TimeWindow
+from providers.errors import (
+    CursorExpired,
+    Forbidden,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Unauthorized,
+)
+from providers.model import Calendar, ChangeSet, SyncCursor, TimeWindow
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions, open_account
 
+from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, profiles
 from ..secrets import SecretStore
 from ..services.ids import new_id
+from ..services.upstream_apps import UpstreamApps
 from .mirror import Policy, apply_changes
 from .sealing import DataKeys
 
@@ -36,6 +52,7 @@ class SyncSettings:
     days_ahead: int = 201
     interval: float = 300.0  # seconds between incremental syncs of a profile
     max_backoff: float = 3600.0
+    calendar_list_interval: float = 3600.0  # seconds between calendar listings (0: every sync)
 
     def window(self, now: datetime) -> TimeWindow:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -62,6 +79,10 @@ class SyncEngine:
         self.keys = keys
         self.settings = settings or SyncSettings()
         self.options = options or ProviderOptions()
+        self.apps = UpstreamApps(secrets)
+
+    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
+        return self.apps.resolve(provider_name, self.secrets.get(path))
 
     def due_profiles(self, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Profiles whose next sync is due and which no worker is syncing."""
@@ -80,10 +101,12 @@ class SyncEngine:
         provider: CalendarProvider | None = None
         try:
             row = await to_thread.run_sync(self._profile, profile_id)
-            credentials = await to_thread.run_sync(self.secrets.get, row["credential_path"])
+            credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
+                                                   row["credential_path"])
             provider = open_account(row["provider_name"], credentials, self.options)
             changed = await self._sync_calendars(provider, row, now)
         except Unauthorized as exc:
+            log.warning("profile %s disconnected: %s", profile_id, exc)
             await to_thread.run_sync(self._finish, profile_id, str(exc), None, False)
             return Outcome(profile_id, ran=True, error=str(exc))
         except ProviderError as exc:
@@ -99,21 +122,65 @@ class SyncEngine:
 
     async def _sync_calendars(self, provider: CalendarProvider, row: dict[str, Any],
                               now: datetime) -> int:
-        upstream = await provider.list_calendars()
-        mirror = await to_thread.run_sync(self._save_calendars, row["id"], upstream, now)
+        listed = self._listing_due(row, now)
+        if listed:
+            mirror = await self._list_calendars(provider, row["id"], now)
+        else:
+            mirror = await to_thread.run_sync(self._known_calendars, row["id"])
         policy = Policy.for_scope(row["account_id"], row["scope"].split())
         key = await to_thread.run_sync(self.keys.key, row["account_id"])
         window = self.settings.window(now)
         changed = 0
-        for calendar_id, upstream_id, cursor in mirror:
+        done: set[str] = set()
+        pending = list(mirror)
+        while pending:
+            calendar_id, upstream_id, cursor = pending.pop(0)
             try:
-                changes = await provider.sync(upstream_id, SyncCursor(cursor) if cursor else None,
-                                              window)
-            except CursorExpired:
-                changes = await provider.sync(upstream_id, None, window)
+                changes = await self._sync_calendar(provider, upstream_id, cursor, window)
+            except Forbidden as exc:
+                # The grant does not reach this calendar (e.g. a write-only Google grant
+                # and a calendar the user does not own): skip it, sync the rest.
+                log.info("calendar %s of %s not readable with this grant: %s", calendar_id,
+                         row["id"], exc)
+                done.add(calendar_id)
+                continue
+            except NotFound:
+                if listed:
+                    raise  # listed just now, yet not found: a real error
+                # Gone upstream since the last listing (or moved): list again and go on
+                # with what the list says; a calendar no longer there is marked deleted.
+                listed = True
+                mirror = await self._list_calendars(provider, row["id"], now)
+                pending = [m for m in mirror if m[0] not in done]
+                continue
+            done.add(calendar_id)
             changed += await to_thread.run_sync(self._apply, calendar_id, changes, policy, key,
                                                 now, window)
         return changed
+
+    def _listing_due(self, row: dict[str, Any], now: datetime) -> bool:
+        """Whether this sync reads the upstream calendar list first."""
+        listed_at: datetime | None = row.get("calendars_listed_at")
+        if listed_at is None or row["initial_sync_required"] or row["last_sync_error"]:
+            return True
+        if listed_at.tzinfo is None:  # SQLite keeps no offset
+            listed_at = listed_at.replace(tzinfo=UTC)
+        interval = timedelta(seconds=self.settings.calendar_list_interval)
+        return not now - interval < listed_at <= now
+
+    async def _list_calendars(self, provider: CalendarProvider, profile_id: str,
+                              now: datetime) -> list[tuple[str, str, str | None]]:
+        upstream = await provider.list_calendars()
+        return await to_thread.run_sync(self._save_calendars, profile_id, upstream, now)
+
+    @staticmethod
+    async def _sync_calendar(provider: CalendarProvider, upstream_id: str, cursor: str | None,
+                             window: TimeWindow) -> ChangeSet:
+        try:
+            return await provider.sync(upstream_id, SyncCursor(cursor) if cursor else None,
+                                       window)
+        except CursorExpired:
+            return await provider.sync(upstream_id, None, window)
 
     def _apply(self, calendar_id: str, changes: Any, policy: Policy, key: bytes | None,
                now: datetime, window: TimeWindow) -> int:
@@ -137,6 +204,14 @@ class SyncEngine:
         with self.engine.connect() as conn:
             return dict(conn.execute(query).one()._mapping)
 
+    def _known_calendars(self, profile_id: str) -> list[tuple[str, str, str | None]]:
+        """(id, upstream id, cursor) of the profile's live calendars, as last listed."""
+        query = (select(calendars.c.id, calendars.c.upstream_id, calendars.c.cursor)
+                 .where(calendars.c.profile_id == profile_id, calendars.c.deleted.is_(False))
+                 .order_by(calendars.c.created_at, calendars.c.id))
+        with self.engine.connect() as conn:
+            return [(r.id, r.upstream_id, r.cursor) for r in conn.execute(query).all()]
+
     def _save_calendars(self, profile_id: str, upstream: list[Calendar],
                         now: datetime) -> list[tuple[str, str, str | None]]:
         """Upsert the profile's calendars; returns (id, upstream id, cursor) of live ones."""
@@ -144,6 +219,7 @@ class SyncEngine:
             known = {r.upstream_id: r for r in conn.execute(
                 select(calendars).where(calendars.c.profile_id == profile_id)).all()}
             live: list[tuple[str, str, str | None]] = []
+            changed = False
             for cal in upstream:
                 values = {"name": cal.name, "readonly": cal.readonly, "primary": cal.primary,
                           "color": cal.color, "tzid": cal.tzid, "deleted": False}
@@ -154,30 +230,50 @@ class SyncEngine:
                         id=calendar_id, profile_id=profile_id, upstream_id=cal.calendar_id,
                         created_at=now, **values))
                     live.append((calendar_id, cal.calendar_id, None))
+                    changed = True
                 else:
-                    conn.execute(update(calendars).where(calendars.c.id == row.id)
-                                 .values(**values))
+                    if any(getattr(row, k) != v for k, v in values.items()):
+                        conn.execute(update(calendars).where(calendars.c.id == row.id)
+                                     .values(**values))
+                        changed = True
                     live.append((row.id, cal.calendar_id, row.cursor))
-            gone = [r.id for u, r in known.items() if u not in {c.calendar_id for c in upstream}]
+            gone = [r.id for u, r in known.items()
+                    if u not in {c.calendar_id for c in upstream} and not r.deleted]
             if gone:
                 conn.execute(update(calendars).where(calendars.c.id.in_(gone))
                              .values(deleted=True))
+                changed = True
+            if changed:  # what reads show changed: cached pages must not be served
+                bump_generation(conn, profile_id=profile_id)
+            conn.execute(update(profiles).where(profiles.c.id == profile_id)
+                         .values(calendars_listed_at=now))
         return live
 
     def _finish(self, profile_id: str, error: str | None, retry_after: float | None,
                 connected: bool) -> None:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            failures = conn.execute(select(profiles.c.sync_failures).where(
-                profiles.c.id == profile_id)).scalar_one()
+            failures, requested, lease = conn.execute(select(
+                profiles.c.sync_failures, profiles.c.sync_requested_at,
+                profiles.c.sync_lease_until).where(profiles.c.id == profile_id)).one()
+            # A push that arrived while this sync ran may name a change it did not see.
+            started = _aware(lease) - LEASE if lease is not None else now
+            pushed = requested is not None and _aware(requested) >= started
             if error is None:
                 values: dict[str, Any] = {
                     "sync_failures": 0, "last_sync_error": None,
                     "initial_sync_required": False,
-                    "next_sync_at": now + timedelta(seconds=self.settings.interval)}
+                    "next_sync_at": now if pushed
+                    else now + timedelta(seconds=self.settings.interval)}
             else:
                 delay = retry_after or min(self.settings.max_backoff, 30 * 2 ** failures)
                 values = {"sync_failures": failures + 1, "last_sync_error": error[:500],
                           "next_sync_at": now + timedelta(seconds=delay)}
+            if not connected:
+                values["disconnected_at"] = now
             conn.execute(update(profiles).where(and_(profiles.c.id == profile_id)).values(
                 sync_lease_until=None, connected=connected, **values))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

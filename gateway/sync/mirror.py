@@ -18,7 +18,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from providers.model import ChangeSet, Event, TimeWindow, When
 
-from ..persistence.tables import events
+from ..persistence.generation import bump_generation
+from ..persistence.tables import calendars, events
 from .sealing import seal
 
 MANAGED_PREFIX = "cg1."
@@ -80,6 +81,8 @@ def text_of(event: Event) -> dict[str, Any]:
         "participation_status": event.participation_status,
         "attendees": [person(p) for p in event.attendees],
         "organizer": person(event.organizer) if event.organizer else None,
+        # Only when present, so mirrors written before it existed keep their fingerprints.
+        **({"meeting_url": event.meeting_url} if event.meeting_url else {}),
     }
 
 
@@ -146,7 +149,29 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
             conn.execute(update(events).where(events.c.id == row.id)
                          .values(deleted=True, updated=now, sealed=None))
             written += 1
+    if written:
+        _widen_span(conn, calendar_id, changes, policy)
+        bump_generation(conn, account_id=policy.account_id)
     return written
+
+
+def _widen_span(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy
+                ) -> None:
+    """Keep ``calendars.max_event_seconds`` at least the longest event ever mirrored."""
+    known = conn.execute(select(calendars.c.max_event_seconds).where(
+        calendars.c.id == calendar_id)).scalar()
+    if known is None:  # first time (or a mirror from before the column): measure it all
+        rows = conn.execute(select(events.c.start_at, events.c.end_at).where(
+            events.c.calendar_id == calendar_id)).all()
+        spans = [(r.end_at - r.start_at).total_seconds() for r in rows]
+    else:
+        spans = [(utc(e.end) - utc(e.start)).total_seconds()
+                 for instances in changes.changed.values() for e in instances
+                 if policy.keeps(e)]
+    longest = int(max(spans, default=0))
+    if known is None or longest > known:
+        conn.execute(update(calendars).where(calendars.c.id == calendar_id)
+                     .values(max_event_seconds=max(longest, known or 0)))
 
 
 def _inside(row: Any, window: TimeWindow) -> bool:

@@ -23,6 +23,7 @@ from providers.registry import ProviderOptions, open_account
 
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore
+from ..services.upstream_apps import UpstreamApps
 from ..services.writes import managed_context
 from .mirror import Policy, apply_changes
 from .sealing import DataKeys, unseal
@@ -53,7 +54,8 @@ def draft_from(desired: dict[str, Any], managed_key: str) -> EventDraft:
         attendees=tuple(Person(a["email"], a.get("display_name"))
                         for a in desired.get("attendees", [])),
         url=desired.get("url"), private=bool(desired.get("private")),
-        reminders_minutes=tuple(desired.get("reminders", [])))
+        reminders_minutes=tuple(desired.get("reminders", [])),
+        conferencing=bool(desired.get("conferencing")))
 
 
 class Outbox:
@@ -63,10 +65,14 @@ class Outbox:
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
         self.engine = engine
         self.secrets = secrets
+        self.apps = UpstreamApps(secrets)
         self.keys = keys
         self.options = options or ProviderOptions()
         self.max_backoff = max_backoff
 
+
+    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
+        return self.apps.resolve(provider_name, self.secrets.get(path))
     def due(self, now: datetime | None = None, limit: int = 100) -> list[int]:
         now = now or datetime.now(UTC)
         query = (select(managed_events.c.id)
@@ -91,7 +97,8 @@ class Outbox:
         return Applied(managed_id, ok=True)
 
     async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        credentials = await to_thread.run_sync(self.secrets.get, row["credential_path"])
+        credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
+                                               row["credential_path"])
         provider = open_account(row["provider_name"], credentials, self.options)
         try:
             if row["desired"] is None:

@@ -12,6 +12,7 @@ import pytest
 from gateway.secrets.vault import VaultSecretStore, bootstrap_vault
 from gateway.settings import Settings
 from tests.support.baodev import OpenBaoDevServer
+from tests.support.linked import link  # noqa: F401  (a fixture for the API tests)
 
 
 @pytest.fixture(scope="session")

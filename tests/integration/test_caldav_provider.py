@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin
 
 import pytest
 from caldav.elements.cdav import CalendarTimeZone
@@ -154,8 +155,16 @@ def test_create_calendar_then_a_duplicate_name_conflicts(kind):
     assert listed[created.calendar_id].name == name
     assert listed[created.calendar_id].color == "#11AA33"
     assert not listed[created.calendar_id].readonly
-    with pytest.raises(Conflict):
-        run(provider.create_calendar(name.upper(), None))
+    try:
+        with pytest.raises(Conflict):
+            run(provider.create_calendar(name.upper(), None))
+    finally:  # the server is shared by later tests in this process: leave it as found
+        credentials = credentials_for(kind)
+        owner = DavOwner(credentials["server_url"], credentials.get("username"),
+                         credentials.get("password"))
+        owner.client.calendar(url=urljoin(credentials["server_url"],
+                                          created.calendar_id)).delete()
+        owner.close()
 
 
 # -- sync -----------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from sqlalchemy import select, update
 
 from gateway.persistence.tables import calendars, events, profiles
 from gateway.services.accounts import PendingAccount
-from gateway.sync.engine import SyncEngine
+from gateway.sync.engine import SyncEngine, SyncSettings
 from gateway.sync.mirror import managed_prefix
 from gateway.sync.sealing import DataKeys, unseal
-from providers.memory.provider import WORLD
+from providers.memory.provider import WORLD, MemoryCalendar
 from providers.model import Event
 from tests.support import aio
 
@@ -166,3 +166,98 @@ def test_revoked_account_leaves_no_event_rows_or_key(gateway, linked):
     gateway.accounts.revoke_subject(profile.subject)
     assert rows(gateway) == []
     assert DataKeys(gateway.engine, gateway.secrets).key(profile.subject) is None
+
+
+# -- the calendar list's own cadence ----------------------------------------------------
+
+
+@pytest.fixture
+def listings(monkeypatch):
+    """How many times a provider read its calendar list."""
+    from providers.memory.provider import MemoryProvider
+
+    counted = {"n": 0}
+    original = MemoryProvider.list_calendars
+
+    async def counting(self):
+        counted["n"] += 1
+        return await original(self)
+
+    monkeypatch.setattr(MemoryProvider, "list_calendars", counting)
+    return counted
+
+
+def cadence_engine(gateway, list_interval: float) -> SyncEngine:
+    return SyncEngine(gateway.engine, gateway.secrets, DataKeys(gateway.engine, gateway.secrets),
+                      SyncSettings(calendar_list_interval=list_interval))
+
+
+def resync(sync: SyncEngine, profile_id: str):
+    with sync.engine.begin() as conn:
+        conn.execute(update(profiles).values(next_sync_at=datetime.now(UTC)))
+    return aio.run(sync.sync_profile(profile_id))
+
+
+def live_calendars(gateway) -> set[str]:
+    with gateway.engine.connect() as conn:
+        return {r.name for r in conn.execute(select(calendars).where(
+            calendars.c.deleted.is_(False))).all()}
+
+
+def test_the_calendar_list_is_read_on_its_own_cadence(gateway, linked, listings):
+    name, calendar, link = linked
+    put(name, calendar, "a", "Planning", soon())
+    profile = link()
+    sync = cadence_engine(gateway, 3600)
+    assert resync(sync, profile.profile_id).changed == 1 and listings["n"] == 1  # first sync
+    from providers.model import Calendar
+
+    WORLD.accounts[name].calendars[f"{name}/2"] = MemoryCalendar(Calendar(f"{name}/2", "Later"))
+    put(name, calendar, "b", "Review", soon(30))
+    put(name, f"{name}/2", "c", "Elsewhere", soon(40))
+    # Within the interval: the known calendar's changes, no listing.
+    assert resync(sync, profile.profile_id).changed == 1 and listings["n"] == 1
+    assert live_calendars(gateway) == {"Calendar"}
+    with gateway.engine.begin() as conn:
+        conn.execute(update(profiles).values(
+            calendars_listed_at=datetime.now(UTC) - timedelta(seconds=3601)))
+    assert resync(sync, profile.profile_id).changed == 1 and listings["n"] == 2
+    assert live_calendars(gateway) == {"Calendar", "Later"}
+    assert {r["resource_id"] for r in rows(gateway)} == {"a", "b", "c"}
+    # Interval 0: listed on every sync.
+    every = cadence_engine(gateway, 0)
+    resync(every, profile.profile_id)
+    resync(every, profile.profile_id)
+    assert listings["n"] == 4
+
+
+def test_a_calendar_gone_upstream_is_listed_again_at_once(gateway, linked, listings):
+    name, calendar, link = linked
+    from providers.model import Calendar
+
+    WORLD.accounts[name].calendars[f"{name}/2"] = MemoryCalendar(Calendar(f"{name}/2", "Later"))
+    put(name, f"{name}/2", "x", "Doomed", soon())
+    profile = link()
+    sync = cadence_engine(gateway, 3600)
+    resync(sync, profile.profile_id)
+    assert live_calendars(gateway) == {"Calendar", "Later"} and listings["n"] == 1
+    del WORLD.accounts[name].calendars[f"{name}/2"]
+    put(name, calendar, "a", "Planning", soon(30))
+    outcome = resync(sync, profile.profile_id)
+    assert outcome.error is None and outcome.changed == 1 and listings["n"] == 2
+    assert live_calendars(gateway) == {"Calendar"}
+
+
+def test_a_failed_sync_lists_the_calendars_again(gateway, linked, listings):
+    _name, _calendar, link = linked
+    profile = link()
+    sync = cadence_engine(gateway, 3600)
+    resync(sync, profile.profile_id)
+    WORLD.down = True
+    try:
+        assert resync(sync, profile.profile_id).error
+    finally:
+        WORLD.down = False
+    before = listings["n"]
+    assert resync(sync, profile.profile_id).error is None
+    assert listings["n"] == before + 1

@@ -3,8 +3,8 @@
     python -m uvicorn tests.support.e2e_app:build --factory --host 127.0.0.1 --port P
 
 Settings come from the ``CALGATE_*`` environment (``Settings.from_env()``); the secret store is
-the local one under ``$CALGATE_DATA_DIR/secrets``; the connectors are the real ones (CalDAV,
-iCloud, ICS) plus the in-memory test connector ("memory", password ``correct horse``).
+the local one under ``$CALGATE_DATA_DIR/secrets``; the connectors are the real ones (Google,
+CalDAV, iCloud, ICS) plus the in-memory test connector ("memory", password ``correct horse``).
 Test-only: never used by ``calgate serve``.
 """
 
@@ -16,6 +16,7 @@ from gateway.app import Gateway, create_app
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
+from gateway.services.upstream_apps import UpstreamApps
 from gateway.settings import Settings
 from providers.registry import ProviderOptions
 from tests.support.memory_connector import MemoryConnector
@@ -23,12 +24,13 @@ from tests.support.memory_connector import MemoryConnector
 
 def build_gateway(settings: Settings) -> Gateway:
     """A Gateway on the local secret store with the memory connector registered."""
+    store = LocalSecretStore(settings.data_dir / "secrets")
     connectors = ConnectorRegistry()
     register_defaults(connectors, ProviderOptions(
-        allow_private_networks=settings.allow_private_networks))
+        allow_private_networks=settings.allow_private_networks,
+        extra=settings.provider_extra()), UpstreamApps(store))
     connectors.register(MemoryConnector())
-    return Gateway.build(settings, secrets=LocalSecretStore(settings.data_dir / "secrets"),
-                         connectors=connectors)
+    return Gateway.build(settings, secrets=store, connectors=connectors)
 
 
 def build() -> Starlette:

@@ -50,7 +50,9 @@ class RegisteredApp:
 class GatewayServer:
     """One uvicorn process serving Calgate on a free loopback port."""
 
-    def __init__(self, workdir: Path, database_url: str | None = None) -> None:
+    def __init__(self, workdir: Path, database_url: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.extra_env = dict(env or {})
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.database_url = database_url or f"sqlite:///{self.workdir / 'calgate.db'}"
@@ -67,7 +69,8 @@ class GatewayServer:
     def settings(self) -> Settings:
         """The settings the server process runs with (for in-process access to its state)."""
         return Settings().replace(database_url=self.database_url, data_dir=self.data_dir,
-                                  public_url=self.url, port=self.port)
+                                  public_url=self.url, port=self.port,
+                                  google_url=self.extra_env.get("CALGATE_GOOGLE_URL", ""))
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> GatewayServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,7 @@ class GatewayServer:
             "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",
             "CALGATE_WORKER_TICK": "0.3",
             "CALGATE_SYNC_INTERVAL": "1",
-        }
+        } | self.extra_env
         command = [sys.executable, "-m", "uvicorn", "tests.support.e2e_app:build", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                    "--timeout-graceful-shutdown", "5"]
