@@ -1,4 +1,4 @@
-"""The Markdown report written to bench/RESULTS.md."""
+"""The Markdown report written to bench/RESULTS-oauth.md."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import events_fixtures as fx  # noqa: E402
+from bench_common import proc_status, reset_peak  # noqa: E402
 
 
 class GcTimer:
@@ -70,26 +71,10 @@ class GcTimer:
         gc.callbacks.remove(self)
 
 
-def _status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def initial(gateway: Any, profile_id: str, log: fx.RadicaleLog, trace: bool) -> dict[str, Any]:
     gc.collect()
-    rss0 = _status("VmRSS")
-    reset = _reset_peak()
+    rss0 = proc_status("VmRSS")
+    reset = reset_peak()
     offset = log.offset()
     if trace:
         tracemalloc.start()
@@ -101,8 +86,8 @@ def initial(gateway: Any, profile_id: str, log: fx.RadicaleLog, trace: bool) -> 
         tracemalloc.stop()
     requests = log.requests_since(offset)
     return {"wall_s": wall, "cpu_s": cpu, "changed": outcome.changed,
-            "rss_before_kb": rss0, "hwm_kb": _status("VmHWM"), "hwm_reset": reset,
-            "rss_after_kb": _status("VmRSS"), "tracemalloc_peak_b": traced,
+            "rss_before_kb": rss0, "hwm_kb": proc_status("VmHWM"), "hwm_reset": reset,
+            "rss_after_kb": proc_status("VmRSS"), "tracemalloc_peak_b": traced,
             "requests": len(requests), "request_list": fx.describe(requests),
             "mirror_events": fx.mirror_counts(gateway, profile_id)["events"]}
 

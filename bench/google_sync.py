@@ -26,21 +26,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import google_fixtures as fx  # noqa: E402
-
-
-def _status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+from bench_common import proc_status, reset_peak  # noqa: E402
 
 
 def sync(gateway: Any, profile_id: str) -> Any:
@@ -71,8 +57,8 @@ def mirror_events(gateway: Any, profile_id: str) -> int:
 
 def initial(gateway: Any, job: dict[str, Any], log: fx.EmulatorLog) -> dict[str, Any]:
     offset = log.offset()
-    rss0 = _status("VmRSS")
-    reset = _reset_peak()
+    rss0 = proc_status("VmRSS")
+    reset = reset_peak()
     if job.get("trace"):
         tracemalloc.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -82,7 +68,7 @@ def initial(gateway: Any, job: dict[str, Any], log: fx.EmulatorLog) -> dict[str,
     tracemalloc.stop()
     requests = log.since(offset)
     return {"wall_s": wall, "cpu_s": cpu, "changed": outcome.changed, "rss_before_kb": rss0,
-            "hwm_kb": _status("VmHWM"), "hwm_reset": reset, "tracemalloc_peak_b": traced,
+            "hwm_kb": proc_status("VmHWM"), "hwm_reset": reset, "tracemalloc_peak_b": traced,
             "requests": len(requests), "request_list": fx.describe(requests),
             "mirror_events": mirror_events(gateway, job["profile_id"])}
 

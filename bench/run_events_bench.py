@@ -37,10 +37,8 @@ Traffic stays on 127.0.0.1. The whole run takes about 3½ minutes on 2 cores (un
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +54,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
+import bench_common as common  # noqa: E402
 import events_compare as cmp  # noqa: E402
 import events_costs as costs  # noqa: E402
 import events_fixtures as fx  # noqa: E402
@@ -97,28 +96,11 @@ def get_json(url: str, token: str) -> tuple[int, dict[str, Any]]:
 
 def run_child(job: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
     """bench/events_sync.py in a process of its own; stopped by its PID on timeout."""
-    proc = subprocess.Popen([str(ld.PYTHON), str(BENCH / "events_sync.py"), json.dumps(job)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # Popen.kill: SIGKILL to this child's own PID
-        proc.communicate()
-        raise
-    line = next((x for x in out.splitlines() if x.startswith("SYNC_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"sync child failed ({proc.returncode}): {err[-3000:]}")
-    result: dict[str, Any] = json.loads(line.removeprefix("SYNC_JSON "))
-    return result
+    return common.run_child("events_sync.py", job, timeout)
 
 
 def code_digest() -> str:
-    digest = hashlib.sha256()
-    for package in ("gateway", "oauth_server", "providers"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return common.code_digest()
 
 
 def machine_info() -> dict[str, str]:
@@ -339,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         args.results.write_text(text)
+        from results_index import write_index
+
+        write_index()
         log(f"wrote {args.results} ({time.monotonic() - started:.0f} s in all)")
     return 0
 

@@ -27,8 +27,6 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import platform
 import statistics
@@ -44,6 +42,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
+import bench_common as common  # noqa: E402
 import google_fixtures as fx  # noqa: E402
 
 TARGETS = {"incremental_requests": 2}
@@ -57,28 +56,12 @@ def log(message: str) -> None:
 
 
 def run_child(job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    proc = subprocess.Popen([str(PYTHON), str(BENCH / "google_sync.py"), json.dumps(job)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # SIGKILL to this child's own PID
-        proc.communicate()
-        raise
-    line = next((x for x in out.splitlines() if x.startswith("SYNC_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"sync child failed ({proc.returncode}): {err[-3000:]}")
-    result: dict[str, Any] = json.loads(line.removeprefix("SYNC_JSON "))
-    return result
+    """bench/google_sync.py in a process of its own; stopped by its PID on timeout."""
+    return common.run_child("google_sync.py", job, timeout)
 
 
 def code_digest() -> str:
-    digest = hashlib.sha256()
-    for package in ("gateway", "oauth_server", "providers"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return common.code_digest()
 
 
 def machine() -> dict[str, str]:
@@ -160,6 +143,9 @@ def measure(no_write: bool) -> str:
     report = render(info, main, traced)
     if not no_write:
         (BENCH / "RESULTS-google.md").write_text(report)
+        from results_index import write_index
+
+        write_index()
     return report
 
 

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/run_oauth_bench.py            # measure, write bench/RESULTS.md
+    .venv/bin/python bench/run_oauth_bench.py            # measure, write bench/RESULTS-oauth.md
     .venv/bin/python bench/run_oauth_bench.py --profile  # also py-spy each endpoint
 
 What it does (see bench/README.md):
@@ -16,7 +16,7 @@ What it does (see bench/README.md):
 3. One uvicorn worker (``python -m uvicorn gateway.asgi:build --factory --workers 1``) is
    started as a subprocess; wrk, a second process, drives 32 connections at it, after a
    warm-up, while the server's RSS and CPU time are sampled from /proc.
-4. A Markdown report goes to stdout and to bench/RESULTS.md. The server is always stopped
+4. A Markdown report goes to stdout and to bench/RESULTS-oauth.md. The server is always stopped
    with SIGTERM on its PID.
 
 Traffic stays on 127.0.0.1. The whole run takes about 1 minute (2 with --profile).
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep py-spy's raw collapsed stacks here (default: discard)")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="seconds to wait for other processes to go quiet first")
-    parser.add_argument("--results", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=BENCH / "RESULTS-oauth.md")
     parser.add_argument("--no-write", action="store_true", help="print, don't write results")
     args = parser.parse_args(argv)
 
@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     if not args.no_write:
         args.results.write_text(report)
+        from results_index import write_index
+
+        write_index()
         print(f"wrote {args.results} ({time.monotonic() - started:.0f} s in all)")
     return 0
 

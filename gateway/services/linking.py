@@ -46,8 +46,8 @@ class VerifiedAccount:
     settings: Mapping[str, str] = field(default_factory=dict)
 
 
-class Connector(Protocol):
-    """Links one kind of upstream calendar account."""
+class Linkable(Protocol):
+    """What every connector says about itself."""
 
     @property
     def name(self) -> str: ...
@@ -57,6 +57,11 @@ class Connector(Protocol):
     def provider_name(self) -> str: ...
     @property
     def provider_service(self) -> str: ...
+
+
+class Connector(Linkable, Protocol):
+    """Links one kind of upstream calendar account."""
+
     @property
     def fields(self) -> Sequence[FormField]: ...
 
@@ -66,17 +71,8 @@ class Connector(Protocol):
 
 
 @runtime_checkable
-class RedirectConnector(Protocol):
+class RedirectConnector(Linkable, Protocol):
     """Links an account through the provider's own OAuth server (Google, Microsoft)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def display_name(self) -> str: ...
-    @property
-    def provider_name(self) -> str: ...
-    @property
-    def provider_service(self) -> str: ...
 
     def authorization_url(self, client_id: str, scopes: frozenset[str], redirect_uri: str,
                           state: str, code_verifier: str) -> str:

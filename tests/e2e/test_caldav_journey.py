@@ -4,8 +4,7 @@ pages), updates, deletes and reads free/busy; every write is checked on the CalD
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,20 +13,10 @@ import pytest
 
 from tests.support.davservers import DavOwner, RadicaleServer, XandikosServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
 SCOPE = "read_account list_calendars read_events read_free_busy create_event delete_event"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the worker runs in the server)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.2)
 
 
 @pytest.fixture(params=["radicale", "xandikos"])

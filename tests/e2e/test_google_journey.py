@@ -8,7 +8,7 @@ more than free/busy and the calendar list, and unticked permissions are caught."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,20 +22,11 @@ from gateway.services.upstream_apps import UpstreamApps
 from providers.google import oauth as google_oauth
 from tests.emulators.google import GoogleEmulator
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
 FULL = "read_account list_calendars read_events read_free_busy create_event delete_event"
 USER = "ada@example.com"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

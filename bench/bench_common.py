@@ -1,0 +1,60 @@
+"""Helpers every benchmark runner shares: where things are, a measuring child process,
+the process's own memory counters, and a digest of the code measured."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+MARKER = "SYNC_JSON "  # the line a child prints its result on
+
+
+def run_child(script: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """``bench/<script>`` in a process (and session) of its own, handed ``job`` as JSON;
+    its result is the JSON after :data:`MARKER`. Stopped by its PID on timeout."""
+    proc = subprocess.Popen([str(PYTHON), str(BENCH / script), json.dumps(job)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # Popen.kill: SIGKILL to this child's own PID
+        proc.communicate()
+        raise
+    line = next((x for x in out.splitlines() if x.startswith(MARKER)), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{script} failed ({proc.returncode}): {err[-3000:]}")
+    result: dict[str, Any] = json.loads(line.removeprefix(MARKER))
+    return result
+
+
+def code_digest(packages: tuple[str, ...] = ("gateway", "oauth_server", "providers")) -> str:
+    """A short sha256 of the measured sources, so a result names the code it measured."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def proc_status(key: str) -> int:
+    """A ``/proc/self/status`` counter in kB (VmRSS, VmHWM); 0 where there is none."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
