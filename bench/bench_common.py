@@ -58,3 +58,20 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def cpu_and_memory() -> dict[str, str]:
+    """The machine's CPU count and model, memory, Python and kernel, for every report."""
+    import os
+    import platform
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
+                      if x.startswith("MemTotal")).split()[1])
+    return {"CPUs (nproc)": str(os.cpu_count()), "CPU model": cpu,
+            "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+            "Python": platform.python_version(), "kernel": platform.release()}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import subprocess
 from pathlib import Path
 
+from bench_common import cpu_and_memory
 from bench_profiles import Profile, profile_markdown
 from bench_setup import ROOT
 from bench_wrk import WrkRun
@@ -17,21 +16,12 @@ TARGETS = {"refresh_rps": 1500.0, "userinfo_rps": 5000.0, "p99_ms": 25.0, "rss_m
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                      if x.startswith("MemTotal")).split()[1])
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     wrk_v = wrk_v.split(" Copyright")[0].removeprefix("wrk ")
     import sqlalchemy
     import uvicorn
 
-    return {"CPUs (nproc)": str(os.cpu_count()), "CPU model": cpu,
-            "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "Python": platform.python_version(), "kernel": platform.release(),
+    return {**cpu_and_memory(),
             "uvicorn": uvicorn.__version__, "SQLAlchemy": sqlalchemy.__version__,
             "SQLite": __import__("sqlite3").sqlite_version, "wrk": wrk_v.strip(),
             "code measured": f"sha256 of gateway/ + oauth_server/ sources: {source_digest()}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import re
 import resource
 import signal
@@ -25,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import bench_common as common  # noqa: E402
+
 ROOT = BENCH.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
@@ -228,18 +231,9 @@ def machine(extra: dict[str, str]) -> dict[str, str]:
     import sqlalchemy
     import uvicorn
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                      if x.startswith("MemTotal")).split()[1])
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     wrk_v = wrk_v.split(" Copyright")[0].removeprefix("wrk ")
-    return {"CPUs (nproc)": str(os.cpu_count()), "CPU model": cpu,
-            "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "Python": platform.python_version(), "kernel": platform.release(),
+    return {**common.cpu_and_memory(),
             "uvicorn": uvicorn.__version__, "SQLAlchemy": sqlalchemy.__version__,
             "SQLite": __import__("sqlite3").sqlite_version, "wrk": wrk_v.strip(), **extra,
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -70,16 +69,7 @@ def machine() -> dict[str, str]:
 
     import sqlalchemy
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                      if x.startswith("MemTotal")).split()[1])
-    return {"CPUs (nproc)": str(os.cpu_count()), "CPU model": cpu,
-            "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "Python": platform.python_version(), "kernel": platform.release(),
+    return {**common.cpu_and_memory(),
             "SQLAlchemy": sqlalchemy.__version__,
             "SQLite": __import__("sqlite3").sqlite_version,
             "google-api-python-client": version("google-api-python-client"),
