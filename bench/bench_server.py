@@ -12,20 +12,23 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_setup import PYTHON, ROOT, server_env
+from bench_setup import PYTHON, ROOT
 
 
 class Server:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.port = port
+    """``python -m uvicorn gateway.asgi:build --factory --workers 1`` on 127.0.0.1, with
+    ``env``'s CALGATE_* settings (``CALGATE_PORT`` says where) and none of this shell's."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = int(env["CALGATE_PORT"])
         self.log_path = data_dir / "uvicorn.log"
         self._log = self.log_path.open("wb")
         self.cmd = [str(PYTHON), "-m", "uvicorn", "gateway.asgi:build", "--factory",
-                    "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
                     "--log-level", "warning"]
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=server_env(data_dir, port),
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        full = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")} | env
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=full, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 30.0) -> None:

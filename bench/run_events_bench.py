@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = tmpdir / "data"
         port = ld.free_port()
         env = fx.settings_env(data_dir, port)
-        lua = tmpdir / "summary.lua"
-        lua.write_text(ld.SUMMARY_LUA)
+        lua = ld.SUMMARY_LUA
 
         radicale = fx.BenchRadicale({
             "big/" + fx.CALENDAR: fx.calendar_items("big", args.events, day0),

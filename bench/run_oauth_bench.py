@@ -37,7 +37,7 @@ sys.path.insert(0, str(BENCH.parent))
 from bench_profiles import Profile, analyse  # noqa: E402
 from bench_report import machine, render  # noqa: E402
 from bench_server import Server, wait_quiet  # noqa: E402
-from bench_setup import PY_SPY, free_port, prepare, sanity  # noqa: E402
+from bench_setup import PY_SPY, free_port, prepare, sanity, server_env  # noqa: E402
 from bench_wrk import WrkRun, run_wrk, wrk_refresh, wrk_userinfo  # noqa: E402
 
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.monotonic() - t0:.1f} s", flush=True)
         load = wait_quiet(args.quiet_wait)
         print(f"other processes' load before the runs: {load:.2f} cores", flush=True)
-        server = Server(data_dir, port)
+        server = Server(data_dir, server_env(data_dir, port))
         profiles: list[Profile] = []
         singles: list[WrkRun] = []
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from providers.errors import ProviderError
@@ -97,8 +98,6 @@ class PushService:
             self._busy.discard(profile_id)
 
     async def _maintain(self, profile_id: str) -> int:
-        from anyio import to_thread
-
         row, calendar_rows, channel_rows = await to_thread.run_sync(self._state, profile_id)
         if row is None:
             return 0
@@ -135,11 +134,15 @@ class PushService:
             await provider.close()
         return created
 
-    def _state(self, profile_id: str) -> tuple[Any, dict[str, str], list[Any]]:
+    def _state(self, profile_id: str, connected_only: bool = True
+               ) -> tuple[Any, dict[str, str], list[Any]]:
+        """(provider name + credential path, live calendar id -> upstream id, channels)."""
+        query = select(profiles.c.provider_name, profiles.c.credential_path).where(
+            profiles.c.id == profile_id)
+        if connected_only:
+            query = query.where(profiles.c.connected.is_(True))
         with self.engine.connect() as conn:
-            row = conn.execute(select(profiles.c.provider_name, profiles.c.credential_path)
-                               .where(profiles.c.id == profile_id,
-                                      profiles.c.connected.is_(True))).first()
+            row = conn.execute(query).first()
             cals = {r.id: r.upstream_id for r in conn.execute(
                 select(calendars.c.id, calendars.c.upstream_id).where(
                     calendars.c.profile_id == profile_id, calendars.c.deleted.is_(False)))}
@@ -157,8 +160,6 @@ class PushService:
                 created_at=datetime.now(UTC), messages=0))
 
     async def _stop(self, provider: CalendarProvider, row: Any) -> None:
-        from anyio import to_thread
-
         channel = PushChannel(channel_id=row.id, resource_id=row.resource_id,
                               expires_at=_aware(row.expires_at),
                               calendar_id=row.calendar_id)
@@ -198,9 +199,7 @@ class PushService:
     # -- erasure --------------------------------------------------------------------------
     async def release(self, profile_id: str) -> None:
         """Before a profile is erased: stop its channels and revoke its upstream grant."""
-        from anyio import to_thread
-
-        row, _, channel_rows = await to_thread.run_sync(self._any_state, profile_id)
+        row, _, channel_rows = await to_thread.run_sync(self._state, profile_id, False)
         if row is None or not row.credential_path or row.provider_name not in PUSH_PROVIDERS:
             return  # nothing upstream to release (CalDAV, ICS: no grant, no channels)
         try:
@@ -219,14 +218,6 @@ class PushService:
                     log.info("revoking %s upstream: %s", profile_id, exc)
         finally:
             await provider.close()
-
-    def _any_state(self, profile_id: str) -> tuple[Any, None, list[Any]]:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(profiles.c.provider_name, profiles.c.credential_path)
-                               .where(profiles.c.id == profile_id)).first()
-            chans = list(conn.execute(select(push_channels).where(
-                push_channels.c.profile_id == profile_id)).all())
-        return row, None, chans
 
 
 def _aware(value: datetime) -> datetime:

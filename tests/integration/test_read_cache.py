@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from gateway.persistence.tables import accounts, calendars
 from tests.support import aio
 from tests.support.linked import get, hour
+from tests.support.oauth import make_client
 
 
 @pytest.fixture
@@ -90,13 +92,21 @@ def test_a_removed_calendar_is_seen_at_once(http, gateway, link):
     assert get(http, "/v1/events", auth).json()["events"] == []
 
 
-def test_pages_are_not_shared_between_tokens_of_different_rights(http, gateway, link):
-    account = link("read_write")
-    account.put("a", hour(24))
+def test_pages_are_not_shared_between_client_apps(http, gateway, link):
+    """A page's next_page URL is bound to the client that read it: a second app reading
+    the same window of the same account must get its own page, not the cached one."""
+    account = link()
+    for i in range(101):
+        account.put(f"e{i:03}", hour(24 + i))
     account.sync()
-    full = get(http, "/v1/events", account.token("read_events")).json()["events"]
-    busy = get(http, "/v1/free_busy", account.token("read_free_busy")).json()["free_busy"]
-    assert full[0]["summary"] == "Event a" and "summary" not in busy[0]
+    first = get(http, "/v1/events", account.token("read_events")).json()
+    other = dataclasses.replace(account, client_id=make_client(gateway).client_id)
+    auth = other.token("read_events")
+    second = get(http, "/v1/events", auth).json()
+    assert second["events"] == first["events"]
+    assert second["pages"]["next_page"] != first["pages"]["next_page"]
+    assert http.get(second["pages"]["next_page"], headers=auth).status_code == 200
+    assert http.get(first["pages"]["next_page"], headers=auth).status_code == 404
 
 
 def test_long_events_starting_well_before_the_window_still_show(http, gateway, link):
