@@ -18,13 +18,13 @@ from providers.errors import (
 )
 from providers.model import Calendar
 from providers.protocol import CalendarProvider
-from providers.registry import ProviderOptions, UnknownProvider, open_account
+from providers.registry import ProviderOptions, UnknownProvider
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import calendars, profiles
 from ..secrets import SecretStore
 from .ids import new_id
-from .upstream_apps import UpstreamApps
+from .opener import ProfileOpener
 
 
 class CalendarError(Exception):
@@ -104,12 +104,13 @@ class CalendarService:
                  options: ProviderOptions | None = None) -> None:
         self.engine = engine
         self.secrets = secrets
-        self.apps = UpstreamApps(secrets)
         self.options = options or ProviderOptions()
 
 
-    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
-        return self.apps.resolve(provider_name, self.secrets.get(path))
+    @property
+    def opener(self) -> ProfileOpener:
+        """Opens a profile's account with its credentials (and its upstream app's)."""
+        return ProfileOpener(self.secrets, self.options)
     def list_calendars(self, subject: str) -> list[dict[str, Any]]:
         query = _LISTED.where(profiles.c.account_id == subject).order_by(
             profiles.c.created_at, profiles.c.id, calendars.c.created_at, calendars.c.id)
@@ -122,10 +123,8 @@ class CalendarService:
         profile = await to_thread.run_sync(self._profile, subject, profile_id)
         if not profile.connected or not profile.credential_path:
             raise ProfileNeedsRelink(profile_id)
-        credentials = await to_thread.run_sync(self._credentials, profile.provider_name,
-                                               profile.credential_path)
         try:
-            provider = open_account(profile.provider_name, credentials, self.options)
+            provider = await self.opener.open(profile.provider_name, profile.credential_path)
         except UnknownProvider:
             raise CreateNotSupported(profile.provider_name) from None
         try:

@@ -11,11 +11,11 @@ from anyio import to_thread
 from sqlalchemy import Engine, select, update
 
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
-from providers.registry import ProviderOptions, open_account
+from providers.registry import ProviderOptions
 
 from ..persistence.tables import calendars, events, participation_writes, profiles
 from ..secrets import SecretStore
-from ..services.upstream_apps import UpstreamApps
+from ..services.opener import ProfileOpener
 from .outbox import CLAIM
 
 log = logging.getLogger("calgate.answers")
@@ -35,13 +35,14 @@ class Answers:
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
         self.engine = engine
         self.secrets = secrets
-        self.apps = UpstreamApps(secrets)
         self.options = options or ProviderOptions()
         self.max_backoff = max_backoff
 
 
-    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
-        return self.apps.resolve(provider_name, self.secrets.get(path))
+    @property
+    def opener(self) -> ProfileOpener:
+        """Opens a profile's account with its credentials (and its upstream app's)."""
+        return ProfileOpener(self.secrets, self.options)
     def due(self, limit: int = 100) -> list[int]:
         table = participation_writes
         query = (select(table.c.id).where(table.c.applied_version < table.c.version,
@@ -55,9 +56,7 @@ class Answers:
         if row is None:
             return Answered(answer_id, ok=False, error="not due or claimed elsewhere")
         try:
-            credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
-                                                   row["credential_path"])
-            provider = open_account(row["provider_name"], credentials, self.options)
+            provider = await self.opener.open(row["provider_name"], row["credential_path"])
             try:
                 await provider.set_participation(
                     row["upstream_calendar"], row["resource_id"],

@@ -32,13 +32,13 @@ from providers.errors import (
 )
 from providers.model import Calendar, ChangeSet, SyncCursor, TimeWindow
 from providers.protocol import CalendarProvider
-from providers.registry import ProviderOptions, open_account
+from providers.registry import ProviderOptions
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, profiles
 from ..secrets import SecretStore
 from ..services.ids import new_id
-from ..services.upstream_apps import UpstreamApps
+from ..services.opener import ProfileOpener
 from .mirror import Policy, apply_changes
 from .sealing import DataKeys
 
@@ -79,10 +79,11 @@ class SyncEngine:
         self.keys = keys
         self.settings = settings or SyncSettings()
         self.options = options or ProviderOptions()
-        self.apps = UpstreamApps(secrets)
 
-    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
-        return self.apps.resolve(provider_name, self.secrets.get(path))
+    @property
+    def opener(self) -> ProfileOpener:
+        """Opens a profile's account with its credentials (and its upstream app's)."""
+        return ProfileOpener(self.secrets, self.options)
 
     def due_profiles(self, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Profiles whose next sync is due and which no worker is syncing."""
@@ -101,9 +102,7 @@ class SyncEngine:
         provider: CalendarProvider | None = None
         try:
             row = await to_thread.run_sync(self._profile, profile_id)
-            credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
-                                                   row["credential_path"])
-            provider = open_account(row["provider_name"], credentials, self.options)
+            provider = await self.opener.open(row["provider_name"], row["credential_path"])
             changed = await self._sync_calendars(provider, row, now)
         except Unauthorized as exc:
             log.warning("profile %s disconnected: %s", profile_id, exc)

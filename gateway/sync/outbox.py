@@ -19,11 +19,11 @@ from sqlalchemy import Engine, and_, select, update
 
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
 from providers.model import ChangeSet, Event, EventDraft, Person
-from providers.registry import ProviderOptions, open_account
+from providers.registry import ProviderOptions
 
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore
-from ..services.upstream_apps import UpstreamApps
+from ..services.opener import ProfileOpener
 from ..services.writes import managed_context
 from .mirror import Policy, apply_changes
 from .sealing import DataKeys, unseal
@@ -65,14 +65,15 @@ class Outbox:
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
         self.engine = engine
         self.secrets = secrets
-        self.apps = UpstreamApps(secrets)
         self.keys = keys
         self.options = options or ProviderOptions()
         self.max_backoff = max_backoff
 
 
-    def _credentials(self, provider_name: str, path: str) -> dict[str, str]:
-        return self.apps.resolve(provider_name, self.secrets.get(path))
+    @property
+    def opener(self) -> ProfileOpener:
+        """Opens a profile's account with its credentials (and its upstream app's)."""
+        return ProfileOpener(self.secrets, self.options)
     def due(self, now: datetime | None = None, limit: int = 100) -> list[int]:
         now = now or datetime.now(UTC)
         query = (select(managed_events.c.id)
@@ -97,9 +98,7 @@ class Outbox:
         return Applied(managed_id, ok=True)
 
     async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        credentials = await to_thread.run_sync(self._credentials, row["provider_name"],
-                                               row["credential_path"])
-        provider = open_account(row["provider_name"], credentials, self.options)
+        provider = await self.opener.open(row["provider_name"], row["credential_path"])
         try:
             if row["desired"] is None:
                 if row["resource_id"]:
