@@ -48,6 +48,9 @@ clients = Table(
     Column("support_url", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("secret_rotated_at", DateTime(timezone=True), nullable=True),
+    # During a rotation the previous secret stays valid until ``previous_secret_until``.
+    Column("previous_secret_hash", String(128), nullable=True),
+    Column("previous_secret_until", DateTime(timezone=True), nullable=True),
 )
 
 # One family per code exchange: every access and refresh token of that grant belongs to it,

@@ -217,3 +217,89 @@ push_channels = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("messages", Integer, nullable=False, default=0),
 )
+
+# -- notifications to client apps (issue 5) ------------------------------------------------
+
+# A client app's notification channel (API.md s9.1): one account, one callback URL, filters.
+# ``digest`` makes an identical creation return the existing channel.
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(64), primary_key=True),  # chn_…
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("callback_url", Text, nullable=False),
+    Column("calendar_ids", JSON, nullable=True),  # None: every calendar
+    Column("only_managed", Boolean, nullable=False, default=False),
+    Column("digest", String(64), nullable=False),
+    # "active", or "failing" once deliveries have failed for the whole retry period.
+    Column("status", String(16), nullable=False, default="active"),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("last_delivered_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_channels_account_digest", "account_id", "digest", unique=True),
+)
+
+# The durable outbox of notifications: delivered at least once, in ``id`` order per channel.
+# A pending ``change`` is coalesced with the next one (the earliest ``changes_since`` wins).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(64), nullable=False, unique=True),  # ntf_…, for de-duplication
+    Column("channel_id", String(64), ForeignKey("channels.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("changes_since", DateTime(timezone=True), nullable=True),
+    Column("profile_id", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("first_failed_at", DateTime(timezone=True), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_notifications_channel_pending", "channel_id", "delivered_at", "id"),
+)
+
+# Every delivery attempt (kept for ``GET /v1/channels/{id}/deliveries``; pruned by age).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(64), ForeignKey("channels.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("notification_id", String(64), nullable=False),  # the ntf_… id
+    Column("type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),  # None: no HTTP answer
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_deliveries_channel_at", "channel_id", "at"),
+)
+
+# POST /v1/batch (API.md s11): what each entry became, so its progress can be read later.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(64), primary_key=True),  # bat_…
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+batch_entries = Table(
+    "batch_entries",
+    metadata,
+    Column("batch_id", String(64), ForeignKey("batches.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("status", Integer, nullable=False),  # the entry's answer (202, 404, 422, …)
+    # The write it recorded and its version (None when the entry was refused or a no-op).
+    Column("managed_id", Integer, ForeignKey("managed_events.id", ondelete="CASCADE"),
+           nullable=True, index=True),
+    Column("version", Integer, nullable=True),
+)
