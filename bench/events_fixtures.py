@@ -151,7 +151,8 @@ class BenchRadicale(RadicaleServer):
         users = {path.split("/")[0]: PASSWORD for path in calendars}
         props = {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT"}
         super().__init__(users, collections={
-            path: {**props, "D:displayname": path.split("/")[0]} for path in calendars})
+            path: {**props, "D:displayname": path.split("/")[0]} for path in calendars},
+            items=calendars)
         self.calendars = calendars
 
     def start(self, timeout: float = 30.0) -> BenchRadicale:
@@ -161,13 +162,6 @@ class BenchRadicale(RadicaleServer):
         self.prepare()
         self._launch(timeout)
         return self
-
-    def prepare(self) -> None:
-        super().prepare()
-        root = self.dir / "collections" / "collection-root"
-        for path, items in self.calendars.items():
-            for name, text in items:
-                (root / path / name).write_bytes(text.encode())
 
     def command(self) -> list[str]:
         command = super().command()

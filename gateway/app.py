@@ -27,22 +27,25 @@ from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
-from .api import calendars, events, identity, webhooks, writes
+from .api import batch, calendars, channels, events, identity, webhooks, writes
 from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
 from .oauth_host import GatewayAccountHost
 from .persistence.database import make_engine
 from .secrets import SecretStore, open_secret_store
 from .services.accounts import AccountService
+from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
 from .services.opener import ProfileOpener
 from .services.pagecache import PageCache
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
+from .services.signing import ClientSecrets
 from .services.upstream_apps import UpstreamApps
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.answers import Answers
+from .sync.delivery import Deliverer, DeliverySettings
 from .sync.engine import SyncEngine, SyncSettings
 from .sync.outbox import Outbox
 from .sync.sealing import DataKeys
@@ -76,6 +79,8 @@ class Gateway:
     apps: UpstreamApps
     push: PushService
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
+    signing: ClientSecrets | None = None  # client secrets for webhook signatures (build sets it)
+    channels: ChannelService | None = None  # client apps' notification channels (build sets it)
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -99,21 +104,35 @@ class Gateway:
         oauth = AuthorizationService(engine, keys, host, OAuthConfig(
             issuer=settings.issuer, lifetimes=lifetimes, consent_ttl=settings.consent_ttl,
             failures_per_minute=settings.client_auth_failures_per_minute))
+        signing = ClientSecrets(store)
+        oauth.registry.keeper = signing  # new, rotated and deleted client secrets
         keys_cache = DataKeys(engine, store)
         sync = SyncEngine(engine, store, keys_cache, SyncSettings(
             days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
             interval=settings.sync_interval,
-            calendar_list_interval=settings.calendar_list_interval), options)
+            calendar_list_interval=settings.calendar_list_interval,
+            lease=settings.sync_lease), options)
         push = PushService(engine, opener, PushSettings(
             settings.push_enabled, settings.issuer, settings.push_channel_ttl))
         accounts.release = lambda profile_id: _run_async(push.release, profile_id)
+        deliverer = Deliverer(engine, signing.sign, DeliverySettings(
+            timeout=settings.notify_timeout, retry_base=settings.notify_retry_base,
+            max_backoff=settings.notify_max_backoff,
+            retry_period=settings.notify_retry_hours * 3600,
+            claim=settings.notify_timeout * 2 + 10, log_days=settings.delivery_log_days,
+            allowed_networks=settings.callback_networks))
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
-                        Answers(engine, store, options), tick=settings.worker_tick, push=push)
+                        Answers(engine, store, options), tick=settings.worker_tick, push=push,
+                        deliverer=deliverer)
+        channel_service = ChannelService(engine, ChannelSettings(
+            per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
+            allowed_networks=settings.callback_networks),
+            has_signing_secret=lambda client_id: bool(signing.active(client_id)))
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
-                   apps, push, pages)
+                   apps, push, pages, signing, channel_service)
 
     def delete_client(self, client_id: str) -> bool:
         """Erase a client app: every account's credentials and rows, then its tokens and
@@ -198,7 +217,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.close()
 
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
-              *writes.routes, *webhooks.routes,
+              *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error})

@@ -9,6 +9,7 @@ AppRole secret-id file, a Kubernetes service-account token file).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -107,6 +108,10 @@ class Settings:
         "renamed or removed); syncs in between only fetch the known calendars' changes. "
         "Also read on a profile's first sync, after a failed sync, and when a calendar is "
         "gone upstream. 0: on every sync.")
+    sync_lease: int = _setting(
+        "CALGATE_SYNC_LEASE", 120,
+        "Seconds a worker holds a profile while it syncs it (renewed after each calendar); "
+        "if the worker dies, another one takes the profile over after this long.")
     sync_days_back: int = _setting(
         "CALGATE_SYNC_DAYS_BACK", 42, "The mirror keeps events from this many days ago…")
     sync_days_ahead: int = _setting(
@@ -131,6 +136,35 @@ class Settings:
         "CALGATE_PUSH_CHANNEL_TTL", 7 * 86400,
         "Seconds a provider push channel is asked to live; it is renewed a day before it "
         "ends (or at half its life when shorter) and stopped when its profile goes.")
+    callback_http_hosts: str = _setting(
+        "CALGATE_CALLBACK_HTTP_HOSTS", "",
+        "Comma-separated host names whose notification callback URLs may use plain http "
+        "(all others must be https).")
+    callback_allow_networks: str = _setting(
+        "CALGATE_CALLBACK_ALLOW_NETWORKS", "",
+        "Comma-separated networks (CIDR) that callback URLs may reach although they are "
+        "loopback, private or link-local (refused by default against SSRF), e.g. "
+        "10.20.0.0/16 for apps inside the cluster.")
+    channels_per_account: int = _setting(
+        "CALGATE_CHANNELS_PER_ACCOUNT", 128, "Notification channels one account may have.")
+    notify_timeout: float = _setting(
+        "CALGATE_NOTIFY_TIMEOUT", 10.0,
+        "Seconds a callback has to answer a notification before the attempt counts as "
+        "failed.")
+    notify_retry_base: float = _setting(
+        "CALGATE_NOTIFY_RETRY_BASE", 2.0,
+        "Seconds before the first retry of a failed notification; each retry waits twice "
+        "as long (with jitter) up to CALGATE_NOTIFY_MAX_BACKOFF.")
+    notify_max_backoff: float = _setting(
+        "CALGATE_NOTIFY_MAX_BACKOFF", 3600.0, "The longest wait between two retries.")
+    notify_retry_hours: float = _setting(
+        "CALGATE_NOTIFY_RETRY_HOURS", 24.0,
+        "A channel whose oldest notification has failed this long is marked failing (it "
+        "is still tried every 6 hours, and nothing is dropped).")
+    delivery_log_days: float = _setting(
+        "CALGATE_DELIVERY_LOG_DAYS", 7.0,
+        "Days the delivery log and delivered notifications are kept (for "
+        "/v1/channels/{id}/deliveries and replay).")
     read_cache_mb: int = _setting(
         "CALGATE_READ_CACHE_MB", 64,
         "Memory an API process may use to keep rendered GET /v1/events and /v1/free_busy "
@@ -155,6 +189,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'calgate.db').resolve()}"
+
+    @property
+    def callback_networks(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.callback_allow_networks.split(",") if n.strip())
+
+    @property
+    def callback_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.callback_http_hosts.split(",") if h.strip())
 
     @property
     def push_enabled(self) -> bool:
@@ -224,10 +266,29 @@ class Settings:
             raise SettingsError("CALGATE_READ_CACHE_SECONDS must be between 0 and 3000")
         if not 0 <= self.auth_cache_seconds <= 30:
             raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
+        if not 5 <= self.sync_lease <= 3600:
+            raise SettingsError("CALGATE_SYNC_LEASE must be between 5 and 3600 seconds")
         if self.calendar_list_interval < 0:
             raise SettingsError("CALGATE_CALENDAR_LIST_INTERVAL must not be negative")
         if not 1 <= self.code_ttl <= 600:
             raise SettingsError("CALGATE_CODE_TTL must be between 1 and 600 seconds")
+        for network in self.callback_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(f"CALGATE_CALLBACK_ALLOW_NETWORKS: {network!r} is not a "
+                                    "network such as 10.0.0.0/8") from None
+        if not 1 <= self.channels_per_account <= 10000:
+            raise SettingsError("CALGATE_CHANNELS_PER_ACCOUNT must be between 1 and 10000")
+        if not 0 < self.notify_timeout <= 60:
+            raise SettingsError("CALGATE_NOTIFY_TIMEOUT must be between 0 and 60 seconds")
+        if not 0 < self.notify_retry_base <= self.notify_max_backoff:
+            raise SettingsError("CALGATE_NOTIFY_RETRY_BASE must be positive and at most "
+                                "CALGATE_NOTIFY_MAX_BACKOFF")
+        if not 0 < self.notify_retry_hours <= 24 * 30:
+            raise SettingsError("CALGATE_NOTIFY_RETRY_HOURS must be between 0 and 720")
+        if not 0 < self.delivery_log_days <= 365:
+            raise SettingsError("CALGATE_DELIVERY_LOG_DAYS must be between 0 and 365")
         _check_public_url(self.issuer)
 
 

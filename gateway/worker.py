@@ -18,6 +18,7 @@ from taskiq import InMemoryBroker
 
 from .services.push import PushService
 from .sync.answers import Answered, Answers
+from .sync.delivery import Delivered, Deliverer
 from .sync.engine import Outcome, SyncEngine
 from .sync.outbox import Applied, Outbox
 
@@ -28,22 +29,36 @@ class Worker:
     """Finds due work and runs it as taskiq tasks."""
 
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
-                 tick: float = 2.0, push: PushService | None = None) -> None:
+                 tick: float = 2.0, push: PushService | None = None,
+                 deliverer: Deliverer | None = None) -> None:
         self.sync = sync
         self.outbox = outbox
         self.answers = answers
         self.push = push
+        self.deliverer = deliverer
         self.tick = tick
         self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
         self._wake: anyio.Event | None = None
 
         async def sync_profile(profile_id: str) -> bool:
             outcome: Outcome = await sync.sync_profile(profile_id)
+            if outcome.ran:
+                self.wake()  # notifications it queued go out now, not at the next tick
             return outcome.ran
 
         async def apply_write(managed_id: int) -> bool:
             applied: Applied = await outbox.apply(managed_id)
+            if applied.ok:
+                self.wake()
             return applied.ok
+
+        async def deliver(notification_id: int) -> bool:
+            if deliverer is None:
+                return False
+            delivered: Delivered = await deliverer.deliver(notification_id)
+            if delivered.ok:
+                self.wake()  # the channel's next notification, if any
+            return delivered.ok
 
         async def send_answer(answer_id: int) -> bool:
             answered: Answered = await answers.apply(answer_id)
@@ -56,6 +71,7 @@ class Worker:
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
+        self._deliver = self.broker.register_task(deliver, "calgate.deliver")
 
     def wake(self) -> None:
         """Look for due work now (a write was just recorded)."""
@@ -78,7 +94,13 @@ class Worker:
             channels = await anyio.to_thread.run_sync(self.push.due)
             for profile_id in channels:
                 await self._channels.kiq(profile_id)
-        return len(profiles) + len(writes) + len(answers) + len(channels)
+        notices: list[int] = []
+        if self.deliverer is not None:
+            notices = await anyio.to_thread.run_sync(self.deliverer.due)
+            for notification_id in notices:
+                await self._deliver.kiq(notification_id)
+            await anyio.to_thread.run_sync(self.deliverer.prune)
+        return len(profiles) + len(writes) + len(answers) + len(channels) + len(notices)
 
     async def run(self) -> None:
         """Sweep forever (until cancelled)."""

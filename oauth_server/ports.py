@@ -2,13 +2,15 @@
 
 oauth_server never imports gateway or providers. The host hands in an :class:`AccountHost`
 that offers providers on the consent screen, verifies and links an upstream calendar
-account, and removes everything of a subject when its authorization is revoked.
+account, and removes everything of a subject when its authorization is revoked; and,
+optionally, a :class:`ClientSecretKeeper` that keeps client secrets for signing webhooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -156,4 +158,24 @@ class AccountHost(Protocol):
 
     def revoke_client(self, client_id: str) -> None:
         """The client app was deleted: erase every subject it had."""
+        ...
+
+
+class ClientSecretKeeper(Protocol):
+    """Where the host keeps client secrets in clear, to sign webhooks (API.md s9.2).
+
+    The registry stores only keyed digests of client secrets, which cannot make an HMAC.
+    When it creates a confidential client, rotates a secret or deletes a client it tells
+    the keeper, inside the database transaction: if the keeper raises, nothing changes.
+    Blocking calls.
+    """
+
+    def keep(self, client_id: str, secret: str, previous_until: datetime | None) -> None:
+        """``secret`` is the client's current secret. The one it replaces stays valid until
+        ``previous_until``; with None (a new client, or a rotation without overlap) it is
+        no longer valid at all."""
+        ...
+
+    def forget(self, client_id: str) -> None:
+        """The client was deleted: erase every secret kept for it (no error if none)."""
         ...

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
+from . import crypto
 from . import scopes as scope_catalogue
 from .cache import TtlCache
-from .crypto import ServerKeys, equal, new_id, new_token
+from .crypto import ServerKeys, new_id, new_token
+from .ports import ClientSecretKeeper
 from .tables import clients
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_OVERLAP = 366 * 24 * 3600  # seconds an old secret may outlive its rotation
 
 
 class ClientError(ValueError):
@@ -45,6 +49,20 @@ class Client:
     public: bool = False
     legacy_no_pkce: bool = False
     verified: bool = False
+    # During a rotation with overlap the previous secret also authenticates, until then.
+    previous_secret_hash: str | None = field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
+
+    def accepts_digest(self, digest: str, now: datetime | None = None) -> bool:
+        """Whether ``digest`` (``ServerKeys.secret_digest`` of a presented secret) is that
+        of the current secret, or of the previous one while its overlap lasts."""
+        # crypto.equal looked up per call: the white-box test of OAUTH.md 48 spies on it.
+        current = self.secret_hash is not None and crypto.equal(self.secret_hash, digest)
+        until = self.previous_secret_until
+        previous = (self.previous_secret_hash is not None and until is not None
+                    and (now or datetime.now(UTC)) < until
+                    and crypto.equal(self.previous_secret_hash, digest))
+        return current or previous
 
     # -- Authlib ClientMixin ------------------------------------------------------------
     def get_client_id(self) -> str:
@@ -63,7 +81,7 @@ class Client:
         return redirect_uri in self.redirect_uris  # exact string equality, RFC 9700 s4.1.3
 
     def check_client_secret(self, secret: str, keys: ServerKeys) -> bool:
-        return self.secret_hash is not None and equal(self.secret_hash, keys.secret_digest(secret))
+        return self.accepts_digest(keys.secret_digest(secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return (method == "none") == self.public
@@ -116,12 +134,18 @@ def _validate(client: Client) -> None:
 
 
 class ClientRegistry:
-    """Create, read, rotate and delete client apps (the CLI's ``calgate clients``)."""
+    """Create, read, rotate and delete client apps (the CLI's ``calgate clients``).
 
-    def __init__(self, engine: Engine, keys: ServerKeys, cache_seconds: float = 0.0) -> None:
+    ``keeper``, when set, is told every confidential client's secret (to sign webhooks);
+    without one only digests are kept anywhere.
+    """
+
+    def __init__(self, engine: Engine, keys: ServerKeys, cache_seconds: float = 0.0,
+                 keeper: ClientSecretKeeper | None = None) -> None:
         self._engine = engine
         self._keys = keys
         self._cache: TtlCache[str, Client] = TtlCache(cache_seconds, maxsize=1000)
+        self.keeper = keeper
 
     def create(self, *, name: str, redirect_uris: Sequence[str], scopes: Sequence[str],
                branding: Branding | None = None, public: bool = False,
@@ -142,6 +166,8 @@ class ClientRegistry:
         _validate(client)
         with self._engine.begin() as conn:
             conn.execute(insert(clients).values(**_row(client), created_at=datetime.now(UTC)))
+            if secret is not None and self.keeper is not None:
+                self.keeper.keep(client.client_id, secret, None)  # raises: no client either
         return client, secret
 
     def find(self, client_id: str) -> Client | None:
@@ -161,16 +187,30 @@ class ClientRegistry:
             rows = conn.execute(select(clients).order_by(clients.c.created_at)).all()
         return [_client(r._mapping) for r in rows]
 
-    def rotate_secret(self, client_id: str) -> str:
-        """A new secret replaces the old one at once; existing tokens stay valid."""
+    def rotate_secret(self, client_id: str, overlap_seconds: float = 0) -> str:
+        """Issue a new secret; existing tokens stay valid.
+
+        With ``overlap_seconds`` > 0 the old secret keeps authenticating that long, so the
+        app can be redeployed without downtime (an older previous secret ends now); with 0
+        the old secret stops working at once.
+        """
+        if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds <= MAX_OVERLAP):
+            raise ClientError(f"the overlap must be between 0 and {MAX_OVERLAP} seconds")
         secret = new_token()
+        rotated = datetime.now(UTC)
+        until = rotated + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
         with self._engine.begin() as conn:
+            # In UPDATE ... SET the right-hand ``secret_hash`` is the row's value before it.
             done = conn.execute(
                 update(clients)
                 .where(clients.c.client_id == client_id, clients.c.public.is_(False))
                 .values(secret_hash=self._keys.secret_digest(secret),
-                        secret_rotated_at=datetime.now(UTC))
+                        secret_rotated_at=rotated,
+                        previous_secret_hash=None if until is None else clients.c.secret_hash,
+                        previous_secret_until=until)
             ).rowcount
+            if done and self.keeper is not None:
+                self.keeper.keep(client_id, secret, until)  # raises: the rotation rolls back
         self._cache.discard(client_id)
         if not done:
             raise ClientError(f"no confidential client {client_id}")
@@ -188,8 +228,11 @@ class ClientRegistry:
             conn.execute(delete(families).where(families.c.client_id == client_id))
             conn.execute(delete(codes).where(codes.c.client_id == client_id))
             conn.execute(delete(transactions).where(transactions.c.client_id == client_id))
-            return bool(conn.execute(delete(clients).where(clients.c.client_id == client_id))
+            done = bool(conn.execute(delete(clients).where(clients.c.client_id == client_id))
                         .rowcount)
+            if self.keeper is not None:
+                self.keeper.forget(client_id)  # also when unknown here: no orphan survives
+            return done
 
 
 def _row(client: Client) -> dict[str, object]:
@@ -203,6 +246,8 @@ def _row(client: Client) -> dict[str, object]:
         "public": client.public,
         "legacy_no_pkce": client.legacy_no_pkce,
         "verified": client.verified,
+        "previous_secret_hash": client.previous_secret_hash,
+        "previous_secret_until": client.previous_secret_until,
         "logo_url": b.logo_url,
         "accent_color": b.accent_color,
         "privacy_policy_url": b.privacy_policy_url,
@@ -229,7 +274,14 @@ def _client(m: object) -> Client:
         public=bool(m["public"]),
         legacy_no_pkce=bool(m["legacy_no_pkce"]),
         verified=bool(m["verified"]),
+        previous_secret_hash=m["previous_secret_hash"],
+        previous_secret_until=_aware(m["previous_secret_until"]),
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every one we store is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 _FIND = select(clients).where(clients.c.client_id == bindparam("client_id"))

@@ -257,10 +257,9 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
                 return client
             raise ClientAuthFailed()
         # Compute the digest even for unknown ids so timing does not reveal which exist.
+        # During a rotation with overlap the previous secret is accepted too (until expiry).
         digest = self.keys.secret_digest(creds.secret or "")
-        from .crypto import equal
-
-        if client is not None and client.secret_hash and equal(client.secret_hash, digest):
+        if client is not None and client.accepts_digest(digest):
             request.auth_method = creds.method
             return client
         self.throttle.record(key)

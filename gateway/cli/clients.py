@@ -32,6 +32,11 @@ def add_client_commands(sub: Any) -> None:
         cmd = csub.add_parser(name, help=text)
         cmd.add_argument("client_id")
         cmd.set_defaults(func=func)
+        if name == "rotate-secret":
+            cmd.add_argument(
+                "--overlap", type=float, default=0.0, metavar="SECONDS",
+                help="keep the old secret valid this long (default 0: it stops at once); "
+                     "meanwhile both secrets authenticate and webhooks carry both signatures")
     from .providers import add_provider_commands
 
     add_provider_commands(sub, csub)
@@ -71,7 +76,7 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
         gateway.close()
     emit(_describe(client) | {"client_secret": secret})
     if secret:
-        print("Store the client_secret now: Calgate keeps only a hash of it.", file=sys.stderr)
+        print("Store the client_secret now: it is not shown again.", file=sys.stderr)
     return 0
 
 
@@ -108,13 +113,17 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
 
     gateway = _gateway(settings)
     try:
-        secret = gateway.oauth.registry.rotate_secret(args.client_id)
+        secret = gateway.oauth.registry.rotate_secret(args.client_id, args.overlap)
     except ClientError as exc:
         print(f"calgate: {exc}", file=sys.stderr)
         return 1
     finally:
         gateway.close()
-    emit({"client_id": args.client_id, "client_secret": secret})
+    emit({"client_id": args.client_id, "client_secret": secret,
+          "overlap_seconds": args.overlap})
+    if args.overlap > 0:
+        print(f"The previous secret stays valid for {args.overlap:g} s: deploy the new one "
+              "before then.", file=sys.stderr)
     return 0
 
 

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from ..persistence.generation import bump_generation
-from ..persistence.tables import accounts, audit_log, profiles
+from ..persistence.tables import accounts, audit_log, calendars, profiles
 from ..secrets import SecretStore
+from ..sync.mirror import Policy
 from .ids import new_id
 
 log = logging.getLogger("calgate.accounts")
@@ -115,6 +116,8 @@ class AccountService:
                 union = granted + [s for s in scope if s not in granted]
                 conn.execute(update(accounts).where(accounts.c.id == subject)
                              .values(scope=" ".join(union)))
+                if _keeps_more(subject, granted, union):
+                    _resync(conn, subject, now)
             profile_id = conn.execute(select(profiles.c.id).where(
                 profiles.c.account_id == subject,
                 profiles.c.provider_name == pending.provider_name,
@@ -219,6 +222,22 @@ class AccountService:
             rows = conn.execute(select(profiles).where(profiles.c.account_id == subject)
                                 .order_by(profiles.c.created_at, profiles.c.id)).all()
         return [dict(r._mapping) for r in rows]
+
+
+def _keeps_more(subject: str, granted: Sequence[str], union: Sequence[str]) -> bool:
+    """Whether the widened grant lets the mirror keep more (e.g. one-way becomes two-way)."""
+    before, after = Policy.for_scope(subject, granted), Policy.for_scope(subject, union)
+    return (after.text and not before.text) or (before.only_managed and not after.only_managed)
+
+
+def _resync(conn: Any, subject: str, now: datetime) -> None:
+    """Mirror the account's calendars afresh under the wider grant: a full sync of every
+    profile, which ends with a ``change`` covering all its events (sync/engine.py)."""
+    owned = select(profiles.c.id).where(profiles.c.account_id == subject)
+    conn.execute(update(calendars).where(calendars.c.profile_id.in_(owned))
+                 .values(cursor=None))
+    conn.execute(update(profiles).where(profiles.c.account_id == subject)
+                 .values(initial_sync_required=True, next_sync_at=now))
 
 
 def _digest(upstream_id: str) -> str:

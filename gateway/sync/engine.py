@@ -40,10 +40,16 @@ from ..secrets import SecretStore
 from ..services.ids import new_id
 from ..services.opener import ProfileOpener
 from .mirror import Policy, apply_changes
+from .notify import (
+    PROFILE_DISCONNECTED,
+    PROFILE_INITIAL_SYNC_COMPLETED,
+    account_changed,
+    profile_event,
+)
 from .sealing import DataKeys
 
 log = logging.getLogger("calgate.sync")
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=2)  # renewed after each calendar, so a long sync keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class SyncSettings:
     interval: float = 300.0  # seconds between incremental syncs of a profile
     max_backoff: float = 3600.0
     calendar_list_interval: float = 3600.0  # seconds between calendar listings (0: every sync)
+    lease: float = LEASE.total_seconds()  # a worker that died mid-sync holds its profile this long
 
     def window(self, now: datetime) -> TimeWindow:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -106,17 +113,17 @@ class SyncEngine:
             changed = await self._sync_calendars(provider, row, now)
         except Unauthorized as exc:
             log.warning("profile %s disconnected: %s", profile_id, exc)
-            await to_thread.run_sync(self._finish, profile_id, str(exc), None, False)
+            await to_thread.run_sync(self._finish, profile_id, str(exc), None, False, now)
             return Outcome(profile_id, ran=True, error=str(exc))
         except ProviderError as exc:
             log.warning("sync of %s failed: %s", profile_id, exc)
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            await to_thread.run_sync(self._finish, profile_id, str(exc), retry, True)
+            await to_thread.run_sync(self._finish, profile_id, str(exc), retry, True, now)
             return Outcome(profile_id, ran=True, error=str(exc))
         finally:
             if provider is not None:
                 await provider.close()
-        await to_thread.run_sync(self._finish, profile_id, None, None, True)
+        await to_thread.run_sync(self._finish, profile_id, None, None, True, now)
         return Outcome(profile_id, ran=True, changed=changed)
 
     async def _sync_calendars(self, provider: CalendarProvider, row: dict[str, Any],
@@ -187,6 +194,10 @@ class SyncEngine:
             written = apply_changes(conn, calendar_id, changes, policy, key, now, window)
             conn.execute(update(calendars).where(calendars.c.id == calendar_id).values(
                 cursor=changes.cursor.value if changes.cursor else None, synced_at=now))
+            # Still at it: keep the lease (a worker that dies lets go of it after one lease).
+            owner = select(calendars.c.profile_id).where(calendars.c.id == calendar_id)
+            conn.execute(update(profiles).where(profiles.c.id == owner.scalar_subquery())
+                         .values(sync_lease_until=datetime.now(UTC) + self._lease_time))
         return written
 
     def _lease(self, profile_id: str, now: datetime) -> bool:
@@ -194,7 +205,7 @@ class SyncEngine:
             return conn.execute(update(profiles).where(
                 profiles.c.id == profile_id, profiles.c.connected.is_(True),
                 or_(profiles.c.sync_lease_until.is_(None), profiles.c.sync_lease_until < now),
-            ).values(sync_lease_until=now + LEASE)).rowcount == 1
+            ).values(sync_lease_until=now + self._lease_time)).rowcount == 1
 
     def _profile(self, profile_id: str) -> dict[str, Any]:
         query = (select(profiles, accounts.c.scope)
@@ -248,15 +259,25 @@ class SyncEngine:
                          .values(calendars_listed_at=now))
         return live
 
+    @property
+    def _lease_time(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease)
+
     def _finish(self, profile_id: str, error: str | None, retry_after: float | None,
-                connected: bool) -> None:
+                connected: bool, started: datetime | None = None) -> None:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            failures, requested, lease = conn.execute(select(
+            state = conn.execute(select(
                 profiles.c.sync_failures, profiles.c.sync_requested_at,
-                profiles.c.sync_lease_until).where(profiles.c.id == profile_id)).one()
+                profiles.c.sync_lease_until, profiles.c.initial_sync_required,
+                profiles.c.connected, profiles.c.account_id, accounts.c.created_at)
+                .join(accounts, accounts.c.id == profiles.c.account_id)
+                .where(profiles.c.id == profile_id)).one()
+            failures, requested, lease = (state.sync_failures, state.sync_requested_at,
+                                          state.sync_lease_until)
             # A push that arrived while this sync ran may name a change it did not see.
-            started = _aware(lease) - LEASE if lease is not None else now
+            if started is None:
+                started = _aware(lease) - self._lease_time if lease is not None else now
             pushed = requested is not None and _aware(requested) >= started
             if error is None:
                 values: dict[str, Any] = {
@@ -272,6 +293,13 @@ class SyncEngine:
                 values["disconnected_at"] = now
             conn.execute(update(profiles).where(and_(profiles.c.id == profile_id)).values(
                 sync_lease_until=None, connected=connected, **values))
+            if not connected and state.connected:
+                profile_event(conn, profile_id, PROFILE_DISCONNECTED, now)
+            if error is None and state.initial_sync_required:
+                # A first (or, after the grant widened, a new full) sync: the mirror may
+                # hold events the app never heard of, so the change covers everything.
+                profile_event(conn, profile_id, PROFILE_INITIAL_SYNC_COMPLETED, now)
+                account_changed(conn, state.account_id, _aware(state.created_at), now=now)
 
 
 def _aware(value: datetime) -> datetime:

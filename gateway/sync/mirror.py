@@ -20,6 +20,7 @@ from providers.model import ChangeSet, Event, TimeWindow, When
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import calendars, events
+from .notify import calendar_changed
 from .sealing import seal
 
 MANAGED_PREFIX = "cg1."
@@ -124,6 +125,7 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
     existing = {r.instance_id: r for r in conn.execute(query).all()}
     seen: set[str] = set()
     written = 0
+    managed = False  # did any of the app's own events change (only_managed channels)?
     for instances in changes.changed.values():
         for event in instances:
             if not policy.keeps(event):
@@ -135,10 +137,13 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                 conn.execute(insert(events).values(calendar_id=calendar_id, deleted=False,
                                                    created=now, updated=now, **values))
                 written += 1
+                managed = managed or values["managed_key"] is not None
             elif row.fingerprint != values["fingerprint"] or row.deleted:
                 conn.execute(update(events).where(events.c.id == row.id)
                              .values(deleted=False, updated=now, **values))
                 written += 1
+                managed = managed or values["managed_key"] is not None or (
+                    row.managed_key is not None)
     gone = set(changes.deleted)
     for instance_id, row in existing.items():
         if row.deleted or instance_id in seen:
@@ -149,9 +154,12 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
             conn.execute(update(events).where(events.c.id == row.id)
                          .values(deleted=True, updated=now, sealed=None))
             written += 1
+            managed = managed or row.managed_key is not None
     if written:
         _widen_span(conn, calendar_id, changes, policy)
         bump_generation(conn, account_id=policy.account_id)
+        # In this transaction: a committed change always has its notification.
+        calendar_changed(conn, policy.account_id, calendar_id, now, managed)
     return written
 
 

@@ -15,9 +15,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
-from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
+from providers.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+)
 from providers.model import ChangeSet, Event, EventDraft, Person
 from providers.registry import ProviderOptions
 
@@ -69,11 +76,11 @@ class Outbox:
         self.options = options or ProviderOptions()
         self.max_backoff = max_backoff
 
-
     @property
     def opener(self) -> ProfileOpener:
         """Opens a profile's account with its credentials (and its upstream app's)."""
         return ProfileOpener(self.secrets, self.options)
+
     def due(self, now: datetime | None = None, limit: int = 100) -> list[int]:
         now = now or datetime.now(UTC)
         query = (select(managed_events.c.id)
@@ -92,7 +99,10 @@ class Outbox:
         except ProviderError as exc:
             permanent = isinstance(exc, Forbidden | InvalidInput)
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            await to_thread.run_sync(self._failed, claimed, str(exc), retry, permanent)
+            # "Slow down" (429, 503) is about the whole upstream account, not this write.
+            throttled = isinstance(exc, RateLimited | Unavailable)
+            await to_thread.run_sync(self._failed, claimed, str(exc), retry, permanent,
+                                     throttled)
             return Applied(managed_id, ok=False, error=str(exc))
         await to_thread.run_sync(self._applied, claimed, resource_id, etag)
         return Applied(managed_id, ok=True)
@@ -124,7 +134,8 @@ class Outbox:
                 return None
             row = conn.execute(
                 select(managed_events, calendars.c.upstream_id.label("upstream_calendar"),
-                       profiles.c.provider_name, profiles.c.credential_path, accounts.c.scope)
+                       calendars.c.profile_id, profiles.c.provider_name,
+                       profiles.c.credential_path, accounts.c.scope)
                 .join(calendars, calendars.c.id == managed_events.c.calendar_id)
                 .join(profiles, profiles.c.id == calendars.c.profile_id)
                 .join(accounts, accounts.c.id == managed_events.c.account_id)
@@ -164,15 +175,34 @@ class Outbox:
             apply_changes(conn, row["calendar_id"], changes, policy, key, now)
 
     def _failed(self, row: dict[str, Any], error: str, retry_after: float | None,
-                permanent: bool) -> None:
+                permanent: bool, throttled: bool = False) -> None:
         now = datetime.now(UTC)
         attempts = row["attempts"] + 1
         delay = retry_after or min(self.max_backoff, 5 * 2 ** min(attempts, 20))
+        retry_at = now + timedelta(seconds=delay)
         values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500],
-                                  "next_attempt_at": now + timedelta(seconds=delay)}
+                                  "next_attempt_at": retry_at}
         if permanent:  # retrying cannot help: give up on this version, keep the error
             values["applied_version"] = row["version"]
         log.warning("write %s failed (attempt %d): %s", row["id"], attempts, error)
         with self.engine.begin() as conn:
             conn.execute(update(managed_events).where(managed_events.c.id == row["id"])
                          .values(**values))
+            if throttled:
+                held = self._hold_profile(conn, row, retry_at)
+                if held:
+                    log.info("profile %s throttled: %d more writes wait until %s",
+                             row["profile_id"], held, retry_at.isoformat())
+
+    @staticmethod
+    def _hold_profile(conn: Connection, row: dict[str, Any], retry_at: datetime) -> int:
+        """Push every other pending write of the row's profile back to ``retry_at``: when an
+        upstream says "slow down" (429, or 503), a backfill of hundreds of writes must not
+        go on hitting it one write at a time. Writes of other profiles are not touched."""
+        mine = select(calendars.c.id).where(calendars.c.profile_id == row["profile_id"])
+        return conn.execute(update(managed_events).where(
+            managed_events.c.calendar_id.in_(mine),
+            managed_events.c.id != row["id"],
+            managed_events.c.applied_version < managed_events.c.version,
+            managed_events.c.next_attempt_at < retry_at,
+        ).values(next_attempt_at=retry_at)).rowcount

@@ -74,3 +74,49 @@ def test_bad_registrations_are_refused_with_the_reason(env, args, message):
     result = calgate(env, *base, *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_rotate_secret_with_overlap_keeps_both_secrets(env, db_url, tmp_path):
+    from gateway.app import Gateway
+    from gateway.settings import Settings
+
+    assert calgate(env, "migrate").returncode == 0
+    created = json.loads(calgate(env, "clients", "create", "--name", "Mentor Hub",
+                                 "--redirect-uri", "https://mentor.example/cb",
+                                 "--scope", "read_account").stdout)
+    client_id, old = created["client_id"], created["client_secret"]
+
+    refused = calgate(env, "clients", "rotate-secret", client_id, "--overlap", "-5")
+    assert refused.returncode == 1 and "overlap" in refused.stderr
+
+    result = calgate(env, "clients", "rotate-secret", client_id, "--overlap", "600")
+    assert result.returncode == 0, result.stderr
+    rotated = json.loads(result.stdout)
+    new = rotated["client_secret"]
+    assert new != old and rotated["overlap_seconds"] == 600
+    assert "stays valid for 600 s" in result.stderr
+
+    gateway = Gateway.build(Settings().replace(database_url=db_url, data_dir=tmp_path / "data"))
+    try:
+        assert gateway.signing is not None
+        assert gateway.signing.active(client_id) == [new, old]
+        client = gateway.oauth.registry.find(client_id)
+        keys = gateway.oauth.server.keys
+        assert client is not None
+        assert client.check_client_secret(old, keys) and client.check_client_secret(new, keys)
+        assert client.previous_secret_until is not None
+    finally:
+        gateway.close()
+
+    # Without --overlap the previous secret ends at once, in the database and the store.
+    newest = json.loads(calgate(env, "clients", "rotate-secret", client_id).stdout)
+    assert newest["overlap_seconds"] == 0
+    gateway = Gateway.build(Settings().replace(database_url=db_url, data_dir=tmp_path / "data"))
+    try:
+        assert gateway.signing is not None
+        assert gateway.signing.active(client_id) == [newest["client_secret"]]
+        assert gateway.delete_client(client_id)
+        assert gateway.signing.active(client_id) == []
+        assert gateway.secrets.list("clients") == []
+    finally:
+        gateway.close()

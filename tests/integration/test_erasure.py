@@ -99,7 +99,8 @@ def test_revoking_profile_authorization_and_client_leaves_nothing(vault_gateway,
         paths = {pid: credential_path(gw, pid) for pid in (home, work)}
         assert vault_store.get(paths[home])["password"]
         assert sorted(vault_paths(raw_vault, vault_store)) == sorted(
-            f"{vault_store.kv_prefix}/{p}" for p in [*paths.values(), "server/keys"])
+            f"{vault_store.kv_prefix}/{p}" for p in [*paths.values(), "server/keys",
+                                                     f"clients/{client.client_id}/secrets"])
 
         # 1. One profile.
         bearer = {"Authorization": f"Bearer {second['access_token']}"}
@@ -147,6 +148,13 @@ def test_revoking_profile_authorization_and_client_leaves_nothing(vault_gateway,
     assert {"link_profile", "revoke_profile", "revoke_account"} <= set(actions)
 
 
+def kept(vault_store, client) -> list[str]:
+    """What stays in Vault while the client app exists: the server's keys and the app's
+    secret (kept to sign its notifications)."""
+    return sorted(f"{vault_store.kv_prefix}/{p}"
+                  for p in ("server/keys", f"clients/{client.client_id}/secrets"))
+
+
 def test_denied_flow_discards_parked_credentials(vault_gateway, raw_vault, vault_store,
                                                  tmp_path: Path):
     client = make_client(vault_gateway)
@@ -156,7 +164,7 @@ def test_denied_flow_discards_parked_credentials(vault_gateway, raw_vault, vault
         connect(browser, flow)
         assert any("/pending/" in p for p in vault_paths(raw_vault, vault_store))
         assert decide(browser, flow, "deny")["error"] == "access_denied"
-    assert vault_paths(raw_vault, vault_store) == [f"{vault_store.kv_prefix}/server/keys"]
+    assert vault_paths(raw_vault, vault_store) == kept(vault_store, client)
     assert count(vault_gateway, accounts) == 0
 
 
@@ -174,7 +182,7 @@ def test_abandoned_flow_credentials_are_swept(vault_gateway, raw_vault, vault_st
     with vault_gateway.engine.begin() as conn:
         conn.execute(update(transactions).values(expires_at=now()))
     assert vault_gateway.oauth.sweep_expired_flows() == 1
-    assert vault_paths(raw_vault, vault_store) == [f"{vault_store.kv_prefix}/server/keys"]
+    assert vault_paths(raw_vault, vault_store) == kept(vault_store, client)
     assert count(vault_gateway, transactions) == 0
 
 
@@ -217,5 +225,5 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
     for table in (events, managed_events, calendars, profiles, accounts, families, tokens):
         assert count(vault_gateway, table) == 0, table.name
     assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is None
-    assert vault_paths(raw_vault, vault_store) == [f"{vault_store.kv_prefix}/server/keys"]
+    assert vault_paths(raw_vault, vault_store) == kept(vault_store, client)
     WORLD.accounts.pop("erase@example.com", None)

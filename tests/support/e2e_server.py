@@ -93,9 +93,10 @@ class GatewayServer:
         self.start_seconds = time.perf_counter() - began
         return self
 
-    def _spawn(self) -> None:
+    def env(self) -> dict[str, str]:
+        """The environment of the server process (and of its ``calgate worker`` processes)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
-        env |= {
+        return env | {
             "CALGATE_DATABASE_URL": self.database_url,
             "CALGATE_DATA_DIR": str(self.data_dir),
             "CALGATE_PUBLIC_URL": self.url,
@@ -106,6 +107,9 @@ class GatewayServer:
             "CALGATE_WORKER_TICK": "0.3",
             "CALGATE_SYNC_INTERVAL": "1",
         } | self.extra_env
+
+    def _spawn(self) -> None:
+        env = self.env()
         command = [sys.executable, "-m", "uvicorn", "tests.support.e2e_app:build", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                    "--timeout-graceful-shutdown", "5"]
@@ -128,6 +132,16 @@ class GatewayServer:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"Calgate on {self.url} did not answer /healthz:\n{self.log()}")
+
+    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """A ``calgate worker`` process on the server's database and secret store (run the
+        server with ``CALGATE_WORKER_MODE=external`` so that only these work). The caller
+        stops it (``stop_process``), or kills it."""
+        with open(self.workdir / f"worker-{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli.main", "worker"], cwd=REPO_ROOT,
+                env=self.env(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
         """The server's output so far (last 4000 characters)."""

@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], timeout: float = 20.0) -> T:
+def eventually(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.2) -> T:
     """Poll ``check`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while True:
@@ -17,4 +17,4 @@ def eventually(check: Callable[[], T], timeout: float = 20.0) -> T:
         if value:
             return value
         assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.2)
+        time.sleep(interval)
