@@ -12,6 +12,7 @@ Embedded default (``CALGATE_WORKER_MODE=inprocess``): taskiq's in-memory broker 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import anyio
 from taskiq import InMemoryBroker
@@ -102,6 +103,26 @@ class Worker:
             await anyio.to_thread.run_sync(self.deliverer.prune)
         return len(profiles) + len(writes) + len(answers) + len(channels) + len(notices)
 
+    async def _pause(self) -> float:
+        """Seconds until the next sweep: the tick, or less when something falls due sooner
+        (a profile's next poll, a write's or a notification's retry), so polling and retries
+        keep their times instead of waiting for the next tick."""
+        try:
+            due = await anyio.to_thread.run_sync(self._next_due)
+        except Exception:  # the sweep reports database trouble; here, just wait a tick
+            return self.tick
+        if due is None:
+            return self.tick
+        wait = (due - datetime.now(UTC)).total_seconds()
+        return min(self.tick, max(0.25, wait))
+
+    def _next_due(self) -> datetime | None:
+        times = [self.sync.next_due(), self.outbox.next_due()]
+        if self.deliverer is not None:
+            times.append(self.deliverer.next_due())
+        known = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if t is not None]
+        return min(known, default=None)
+
     async def run(self) -> None:
         """Sweep forever (until cancelled)."""
         await self.broker.startup()
@@ -112,7 +133,7 @@ class Worker:
                     await self.sweep()
                 except Exception:
                     log.exception("worker sweep failed; retrying in %.0f s", self.tick)
-                with anyio.move_on_after(self.tick):
+                with anyio.move_on_after(await self._pause()):
                     await self._wake.wait()
         finally:
             await self.broker.shutdown()

@@ -128,6 +128,18 @@ class Deliverer:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query).all()]
 
+    def next_due(self) -> datetime | None:
+        """When the next pending notification falls due (None: nothing is pending)."""
+        now = datetime.now(UTC)
+        heads = (select(func.min(notifications.c.id))
+                 .where(notifications.c.delivered_at.is_(None))
+                 .group_by(notifications.c.channel_id).scalar_subquery())
+        query = select(func.min(notifications.c.next_attempt_at)).where(
+            notifications.c.id.in_(heads),
+            or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until < now))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
     async def deliver(self, notification_id: int) -> Delivered:
         claimed = await to_thread.run_sync(self._claim, notification_id)
         if claimed is None:

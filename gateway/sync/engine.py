@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from providers.errors import (
     CursorExpired,
@@ -101,6 +101,15 @@ class SyncEngine:
         ).order_by(profiles.c.next_sync_at).limit(limit)
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query).all()]
+
+    def next_due(self) -> datetime | None:
+        """When the next profile falls due for sync (None: none is scheduled)."""
+        now = datetime.now(UTC)
+        query = select(func.min(profiles.c.next_sync_at)).where(
+            profiles.c.connected.is_(True),
+            or_(profiles.c.sync_lease_until.is_(None), profiles.c.sync_lease_until < now))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     async def sync_profile(self, profile_id: str) -> Outcome:
         now = datetime.now(UTC)

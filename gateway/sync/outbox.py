@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from providers.errors import (
     Forbidden,
@@ -89,6 +89,13 @@ class Outbox:
                  .order_by(managed_events.c.next_attempt_at).limit(limit))
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query).all()]
+
+    def next_due(self) -> datetime | None:
+        """When the next pending write falls due (None: nothing is pending)."""
+        query = select(func.min(managed_events.c.next_attempt_at)).where(
+            managed_events.c.applied_version < managed_events.c.version)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     async def apply(self, managed_id: int) -> Applied:
         claimed = await to_thread.run_sync(self._claim, managed_id)

@@ -1,0 +1,40 @@
+"""The worker sleeps until the next thing falls due (a poll, a retry), not a whole tick,
+so a profile polled every 30 s is synced at its time, not up to a tick later."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from gateway.persistence.tables import profiles
+from tests.support.aio import run
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.replace(worker_tick=5.0)
+
+
+def set_profile(gateway, profile_id: str, **values) -> None:
+    with gateway.engine.begin() as conn:
+        conn.execute(update(profiles).where(profiles.c.id == profile_id).values(**values))
+
+
+def test_the_pause_ends_when_the_next_poll_is_due(gateway, link):
+    worker = gateway.worker
+    linked = link()
+    linked.sync()
+    set_profile(gateway, linked.profile_id,
+                next_sync_at=datetime.now(UTC) + timedelta(seconds=60))
+    assert run(worker._pause()) == 5.0  # nothing due before the tick
+    set_profile(gateway, linked.profile_id,
+                next_sync_at=datetime.now(UTC) + timedelta(seconds=1.5))
+    assert 1.0 < run(worker._pause()) <= 1.5
+    # Due now, but a worker is syncing it: that is no reason to sweep again at once.
+    set_profile(gateway, linked.profile_id, next_sync_at=datetime.now(UTC),
+                sync_lease_until=datetime.now(UTC) + timedelta(seconds=60))
+    assert run(worker._pause()) == 5.0
+    set_profile(gateway, linked.profile_id, sync_lease_until=None)
+    assert run(worker._pause()) == 0.25  # overdue: the shortest pause
