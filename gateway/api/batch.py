@@ -26,10 +26,7 @@ from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
 from .errors import ApiError, not_found
 from .event_body import desired_event
 from .params import InvalidParam, Params, read_params
-
-# _event_id is the single-event endpoints' own rule (event_id required, event_uid refused
-# until elevated permissions exist): batch entries must not drift from it.
-from .writes import _event_id
+from .writes import event_id_of  # the single-event endpoints' rule, so entries never drift
 
 T = TypeVar("T")
 EVENTS_URL = re.compile(r"/v1/calendars/([^/?#]+)/events")
@@ -93,7 +90,7 @@ def _dispatch(writes: WriteService, subject: str, grants: frozenset[str],
         method, calendar_id, params = _route(entry)
         if SCOPES[method] not in grants:
             raise ApiError(403, {"error": "insufficient_scope", "required_scope": SCOPES[method]})
-        event_id = _event_id(params)
+        event_id = event_id_of(params)
         if method == "POST":
             desired = desired_event(params)
             written: tuple[int, int] | None = _write(

@@ -41,7 +41,7 @@ def _writes(request: Request) -> WriteService:
 async def upsert_event(request: Request) -> Response:
     caller = await request.app.state.authenticate(request, "create_event")
     params = await read_params(request)
-    event_id = _event_id(params)
+    event_id = event_id_of(params)
     desired = desired_event(params)
     calendar_id = request.path_params["calendar_id"]
     written = await _record(partial(_writes(request).upsert, caller.subject, calendar_id,
@@ -51,7 +51,7 @@ async def upsert_event(request: Request) -> Response:
 
 async def delete_event(request: Request) -> Response:
     caller = await request.app.state.authenticate(request, "delete_event")
-    event_id = _event_id(await read_params(request))
+    event_id = event_id_of(await read_params(request))
     written = await _record(partial(_writes(request).delete, caller.subject,
                                     request.path_params["calendar_id"], event_id))
     return await _answer(request, written, None)
@@ -84,7 +84,8 @@ async def participation_status(request: Request) -> Response:
     return Response(status_code=202)
 
 
-def _event_id(params: Params) -> str:
+def event_id_of(params: Params) -> str:
+    """The client's ``event_id`` (required); an ``event_uid`` (an external event) is 403."""
     event_id = params.text("event_id")
     if event_id is not None:
         return event_id
