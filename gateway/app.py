@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,10 +29,18 @@ from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
 from .api import batch, calendars, channels, events, identity, webhooks, writes
-from .api.errors import ApiError, forbidden, handle_api_error, handle_server_error, unauthorized
+from .api.errors import (
+    ApiError,
+    forbidden,
+    handle_api_error,
+    handle_server_error,
+    handle_unavailable,
+    unauthorized,
+)
 from .oauth_host import GatewayAccountHost
 from .persistence.database import make_engine
-from .secrets import SecretStore, open_secret_store
+from .persistence.wakeups import Wakeups
+from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
@@ -123,7 +132,7 @@ class Gateway:
             allowed_networks=settings.callback_networks))
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
-                        deliverer=deliverer)
+                        deliverer=deliverer, wakeups=Wakeups(engine))
         channel_service = ChannelService(engine, ChannelSettings(
             per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
             allowed_networks=settings.callback_networks),
@@ -133,6 +142,15 @@ class Gateway:
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
                    apps, push, pages, signing, channel_service)
+
+    async def wake_workers(self) -> None:
+        """Work was just recorded: wake this process's worker and, through the database,
+        every ``calgate worker`` process, so it starts now rather than at the next tick."""
+        self.worker.wake()
+        if self.worker.wakeups is not None and self.worker.wakeups.enabled:
+            from anyio import to_thread
+
+            await to_thread.run_sync(self.worker.wakeups.publish)
 
     def delete_client(self, client_id: str) -> bool:
         """Erase a client app: every account's credentials and rows, then its tokens and
@@ -220,7 +238,9 @@ def create_app(gateway: Gateway) -> Starlette:
               *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
               Route("/healthz", healthz), Route("/readyz", readyz)]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={ApiError: handle_api_error, 500: handle_server_error})
+                    exception_handlers={ApiError: handle_api_error, 500: handle_server_error,
+                                        SecretStoreUnavailable: handle_unavailable,
+                                        OperationalError: handle_unavailable})
     async def end_authorization(subject: str) -> None:
         from anyio import to_thread
 

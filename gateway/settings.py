@@ -130,7 +130,7 @@ class Settings:
     provider_push: str = _setting(
         "CALGATE_PROVIDER_PUSH", "auto",
         "Ask providers to push changes (Google watch channels) to this server's "
-        "/webhooks/… endpoints: `on`, `off`, or `auto` (on when CALGATE_ISSUER is https, "
+        "/webhooks/… endpoints: `on`, `off`, or `auto` (on when CALGATE_PUBLIC_URL is https, "
         "which providers require; otherwise polling alone).")
     push_channel_ttl: int = _setting(
         "CALGATE_PUSH_CHANNEL_TTL", 7 * 86400,
@@ -177,6 +177,18 @@ class Settings:
     api_threads: int = _setting(
         "CALGATE_API_THREADS", 4,
         "Worker threads an API process uses for blocking work (database, secret store).")
+    api_workers: int = _setting(
+        "CALGATE_API_WORKERS", 1,
+        "uvicorn worker processes `calgate serve` runs (each one a full API process).")
+    forwarded_allow_ips: str = _setting(
+        "CALGATE_FORWARDED_ALLOW_IPS", "127.0.0.1",
+        "Comma-separated addresses (or `*`) of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto headers are trusted (uvicorn's --forwarded-allow-ips).")
+    shutdown_grace: float = _setting(
+        "CALGATE_SHUTDOWN_GRACE", 20.0,
+        "Seconds a stopping process gives running work to finish: the API its in-flight "
+        "requests, a worker its syncs, writes and deliveries (what is left is handed back "
+        "to the other workers at once).")
     log_level: str = _setting(
         "CALGATE_LOG_LEVEL", "info", "Log level: debug, info, warning or error.")
     worker_mode: str = _setting(
@@ -266,6 +278,10 @@ class Settings:
             raise SettingsError("CALGATE_READ_CACHE_SECONDS must be between 0 and 3000")
         if not 0 <= self.auth_cache_seconds <= 30:
             raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
+        if not 1 <= self.api_workers <= 64:
+            raise SettingsError("CALGATE_API_WORKERS must be between 1 and 64")
+        if not 0 <= self.shutdown_grace <= 600:
+            raise SettingsError("CALGATE_SHUTDOWN_GRACE must be between 0 and 600 seconds")
         if not 5 <= self.sync_lease <= 3600:
             raise SettingsError("CALGATE_SYNC_LEASE must be between 5 and 3600 seconds")
         if self.calendar_list_interval < 0:

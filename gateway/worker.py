@@ -12,11 +12,15 @@ Embedded default (``CALGATE_WORKER_MODE=inprocess``): taskiq's in-memory broker 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 import anyio
 from taskiq import InMemoryBroker
 
+from .persistence.wakeups import Wakeups
 from .services.push import PushService
 from .sync.answers import Answered, Answers
 from .sync.delivery import Delivered, Deliverer
@@ -31,48 +35,100 @@ class Worker:
 
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
                  tick: float = 2.0, push: PushService | None = None,
-                 deliverer: Deliverer | None = None) -> None:
+                 deliverer: Deliverer | None = None, wakeups: Wakeups | None = None) -> None:
         self.sync = sync
         self.outbox = outbox
         self.answers = answers
         self.push = push
         self.deliverer = deliverer
+        self.wakeups = wakeups
         self.tick = tick
         self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
         self._wake: anyio.Event | None = None
 
+        self.stopping = False
+        self.held: set[tuple[str, int | str]] = set()  # what this process's tasks hold
+
         async def sync_profile(profile_id: str) -> bool:
-            outcome: Outcome = await sync.sync_profile(profile_id)
+            if self.stopping:
+                return False
+            with self._holding("sync", profile_id):
+                outcome: Outcome = await sync.sync_profile(profile_id)
             if outcome.ran:
                 self.wake()  # notifications it queued go out now, not at the next tick
             return outcome.ran
 
         async def apply_write(managed_id: int) -> bool:
-            applied: Applied = await outbox.apply(managed_id)
+            if self.stopping:
+                return False
+            with self._holding("write", managed_id):
+                applied: Applied = await outbox.apply(managed_id)
             if applied.ok:
                 self.wake()
             return applied.ok
 
         async def deliver(notification_id: int) -> bool:
-            if deliverer is None:
+            if deliverer is None or self.stopping:
                 return False
-            delivered: Delivered = await deliverer.deliver(notification_id)
+            with self._holding("notification", notification_id):
+                delivered: Delivered = await deliverer.deliver(notification_id)
             if delivered.ok:
                 self.wake()  # the channel's next notification, if any
             return delivered.ok
 
         async def send_answer(answer_id: int) -> bool:
-            answered: Answered = await answers.apply(answer_id)
+            if self.stopping:
+                return False
+            with self._holding("answer", answer_id):
+                answered: Answered = await answers.apply(answer_id)
             return answered.ok
 
         async def keep_channels(profile_id: str) -> int:
-            return await push.maintain(profile_id) if push is not None else 0
+            if push is None or self.stopping:
+                return 0
+            return await push.maintain(profile_id)
 
         self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
         self._deliver = self.broker.register_task(deliver, "calgate.deliver")
+
+    @contextmanager
+    def _holding(self, kind: str, key: int | str) -> Iterator[None]:
+        self.held.add((kind, key))
+        try:
+            yield
+        finally:
+            self.held.discard((kind, key))
+
+    async def drain(self, grace: float) -> int:
+        """Stop taking work, let running tasks finish for up to ``grace`` seconds, then hand
+        back what is still held (sync leases, claims) so other workers take it over at once
+        instead of after the lease. Returns how many were handed back."""
+        self.stopping = True
+        with anyio.move_on_after(grace):
+            while self.held:
+                await anyio.sleep(0.05)
+        left = sorted(self.held, key=str)
+        if left:
+            log.warning("shutting down with %d task(s) unfinished; releasing them", len(left))
+            await anyio.to_thread.run_sync(self._release, left)
+        return len(left)
+
+    def _release(self, held: list[tuple[str, int | str]]) -> None:
+        for kind, key in held:
+            try:
+                if kind == "sync":
+                    self.sync.release(str(key))
+                elif kind == "write":
+                    self.outbox.release(int(key))
+                elif kind == "answer":
+                    self.answers.release(int(key))
+                elif kind == "notification" and self.deliverer is not None:
+                    self.deliverer.release(int(key))
+            except Exception:  # the lease runs out by itself: a delay, never a loss
+                log.exception("could not release %s %s", kind, key)
 
     def wake(self) -> None:
         """Look for due work now (a write was just recorded)."""
@@ -81,6 +137,8 @@ class Worker:
 
     async def sweep(self) -> int:
         """Queue every due sync and write; returns how many tasks were sent."""
+        if self.stopping:
+            return 0
         profiles = await anyio.to_thread.run_sync(self.sync.due_profiles)
         writes = await anyio.to_thread.run_sync(self.outbox.due)
         answers = await anyio.to_thread.run_sync(self.answers.due)
@@ -126,6 +184,16 @@ class Worker:
     async def run(self) -> None:
         """Sweep forever (until cancelled)."""
         await self.broker.startup()
+        stop = threading.Event()
+        if self.wakeups is not None and self.wakeups.enabled:
+            token = anyio.lowlevel.current_token()
+
+            def woken() -> None:
+                with suppress(RuntimeError):  # the loop is gone: we are stopping anyway
+                    anyio.from_thread.run_sync(self.wake, token=token)
+
+            threading.Thread(target=self.wakeups.listen, args=(woken, stop),
+                             name="calgate-wakeups", daemon=True).start()
         try:
             while True:
                 self._wake = anyio.Event()  # bound to the loop running us
@@ -136,4 +204,5 @@ class Worker:
                 with anyio.move_on_after(await self._pause()):
                     await self._wake.wait()
         finally:
+            stop.set()
             await self.broker.shutdown()

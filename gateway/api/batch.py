@@ -55,7 +55,7 @@ async def post_batch(request: Request) -> Response:
         return answers, batch_id
 
     answers, batch_id = await to_thread.run_sync(run)
-    request.app.state.gateway.worker.wake()
+    await request.app.state.gateway.wake_workers()
     location = f"{request.app.state.gateway.settings.issuer}/v1/batch/{batch_id}"
     return JSONResponse({"batch": [_entry_body(a) for a in answers], "batch_id": batch_id},
                         status_code=207, headers={"Location": location})

@@ -59,7 +59,7 @@ async def create_channel(request: Request) -> Response:
             calendar_ids, only_managed))
     except ChannelError as exc:
         raise InvalidParam(exc.field, exc.code, exc.description) from None
-    request.app.state.gateway.worker.wake()
+    await request.app.state.gateway.wake_workers()
     return JSONResponse({"channel": channel})
 
 
@@ -107,7 +107,7 @@ async def replay_channel(request: Request) -> Response:
                                           request.path_params["channel_id"], since)
     except ChannelNotFound:
         raise not_found() from None
-    request.app.state.gateway.worker.wake()
+    await request.app.state.gateway.wake_workers()
     return JSONResponse({"replay": {"queued": queued}}, status_code=202)
 
 

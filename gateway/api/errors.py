@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger("calgate.api")
 
 
 class ApiError(Exception):
@@ -38,3 +42,15 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
 async def handle_server_error(request: Request, exc: Exception) -> Response:
     """500 without internals; the traceback goes to the log only."""
     return JSONResponse({"error": "server_error"}, status_code=500)
+
+
+UNAVAILABLE_RETRY_AFTER = 15  # seconds; a sealed Vault or a database failover
+
+
+async def handle_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` when a backing service (the secret store, the database) is
+    down: nothing was accepted, so the client retries; the process stays up."""
+    log.warning("%s %s: a backing service is unavailable: %s", request.method,
+                request.url.path, type(exc).__name__)
+    return JSONResponse({"error": "service_unavailable"}, status_code=503,
+                        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})

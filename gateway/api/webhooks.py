@@ -27,7 +27,7 @@ async def google(request: Request) -> Response:
         headers.get("x-goog-resource-id"), headers.get("x-goog-resource-state", "exists"))
     if not ours:
         return JSONResponse({"error": "not_found"}, status_code=404)
-    gateway.worker.wake()
+    await gateway.wake_workers()
     return Response(status_code=200)
 
 

@@ -68,7 +68,7 @@ async def bulk_delete(request: Request) -> Response:
         raise InvalidParam("calendar_ids", "required", "send delete_all or calendar_ids")
     await _record(partial(_writes(request).bulk_delete, caller.subject,
                           None if delete_all else calendar_ids))
-    request.app.state.gateway.worker.wake()
+    await request.app.state.gateway.wake_workers()
     return Response(status_code=202)
 
 
@@ -80,7 +80,7 @@ async def participation_status(request: Request) -> Response:
     await _record(partial(_writes(request).answer, caller.subject,
                           request.path_params["calendar_id"], request.path_params["event_uid"],
                           status))
-    request.app.state.gateway.worker.wake()
+    await request.app.state.gateway.wake_workers()
     return Response(status_code=202)
 
 
@@ -116,7 +116,7 @@ async def _answer(request: Request, written: tuple[int, int] | None,
                   event: tuple[str, str, str] | None) -> Response:
     """202 at once, or with ``Prefer: wait=N`` 200 once applied upstream (202 if not in N s)."""
     gateway = request.app.state.gateway
-    gateway.worker.wake()
+    await gateway.wake_workers()
     seconds = _wait(request)
     if not seconds or written is None:
         return Response(status_code=202)

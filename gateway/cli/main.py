@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ..settings import Settings, SettingsError, describe
+
+log = logging.getLogger("calgate.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
     serve = sub.add_parser("serve", help="migrate the database and serve the gateway")
     serve.add_argument("--no-migrate", action="store_true", help="skip `calgate migrate`")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--workers", type=int, default=0,
+                       help="uvicorn worker processes (default: CALGATE_API_WORKERS)")
     serve.set_defaults(func=_serve)
     worker = sub.add_parser("worker", help="run the worker: syncs and upstream writes")
     worker.set_defaults(func=_worker)
@@ -52,21 +56,37 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_migrate:
         migrate(settings.effective_database_url)
     uvicorn.run("gateway.asgi:build", factory=True, host=settings.host, port=settings.port,
-                workers=args.workers, log_level=settings.log_level, proxy_headers=True,
-                server_header=False)
+                workers=args.workers or settings.api_workers, log_level=settings.log_level,
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                server_header=False, timeout_graceful_shutdown=int(settings.shutdown_grace))
     return 0
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+
     import anyio
 
     from ..app import Gateway
 
+    logging.basicConfig(level=settings.log_level.upper())
     gateway = Gateway.build(settings)
+
+    async def run() -> None:
+        """Work until SIGTERM or SIGINT, then drain: running tasks get the grace period to
+        finish, and whatever is still held is handed back to the other workers."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(gateway.worker.run)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for received in signals:
+                    log.info("worker got %s: draining for up to %.0f s",
+                             signal.Signals(received).name, settings.shutdown_grace)
+                    break
+            await gateway.worker.drain(settings.shutdown_grace)
+            tasks.cancel_scope.cancel()
+
     try:
-        anyio.run(gateway.worker.run)
-    except KeyboardInterrupt:
-        pass
+        anyio.run(run)
     finally:
         gateway.close()
     return 0

@@ -71,6 +71,14 @@ class Answers:
         await to_thread.run_sync(self._done, row, None, None, True)
         return Answered(answer_id, ok=True)
 
+    def release(self, answer_id: int) -> None:
+        """Give up this worker's claim on an answer (shutting down): due again at once."""
+        table = participation_writes
+        with self.engine.begin() as conn:
+            conn.execute(update(table).where(
+                table.c.id == answer_id, table.c.applied_version < table.c.version,
+            ).values(next_attempt_at=datetime.now(UTC)))
+
     def _claim(self, answer_id: int) -> dict[str, Any] | None:
         now = datetime.now(UTC)
         table = participation_writes

@@ -140,6 +140,14 @@ class Deliverer:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
+    def release(self, notification_id: int) -> None:
+        """Give up this worker's claim (shutting down mid-delivery): it may have reached
+        the receiver, so it is sent again; receivers de-duplicate by its id."""
+        with self.engine.begin() as conn:
+            conn.execute(update(notifications).where(
+                notifications.c.id == notification_id,
+                notifications.c.delivered_at.is_(None)).values(claimed_until=None))
+
     async def deliver(self, notification_id: int) -> Delivered:
         claimed = await to_thread.run_sync(self._claim, notification_id)
         if claimed is None:

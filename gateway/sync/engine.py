@@ -111,6 +111,13 @@ class SyncEngine:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
+    def release(self, profile_id: str) -> None:
+        """Give up this worker's lease on the profile (shutting down mid-sync): it is due
+        again at once, for another worker."""
+        with self.engine.begin() as conn:
+            conn.execute(update(profiles).where(profiles.c.id == profile_id).values(
+                sync_lease_until=None, next_sync_at=datetime.now(UTC)))
+
     async def sync_profile(self, profile_id: str) -> Outcome:
         now = datetime.now(UTC)
         if not await to_thread.run_sync(self._lease, profile_id, now):

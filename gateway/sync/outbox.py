@@ -97,6 +97,14 @@ class Outbox:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
+    def release(self, managed_id: int) -> None:
+        """Give up this worker's claim on a write (shutting down): due again at once."""
+        with self.engine.begin() as conn:
+            conn.execute(update(managed_events).where(
+                managed_events.c.id == managed_id,
+                managed_events.c.applied_version < managed_events.c.version,
+            ).values(next_attempt_at=datetime.now(UTC)))
+
     async def apply(self, managed_id: int) -> Applied:
         claimed = await to_thread.run_sync(self._claim, managed_id)
         if claimed is None:

@@ -47,6 +47,7 @@ ENV = {
     "CALGATE_SYNC_LEASE": "10",
     "CALGATE_SYNC_INTERVAL": "1",
     "CALGATE_WORKER_TICK": "0.3",
+    "CALGATE_SHUTDOWN_GRACE": "1",
 }
 
 
@@ -94,6 +95,12 @@ class Deployment:
 
     def start_worker(self, name: str) -> None:
         self.workers[name] = self.server.spawn_worker(name)
+
+    def terminate_worker(self, name: str) -> int:
+        """SIGTERM (what Kubernetes sends): the worker drains and exits; its exit code."""
+        proc = self.workers.pop(name)
+        os.kill(proc.pid, signal.SIGTERM)
+        return int(proc.wait(30))
 
     def kill_worker(self, name: str) -> None:
         proc = self.workers.pop(name)
@@ -314,3 +321,24 @@ def test_two_workers_and_one_killed_mid_flight_lose_no_notification(deploy):
     assert kinds["verification"] == channel_count
     assert kinds["profile_initial_sync_completed"] == channel_count
     assert kinds["change"] >= channel_count * 2
+
+
+def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
+    d = deploy()
+    d.receiver.gate.clear()  # the first delivery hangs at the receiver
+    d.sdk.create_notification_channel(d.receiver.url)
+    d.start_worker("stopping")
+    eventually(lambda: d.receiver.in_flight == 1, timeout=30, interval=0.05)
+    d.start_worker("other")
+    time.sleep(1)
+    assert len(d.receiver.received) == 1  # claimed: the other worker leaves it alone
+    stopped = time.monotonic()
+    assert d.terminate_worker("stopping") == 0
+    d.receiver.gate.set()
+    # Handed back when the grace ran out, so the other worker sends it again long before
+    # the claim would have expired (2 x timeout + 10 s = 14 s here).
+    eventually(lambda: d.undelivered() == 0, timeout=30, interval=0.1)
+    assert time.monotonic() - stopped < 8
+    ids = [r.notification["notification_id"] for r in d.receiver.received
+           if r.notification["type"] == "verification"]
+    assert len(ids) == 2 and len(set(ids)) == 1  # the same notification, sent again

@@ -38,3 +38,36 @@ def test_the_pause_ends_when_the_next_poll_is_due(gateway, link):
     assert run(worker._pause()) == 5.0
     set_profile(gateway, linked.profile_id, sync_lease_until=None)
     assert run(worker._pause()) == 0.25  # overdue: the shortest pause
+
+
+def test_a_published_wake_up_reaches_a_listening_worker(gateway, db_url):
+    """PostgreSQL: the API's NOTIFY reaches every ``calgate worker`` at once. SQLite has
+    one process, so there is nothing to publish."""
+    import threading
+    import time
+
+    from gateway.persistence.wakeups import Wakeups
+
+    wakeups = Wakeups(gateway.engine)
+    assert wakeups.enabled == db_url.startswith("postgresql")
+    if not wakeups.enabled:
+        wakeups.publish()  # a no-op, no error
+        return
+    woken: list[float] = []
+    stop = threading.Event()
+    listener = threading.Thread(target=wakeups.listen, args=(lambda: woken.append(
+        time.monotonic()), stop), daemon=True)
+    listener.start()
+    deadline = time.monotonic() + 5
+    while not woken and time.monotonic() < deadline:  # it wakes once when it starts
+        time.sleep(0.02)
+    assert woken, "the listener started"
+    before = len(woken)
+    sent = time.monotonic()
+    wakeups.publish()
+    while len(woken) == before and time.monotonic() < sent + 5:
+        time.sleep(0.01)
+    stop.set()
+    listener.join(5)
+    assert len(woken) > before and woken[-1] - sent < 1.0
+    assert not listener.is_alive()
