@@ -38,6 +38,9 @@ from .api.errors import (
     unauthorized,
 )
 from .oauth_host import GatewayAccountHost
+from .observe import exposition
+from .observe.metrics import token_issued
+from .observe.middleware import ObservabilityMiddleware
 from .persistence.database import make_engine
 from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
@@ -115,6 +118,7 @@ class Gateway:
             failures_per_minute=settings.client_auth_failures_per_minute))
         signing = ClientSecrets(store)
         oauth.registry.keeper = signing  # new, rotated and deleted client secrets
+        oauth.server.on_token_issued = token_issued  # calgate_oauth_tokens_issued_total
         keys_cache = DataKeys(engine, store)
         sync = SyncEngine(engine, store, keys_cache, SyncSettings(
             days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead,
@@ -213,6 +217,17 @@ def create_app(gateway: Gateway) -> Starlette:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    registry = exposition.api_registry(gateway.engine)
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus text exposition: this process's (or, in multiprocess mode, every API
+        process's) counters, and the database's state (observe/state.py)."""
+        from anyio import to_thread
+
+        body, content_type = await to_thread.run_sync(
+            exposition.render, registry, request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         import anyio
@@ -236,11 +251,13 @@ def create_app(gateway: Gateway) -> Starlette:
 
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
               *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
-              Route("/healthz", healthz), Route("/readyz", readyz)]
+              Route("/healthz", healthz), Route("/readyz", readyz),
+              Route("/metrics", metrics, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error,
                                         SecretStoreUnavailable: handle_unavailable,
                                         OperationalError: handle_unavailable})
+    app.add_middleware(ObservabilityMiddleware)  # request ids, latency, access log
     async def end_authorization(subject: str) -> None:
         from anyio import to_thread
 

@@ -110,7 +110,7 @@ class Settings:
         "gone upstream. 0: on every sync.")
     sync_lease: int = _setting(
         "CALGATE_SYNC_LEASE", 120,
-        "Seconds a worker holds a profile while it syncs it (renewed after each calendar); "
+        "Seconds a worker holds a profile while it syncs it (renewed every third of it); "
         "if the worker dies, another one takes the profile over after this long.")
     sync_days_back: int = _setting(
         "CALGATE_SYNC_DAYS_BACK", 42, "The mirror keeps events from this many days ago…")
@@ -191,9 +191,17 @@ class Settings:
         "to the other workers at once).")
     log_level: str = _setting(
         "CALGATE_LOG_LEVEL", "info", "Log level: debug, info, warning or error.")
+    log_format: str = _setting(
+        "CALGATE_LOG_FORMAT", "json",
+        "`json`: one JSON object per log line (time, level, logger, message, request_id "
+        "and the line's own fields); `text`: plain lines for a terminal.")
     worker_mode: str = _setting(
         "CALGATE_WORKER_MODE", "inprocess",
         "`inprocess`: `calgate serve` also runs the worker; `external`: run `calgate worker`.")
+    worker_metrics_port: int = _setting(
+        "CALGATE_WORKER_METRICS_PORT", 9464,
+        "Port on which `calgate worker` serves its Prometheus metrics at /metrics (on "
+        "CALGATE_HOST); 0 turns it off. The API serves /metrics on CALGATE_PORT.")
 
     @property
     def effective_database_url(self) -> str:
@@ -260,6 +268,12 @@ class Settings:
             raise SettingsError("CALGATE_SECRET_BACKEND must be `local` or `vault`")
         if self.vault_auth not in {"token", "approle", "kubernetes"}:
             raise SettingsError("CALGATE_VAULT_AUTH must be `token`, `approle` or `kubernetes`")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError("CALGATE_LOG_LEVEL must be debug, info, warning or error")
+        if self.log_format not in {"json", "text"}:
+            raise SettingsError("CALGATE_LOG_FORMAT must be `json` or `text`")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise SettingsError("CALGATE_WORKER_METRICS_PORT must be between 0 and 65535")
         if self.worker_mode not in {"inprocess", "external"}:
             raise SettingsError("CALGATE_WORKER_MODE must be `inprocess` or `external`")
         if not 0 <= self.refresh_grace_seconds <= 30:

@@ -143,6 +143,8 @@ def token_endpoint(server: CalgateServer) -> Callable[[HttpRequest], Any]:
             status, body, headers = await lane.respond(oauth_request)
         except OAuth2Error as error:
             return error_response(error)
+        if status == 200 and server.on_token_issued is not None:
+            server.on_token_issued(oauth_request.payload.data["grant_type"])
         return oauth_json(status, body, headers)
 
     return endpoint

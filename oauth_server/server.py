@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -183,6 +183,9 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
         self.host = host
         self.issuer = issuer
         self.throttle = throttle
+        # The host's hook (metrics): called with the grant type of every token response
+        # that issued tokens. Never given the tokens.
+        self.on_token_issued: Callable[[str], None] | None = None
         self.register_grant(CodeGrant)
         self.register_grant(RefreshGrant)
 

@@ -49,14 +49,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
+    from ..observe.exposition import prepare_multiprocess_dir
+    from ..observe.logs import logging_config
     from ..persistence.database import migrate
 
+    # uvicorn applies the same configuration in each worker process it starts. Its access
+    # log is off: the app logs every request itself, by route template (observe/middleware).
+    log_config = logging_config(settings)
+    logging.config.dictConfig(log_config)
+    prepare_multiprocess_dir(empty=True)  # before any worker process counts anything
     if not args.no_migrate:
         migrate(settings.effective_database_url)
     uvicorn.run("gateway.asgi:build", factory=True, host=settings.host, port=settings.port,
                 workers=args.workers or settings.api_workers, log_level=settings.log_level,
+                log_config=log_config, access_log=False,
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
                 server_header=False, timeout_graceful_shutdown=int(settings.shutdown_grace))
     return 0
@@ -68,9 +78,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import anyio
 
     from ..app import Gateway
+    from ..observe.exposition import prepare_multiprocess_dir, serve_worker_metrics
+    from ..observe.logs import configure_logging
 
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings)
+    prepare_multiprocess_dir(empty=False)  # shared with other processes: never emptied here
     gateway = Gateway.build(settings)
+    metrics = serve_worker_metrics(settings.host, settings.worker_metrics_port)
 
     async def run() -> None:
         """Work until SIGTERM or SIGINT, then drain: running tasks get the grace period to
@@ -88,6 +102,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         anyio.run(run)
     finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         gateway.close()
     return 0
 

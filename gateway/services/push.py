@@ -28,6 +28,7 @@ from providers.errors import ProviderError
 from providers.model import PushChannel
 from providers.protocol import CalendarProvider, PushCapable, Revocable
 
+from ..observe import metrics
 from ..persistence.tables import calendars, profiles, push_channels
 from .ids import new_id
 from .opener import ProfileOpener
@@ -115,9 +116,11 @@ class PushService:
                     continue
                 channel_id, token = new_id("ch_"), secrets.token_urlsafe(32)
                 try:
-                    channel = await provider.watch(
-                        upstream_id, f"{self.settings.base_url}/webhooks/{row.provider_name}",
-                        token, channel_id, self.settings.ttl)
+                    with metrics.upstream_call(row.provider_name, "watch"):
+                        channel = await provider.watch(
+                            upstream_id,
+                            f"{self.settings.base_url}/webhooks/{row.provider_name}",
+                            token, channel_id, self.settings.ttl)
                 except ProviderError as exc:
                     self._failed[profile_id] = time.monotonic()
                     log.warning("push channel for %s not created (%s); polling continues",
@@ -165,7 +168,8 @@ class PushService:
                               calendar_id=row.calendar_id)
         if isinstance(provider, PushCapable):
             try:
-                await provider.stop_watch(channel)
+                with metrics.upstream_call(row.provider_name, "stop_watch"):
+                    await provider.stop_watch(channel)
             except ProviderError as exc:  # it ends by itself at its expiry anyway
                 log.info("stopping push channel %s: %s", channel.channel_id, exc)
         await to_thread.run_sync(self._forget, channel.channel_id)
@@ -213,7 +217,8 @@ class PushService:
                 await self._stop(provider, old)
             if isinstance(provider, Revocable):
                 try:
-                    await provider.revoke_upstream()
+                    with metrics.upstream_call(row.provider_name, "revoke"):
+                        await provider.revoke_upstream()
                 except ProviderError as exc:
                     log.info("revoking %s upstream: %s", profile_id, exc)
         finally:

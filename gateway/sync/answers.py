@@ -13,10 +13,11 @@ from sqlalchemy import Engine, select, update
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
 from providers.registry import ProviderOptions
 
+from ..observe import metrics
 from ..persistence.tables import calendars, events, participation_writes, profiles
-from ..secrets import SecretStore
+from ..secrets import SecretStore, SecretStoreUnavailable
 from ..services.opener import ProfileOpener
-from .outbox import CLAIM
+from .outbox import CLAIM, SECRET_STORE_RETRY
 
 log = logging.getLogger("calgate.answers")
 
@@ -58,11 +59,16 @@ class Answers:
         try:
             provider = await self.opener.open(row["provider_name"], row["credential_path"])
             try:
-                await provider.set_participation(
-                    row["upstream_calendar"], row["resource_id"],
-                    row["instance_id"] if row["recurring"] else None, row["status"])
+                with metrics.upstream_call(row["provider_name"], "set_participation"):
+                    await provider.set_participation(
+                        row["upstream_calendar"], row["resource_id"],
+                        row["instance_id"] if row["recurring"] else None, row["status"])
             finally:
                 await provider.close()
+        except SecretStoreUnavailable as exc:  # a sealed Vault: the answer waits, kept
+            await to_thread.run_sync(self._done, row, f"secret store: {exc}",
+                                     SECRET_STORE_RETRY, False)
+            return Answered(answer_id, ok=False, error=str(exc))
         except ProviderError as exc:
             permanent = isinstance(exc, Forbidden | InvalidInput | NotFound)
             retry = exc.retry_after if isinstance(exc, RateLimited) else None

@@ -32,7 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from providers.ics.guard import BlockedAddress, PinnedTransport, refused_rule
 
+from ..observe import metrics
 from ..persistence.tables import channels, deliveries, notifications
+from ..secrets import SecretStoreUnavailable
 from .notify import second
 
 log = logging.getLogger("calgate.delivery")
@@ -156,7 +158,12 @@ class Deliverer:
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "User-Agent": "Calgate-Notifications/1",
                    "Calgate-Notification-Id": claimed.public_id}
-        signed = await to_thread.run_sync(self.signer, claimed.client_id, body)
+        try:
+            signed = await to_thread.run_sync(self.signer, claimed.client_id, body)
+        except SecretStoreUnavailable as exc:  # a sealed Vault: retried with backoff
+            result = Delivered(notification_id, ok=False, error=f"secret store: {exc}"[:300])
+            await to_thread.run_sync(self._record, claimed, result)
+            return result
         if signed is None:
             result = Delivered(notification_id, ok=False,
                                error="the client app has no signing secret kept")
@@ -217,6 +224,7 @@ class Deliverer:
                 .where(notifications.c.id == notification_id)).first()
 
     def _record(self, row: Any, result: Delivered) -> None:
+        metrics.delivery_attempted(result.ok)
         now = datetime.now(UTC)
         attempt = row.attempts + 1
         with self.engine.begin() as conn:

@@ -14,6 +14,7 @@ changed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,9 +35,10 @@ from providers.model import Calendar, ChangeSet, SyncCursor, TimeWindow
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions
 
+from ..observe import metrics
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, profiles
-from ..secrets import SecretStore
+from ..secrets import SecretStore, SecretStoreUnavailable
 from ..services.ids import new_id
 from ..services.opener import ProfileOpener
 from .mirror import Policy, apply_changes
@@ -49,7 +51,8 @@ from .notify import (
 from .sealing import DataKeys
 
 log = logging.getLogger("calgate.sync")
-LEASE = timedelta(minutes=2)  # renewed after each calendar, so a long sync keeps it
+SECRET_STORE_RETRY = 15.0  # seconds; work that needs a sealed or unreachable Vault waits
+LEASE = timedelta(minutes=2)  # renewed every third of it while the sync runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class SyncSettings:
     interval: float = 300.0  # seconds between incremental syncs of a profile
     max_backoff: float = 3600.0
     calendar_list_interval: float = 3600.0  # seconds between calendar listings (0: every sync)
-    lease: float = LEASE.total_seconds()  # a worker that died mid-sync holds its profile this long
+    lease: float = LEASE.total_seconds()  # a worker that died mid-sync holds its profile so long
 
     def window(self, now: datetime) -> TimeWindow:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -122,14 +125,41 @@ class SyncEngine:
         now = datetime.now(UTC)
         if not await to_thread.run_sync(self._lease, profile_id, now):
             return Outcome(profile_id, ran=False)
+        # Keep the lease while this sync runs, however long one calendar takes: another
+        # worker must not start a second sync of the profile meanwhile.
+        heartbeat = asyncio.get_running_loop().create_task(self._keep_lease(profile_id))
+        try:
+            return await self._sync_leased(profile_id, now)
+        finally:
+            heartbeat.cancel()
+
+    async def _keep_lease(self, profile_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease / 3)
+            await to_thread.run_sync(self._renew, profile_id)
+
+    def _renew(self, profile_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(profiles).where(
+                profiles.c.id == profile_id, profiles.c.sync_lease_until.is_not(None),
+            ).values(sync_lease_until=datetime.now(UTC) + self._lease_time))
+
+    async def _sync_leased(self, profile_id: str, now: datetime) -> Outcome:
         provider: CalendarProvider | None = None
         try:
             row = await to_thread.run_sync(self._profile, profile_id)
             provider = await self.opener.open(row["provider_name"], row["credential_path"])
-            changed = await self._sync_calendars(provider, row, now)
+            with (metrics.upstream_call(row["provider_name"], "sync"),
+                  metrics.timed_sync(row["provider_name"])):
+                changed = await self._sync_calendars(provider, row, now)
         except Unauthorized as exc:
             log.warning("profile %s disconnected: %s", profile_id, exc)
             await to_thread.run_sync(self._finish, profile_id, str(exc), None, False, now)
+            return Outcome(profile_id, ran=True, error=str(exc))
+        except SecretStoreUnavailable as exc:  # a sealed Vault: try again soon
+            log.warning("sync of %s waits for the secret store: %s", profile_id, exc)
+            await to_thread.run_sync(self._finish, profile_id, f"secret store: {exc}",
+                                     SECRET_STORE_RETRY, True, now)
             return Outcome(profile_id, ran=True, error=str(exc))
         except ProviderError as exc:
             log.warning("sync of %s failed: %s", profile_id, exc)
@@ -210,10 +240,6 @@ class SyncEngine:
             written = apply_changes(conn, calendar_id, changes, policy, key, now, window)
             conn.execute(update(calendars).where(calendars.c.id == calendar_id).values(
                 cursor=changes.cursor.value if changes.cursor else None, synced_at=now))
-            # Still at it: keep the lease (a worker that dies lets go of it after one lease).
-            owner = select(calendars.c.profile_id).where(calendars.c.id == calendar_id)
-            conn.execute(update(profiles).where(profiles.c.id == owner.scalar_subquery())
-                         .values(sync_lease_until=datetime.now(UTC) + self._lease_time))
         return written
 
     def _lease(self, profile_id: str, now: datetime) -> bool:

@@ -28,14 +28,16 @@ from providers.errors import (
 from providers.model import ChangeSet, Event, EventDraft, Person
 from providers.registry import ProviderOptions
 
+from ..observe import metrics
 from ..persistence.tables import accounts, calendars, managed_events, profiles
-from ..secrets import SecretStore
+from ..secrets import SecretStore, SecretStoreUnavailable
 from ..services.opener import ProfileOpener
 from ..services.writes import managed_context
 from .mirror import Policy, apply_changes
 from .sealing import DataKeys, unseal
 
 log = logging.getLogger("calgate.outbox")
+SECRET_STORE_RETRY = 15.0  # seconds; a write whose credentials are in a sealed Vault waits
 CLAIM = timedelta(minutes=2)  # a claimed write is retried after this if its worker died
 
 
@@ -97,20 +99,29 @@ class Outbox:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
-    def release(self, managed_id: int) -> None:
-        """Give up this worker's claim on a write (shutting down): due again at once."""
+    def release(self, managed_id: int, delay: float = 0.0) -> None:
+        """Give up this worker's claim on a write (shutting down, or the secret store is
+        sealed): due again after ``delay`` seconds, for any worker."""
         with self.engine.begin() as conn:
             conn.execute(update(managed_events).where(
                 managed_events.c.id == managed_id,
                 managed_events.c.applied_version < managed_events.c.version,
-            ).values(next_attempt_at=datetime.now(UTC)))
+            ).values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay)))
 
     async def apply(self, managed_id: int) -> Applied:
-        claimed = await to_thread.run_sync(self._claim, managed_id)
+        try:
+            claimed = await to_thread.run_sync(self._claim, managed_id)
+        except SecretStoreUnavailable as exc:  # the data key is in a sealed Vault
+            await to_thread.run_sync(self.release, managed_id, SECRET_STORE_RETRY)
+            return Applied(managed_id, ok=False, error=str(exc))
         if claimed is None:
             return Applied(managed_id, ok=False, error="not due or claimed elsewhere")
         try:
             resource_id, etag = await self._upstream(claimed)
+        except SecretStoreUnavailable as exc:  # a sealed Vault: the write waits, kept
+            await to_thread.run_sync(self._failed, claimed, f"secret store: {exc}",
+                                     SECRET_STORE_RETRY, False, False)
+            return Applied(managed_id, ok=False, error=str(exc))
         except ProviderError as exc:
             permanent = isinstance(exc, Forbidden | InvalidInput)
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
@@ -123,16 +134,19 @@ class Outbox:
         return Applied(managed_id, ok=True)
 
     async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        provider = await self.opener.open(row["provider_name"], row["credential_path"])
+        name = row["provider_name"]
+        provider = await self.opener.open(name, row["credential_path"])
         try:
             if row["desired"] is None:
                 if row["resource_id"]:
-                    with suppress(NotFound):  # already gone upstream: that is the goal
+                    # Already gone upstream: that is the goal (counted as NotFound).
+                    with suppress(NotFound), metrics.upstream_call(name, "delete_event"):
                         await provider.delete_event(row["upstream_calendar"],
                                                     row["resource_id"], None)
                 return None, None
-            written = await provider.put_event(row["upstream_calendar"], row["draft"],
-                                               row["resource_id"], None)
+            with metrics.upstream_call(name, "put_event"):
+                written = await provider.put_event(row["upstream_calendar"], row["draft"],
+                                                   row["resource_id"], None)
             return written.resource_id, written.etag
         finally:
             await provider.close()

@@ -90,6 +90,8 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "CALGATE_API_WORKERS": {"minimum": 1, "maximum": 64},
     "CALGATE_SHUTDOWN_GRACE": {"minimum": 0, "maximum": 600},
     "CALGATE_LOG_LEVEL": {"enum": ["debug", "info", "warning", "error"]},
+    "CALGATE_LOG_FORMAT": {"enum": ["json", "text"]},
+    "CALGATE_WORKER_METRICS_PORT": {"minimum": 0, "maximum": 65535},
 }
 
 

@@ -78,7 +78,9 @@ class CalDavProvider:
             # The wire calls translate their own failures; this catches the rest (an
             # object that will not parse when answering an invitation, a library
             # surprise), so that nothing but the provider error tree leaves the adapter.
-            log.warning("CalDAV %s failed unexpectedly", function.__name__, exc_info=True)
+            # The class only: a library's message may quote a response body (event text).
+            log.warning("CalDAV %s failed unexpectedly (%s)", function.__name__,
+                        type(exc).__name__)
             raise translate(exc, host=self.client.host, what=function.__name__) from exc
 
     # -- helpers (blocking) -----------------------------------------------------------

@@ -140,6 +140,8 @@ def read_object(obj: StoredObject, window: TimeWindow, *, zone: tzinfo | None,
     """The object's instances in ``window``; None (and a warning) for unreadable data."""
     try:
         return parse_resource(obj.data, window, zone=zone, owner=owner, etag=obj.etag)
-    except Exception:  # one broken object upstream must not stop a whole calendar
-        log.warning("skipping unreadable calendar object %s", obj.path, exc_info=True)
+    except Exception as exc:  # one broken object upstream must not stop a whole calendar
+        # The class only: a parser's message quotes the offending line (event text).
+        log.warning("skipping unreadable calendar object %s (%s)", obj.path,
+                    type(exc).__name__)
         return None

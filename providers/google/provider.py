@@ -81,8 +81,9 @@ class GoogleProvider:
         except ProviderError:
             raise
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("unreadable answer from Google in %s", function.__name__,
-                        exc_info=True)
+            # The class only: the message may quote a field of the event.
+            log.warning("unreadable answer from Google in %s (%s)", function.__name__,
+                        type(exc).__name__)
             raise Unavailable(f"Google sent an answer Calgate cannot read "
                               f"({type(exc).__name__})") from exc
 

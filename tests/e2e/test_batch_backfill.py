@@ -12,17 +12,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pycronofy
 import pytest
 from pycronofy.batch import BatchBuilder
 
 from gateway.services.writes import managed_key
+from tests.support.consent_http import consent_over_http
 from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 
 SCOPE = "read_account list_calendars read_events create_event delete_event"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 BATCHES, PER_BATCH = 10, 50
 KEY = re.compile(r"^X-CALGATE-MANAGED-KEY:(.+)$", re.MULTILINE)
 UID = re.compile(r"^UID:(.+)$", re.MULTILINE)
@@ -41,24 +40,10 @@ def link_over_http(client: pycronofy.Client, server: GatewayServer, callback: Ca
                    dav_url: str) -> dict[str, str]:
     """The consent journey of test_caldav_journey (CalDAV provider, server address, user
     and password, then Allow), driven as a browser without JavaScript would."""
-    with httpx.Client(follow_redirects=False, timeout=30) as browser:
-        r = browser.get(client.user_auth_link(callback.url, scope=SCOPE, state="backfill"))
-        assert r.status_code == 303, r.text
-        flow = f"{server.url}{r.headers['location']}"
-        match = CSRF.search(browser.get(flow).text)
-        assert match is not None
-        token = match.group(1)
-        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": "caldav"})
-        assert r.status_code == 303, r.text
-        r = browser.post(f"{flow}/connect", data={
-            "csrf_token": token, "server_url": dav_url, "username": "alice",
-            "password": "wonderland"})
-        assert r.status_code == 303, r.text
-        r = browser.post(f"{flow}/decision", data={"csrf_token": token, "decision": "allow"})
-        assert r.status_code == 303, r.text
-        browser.get(r.headers["location"])
-    assert len(callback.queries) == 1, callback.queries
-    return callback.queries[0]
+    return consent_over_http(
+        client.user_auth_link(callback.url, scope=SCOPE, state="backfill"), server.url,
+        callback, "caldav", {"server_url": dav_url, "username": "alice",
+                             "password": "wonderland"})
 
 
 def sdk_client(server: GatewayServer, app: RegisteredApp) -> pycronofy.Client:

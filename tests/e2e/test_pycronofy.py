@@ -7,21 +7,19 @@ The consent flow is driven over plain HTTP, as a browser without JavaScript woul
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pycronofy
 import pytest
 from pycronofy.exceptions import PyCronofyRequestError
 
+from tests.support import consent_http
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.memory_connector import PASSWORD
 
 SCOPE = "read_account list_calendars read_events create_event delete_event"
 STATE = "pycronofy state & é/+="
 USERNAME = "sam@example.org"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -38,35 +36,10 @@ def sdk_client(server: GatewayServer, app: RegisteredApp) -> pycronofy.Client:
     return client
 
 
-def csrf(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, html
-    return match.group(1)
-
-
 def consent_over_http(link: str, server: GatewayServer, callback: CallbackServer) -> dict[str, str]:
     """Follow the authorize link and the consent forms; return the query the app receives."""
-    with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        r = browser.get(link)
-        assert r.status_code == 303, r.text
-        flow = f"{server.url}{r.headers['location']}"
-        token = csrf(browser.get(flow).text)
-        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": "memory"})
-        assert r.status_code == 303, r.text
-        r = browser.post(f"{flow}/connect", data={"csrf_token": token, "username": USERNAME,
-                                                  "password": PASSWORD})
-        assert r.status_code == 303, r.text
-        page = browser.get(flow)
-        assert 'id="allow"' in page.text and USERNAME in page.text, page.text
-        r = browser.post(f"{flow}/decision", data={"csrf_token": token, "decision": "allow"})
-        assert r.status_code == 303, r.text
-        location = r.headers["location"]
-        assert location.startswith(callback.url + "?"), location
-        landed = browser.get(location)  # the browser lands on the client app
-        assert landed.status_code == 200 and "Connected" in landed.text
-    assert len(callback.queries) == 1
-    assert dict(parse_qsl(urlsplit(location).query)) == callback.queries[0]
-    return callback.queries[0]
+    return consent_http.consent_over_http(link, server.url, callback, "memory", {
+        "username": USERNAME, "password": PASSWORD}, expect=USERNAME)
 
 
 def test_pycronofy_full_lifecycle(server: GatewayServer, app: RegisteredApp,

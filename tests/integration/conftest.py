@@ -9,6 +9,8 @@ from pathlib import Path
 import hvac
 import pytest
 
+from gateway.secrets import SecretStore
+from gateway.secrets.local import LocalSecretStore
 from gateway.secrets.vault import VaultSecretStore, bootstrap_vault
 from gateway.settings import Settings
 from tests.support.baodev import OpenBaoDevServer
@@ -38,3 +40,14 @@ def vault_store(openbao: OpenBaoDevServer, tmp_path: Path) -> Iterator[VaultSecr
     store = VaultSecretStore.from_settings(settings)
     yield store
     store.close()
+
+
+@pytest.fixture(params=["local", pytest.param("vault", marks=pytest.mark.vault)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecretStore]:
+    """Each secret store backend in turn: the local one, and Vault (OpenBao)."""
+    if request.param == "vault":
+        yield request.getfixturevalue("vault_store")
+        return
+    local = LocalSecretStore(tmp_path / "secrets")
+    yield local
+    local.close()

@@ -10,7 +10,6 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, String, Text, select, update
@@ -19,7 +18,6 @@ from starlette.testclient import TestClient
 from gateway.app import Gateway, create_app
 from gateway.persistence.database import make_engine
 from gateway.secrets import SecretStore
-from gateway.secrets.local import LocalSecretStore
 from gateway.services.linking import ConnectorRegistry
 from gateway.services.signing import CRONOFY_HEADER, cronofy_hmac, secrets_path
 from gateway.settings import Settings
@@ -31,17 +29,6 @@ from tests.support.oauth import RegisteredClient, make_client
 from tests.support.oauth_extra import dump_database, grant, refresh
 
 ISSUER = "http://127.0.0.1:8080"
-STORES = ["local", pytest.param("vault", marks=pytest.mark.vault)]
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecretStore]:
-    if request.param == "vault":
-        yield request.getfixturevalue("vault_store")
-        return
-    local = LocalSecretStore(tmp_path / "secrets")
-    yield local
-    local.close()
 
 
 @pytest.fixture

@@ -34,23 +34,11 @@ from gateway.secrets import (
     SecretStoreUnavailable,
     open_secret_store,
 )
-from gateway.secrets.local import LocalSecretStore
 from gateway.secrets.vault import VaultSecretStore, bootstrap_vault
 from gateway.settings import Settings
 from tests.support.baodev import OpenBaoDevServer, free_port
 
-BACKENDS = ["local", pytest.param("vault", marks=pytest.mark.vault)]
 KV_MOUNT = "secret"
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecretStore]:
-    if request.param == "vault":
-        yield request.getfixturevalue("vault_store")
-        return
-    local = LocalSecretStore(tmp_path / "secrets")
-    yield local
-    local.close()
 
 
 @pytest.fixture

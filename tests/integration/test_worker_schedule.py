@@ -71,3 +71,39 @@ def test_a_published_wake_up_reaches_a_listening_worker(gateway, db_url):
     listener.join(5)
     assert len(woken) > before and woken[-1] - sent < 1.0
     assert not listener.is_alive()
+
+
+def test_a_running_sync_keeps_its_lease_however_long_it_takes(gateway, link):
+    """The lease is renewed while the sync runs, so a second worker never starts a second
+    sync of the same profile; a dead worker's lease runs out after one lease period."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from gateway.sync.engine import SyncEngine, SyncSettings
+
+    linked = link()
+    engine = SyncEngine(gateway.engine, gateway.secrets, gateway.writes.keys,
+                        SyncSettings(lease=0.6))
+    assert engine._lease(linked.profile_id, datetime.now(UTC))
+
+    def lease_left() -> float:
+        with gateway.engine.connect() as conn:
+            until = conn.execute(select(profiles.c.sync_lease_until).where(
+                profiles.c.id == linked.profile_id)).scalar_one()
+        return (until.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+
+    async def for_a_while() -> list[float]:
+        beat = asyncio.get_running_loop().create_task(engine._keep_lease(linked.profile_id))
+        seen = []
+        for _ in range(6):  # 1.5 s: two and a half lease periods
+            await asyncio.sleep(0.25)
+            seen.append(lease_left())
+        beat.cancel()
+        return seen
+
+    assert all(left > 0 for left in run(for_a_while()))
+    assert not engine._lease(linked.profile_id, datetime.now(UTC))  # still held…
+    import time
+    time.sleep(0.7)
+    assert engine._lease(linked.profile_id, datetime.now(UTC))  # …until it runs out

@@ -126,6 +126,52 @@ class OpenBaoDevServer:
             time.sleep(0.05)
         raise TimeoutError(f"bao dev server on {self.url} did not become healthy")
 
+    @property
+    def unseal_key(self) -> str:
+        """The dev server's unseal key, from the banner it prints once it has started."""
+        assert self._home is not None, "the server is not running"
+        deadline = time.monotonic() + 10
+        while True:
+            text = (self._home / "bao.log").read_text(errors="replace")
+            for line in text.splitlines():
+                if line.startswith("Unseal Key: "):
+                    return line.removeprefix("Unseal Key: ").strip()
+            if time.monotonic() > deadline:
+                raise RuntimeError("bao printed no unseal key")
+            time.sleep(0.05)
+
+    def _sys(self, path: str, body: dict[str, str] | None = None) -> dict[str, object]:
+        import json
+
+        request = urllib.request.Request(
+            f"{self.url}/v1/sys/{path}", method="PUT",
+            data=json.dumps(body or {}).encode(),
+            headers={"X-Vault-Token": self.root_token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else {}
+
+    def seal(self) -> None:
+        """Seal the server through its API (as an operator or an incident would)."""
+        key = self.unseal_key  # read before sealing: the banner is all there is
+        self._unseal_key = key
+        self._sys("seal")
+
+    def unseal(self) -> None:
+        answer = self._sys("unseal", {"key": getattr(self, "_unseal_key", None)
+                                      or self.unseal_key})
+        assert answer.get("sealed") is False, answer
+
+    def run_script(self, script: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run one of the chart's Vault scripts (helm/calgate/files) against this server
+        with its root token, as an operator would with theirs."""
+        assert self._home is not None
+        environ = _clean_env(str(self._home))
+        environ.update(VAULT_CLI=find_bao_binary(), BAO_ADDR=self.url,
+                       BAO_TOKEN=self.root_token, **env)
+        return subprocess.run(["sh", str(script)], env=environ, capture_output=True,
+                              text=True, timeout=60, check=False)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server's own PID (it seals and exits), SIGKILL if it lingers."""
         proc, self._proc = self._proc, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app
+from gateway.observe.logs import configure_logging
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
@@ -34,5 +35,7 @@ def build_gateway(settings: Settings) -> Gateway:
 
 
 def build() -> Starlette:
-    """uvicorn ``--factory`` entry point."""
-    return create_app(build_gateway(Settings.from_env()))
+    """uvicorn ``--factory`` entry point; logs as ``calgate serve`` does (JSON lines)."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return create_app(build_gateway(settings))

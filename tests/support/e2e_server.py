@@ -106,6 +106,8 @@ class GatewayServer:
             "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",
             "CALGATE_WORKER_TICK": "0.3",
             "CALGATE_SYNC_INTERVAL": "1",
+            # Several workers on one machine: no metrics port unless a test asks for one.
+            "CALGATE_WORKER_METRICS_PORT": "0",
         } | self.extra_env
 
     def _spawn(self) -> None:

@@ -13,9 +13,7 @@ import copy
 import datetime
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -117,6 +115,12 @@ SERVICE_MONITOR_SCHEMA = {
                                         "interval": DURATION, "scrapeTimeout": DURATION}}}}},
     },
 }
+# The worker's PodMonitor: the same subset, with podMetricsEndpoints for endpoints.
+POD_MONITOR_SCHEMA = copy.deepcopy(SERVICE_MONITOR_SCHEMA)
+POD_MONITOR_SCHEMA["properties"]["kind"] = {"const": "PodMonitor"}
+_pod_spec = POD_MONITOR_SCHEMA["properties"]["spec"]
+_pod_spec["required"] = ["selector", "podMetricsEndpoints"]
+_pod_spec["properties"]["podMetricsEndpoints"] = _pod_spec["properties"].pop("endpoints")
 
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +205,9 @@ def test_every_manifest_validates_strictly(rendered: tuple[str, list[dict[str, A
         if doc["kind"] == "ServiceMonitor":
             jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
             continue
+        if doc["kind"] == "PodMonitor":
+            jsonschema.validate(doc, POD_MONITOR_SCHEMA)
+            continue
         # SchemaNotFoundError (a removed or unknown apiVersion) fails the test too.
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
@@ -224,6 +231,7 @@ def test_each_value_set_renders_what_it_asks_for(chart: Any) -> None:
     assert kinds("networkpolicy-servicemonitor") == sorted([
         *base, "Deployment/calgate-worker", "HorizontalPodAutoscaler/calgate-api",
         "NetworkPolicy/calgate-api", "NetworkPolicy/calgate-internal",
+        "NetworkPolicy/calgate-worker-metrics", "PodMonitor/calgate-worker",
         "ServiceAccount/calgate", "ServiceMonitor/calgate"])
 
 
@@ -282,6 +290,35 @@ def test_worker_runs_apart_or_inside_the_api(chart: Any) -> None:
     inside = render(chart, values_for("autoscaling-off"))
     assert [d["metadata"]["name"] for d in of_kind(inside, "Deployment")] == ["calgate-api"]
     assert named(inside, "ConfigMap", "calgate")["data"]["CALGATE_WORKER_MODE"] == "inprocess"
+
+
+def test_metrics_are_served_by_the_api_and_the_worker(chart: Any) -> None:
+    docs = render(chart, values_for("networkpolicy-servicemonitor"))
+    api = named(docs, "Deployment", "calgate-api")["spec"]["template"]["spec"]
+    [container] = api["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == mounts["metrics"]  # the uvicorn workers' files
+    assert "emptyDir" in next(v for v in api["volumes"] if v["name"] == "metrics")
+    [worker] = named(docs, "Deployment", "calgate-worker")["spec"]["template"]["spec"][
+        "containers"]
+    port = int(named(docs, "ConfigMap", "calgate")["data"]["CALGATE_WORKER_METRICS_PORT"])
+    assert worker["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert "PROMETHEUS_MULTIPROC_DIR" not in {e["name"] for e in worker["env"]}
+    monitor = named(docs, "PodMonitor", "calgate-worker")["spec"]
+    pod_labels = named(docs, "Deployment", "calgate-worker")["spec"]["template"]["metadata"][
+        "labels"]
+    assert monitor["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert [e["port"] for e in monitor["podMetricsEndpoints"]] == ["metrics"]
+    allowed = named(docs, "NetworkPolicy", "calgate-worker-metrics")["spec"]
+    assert allowed["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    off = render(chart, merged(values_for("networkpolicy-servicemonitor"),
+                               {"config": {"CALGATE_WORKER_METRICS_PORT": 0}}))
+    [worker] = named(off, "Deployment", "calgate-worker")["spec"]["template"]["spec"][
+        "containers"]
+    assert "ports" not in worker
+    assert not of_kind(off, "PodMonitor")
+    assert "calgate-worker-metrics" not in {d["metadata"]["name"] for d in off}
 
 
 def test_vault_credentials_reach_only_the_pods_that_use_vault(chart: Any) -> None:
@@ -557,15 +594,9 @@ def bao() -> Iterator[Any]:
 
 
 def run_script(script: str, bao: Any, tmp_path: Path, **env: str) -> str:
-    from tests.support.baodev import find_bao_binary
-
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    environ.update(VAULT_CLI=find_bao_binary(), BAO_ADDR=bao.url, BAO_TOKEN=bao.root_token,
-                   HOME=str(tmp_path), **env)
-    done = subprocess.run(["sh", str(CHART_DIR / "files" / script)], env=environ,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = bao.run_script(CHART_DIR / "files" / script, HOME=str(tmp_path), **env)
     assert done.returncode == 0, done.stderr
-    return done.stderr
+    return str(done.stderr)
 
 
 def exercise_store(settings: Settings) -> None:
