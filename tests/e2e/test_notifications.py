@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from tests.support.davservers import DavOwner, RadicaleServer, single_event, vca
 from tests.support.db import postgres_database
 from tests.support.e2e_app import build_gateway
 from tests.support.e2e_server import GatewayServer
-from tests.support.processes import stop_process
+from tests.support.processes import free_port, stop_process
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -93,8 +94,20 @@ class Deployment:
         self.receiver = Receiver(self.client_id, self.secret).start()
         self.owner = DavOwner(radicale.url, "alice", "wonderland")
 
-    def start_worker(self, name: str) -> None:
-        self.workers[name] = self.server.spawn_worker(name)
+    def start_worker(self, name: str, ready: bool = False) -> None:
+        """``ready``: return once the worker serves its metrics (it has started)."""
+        port = free_port() if ready else 0
+        self.workers[name] = self.server.spawn_worker(
+            name, {"CALGATE_WORKER_METRICS_PORT": str(port)})
+        if ready:
+            def up() -> bool:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                timeout=1) as resp:
+                        return resp.status == 200
+                except OSError:
+                    return False
+            eventually(up, timeout=60, interval=0.1)
 
     def terminate_worker(self, name: str) -> int:
         """SIGTERM (what Kubernetes sends): the worker drains and exits; its exit code."""
@@ -329,7 +342,7 @@ def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
     d.sdk.create_notification_channel(d.receiver.url)
     d.start_worker("stopping")
     eventually(lambda: d.receiver.in_flight == 1, timeout=30, interval=0.05)
-    d.start_worker("other")
+    d.start_worker("other", ready=True)
     time.sleep(1)
     assert len(d.receiver.received) == 1  # claimed: the other worker leaves it alone
     stopped = time.monotonic()

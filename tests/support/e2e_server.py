@@ -135,14 +135,15 @@ class GatewayServer:
             time.sleep(0.05)
         raise TimeoutError(f"Calgate on {self.url} did not answer /healthz:\n{self.log()}")
 
-    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def spawn_worker(self, name: str, env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
         """A ``calgate worker`` process on the server's database and secret store (run the
         server with ``CALGATE_WORKER_MODE=external`` so that only these work). The caller
-        stops it (``stop_process``), or kills it."""
+        stops it (``stop_process``), or kills it. ``env``: settings of this worker only."""
         with open(self.workdir / f"worker-{name}.log", "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli.main", "worker"], cwd=REPO_ROOT,
-                env=self.env(), stdin=subprocess.DEVNULL, stdout=log,
+                env=self.env() | (env or {}), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
