@@ -136,7 +136,8 @@ class Gateway:
             allowed_networks=settings.callback_networks))
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
-                        deliverer=deliverer, wakeups=Wakeups(engine))
+                        deliverer=deliverer, wakeups=Wakeups(engine),
+                        concurrency=settings.worker_concurrency)
         channel_service = ChannelService(engine, ChannelSettings(
             per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
             allowed_networks=settings.callback_networks),

@@ -119,6 +119,9 @@ class Settings:
     worker_tick: float = _setting(
         "CALGATE_WORKER_TICK", 2.0,
         "Seconds between the worker's sweeps for due syncs and writes (writes also wake it).")
+    worker_concurrency: int = _setting(
+        "CALGATE_WORKER_CONCURRENCY", 16,
+        "Tasks (syncs, upstream writes, deliveries) one worker process runs at once.")
     allow_private_networks: bool = _setting(
         "CALGATE_ALLOW_PRIVATE_NETWORKS", False,
         "Let ICS feeds and CalDAV servers live on loopback, private or link-local addresses "
@@ -292,6 +295,8 @@ class Settings:
             raise SettingsError("CALGATE_READ_CACHE_SECONDS must be between 0 and 3000")
         if not 0 <= self.auth_cache_seconds <= 30:
             raise SettingsError("CALGATE_AUTH_CACHE_SECONDS must be between 0 and 30")
+        if not 1 <= self.worker_concurrency <= 256:
+            raise SettingsError("CALGATE_WORKER_CONCURRENCY must be between 1 and 256")
         if not 1 <= self.api_workers <= 64:
             raise SettingsError("CALGATE_API_WORKERS must be between 1 and 64")
         if not 0 <= self.shutdown_grace <= 600:

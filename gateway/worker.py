@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import anyio
 from taskiq import InMemoryBroker
@@ -28,6 +29,7 @@ from .sync.engine import Outcome, SyncEngine
 from .sync.outbox import Applied, Outbox
 
 log = logging.getLogger("calgate.worker")
+T = TypeVar("T")
 
 
 class Worker:
@@ -35,7 +37,8 @@ class Worker:
 
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
                  tick: float = 2.0, push: PushService | None = None,
-                 deliverer: Deliverer | None = None, wakeups: Wakeups | None = None) -> None:
+                 deliverer: Deliverer | None = None, wakeups: Wakeups | None = None,
+                 concurrency: int = 16) -> None:
         self.sync = sync
         self.outbox = outbox
         self.answers = answers
@@ -43,56 +46,84 @@ class Worker:
         self.deliverer = deliverer
         self.wakeups = wakeups
         self.tick = tick
-        self.broker = InMemoryBroker(max_async_tasks=16, propagate_exceptions=False)
+        # taskiq's in-memory broker starts every task at once (its max_async_tasks bounds
+        # only a listen loop it does not use): the semaphore is what bounds the work.
+        self.broker = InMemoryBroker(propagate_exceptions=False)
+        self.concurrency = concurrency
+        self._slots: anyio.Semaphore | None = None
         self._wake: anyio.Event | None = None
 
         self.stopping = False
         self.held: set[tuple[str, int | str]] = set()  # what this process's tasks hold
+        self.queued: set[tuple[str, int | str]] = set()  # sent, not finished: not re-sent
 
         async def sync_profile(profile_id: str) -> bool:
-            if self.stopping:
-                return False
-            with self._holding("sync", profile_id):
+            async def work() -> bool:
                 outcome: Outcome = await sync.sync_profile(profile_id)
-            if outcome.ran:
-                self.wake()  # notifications it queued go out now, not at the next tick
-            return outcome.ran
+                if outcome.ran:
+                    self.wake()  # notifications it queued go out now, not at the next tick
+                return outcome.ran
+            return bool(await self._run("sync", profile_id, work))
 
         async def apply_write(managed_id: int) -> bool:
-            if self.stopping:
-                return False
-            with self._holding("write", managed_id):
+            async def work() -> bool:
                 applied: Applied = await outbox.apply(managed_id)
-            if applied.ok:
-                self.wake()
-            return applied.ok
+                if applied.ok:
+                    self.wake()
+                return applied.ok
+            return bool(await self._run("write", managed_id, work))
 
         async def deliver(notification_id: int) -> bool:
-            if deliverer is None or self.stopping:
-                return False
-            with self._holding("notification", notification_id):
+            async def work() -> bool:
+                assert deliverer is not None
                 delivered: Delivered = await deliverer.deliver(notification_id)
-            if delivered.ok:
-                self.wake()  # the channel's next notification, if any
-            return delivered.ok
+                if delivered.ok:
+                    self.wake()  # the channel's next notification, if any
+                return delivered.ok
+            return bool(await self._run("notification", notification_id, work))
 
         async def send_answer(answer_id: int) -> bool:
-            if self.stopping:
-                return False
-            with self._holding("answer", answer_id):
+            async def work() -> bool:
                 answered: Answered = await answers.apply(answer_id)
-            return answered.ok
+                return answered.ok
+            return bool(await self._run("answer", answer_id, work))
 
         async def keep_channels(profile_id: str) -> int:
-            if push is None or self.stopping:
-                return 0
-            return await push.maintain(profile_id)
+            async def work() -> int:
+                return await push.maintain(profile_id) if push is not None else 0
+            return int(await self._run("channels", profile_id, work) or 0)
 
         self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
         self._deliver = self.broker.register_task(deliver, "calgate.deliver")
+
+    async def _run(self, kind: str, key: int | str,
+                   work: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one task when a slot is free (at most ``concurrency`` at once), unless the
+        worker is stopping; while it runs, what it claims is ``held``."""
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.concurrency)
+        try:
+            async with self._slots:
+                if self.stopping:
+                    return None
+                with self._holding(kind, key):
+                    return await work()
+        finally:
+            self.queued.discard((kind, key))
+
+    async def _send(self, task: Any, kind: str, keys: Sequence[int | str]) -> int:
+        """Send a task for each key not already queued or running here."""
+        sent = 0
+        for key in keys:
+            if (kind, key) in self.queued:
+                continue
+            self.queued.add((kind, key))
+            await task.kiq(key)
+            sent += 1
+        return sent
 
     @contextmanager
     def _holding(self, kind: str, key: int | str) -> Iterator[None]:
@@ -142,24 +173,17 @@ class Worker:
         profiles = await anyio.to_thread.run_sync(self.sync.due_profiles)
         writes = await anyio.to_thread.run_sync(self.outbox.due)
         answers = await anyio.to_thread.run_sync(self.answers.due)
-        for managed_id in writes:
-            await self._apply.kiq(managed_id)
-        for answer_id in answers:
-            await self._answer.kiq(answer_id)
-        for profile_id in profiles:
-            await self._sync.kiq(profile_id)
-        channels: list[str] = []
+        sent = await self._send(self._apply, "write", writes)
+        sent += await self._send(self._answer, "answer", answers)
+        sent += await self._send(self._sync, "sync", profiles)
         if self.push is not None:
             channels = await anyio.to_thread.run_sync(self.push.due)
-            for profile_id in channels:
-                await self._channels.kiq(profile_id)
-        notices: list[int] = []
+            sent += await self._send(self._channels, "channels", channels)
         if self.deliverer is not None:
             notices = await anyio.to_thread.run_sync(self.deliverer.due)
-            for notification_id in notices:
-                await self._deliver.kiq(notification_id)
+            sent += await self._send(self._deliver, "notification", notices)
             await anyio.to_thread.run_sync(self.deliverer.prune)
-        return len(profiles) + len(writes) + len(answers) + len(channels) + len(notices)
+        return sent
 
     async def _pause(self) -> float:
         """Seconds until the next sweep: the tick, or less when something falls due sooner

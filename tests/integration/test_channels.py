@@ -31,7 +31,7 @@ from tests.support.receiver import Receiver
 def settings(settings: Settings) -> Settings:
     # The receiver lives on loopback over plain http: allowed explicitly, as an operator would.
     return settings.replace(callback_http_hosts="127.0.0.1",
-                            callback_allow_networks="127.0.0.0/8")
+                            callback_allow_networks="127.0.0.0/8", worker_concurrency=2)
 
 
 @pytest.fixture
@@ -406,3 +406,38 @@ def test_erasing_the_account_erases_its_channels_and_log(http, gateway, link, re
         for table in (channels, notifications, deliveries):
             column = table.c.id if table is channels else table.c.channel_id
             assert conn.execute(select(column).where(column == channel_id)).first() is None
+
+
+def test_the_worker_runs_at_most_its_concurrency_and_never_sends_a_task_twice(
+        http, gateway, link, receiver):
+    import asyncio
+    import time
+
+    linked = link()
+    hook = receiver(linked)
+    headers = linked.token("read_write")
+    linked.sync()  # not due again for a while: only the deliveries are
+    for i in range(5):  # five channels, five verifications due at once
+        assert create(http, headers, f"{hook.url}?n={i}").status_code == 200
+    hook.gate.clear()
+    worker = gateway.worker
+
+    async def scenario() -> tuple[int, int, int]:
+        await worker.broker.startup()
+        first = await worker.sweep()
+        again = await worker.sweep()  # all five are queued or running: none sent again
+        peak = 0
+        for _ in range(30):
+            await asyncio.sleep(0.05)
+            peak = max(peak, hook.in_flight)
+        hook.gate.set()
+        deadline = time.monotonic() + 20
+        while worker.queued and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await worker.broker.shutdown()
+        return first, again, peak
+
+    first, again, peak = run(scenario())
+    assert (first, again) == (5, 0)
+    assert peak == 2  # CALGATE_WORKER_CONCURRENCY
+    assert len(hook.of_type("verification")) == 5
