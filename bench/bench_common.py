@@ -75,3 +75,17 @@ def cpu_and_memory() -> dict[str, str]:
     return {"CPUs (nproc)": str(os.cpu_count()), "CPU model": cpu,
             "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
             "Python": platform.python_version(), "kernel": platform.release()}
+
+
+def publish(result: dict[str, Any], report: str, name: str, json_path: Path | None,
+            write: bool) -> None:
+    """Print a runner's report; keep its raw result (``--json``) and, unless ``--no-write``,
+    write ``RESULTS-<name>.md`` and regenerate the RESULTS.md index."""
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1))
+    print(report)
+    if write:
+        (BENCH / f"RESULTS-{name}.md").write_text(report)
+        from results_index import write_index
+
+        write_index()

@@ -1,8 +1,9 @@
 """Builds bench/RESULTS.md: every benchmark's "Results vs targets" table in one place.
 
 Each runner writes its full report (bench/RESULTS-oauth.md, RESULTS-events.md,
-RESULTS-google.md) and then calls :func:`write_index`, which copies each report's machine
-line and its "Results vs targets" section here. Run it alone after editing by hand:
+RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md) and then calls :func:`write_index`,
+which copies each report's machine line and its "Results vs targets" section here. Run it
+alone after editing by hand:
 
     .venv/bin/python bench/results_index.py
 """
@@ -18,6 +19,8 @@ REPORTS = (
     ("Events reads and CalDAV sync (issue 3)", "RESULTS-events.md",
      "bench/run_events_bench.py"),
     ("Google sync (issue 4)", "RESULTS-google.md", "bench/run_google_bench.py"),
+    ("Notification latency (issue 5)", "RESULTS-latency.md", "bench/run_latency_bench.py"),
+    ("Scale (issue 6)", "RESULTS-scale.md", "bench/run_scale_bench.py"),
 )
 
 
