@@ -89,3 +89,17 @@ def publish(result: dict[str, Any], report: str, name: str, json_path: Path | No
         from results_index import write_index
 
         write_index()
+
+
+def reproducible(argv: list[str]) -> list[str]:
+    """A runner's command line without what only changes where output goes (--json FILE,
+    --keep, --no-write), for its report's "reproduce" line."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif arg not in {"--keep", "--no-write"} and not arg.startswith("--json="):
+            out.append(arg)
+    return out

@@ -91,14 +91,18 @@ class Deployment:
             raise
         return self
 
-    def start_processes(self, timeout: float = 60.0) -> None:
-        """``calgate serve --no-migrate`` (healthy first), then ``calgate worker``."""
+    def start_api(self, timeout: float = 60.0) -> None:
+        """``calgate serve --no-migrate``, until /healthz answers."""
         self.api = self._spawn("api", ["serve", "--no-migrate"])
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self.api.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"calgate serve did not start: {self.log('api')}")
             time.sleep(0.05)
+
+    def start_processes(self, timeout: float = 60.0) -> None:
+        """``calgate serve --no-migrate`` (healthy first), then ``calgate worker``."""
+        self.start_api(timeout)
         self.worker = self._spawn("worker", ["worker"])
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

@@ -94,19 +94,6 @@ def machine(postgres: str) -> dict[str, str]:
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def reproducible(argv: list[str]) -> list[str]:
-    """The command line without what only changes where things go (--json, --keep)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif arg != "--keep" and not arg.startswith("--json="):
-            out.append(arg)
-    return out
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--poll", type=float, default=30.0, help="CALGATE_SYNC_INTERVAL for CalDAV")
@@ -148,7 +135,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     out["seconds"] = time.monotonic() - began
     part = out["caldav"] or out["google"]
     out["machine"] = machine(part["postgres"])
-    out["argv"] = reproducible(sys.argv[1:])
+    out["argv"] = common.reproducible(sys.argv[1:])
     return out
 
 

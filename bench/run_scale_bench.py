@@ -123,19 +123,6 @@ class Watch:
         return self.seen
 
 
-def reproducible(argv: list[str]) -> list[str]:
-    """The command line without what only changes where output goes."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif arg not in {"--keep", "--no-write"} and not arg.startswith("--json="):
-            out.append(arg)
-    return out
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--accounts", type=int, default=3000, help="Radicale accounts (profiles)")
@@ -310,7 +297,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     out["seconds"] = time.monotonic() - began
     out["machine"] = machine(out["postgres"])
     out["others_during"] = watch.stop()
-    out["argv"] = reproducible(sys.argv[1:])
+    out["argv"] = common.reproducible(sys.argv[1:])
     return out
 
 

@@ -34,15 +34,6 @@ class ScaleDeployment(Deployment):
         self.workers: list[subprocess.Popen[bytes]] = []
         self.metrics_ports: list[int] = []
 
-    def start_api(self, timeout: float = 60.0) -> None:
-        """``calgate serve --no-migrate``, until /healthz answers."""
-        self.api = self._spawn("api", ["serve", "--no-migrate"])
-        deadline = time.monotonic() + timeout
-        while not self._healthy():
-            if self.api.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"calgate serve did not start: {self.log('api')}")
-            time.sleep(0.05)
-
     def start_workers(self) -> None:
         """The worker processes, each serving its metrics on a port of its own (the
         default port would go to the first one only)."""
