@@ -20,6 +20,7 @@ from gateway.services.writes import managed_key
 from tests.support.consent_http import consent_over_http
 from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
+from tests.support.waiting import Deadline
 
 SCOPE = "read_account list_calendars read_events create_event delete_event"
 BATCHES, PER_BATCH = 10, 50
@@ -54,9 +55,9 @@ def sdk_client(server: GatewayServer, app: RegisteredApp) -> pycronofy.Client:
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert not deadline.passed(), f"timed out waiting for {what}"
         time.sleep(0.1)
     return value
 

@@ -345,13 +345,19 @@ def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
     d.start_worker("other", ready=True)
     time.sleep(1)
     assert len(d.receiver.received) == 1  # claimed: the other worker leaves it alone
-    stopped = time.monotonic()
+    def verification() -> Any:
+        return next(r for r in d.all_notifications() if r.type == "verification")
+
+    held = verification()
+    assert held.claimed_until is not None
     assert d.terminate_worker("stopping") == 0
+    # Handed back when the grace ran out: by the time the stopping worker has exited, its
+    # claim (2 x timeout + 10 s = 14 s here) is gone, released or already taken by the other
+    # worker, which therefore sends it again without waiting for the claim to expire.
+    handed = verification()
+    assert handed.claimed_until is None or handed.claimed_until != held.claimed_until
     d.receiver.gate.set()
-    # Handed back when the grace ran out, so the other worker sends it again long before
-    # the claim would have expired (2 x timeout + 10 s = 14 s here).
     eventually(lambda: d.undelivered() == 0, timeout=30, interval=0.1)
-    assert time.monotonic() - stopped < 8
     ids = [r.notification["notification_id"] for r in d.receiver.received
            if r.notification["type"] == "verification"]
     assert len(ids) == 2 and len(set(ids)) == 1  # the same notification, sent again

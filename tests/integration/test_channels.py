@@ -25,6 +25,7 @@ from providers.memory.provider import WORLD
 from tests.support.aio import run
 from tests.support.linked import get, hour
 from tests.support.receiver import Receiver
+from tests.support.waiting import Deadline
 
 
 @pytest.fixture
@@ -431,8 +432,8 @@ def test_the_worker_runs_at_most_its_concurrency_and_never_sends_a_task_twice(
             await asyncio.sleep(0.05)
             peak = max(peak, hook.in_flight)
         hook.gate.set()
-        deadline = time.monotonic() + 20
-        while worker.queued and time.monotonic() < deadline:
+        deadline = Deadline(20)
+        while worker.queued and not deadline.passed():
             await asyncio.sleep(0.05)
         await worker.broker.shutdown()
         return first, again, peak

@@ -16,6 +16,7 @@ from providers.protocol import PushCapable, Revocable
 from tests.contract.harness_google import open_for, timed
 from tests.emulators.google.shared import new_email, shared_emulator
 from tests.support import aio
+from tests.support.waiting import Deadline
 
 
 class Receiver:
@@ -44,10 +45,10 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with self.arrived:
             while len(self.received) < count:
-                left = deadline - time.monotonic()
+                left = deadline.left()
                 assert left > 0, f"only {self.received}"
                 self.arrived.wait(left)
             return list(self.received)

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from gateway.persistence.tables import profiles
 from tests.support.aio import run
+from tests.support.waiting import Deadline, scaled
 
 
 @pytest.fixture
@@ -58,18 +59,18 @@ def test_a_published_wake_up_reaches_a_listening_worker(gateway, db_url):
     listener = threading.Thread(target=wakeups.listen, args=(lambda: woken.append(
         time.monotonic()), stop), daemon=True)
     listener.start()
-    deadline = time.monotonic() + 5
-    while not woken and time.monotonic() < deadline:  # it wakes once when it starts
+    deadline = Deadline(5)
+    while not woken and not deadline.passed():  # it wakes once when it starts
         time.sleep(0.02)
     assert woken, "the listener started"
     before = len(woken)
     sent = time.monotonic()
     wakeups.publish()
-    while len(woken) == before and time.monotonic() < sent + 5:
+    while len(woken) == before and time.monotonic() < sent + scaled(5):
         time.sleep(0.01)
     stop.set()
     listener.join(5)
-    assert len(woken) > before and woken[-1] - sent < 1.0
+    assert len(woken) > before and woken[-1] - sent < scaled(1.0)
     assert not listener.is_alive()
 
 
@@ -83,8 +84,9 @@ def test_a_running_sync_keeps_its_lease_however_long_it_takes(gateway, link):
     from gateway.sync.engine import SyncEngine, SyncSettings
 
     linked = link()
+    lease = scaled(0.6)  # a busy machine renews later: the lease stretches with it
     engine = SyncEngine(gateway.engine, gateway.secrets, gateway.writes.keys,
-                        SyncSettings(lease=0.6))
+                        SyncSettings(lease=lease))
     assert engine._lease(linked.profile_id, datetime.now(UTC))
 
     def lease_left() -> float:
@@ -96,8 +98,8 @@ def test_a_running_sync_keeps_its_lease_however_long_it_takes(gateway, link):
     async def for_a_while() -> list[float]:
         beat = asyncio.get_running_loop().create_task(engine._keep_lease(linked.profile_id))
         seen = []
-        for _ in range(6):  # 1.5 s: two and a half lease periods
-            await asyncio.sleep(0.25)
+        for _ in range(6):  # two and a half lease periods
+            await asyncio.sleep(lease / 2.4)
             seen.append(lease_left())
         beat.cancel()
         return seen
@@ -105,5 +107,5 @@ def test_a_running_sync_keeps_its_lease_however_long_it_takes(gateway, link):
     assert all(left > 0 for left in run(for_a_while()))
     assert not engine._lease(linked.profile_id, datetime.now(UTC))  # still held…
     import time
-    time.sleep(0.7)
+    time.sleep(lease + 0.1)
     assert engine._lease(linked.profile_id, datetime.now(UTC))  # …until it runs out

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support.processes import free_port, stop_process
+from tests.support.waiting import Deadline
 
 
 def find_bao_binary() -> str:
@@ -108,9 +109,9 @@ class OpenBaoDevServer:
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self._proc is not None and self._home is not None
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         context: ssl.SSLContext | None = None
-        while time.monotonic() < deadline:
+        while not deadline.passed():
             if self._proc.poll() is not None:
                 log = (self._home / "bao.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"bao exited with {self._proc.returncode}: {log}")
@@ -130,13 +131,13 @@ class OpenBaoDevServer:
     def unseal_key(self) -> str:
         """The dev server's unseal key, from the banner it prints once it has started."""
         assert self._home is not None, "the server is not running"
-        deadline = time.monotonic() + 10
+        deadline = Deadline(10)
         while True:
             text = (self._home / "bao.log").read_text(errors="replace")
             for line in text.splitlines():
                 if line.startswith("Unseal Key: "):
                     return line.removeprefix("Unseal Key: ").strip()
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise RuntimeError("bao printed no unseal key")
             time.sleep(0.05)
 

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 import caldav
 
 from tests.support.processes import free_port, stop_process
+from tests.support.waiting import Deadline
 
 __all__ = ["DavOwner", "RadicaleServer", "XandikosServer", "shared_radicale", "shared_xandikos"]
 
@@ -123,12 +124,12 @@ class _DavServer:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not self._answers():
             if self._proc.poll() is not None:
                 log = (self.dir / "server.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{self.name} exited with {self._proc.returncode}: {log}")
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 raise TimeoutError(f"{self.name} on port {self.port} did not answer")
             time.sleep(0.03)
 

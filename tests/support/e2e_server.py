@@ -34,6 +34,7 @@ from gateway.persistence.database import migrate
 from gateway.settings import Settings
 from tests.support.e2e_app import build_gateway
 from tests.support.processes import free_port, stop_process
+from tests.support.waiting import Deadline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,8 +123,8 @@ class GatewayServer:
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = Deadline(timeout)
+        while not deadline.passed():
             if self._proc.poll() is not None:
                 raise _EarlyExit(f"uvicorn exited with {self._proc.returncode}:\n{self.log()}")
             try:
