@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, select
 
 from ..persistence.generation import read_generation
-from ..persistence.tables import calendars, events, managed_events, profiles
+from ..persistence.tables import (
+    MAX_SPAN_SECONDS,
+    calendars,
+    events,
+    managed_events,
+    profiles,
+)
 from ..sync.sealing import DataKeys, unseal
 
 PAGE_SIZE = 100
@@ -206,7 +212,10 @@ def _calendars(conn: Any, subject: str, query: ReadQuery
         rows = [r for r in rows if r.id in wanted]
     live = [r for r in rows if not r.deleted]
     spans = [r.max_event_seconds for r in live]
-    span = None if None in spans else timedelta(seconds=max(spans, default=0))
+    longest = None if None in spans else max(spans, default=0)
+    # An event as long as the column holds may be longer still: no lower bound then.
+    span = None if longest is None or longest >= MAX_SPAN_SECONDS else timedelta(
+        seconds=longest)
     return {r.id: bool(r.readonly) for r in live}, span
 
 
