@@ -155,9 +155,9 @@ def _reminders(value: Any) -> list[int]:
 
 
 def _minutes(value: Any) -> int:
-    if isinstance(value, float) and isfinite(value) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    """Whole minutes: ``10``, ``10.0`` or ``"10"``; never a bool, a fraction or infinity."""
+    whole_float = isinstance(value, float) and isfinite(value) and value.is_integer()
+    if whole_float or (isinstance(value, str) and value.strip().isdigit()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) \
             or not 0 <= value <= MAX_REMINDER_MINUTES:

@@ -147,7 +147,8 @@ def _too_deep() -> BadInput:
 def _content_type(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.decode("latin-1").split(";")[0].strip().lower()
+            text: str = value.decode("latin-1")
+            return text.split(";")[0].strip().lower()
     return ""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from ..persistence.generation import bump_generation
 from ..persistence.tables import (
     calendars,
     events,
@@ -20,7 +21,6 @@ from ..persistence.tables import (
     participation_writes,
     profiles,
 )
-from ..persistence.generation import bump_generation
 from ..sync.mirror import managed_prefix
 from ..sync.sealing import DataKeys, seal
 
