@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,12 +32,15 @@ from providers.registry import ProviderOptions
 from .api import batch, calendars, channels, events, identity, webhooks, writes
 from .api.errors import (
     ApiError,
+    ServerErrors,
     forbidden,
     handle_api_error,
+    handle_http_error,
     handle_server_error,
     handle_unavailable,
     unauthorized,
 )
+from .api.guard import InputGuard
 from .oauth_host import GatewayAccountHost
 from .observe import exposition
 from .observe.metrics import token_issued
@@ -257,7 +261,11 @@ def create_app(gateway: Gateway) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error,
                                         SecretStoreUnavailable: handle_unavailable,
-                                        OperationalError: handle_unavailable})
+                                        OperationalError: handle_unavailable,
+                                        HTTPException: handle_http_error})
+    # Outermost last: ids and the access log see the 500 that ServerErrors answers.
+    app.add_middleware(InputGuard)  # NUL, lone surrogates, deep JSON: refused for everyone
+    app.add_middleware(ServerErrors)  # an unhandled exception: JSON 500, connection kept
     app.add_middleware(ObservabilityMiddleware)  # request ids, latency, access log
     async def end_authorization(subject: str) -> None:
         from anyio import to_thread

@@ -25,6 +25,7 @@ from ..services.reads import utc_time
 from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
 from .errors import ApiError, not_found
 from .event_body import desired_event
+from .guard import BadInput, check_text
 from .params import InvalidParam, Params, read_params
 from .writes import event_id_of  # the single-event endpoints' rule, so entries never drift
 
@@ -121,7 +122,12 @@ def _route(entry: Any) -> tuple[str, str, Params]:
         data = {}
     if not isinstance(data, dict):
         raise InvalidParam("data", "invalid", "data must be an object")
-    return method.upper(), unquote(match.group(1)), Params.merge((), data)
+    calendar_id = unquote(match.group(1))
+    try:  # the edge saw "%00" only as text inside the JSON body
+        check_text("relative_url", calendar_id)
+    except BadInput as exc:
+        raise InvalidParam(exc.field, exc.code, exc.description) from None
+    return method.upper(), calendar_id, Params.merge((), data)
 
 
 def _write(call: Callable[[], T]) -> T:

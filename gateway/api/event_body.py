@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date, datetime
+from math import isfinite
 from typing import Any
 
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
 
 MAX_SUMMARY, MAX_DESCRIPTION = 1024, 4096
+MAX_EVENT_ID = 256  # it travels upstream (a Google extended property, a CalDAV property)
+MAX_EMAIL, MAX_NAME = 254, 256  # RFC 5321's longest path; a display name of a line
+MAX_REMINDERS, MAX_REMINDER_MINUTES = 10, 40320  # Cronofy's range: up to four weeks before
 TRANSPARENCY = {"opaque", "transparent"}
+# No whitespace or control characters, one "@" with something either side: an address a
+# provider (iCalendar's mailto:, Google's attendees) can carry without escaping.
+_EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
 
 
 def desired_event(params: Params) -> dict[str, Any]:
@@ -63,7 +72,7 @@ def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime
     tzid = default_tzid
     if isinstance(value, dict):
         tzid = value.get("tzid") or default_tzid
-        if find_zone(tzid) is None:
+        if not isinstance(tzid, str) or find_zone(tzid) is None:
             raise InvalidParam(name, "invalid_tzid", f"{name}.tzid is not a known time zone")
         value = value.get("time")
     if not isinstance(value, str) or not value.strip():
@@ -78,31 +87,80 @@ def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime
                            ) from None
 
 
+def valid_event_id(value: str) -> str:
+    """The client's ``event_id``: it names the event upstream and in logs, so it is one line
+    of bounded text without ``/`` or ``\\`` (they turn into paths in CalDAV and URLs)."""
+    if len(value) > MAX_EVENT_ID:
+        raise InvalidParam("event_id", "too_long", f"event_id is over {MAX_EVENT_ID} characters")
+    if any(c in "/\\" or _control(c) for c in value):
+        raise InvalidParam("event_id", "invalid",
+                           "event_id must not contain /, \\ or control characters")
+    return value
+
+
+def _control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
 def _location(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("description") or "")
-    return value if isinstance(value, str) else ""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if not isinstance(value, dict) or not isinstance(value.get("description") or "", str):
+        raise InvalidParam("location", "invalid", 'location is {"description": "…"}')
+    return str(value.get("description") or "")
 
 
 def _attendees(value: Any) -> list[dict[str, Any]]:
     """``invite`` minus ``reject``/``remove`` (Ruby/PHP say reject, C# sends remove)."""
-    if not isinstance(value, dict):
+    if value is None:
         return []
-    removed = {a.get("email", "").lower() for key in ("reject", "remove")
-               for a in value.get(key) or [] if isinstance(a, dict)}
-    invited = []
-    for person in value.get("invite") or []:
-        if not isinstance(person, dict) or "@" not in str(person.get("email", "")):
-            raise InvalidParam("attendees", "invalid", "each attendee needs an email address")
-        if person["email"].lower() not in removed:
-            invited.append({"email": person["email"], "display_name": person.get("display_name")})
-    return invited
+    if not isinstance(value, dict):
+        raise InvalidParam("attendees", "invalid",
+                           'attendees is {"invite": [{"email": …}], "reject": [...]}')
+    removed = {_person(p)["email"].lower() for key in ("reject", "remove")
+               for p in _people(value, key)}
+    invited = [_person(p) for p in _people(value, "invite")]
+    return [p for p in invited if p["email"].lower() not in removed]
+
+
+def _people(value: dict[str, Any], key: str) -> list[Any]:
+    people = value.get(key)
+    if people is None:
+        return []
+    if not isinstance(people, list):
+        raise InvalidParam("attendees", "invalid", f"attendees.{key} must be a list")
+    return people
+
+
+def _person(person: Any) -> dict[str, Any]:
+    email = person.get("email") if isinstance(person, dict) else None
+    if not isinstance(email, str) or len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email) \
+            or any(_control(c) for c in email):
+        raise InvalidParam("attendees", "invalid", "each attendee needs an email address")
+    name = person.get("display_name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME
+                             or any(_control(c) for c in name)):
+        raise InvalidParam("attendees", "invalid",
+                           "an attendee's display_name is one line of text")
+    return {"email": email, "display_name": name}
 
 
 def _reminders(value: Any) -> list[int]:
-    if not isinstance(value, list):
+    if value is None:
         return []
-    try:
-        return [int(r["minutes"]) for r in value if isinstance(r, dict)]
-    except (KeyError, TypeError, ValueError):
-        raise InvalidParam("reminders", "invalid", "reminders are [{\"minutes\": n}]") from None
+    if not isinstance(value, list) or len(value) > MAX_REMINDERS:
+        raise InvalidParam("reminders", "invalid",
+                           f'reminders are at most {MAX_REMINDERS} of [{{"minutes": n}}]')
+    return [_minutes(r.get("minutes") if isinstance(r, dict) else None) for r in value]
+
+
+def _minutes(value: Any) -> int:
+    """Whole minutes: ``10``, ``10.0`` or ``"10"``; never a bool, a fraction or infinity."""
+    whole_float = isinstance(value, float) and isfinite(value) and value.is_integer()
+    if whole_float or (isinstance(value, str) and value.strip().isdigit()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= MAX_REMINDER_MINUTES:
+        raise InvalidParam("reminders", "invalid",
+                           f"a reminder's minutes is a whole number, 0 to {MAX_REMINDER_MINUTES}")
+    return value

@@ -25,7 +25,7 @@ from ..services.pagecache import PageCache
 from ..services.reads import Key, Page, ReadQuery, ReadService, UnknownCalendar
 from .auth import Authenticator, Caller
 from .errors import forbidden, not_found
-from .params import Params, read_params
+from .params import InvalidParam, Params, read_params
 
 PAGE_TTL = 3600  # seconds a next_page URL stays usable
 
@@ -103,9 +103,13 @@ def _query(request: Request, params: Params, *, events: bool) -> ReadQuery:
                   "include_deleted": params.flag("include_deleted"),
                   "include_moved": params.flag("include_moved"),
                   "only_managed": params.flag("only_managed")}
-    return ReadQuery.build(tzid, params.moment("from", zone), params.moment("to", zone),
-                           days_back=settings.sync_days_back,
-                           days_ahead=settings.sync_days_ahead, **flags)
+    query = ReadQuery.build(tzid, params.moment("from", zone), params.moment("to", zone),
+                            days_back=settings.sync_days_back,
+                            days_ahead=settings.sync_days_ahead, **flags)
+    if query.end < query.start:  # an empty answer would hide the client's mistake
+        raise InvalidParam("to", "before_from",
+                           "to must not be before from (default: the sync window's start)")
+    return query
 
 
 def _reads(request: Request) -> ReadService:

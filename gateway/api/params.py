@@ -21,6 +21,10 @@ from starlette.requests import Request
 
 from .errors import ApiError
 
+# Every time a client sends must lie in these years: wide enough for any calendar, and far
+# enough from Python's datetime limits (years 1..9999) that no offset, time zone, sync
+# window or longest-event arithmetic on it can overflow, in the store or in a provider.
+MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2199, 12, 31)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -58,7 +62,10 @@ def parse_date(value: str) -> date:
     """``YYYY-MM-DD``; ValueError otherwise."""
     if not _DATE.fullmatch(value):
         raise ValueError("not a Date")
-    return date.fromisoformat(value)
+    day = date.fromisoformat(value)
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise ValueError(f"outside {MIN_DATE}..{MAX_DATE}, the dates Calgate supports")
+    return day
 
 
 def parse_time(value: str) -> datetime:
@@ -158,9 +165,10 @@ class Params:
         if value is None or not _DATE.fullmatch(value.strip()):
             return self.time(name)
         try:
-            day = date.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidParam(name, "invalid_date", f"{name} must be a valid Date") from None
+            day = parse_date(value.strip())
+        except ValueError as exc:
+            raise InvalidParam(name, "invalid_date", f"{name} must be a valid Date ({exc})"
+                               ) from None
         return datetime.combine(day, time(), zone).astimezone(UTC)
 
     def tzid(self, name: str = "tzid") -> str:

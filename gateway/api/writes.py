@@ -25,7 +25,7 @@ from ..services.writes import (
     WriteService,
 )
 from .errors import ApiError, not_found
-from .event_body import desired_event
+from .event_body import desired_event, valid_event_id
 from .params import InvalidParam, Params, read_params
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def event_id_of(params: Params) -> str:
     """The client's ``event_id`` (required); an ``event_uid`` (an external event) is 403."""
     event_id = params.text("event_id")
     if event_id is not None:
-        return event_id
+        return valid_event_id(event_id)
     if params.text("event_uid"):
         raise ApiError(403, {"error": "insufficient_permission",
                              "description": "editing external events needs elevated "

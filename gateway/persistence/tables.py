@@ -22,6 +22,10 @@ from sqlalchemy import (
     Text,
 )
 
+# The most ``calendars.max_event_seconds`` holds (a 32-bit INTEGER on PostgreSQL, ~68
+# years): an event longer than that is recorded as this, which reads take as "unbounded".
+MAX_SPAN_SECONDS = 2**31 - 1
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",

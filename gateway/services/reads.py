@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, select
 
 from ..persistence.generation import read_generation
-from ..persistence.tables import calendars, events, managed_events, profiles
+from ..persistence.tables import (
+    MAX_SPAN_SECONDS,
+    calendars,
+    events,
+    managed_events,
+    profiles,
+)
 from ..sync.sealing import DataKeys, unseal
 
 PAGE_SIZE = 100
@@ -166,12 +172,20 @@ def statements(conn: Any, subject: str, query: ReadQuery, where: list[ColumnElem
 
 _JOINED = (events.join(calendars, calendars.c.id == events.c.calendar_id)
            .join(profiles, profiles.c.id == calendars.c.profile_id))
-_EVENT_ID = (select(managed_events.c.event_id)
-             .where(managed_events.c.calendar_id == events.c.calendar_id,
-                    managed_events.c.managed_key == events.c.managed_key)
-             .limit(1).scalar_subquery())
-_WITH_EVENT_ID = select(events, _EVENT_ID.label("event_id"))
-_WITHOUT_EVENT_ID = select(events, null().label("event_id"))
+_MINE = (managed_events.c.calendar_id == events.c.calendar_id,
+         managed_events.c.managed_key == events.c.managed_key)
+
+
+def _managed(column: ColumnElement[Any], name: str) -> Any:
+    return select(column).where(*_MINE).limit(1).scalar_subquery().label(name)
+
+
+_WITH_EVENT_ID = select(
+    events, _managed(managed_events.c.event_id, "event_id"),
+    _managed(managed_events.c.version - managed_events.c.applied_version, "write_behind"),
+    _managed(managed_events.c.last_error, "write_error"))
+_WITHOUT_EVENT_ID = select(events, null().label("event_id"), null().label("write_behind"),
+                           null().label("write_error"))
 
 
 def _columns(managed: bool) -> Select[Any]:
@@ -198,7 +212,10 @@ def _calendars(conn: Any, subject: str, query: ReadQuery
         rows = [r for r in rows if r.id in wanted]
     live = [r for r in rows if not r.deleted]
     spans = [r.max_event_seconds for r in live]
-    span = None if None in spans else timedelta(seconds=max(spans, default=0))
+    longest = None if None in spans else max(spans, default=0)
+    # An event as long as the column holds may be longer still: no lower bound then.
+    span = None if longest is None or longest >= MAX_SPAN_SECONDS else timedelta(
+        seconds=longest)
     return {r.id: bool(r.readonly) for r in live}, span
 
 
@@ -210,7 +227,10 @@ def _lower_bound(query: ReadQuery, span: timedelta | None) -> datetime | None:
         return None
     if query.default_window and (query.include_managed or query.only_managed):
         return None  # managed events ignore the default window
-    return query.start - span - timedelta(days=1)
+    try:
+        return query.start - span - timedelta(days=1)
+    except OverflowError:  # an event longer than all time before the window: no bound
+        return None
 
 
 def _filters(query: ReadQuery) -> list[ColumnElement[bool]]:
@@ -285,8 +305,11 @@ def _when(value: datetime, all_day: bool, tzid: str | None, query: ReadQuery) ->
     if not query.localized_times:
         return utc_time(value)
     zone = _zone_name(tzid, query)
-    return {"time": _aware(value).astimezone(ZoneInfo(zone)).isoformat(timespec="seconds"),
-            "tzid": zone}
+    try:
+        local = _aware(value).astimezone(ZoneInfo(zone))
+    except OverflowError:  # a row at the edge of datetime's range (year 1 or 9999): in UTC
+        return {"time": _aware(value).isoformat(timespec="seconds"), "tzid": "Etc/UTC"}
+    return {"time": local.isoformat(timespec="seconds"), "tzid": zone}
 
 
 def _zone_name(tzid: str | None, query: ReadQuery) -> str:
@@ -307,6 +330,9 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
     body: dict[str, Any] = {"calendar_id": row.calendar_id, "event_uid": row.event_uid}
     if managed and row.event_id is not None:
         body["event_id"] = row.event_id
+        write = write_state(row.write_behind, row.write_error)
+        if write is not None:
+            body["calgate_write"] = write
     if visible is not None:
         body |= {"summary": visible.get("summary") or "",
                  "description": visible.get("description") or ""}
@@ -337,6 +363,16 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
                          "change_participation_status": writable and not managed
                          and participation != "unknown"}}
     return body
+
+
+def write_state(behind: int | None, error: str | None) -> dict[str, str] | None:
+    """Calgate's extension on a managed event (never a Cronofy field): how its latest write
+    stands upstream, absent once applied. ``pending``: not tried yet; ``retrying``: failed
+    for a passing reason (an outage, a rate limit) and due again; ``failed``: refused for
+    good (the mirror keeps what the upstream last had); ``error`` says why."""
+    if error is None:
+        return {"status": "pending"} if behind else None
+    return {"status": "retrying" if behind else "failed", "error": error}
 
 
 def block_body(row: Any, query: ReadQuery) -> dict[str, Any]:

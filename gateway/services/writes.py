@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from ..persistence.generation import bump_generation
 from ..persistence.tables import (
     calendars,
     events,
@@ -93,7 +94,9 @@ class WriteService:
                 return int(result.inserted_primary_key[0]), 1
             conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
                 desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
-                updated_at=now))
+                last_error=None, updated_at=now))
+            # The event's read now shows the write pending (calgate_write): no cached page.
+            bump_generation(conn, account_id=subject)
             return int(row.id), int(row.version) + 1
 
     def delete(self, subject: str, calendar_id: str, event_id: str) -> tuple[int, int] | None:
@@ -121,7 +124,7 @@ class WriteService:
         for row in rows:
             conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
                 desired=None, version=row.version + 1, attempts=0, next_attempt_at=now,
-                updated_at=now))
+                last_error=None, updated_at=now))
         return [(int(r.id), int(r.version) + 1) for r in rows]
 
     def answer(self, subject: str, calendar_id: str, event_uid: str,

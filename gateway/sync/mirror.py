@@ -19,7 +19,7 @@ from sqlalchemy import Connection, insert, select, update
 from providers.model import ChangeSet, Event, TimeWindow, When
 
 from ..persistence.generation import bump_generation
-from ..persistence.tables import calendars, events
+from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events
 from .notify import calendar_changed
 from .sealing import seal
 
@@ -176,7 +176,7 @@ def _widen_span(conn: Connection, calendar_id: str, changes: ChangeSet, policy: 
         spans = [(utc(e.end) - utc(e.start)).total_seconds()
                  for instances in changes.changed.values() for e in instances
                  if policy.keeps(e)]
-    longest = int(max(spans, default=0))
+    longest = min(int(max(spans, default=0)), MAX_SPAN_SECONDS)
     if known is None or longest > known:
         conn.execute(update(calendars).where(calendars.c.id == calendar_id)
                      .values(max_event_seconds=max(longest, known or 0)))

@@ -29,6 +29,7 @@ from providers.model import ChangeSet, Event, EventDraft, Person
 from providers.registry import ProviderOptions
 
 from ..observe import metrics
+from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
 from ..services.opener import ProfileOpener
@@ -39,6 +40,9 @@ from .sealing import DataKeys, unseal
 log = logging.getLogger("calgate.outbox")
 SECRET_STORE_RETRY = 15.0  # seconds; a write whose credentials are in a sealed Vault waits
 CLAIM = timedelta(minutes=2)  # a claimed write is retried after this if its worker died
+# Refusals that retrying the same write cannot change: the version is given up and the
+# error kept for the client (GET /v1/batch/{id}, the event's ``calgate_write``).
+PERMANENT = (Forbidden, InvalidInput, NotFound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +127,28 @@ class Outbox:
                                      SECRET_STORE_RETRY, False, False)
             return Applied(managed_id, ok=False, error=str(exc))
         except ProviderError as exc:
-            permanent = isinstance(exc, Forbidden | InvalidInput)
+            permanent = isinstance(exc, PERMANENT)
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
             # "Slow down" (429, 503) is about the whole upstream account, not this write.
             throttled = isinstance(exc, RateLimited | Unavailable)
             await to_thread.run_sync(self._failed, claimed, str(exc), retry, permanent,
                                      throttled)
             return Applied(managed_id, ok=False, error=str(exc))
+        except (ValueError, TypeError, KeyError) as exc:
+            # The desired state cannot be turned into the upstream's payload (text the
+            # upstream's encoding refuses, a value its mapping rejects): the same bytes fail
+            # the same way on every retry, so this version is given up, with the reason.
+            log.exception("write %s cannot be mapped for the upstream", managed_id)
+            error = f"the event cannot be written upstream ({type(exc).__name__}: {exc})"
+            await to_thread.run_sync(self._failed, claimed, error, None, True, False)
+            return Applied(managed_id, ok=False, error=error)
         await to_thread.run_sync(self._applied, claimed, resource_id, etag)
         return Applied(managed_id, ok=True)
 
     async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         name = row["provider_name"]
+        if row["desired"] is not None:  # before any upstream call: a poison write makes none
+            row["draft"] = draft_from(row["desired"], row["managed_key"])
         provider = await self.opener.open(name, row["credential_path"])
         try:
             if row["desired"] is None:
@@ -170,13 +184,12 @@ class Outbox:
                 .join(accounts, accounts.c.id == managed_events.c.account_id)
                 .where(managed_events.c.id == managed_id)).one()
         data = dict(row._mapping)
-        data["draft"] = None
+        data["draft"] = None  # made by _upstream, where a mapping failure is caught
         if data["desired"] is not None:
             key = self.keys.key(data["account_id"])
             assert key is not None
-            desired = unseal(key, data["desired"], managed_context(data["calendar_id"],
-                                                                  data["event_id"]))
-            data["draft"] = draft_from(desired, data["managed_key"])
+            data["desired"] = unseal(key, data["desired"],
+                                     managed_context(data["calendar_id"], data["event_id"]))
         return data
 
     def _applied(self, row: dict[str, Any], resource_id: str | None, etag: str | None) -> None:
@@ -217,6 +230,7 @@ class Outbox:
         with self.engine.begin() as conn:
             conn.execute(update(managed_events).where(managed_events.c.id == row["id"])
                          .values(**values))
+            bump_generation(conn, account_id=row["account_id"])  # calgate_write changed
             if throttled:
                 held = self._hold_profile(conn, row, retry_at)
                 if held:
