@@ -327,7 +327,7 @@ def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> Ca
         url=server, username=username, password=credentials.get("password", ""),
         timeout=options.timeout, user_agent=options.user_agent,
         ca_bundle=credentials.get("ca_bundle", ""),
-        allow_private_networks=options.allow_private_networks)
+        policy=options.outbound)
     sync_mode = _choice(credentials, "sync", get_args(SyncMode))
     free_busy_mode = _choice(credentials, "free_busy", get_args(FreeBusyMode))
     return CalDavProvider(CalDavClient(settings), server=server, username=username,
