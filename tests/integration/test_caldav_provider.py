@@ -38,9 +38,10 @@ from tests.support.davservers import (
     single_event,
     vcalendar,
 )
+from tests.support.outbound import LOOPBACK
 from tests.support.processes import free_port
 
-LOOPBACK = ProviderOptions(timeout=10, allow_private_networks=True)
+LOOPBACK = ProviderOptions(timeout=10, outbound=LOOPBACK)
 # Radicale rights (first matching section wins): alice's "shared" calendar is read-only.
 RIGHTS = """
 [root]
