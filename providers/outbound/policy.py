@@ -77,9 +77,12 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 def refused_rule(address: str) -> str | None:
     """The deny-list rule that refuses ``address``, or None for a public address. An IPv6
-    address carrying an IPv4 one is judged by both (::ffff:127.0.0.1 is loopback)."""
+    address carrying an IPv4 one is judged by that too (::ffff:127.0.0.1 is loopback)."""
     ip = parse_address(address)
-    for candidate in (embedded_ipv4(ip), ip):
+    # A NAT64 address (64:ff9b::/96, "reserved" to the ipaddress module) is how an
+    # IPv6-only network reaches IPv4: judged by the IPv4 address it carries alone.
+    candidates = (embedded_ipv4(ip),) if ip in _NAT64 else (embedded_ipv4(ip), ip)
+    for candidate in candidates:
         if candidate is None:
             continue
         rule = next((rule for rule, applies in _RULES if applies(candidate)), None)

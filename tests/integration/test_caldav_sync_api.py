@@ -40,7 +40,8 @@ def bearer_for(http, gateway, subject: str, scope: str) -> dict[str, str]:
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)  # Radicale listens on loopback
+    # Radicale listens on loopback
+    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)
 
 
 @pytest.fixture

@@ -171,7 +171,8 @@ class _Forward(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)  # the servers listen on loopback
+    # the servers listen on loopback
+    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)
 
 
 @dataclass

@@ -211,7 +211,7 @@ def test_each_redirect_hop_is_checked_before_it_is_sent(status: int) -> None:
     dns = {"feed.example": ["93.184.216.34"], "metadata.example": ["169.254.169.254"]}
     transport = GuardedTransport(httpx.MockTransport(recorder),
                                  OutboundPolicy(resolver=lambda host, port: dns[host]))
-    with pytest.raises(BlockedAddress, match="169.254.169.254 is a link-local"):
+    with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254 is a link-local"):
         fetch(transport, "http://feed.example/x")
     assert [r.url.host for r in recorder.seen] == ["93.184.216.34"]
 
