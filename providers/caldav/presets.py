@@ -17,14 +17,14 @@ PRESETS = (*FIXED_PRESETS, "nextcloud")
 
 
 def resolve_server_url(server_url: str, preset: str, username: str) -> str:
-    """The URL to start discovery from (always http(s) with a path: see
-    :func:`normalise_url`).
+    """The server the user chose (the profile keeps it as given; connections use
+    :func:`normalise_url` of it).
 
     ``server_url`` alone is used as given: a full URL, or a bare domain (``example.com``)
     that discovery starts at (its root, then ``/.well-known/caldav``, RFC 6764 s5). With
     neither a URL nor a preset, an email-address username's domain is used the same way.
     """
-    return normalise_url(_chosen_url(server_url, preset, username))
+    return _chosen_url(server_url, preset, username)
 
 
 def normalise_url(url: str) -> str:
