@@ -224,7 +224,8 @@ def settings_env(data_dir: Path, port: int) -> dict[str, str]:
     """The CALGATE_* settings every process of the run uses (the server adds its own)."""
     return {"CALGATE_DATA_DIR": str(data_dir), "CALGATE_PORT": str(port),
             "CALGATE_PUBLIC_URL": f"http://127.0.0.1:{port}", "CALGATE_LOG_LEVEL": "warning",
-            "CALGATE_ALLOW_PRIVATE_NETWORKS": "true", "CALGATE_WORKER_MODE": "external"}
+            "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
+            "CALGATE_WORKER_MODE": "external"}
 
 
 def open_gateway(env: dict[str, str], migrate_first: bool = False) -> Any:

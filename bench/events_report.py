@@ -213,7 +213,7 @@ def render(d: dict[str, Any]) -> str:
             _redact(d["server_cmd"]),
             "# env: CALGATE_DATA_DIR=<tmp> CALGATE_PORT=<port> CALGATE_PUBLIC_URL=http://"
             "127.0.0.1:<port> CALGATE_LOG_LEVEL=warning CALGATE_WORKER_MODE=external "
-            "CALGATE_ALLOW_PRIVATE_NETWORKS=true"]
+            "CALGATE_OUTBOUND_ALLOW_NETWORKS=127.0.0.0/8,::1/128"]
     out += [_redact(r.command) for r in d["wrk"]]
     out += ["```", "", "### wrk output", "", "```"]
     for r in d["wrk"]:

@@ -69,8 +69,8 @@ class Deployment:
             "CALGATE_WORKER_MODE": "external",
             # The receiver: plain http on loopback, allowed as an operator would.
             "CALGATE_CALLBACK_HTTP_HOSTS": "127.0.0.1",
-            "CALGATE_CALLBACK_ALLOW_NETWORKS": "127.0.0.0/8",
-            "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",  # Radicale and the emulator: loopback
+            # The receiver, Radicale and the emulator: loopback, allowed as an operator would.
+            "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
             "PYTHONUNBUFFERED": "1",
         } | self.extra_env
 

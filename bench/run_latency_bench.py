@@ -14,7 +14,7 @@ What it does:
    afterwards), one ``calgate serve`` process and one ``calgate worker`` process
    (``CALGATE_WORKER_MODE=external``, the default 2 s worker tick), the local secret store;
    the receiver is allowed as an operator would (``CALGATE_CALLBACK_HTTP_HOSTS=127.0.0.1``,
-   ``CALGATE_CALLBACK_ALLOW_NETWORKS=127.0.0.0/8``). The client app is registered and the
+   ``CALGATE_OUTBOUND_ALLOW_NETWORKS=127.0.0.0/8``). The client app is registered and the
    accounts linked in this process (park + link, as the consent step does); the app is
    the unmodified pycronofy SDK, its receiver tests/support/receiver.py (both signatures
    checked) on loopback.

@@ -18,7 +18,7 @@ What it does:
 2. **Deployment** (bench/scale_deploy.py): a fresh PostgreSQL database, ``calgate serve``
    with ``CALGATE_API_WORKERS=2`` and ``CALGATE_WORKER_MODE=external``, two ``calgate
    worker`` processes, the local secret store in a data dir they share,
-   ``CALGATE_ALLOW_PRIVATE_NETWORKS=true``, ``CALGATE_SYNC_INTERVAL=300``,
+   ``CALGATE_OUTBOUND_ALLOW_NETWORKS=127.0.0.0/8``, ``CALGATE_SYNC_INTERVAL=300``,
    ``CALGATE_LOG_LEVEL=warning``. The N accounts are linked in this process before the
    workers start (park + link, as the consent step does).
 3. **Initial syncs**: timed from the workers' start until every profile has synced once.

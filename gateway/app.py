@@ -27,6 +27,7 @@ from oauth_server.crypto import ServerKeys
 from oauth_server.grants_store import Lifetimes
 from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
+from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions
 
 from .api import batch, calendars, channels, events, identity, webhooks, writes
@@ -105,8 +106,8 @@ class Gateway:
         store = secrets or open_secret_store(settings)
         keys = load_server_keys(store)
         accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
-        options = ProviderOptions(allow_private_networks=settings.allow_private_networks,
-                                  extra=settings.provider_extra())
+        outbound = OutboundPolicy.allowing(settings.outbound_networks)
+        options = ProviderOptions(outbound=outbound, extra=settings.provider_extra())
         apps = UpstreamApps(store)
         opener = ProfileOpener(store, options, apps)
         if connectors is None:
@@ -137,14 +138,14 @@ class Gateway:
             max_backoff=settings.notify_max_backoff,
             retry_period=settings.notify_retry_hours * 3600,
             claim=settings.notify_timeout * 2 + 10, log_days=settings.delivery_log_days,
-            allowed_networks=settings.callback_networks))
+            outbound=outbound))
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
                         deliverer=deliverer, wakeups=Wakeups(engine),
                         concurrency=settings.worker_concurrency)
         channel_service = ChannelService(engine, ChannelSettings(
             per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
-            allowed_networks=settings.callback_networks),
+            outbound=outbound),
             has_signing_secret=lambda client_id: bool(signing.active(client_id)))
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)

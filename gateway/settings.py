@@ -122,10 +122,12 @@ class Settings:
     worker_concurrency: int = _setting(
         "CALGATE_WORKER_CONCURRENCY", 16,
         "Tasks (syncs, upstream writes, deliveries) one worker process runs at once.")
-    allow_private_networks: bool = _setting(
-        "CALGATE_ALLOW_PRIVATE_NETWORKS", False,
-        "Let ICS feeds and CalDAV servers live on loopback, private or link-local addresses "
-        "(refused by default against SSRF).")
+    outbound_allow_networks: str = _setting(
+        "CALGATE_OUTBOUND_ALLOW_NETWORKS", "",
+        "Comma-separated networks (CIDR) that user-chosen addresses (CalDAV servers, ICS "
+        "feeds, notification callbacks) may reach although they are loopback, private, "
+        "link-local or otherwise not public (refused by default against SSRF), e.g. "
+        "10.20.0.0/16 for services inside the cluster; anything outside them stays refused.")
     google_url: str = _setting(
         "CALGATE_GOOGLE_URL", "",
         "Base URL of a Google emulator that stands in for Google's OAuth and Calendar "
@@ -143,11 +145,6 @@ class Settings:
         "CALGATE_CALLBACK_HTTP_HOSTS", "",
         "Comma-separated host names whose notification callback URLs may use plain http "
         "(all others must be https).")
-    callback_allow_networks: str = _setting(
-        "CALGATE_CALLBACK_ALLOW_NETWORKS", "",
-        "Comma-separated networks (CIDR) that callback URLs may reach although they are "
-        "loopback, private or link-local (refused by default against SSRF), e.g. "
-        "10.20.0.0/16 for apps inside the cluster.")
     channels_per_account: int = _setting(
         "CALGATE_CHANNELS_PER_ACCOUNT", 128, "Notification channels one account may have.")
     notify_timeout: float = _setting(
@@ -214,8 +211,8 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'calgate.db').resolve()}"
 
     @property
-    def callback_networks(self) -> tuple[str, ...]:
-        return tuple(n.strip() for n in self.callback_allow_networks.split(",") if n.strip())
+    def outbound_networks(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.outbound_allow_networks.split(",") if n.strip())
 
     @property
     def callback_hosts(self) -> tuple[str, ...]:
@@ -307,11 +304,11 @@ class Settings:
             raise SettingsError("CALGATE_CALENDAR_LIST_INTERVAL must not be negative")
         if not 1 <= self.code_ttl <= 600:
             raise SettingsError("CALGATE_CODE_TTL must be between 1 and 600 seconds")
-        for network in self.callback_networks:
+        for network in self.outbound_networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
-                raise SettingsError(f"CALGATE_CALLBACK_ALLOW_NETWORKS: {network!r} is not a "
+                raise SettingsError(f"CALGATE_OUTBOUND_ALLOW_NETWORKS: {network!r} is not a "
                                     "network such as 10.0.0.0/8") from None
         if not 1 <= self.channels_per_account <= 10000:
             raise SettingsError("CALGATE_CHANNELS_PER_ACCOUNT must be between 1 and 10000")

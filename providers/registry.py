@@ -7,6 +7,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .outbound import OutboundPolicy
 from .protocol import CalendarProvider
 
 
@@ -15,9 +16,9 @@ class ProviderOptions:
     """Deployment-wide knobs every provider may read."""
 
     timeout: float = 20.0
-    # Loopback, private and link-local addresses are refused for ICS feeds and CalDAV
-    # servers (SSRF) unless the operator allows them.
-    allow_private_networks: bool = False
+    # What user-chosen servers (CalDAV, ICS feeds, …) may be reached: the outbound guard's
+    # deny list minus the operator's allowed networks (CALGATE_OUTBOUND_ALLOW_NETWORKS).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     user_agent: str = "Calgate/0.1"
     extra: Mapping[str, str] = field(default_factory=dict)
 

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions
 
 from ..services import calendars as service
@@ -17,7 +18,8 @@ from .params import InvalidParam, read_params
 
 def _deps(request: Request) -> tuple[Authenticator, service.CalendarService]:
     gateway = request.app.state.gateway
-    options = ProviderOptions(allow_private_networks=gateway.settings.allow_private_networks)
+    options = ProviderOptions(
+        outbound=OutboundPolicy.allowing(gateway.settings.outbound_networks))
     return (request.app.state.authenticate,
             service.CalendarService(gateway.engine, gateway.secrets, options))
 

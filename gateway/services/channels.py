@@ -10,22 +10,21 @@ delivery checks the address again when it connects, against DNS rebinding).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, delete, func, insert, select
 
+from providers.outbound import BlockedAddress, OutboundPolicy, UnresolvableHost
+
 from ..persistence.tables import calendars, channels, deliveries, notifications, profiles
 from ..sync.notify import CHANGE, VERIFICATION, account_changed, queue
 from .ids import new_id
 
-Resolver = Callable[[str], list[str]]
 MAX_URL = 2048
 
 
@@ -45,21 +44,12 @@ class ChannelNotFound(Exception):
 class ChannelSettings:
     per_account: int = 128
     http_hosts: Sequence[str] = ()  # hosts a callback may reach over plain http
-    allowed_networks: Sequence[str] = ()  # CIDRs a callback may reach though not public
+    # The outbound guard's policy (the operator's allowed networks, the resolver).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
-def system_resolver(host: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def check_callback_url(url: str, settings: ChannelSettings,
-                       resolver: Resolver = system_resolver) -> None:
+def check_callback_url(url: str, settings: ChannelSettings) -> None:
     """Refuse a callback URL Calgate must not (or cannot safely) POST to."""
-    from providers.ics.guard import refused_rule
 
     def refuse(code: str, text: str) -> ChannelError:
         return ChannelError("callback_url", code, text)
@@ -69,7 +59,7 @@ def check_callback_url(url: str, settings: ChannelSettings,
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        _ = parts.port
+        port = parts.port or (80 if parts.scheme == "http" else 443)
     except ValueError:
         raise refuse("invalid", "callback_url is not a valid URL") from None
     if parts.scheme not in {"http", "https"} or not host:
@@ -83,21 +73,14 @@ def check_callback_url(url: str, settings: ChannelSettings,
                      "callback_url must be https (the operator may allow plain http for a "
                      "host with CALGATE_CALLBACK_HTTP_HOSTS)")
     try:
-        addresses = [str(ipaddress.ip_address(host))]
-    except ValueError:
-        addresses = resolver(host)
-    if not addresses:
-        raise refuse("unresolvable", f"{host} does not resolve to an address")
-    allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_networks]
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if any(ip in network for network in allowed):
-            continue
-        rule = refused_rule(address)
-        if rule is not None:
-            raise refuse("forbidden_address",
-                         f"callback_url leads to {address}, a {rule} address (the operator "
-                         "may allow a network with CALGATE_CALLBACK_ALLOW_NETWORKS)")
+        settings.outbound.addresses(host, port)
+    except UnresolvableHost:
+        raise refuse("unresolvable", f"{host} does not resolve to an address") from None
+    except BlockedAddress as exc:
+        raise refuse("forbidden_address",
+                     f"callback_url leads to {exc.address}, a {exc.rule} address (the "
+                     "operator may allow a network with CALGATE_OUTBOUND_ALLOW_NETWORKS)",
+                     ) from None
 
 
 def _digest(url: str, calendar_ids: Sequence[str] | None, only_managed: bool) -> str:
@@ -132,11 +115,9 @@ class ChannelService:
     """The /v1/channels use cases for one account (the token's subject)."""
 
     def __init__(self, engine: Engine, settings: ChannelSettings | None = None,
-                 resolver: Resolver = system_resolver,
                  has_signing_secret: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
         self.settings = settings or ChannelSettings()
-        self.resolver = resolver
         self.has_signing_secret = has_signing_secret
 
     def create(self, subject: str, client_id: str, callback_url: str,
@@ -145,7 +126,7 @@ class ChannelService:
         if calendar_ids is not None and not calendar_ids:
             raise ChannelError("filters.calendar_ids", "required",
                                "filters.calendar_ids must not be empty when present")
-        check_callback_url(callback_url, self.settings, self.resolver)
+        check_callback_url(callback_url, self.settings)
         if self.has_signing_secret is not None and not self.has_signing_secret(client_id):
             raise ChannelError("callback_url", "unsigned",
                                "this client app has no secret to sign notifications with (a "

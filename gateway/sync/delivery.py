@@ -15,12 +15,11 @@ the notification's id (``notification.notification_id`` and ``Calgate-Notificati
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +29,9 @@ from anyio import to_thread
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from providers.ics.guard import BlockedAddress, PinnedTransport, refused_rule
+from providers.errors import ProviderError
+from providers.outbound import OutboundPolicy
+from providers.outbound.httpx_transport import GuardedTransport
 
 from ..observe import metrics
 from ..persistence.tables import channels, deliveries, notifications
@@ -51,19 +52,8 @@ class DeliverySettings:
     failing_retry: float = 6 * 3600.0  # how often a failing channel is tried
     claim: float = 30.0  # a claimed notification is free again after this (worker died)
     log_days: float = 7.0  # delivery log and delivered notifications are kept this long
-    allowed_networks: Sequence[str] = field(default_factory=tuple)  # CIDRs callbacks may reach
-
-    def policy(self) -> Callable[[str], str | None]:
-        """The SSRF rule for callback addresses, with the operator's allowed networks."""
-        allowed = [ipaddress.ip_network(n, strict=False) for n in self.allowed_networks]
-
-        def refused(address: str) -> str | None:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if any(ip in network for network in allowed):
-                return None
-            return refused_rule(address)
-
-        return refused
+    # The outbound guard's policy (the operator's allowed networks, the resolver).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,20 +166,22 @@ class Deliverer:
     async def _post(self, notification_id: int, url: str, headers: dict[str, str],
                     body: bytes) -> Delivered:
         started = time.perf_counter()
-        transport = self._transport or PinnedTransport(
-            httpx.AsyncHTTPTransport(), allow_private_networks=False,
-            policy=self.settings.policy())
+        # A redirect is an answer like any other non-2xx (max_redirects=0): a callback is
+        # never re-sent elsewhere, and the notification is retried at the URL registered.
+        transport = self._transport or GuardedTransport(
+            httpx.AsyncHTTPTransport(trust_env=False), self.settings.outbound, max_redirects=0)
         status: int | None = None
         error: str | None = None
         try:
             async with httpx.AsyncClient(transport=transport, follow_redirects=False,
+                                         trust_env=False,
                                          timeout=self.settings.timeout) as client:
                 response = await client.post(url, content=body, headers=headers)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except BlockedAddress as exc:
-            error = str(exc)
+        except ProviderError as exc:  # the guard: a refused address, an unresolvable name
+            error = str(exc)[:300]
         except httpx.TimeoutException:
             error = f"no answer in {self.settings.timeout:g} s"
         except httpx.HTTPError as exc:

@@ -16,15 +16,13 @@ a server that wants Digest still gets Digest.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
-import socket
 import tempfile
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -33,7 +31,9 @@ from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
 from caldav.response import DAVResponse, SyncCollectionResult
 
-from ..errors import CursorExpired, Forbidden, InvalidInput, Unavailable
+from ..errors import CursorExpired, InvalidInput
+from ..outbound import OutboundPolicy
+from ..outbound.niquests_session import GuardedSession
 from . import davxml
 from .errors import from_status, translated
 
@@ -53,7 +53,8 @@ class ConnectionSettings:
     timeout: float = 20.0
     user_agent: str = "Calgate"
     ca_bundle: str = ""  # PEM text of a private CA to trust (never: verification off)
-    allow_private_networks: bool = False
+    # Every connection goes through the outbound guard with this policy.
+    policy: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,27 +135,17 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-def _is_private_address(address: str) -> bool:
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
-        address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
-    return not ip.is_global or ip.is_multicast
-
-
 class CalDavClient:
     """The wire calls Calgate makes to one CalDAV account. Blocking; thread-safe (one call
     at a time: caldav's client negotiates auth by mutating itself)."""
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
-        self.host = urlsplit(settings.url if "//" in settings.url
-                             else f"//{settings.url}").hostname or settings.url
+        self.host = urlsplit(settings.url).hostname or settings.url
         self._lock = threading.RLock()
         self._dav: DAVClient | None = None
         self._ca_path: str | None = None
         self._ca_cleanup: weakref.finalize[[str], CalDavClient] | None = None
-        self._checked_hosts: set[str] = set()
         self._principal: Principal | None = None
         self._basic_known = False  # the server took Basic before: send it up front
         self._guessed = False  # the live DAVClient sends Basic without being asked
@@ -176,17 +167,19 @@ class CalDavClient:
         if self._dav is None or url is not None:
             if self._dav is not None:
                 self._dav.close()
-            # A bare domain or an email address is resolved by caldav (RFC 6764: SRV and
-            # TXT records, then /.well-known/caldav), which needs the network: this runs
-            # in a worker thread like every other call here.
+            # The URL always has a path (presets.server_url), so caldav does no RFC 6764
+            # lookups of its own: those would reach hosts the guard never saw.
             self._dav = DAVClient(
                 url=url or self.settings.url, username=self.settings.username or None,
                 password=self.settings.password or None,
                 timeout=max(1, round(self.settings.timeout)),
                 ssl_verify_cert=self._verify(),
                 headers={"User-Agent": self.settings.user_agent},
-                enable_rfc6764=True, require_tls=True,
+                enable_rfc6764=False,
                 rate_limit_handle=False)  # never sleep in a worker: raise RateLimited
+            # Every request, redirects included, through the outbound guard.
+            self._dav.session.close()
+            self._dav.session = GuardedSession(self.settings.policy)
             self._guessed = False
             self._guess_basic(self._dav)
         return self._dav
@@ -223,21 +216,6 @@ class CalDavClient:
         """The principal if this client looked it up already (no request)."""
         return self._principal
 
-    def _check_host(self, url: str) -> None:
-        """Refuse loopback, private and link-local servers unless the operator allows them
-        (an account's server URL is user input: SSRF)."""
-        host = urlsplit(url).hostname or ""
-        if self.settings.allow_private_networks or host in self._checked_hosts:
-            return
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except OSError as exc:
-            raise Unavailable(f"cannot resolve the CalDAV server {host}: {exc}") from exc
-        if any(_is_private_address(str(info[4][0])) for info in infos):
-            raise Forbidden(f"the CalDAV server {host} is on a private network, which this "
-                            "deployment does not allow")
-        self._checked_hosts.add(host)
-
     @contextmanager
     def _session(self, what: str) -> Iterator[DAVClient]:
         with self._lock, translated(self.host, what):
@@ -245,7 +223,6 @@ class CalDavClient:
 
     def _request(self, dav: DAVClient, url: str, method: str, body: str = "",
                  headers: Mapping[str, str] | None = None) -> DAVResponse:
-        self._check_host(url)
         try:
             response: DAVResponse = dav.request(url, method, body, dict(headers or {}))
         except caldav_error.AuthorizationError as exc:
@@ -286,9 +263,10 @@ class CalDavClient:
         found = self._propfind_one(dav, start, davxml.PRINCIPAL_PROPS, tolerant=True)
         href = _text(found.get("{DAV:}current-user-principal"))
         parts = urlsplit(start)
-        if href is None and parts.scheme == "https" and parts.path in ("", "/"):
-            # Nothing at the root: RFC 6764 discovery from the bare host name.
-            dav = self._client(parts.netloc)
+        if href is None and parts.path in ("", "/"):
+            # Nothing at the root: RFC 6764 s5's well-known URI (its redirect is followed
+            # through the guard, on the same origin only).
+            dav = self._client(urljoin(start, "/.well-known/caldav"))
             start = str(dav.url)
             found = self._propfind_one(dav, start, davxml.PRINCIPAL_PROPS)
             href = _text(found.get("{DAV:}current-user-principal"))

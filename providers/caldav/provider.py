@@ -37,7 +37,7 @@ from . import mapping
 from .client import CalDavClient, CollectionProps, ConnectionSettings, StoredObject
 from .davxml import href_path
 from .errors import PreconditionFailed, translate
-from .presets import resolve_server_url
+from .presets import normalise_url, resolve_server_url
 from .sync import CalendarSync, SyncMode, read_object
 
 T = TypeVar("T")
@@ -324,10 +324,10 @@ def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> Ca
     server = resolve_server_url(credentials.get("server_url", ""),
                                 credentials.get("preset", ""), username)
     settings = ConnectionSettings(
-        url=server, username=username, password=credentials.get("password", ""),
+        url=normalise_url(server), username=username, password=credentials.get("password", ""),
         timeout=options.timeout, user_agent=options.user_agent,
         ca_bundle=credentials.get("ca_bundle", ""),
-        allow_private_networks=options.allow_private_networks)
+        policy=options.outbound)
     sync_mode = _choice(credentials, "sync", get_args(SyncMode))
     free_busy_mode = _choice(credentials, "free_busy", get_args(FreeBusyMode))
     return CalDavProvider(CalDavClient(settings), server=server, username=username,

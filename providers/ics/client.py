@@ -1,5 +1,5 @@
 """Fetching one feed: conditional GET, gzip, a size cap enforced while streaming, and every
-connection through the SSRF guard. Raises httpx errors and the few below; ``errors.py``
+connection through the outbound guard. Raises httpx errors and the few below; ``errors.py``
 translates them into the provider error tree."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
-from .guard import AddressPolicy, PinnedTransport, Resolver, refused_rule, system_resolver
+from ..outbound import OutboundPolicy
+from ..outbound.httpx_transport import guarded_client
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-MAX_REDIRECTS = 5
 _SCHEMES = {"http": "http", "https": "https", "webcal": "https", "webcals": "https"}
 
 
@@ -91,29 +91,17 @@ class FeedClient:
     from short-lived event loops, and an ICS feed is polled every few minutes at most."""
 
     def __init__(self, url: str, *, timeout: float, user_agent: str,
-                 max_bytes: int = DEFAULT_MAX_BYTES, allow_private_networks: bool = False,
-                 resolver: Resolver = system_resolver, policy: AddressPolicy = refused_rule,
+                 max_bytes: int = DEFAULT_MAX_BYTES, policy: OutboundPolicy | None = None,
                  verify: ssl.SSLContext | bool = True) -> None:
         self.url = normalise_url(url)
         self.timeout = timeout
         self.user_agent = user_agent
         self.max_bytes = max_bytes
-        self.allow_private_networks = allow_private_networks
-        self.resolver = resolver
-        self.policy = policy
+        self.policy = policy or OutboundPolicy()
         self.verify = verify
 
     def _http(self) -> httpx.AsyncClient:
-        # No keep-alive: a pooled connection is keyed by address, and reusing one across
-        # two names on the same address would skip the second name's TLS check.
-        inner = httpx.AsyncHTTPTransport(verify=self.verify, trust_env=False,
-                                         limits=httpx.Limits(max_keepalive_connections=0))
-        transport = PinnedTransport(inner, allow_private_networks=self.allow_private_networks,
-                                    resolver=self.resolver, policy=self.policy)
-        # trust_env=False: an HTTP(S)_PROXY from the environment would bypass the guard.
-        return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=True,
-                                 max_redirects=MAX_REDIRECTS,
-                                 timeout=httpx.Timeout(self.timeout))
+        return guarded_client(self.policy, timeout=self.timeout, verify=self.verify)
 
     def _headers(self, validators: Validators | None) -> dict[str, str]:
         headers = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip",

@@ -20,7 +20,6 @@ from ..errors import (
     Unavailable,
 )
 from .client import FeedEncodingError, FeedStatusError, FeedTooLarge
-from .guard import BlockedAddress
 
 READ_ONLY = "ICS feeds are read-only"
 
@@ -64,8 +63,6 @@ def translate(exc: Exception) -> ProviderError:
         return exc
     if isinstance(exc, FeedStatusError):
         return from_status(exc.status_code, exc.retry_after)
-    if isinstance(exc, BlockedAddress):
-        return Forbidden(str(exc))
     if isinstance(exc, FeedTooLarge | FeedEncodingError):
         return InvalidInput(str(exc))
     if isinstance(exc, httpx.TooManyRedirects):
@@ -90,6 +87,6 @@ def feed_errors() -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except (FeedStatusError, BlockedAddress, FeedTooLarge, FeedEncodingError,
+    except (FeedStatusError, FeedTooLarge, FeedEncodingError,
             httpx.HTTPError, OSError, TimeoutError) as exc:
         raise translate(exc) from exc

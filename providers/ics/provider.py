@@ -31,7 +31,6 @@ from .client import public_url as strip_userinfo
 from .cursor import FeedCursor
 from .errors import READ_ONLY, feed_errors
 from .expansion import DEFAULT_MAX_INSTANCES, read_feed, read_info, validate
-from .guard import AddressPolicy, Resolver, refused_rule, system_resolver
 from .mapping import FeedInfo, busy_blocks, calendar_id_for, content_digest
 
 # The sync engine lists calendars and then syncs, with a fresh provider each run; a body
@@ -62,10 +61,9 @@ class IcsFeedProvider:
                                 native_push=False, server_side_expansion=False)
 
     def __init__(self, url: str, options: ProviderOptions, *, display_name: str | None = None,
-                 resolver: Resolver = system_resolver, policy: AddressPolicy = refused_rule,
                  verify: ssl.SSLContext | bool = True) -> None:
-        """``resolver``, ``policy`` and ``verify`` are seams for tests (a fake DNS, a
-        stricter or looser address rule, a private CA); the registry never sets them."""
+        """``verify`` is a seam for tests (a private CA); the registry never sets it. The
+        outbound policy (allowed networks, resolver) comes with ``options``."""
         self.url = normalise_url(url)
         self.public_url = strip_userinfo(self.url)
         self.display_name = (display_name or "").strip() or None
@@ -73,8 +71,7 @@ class IcsFeedProvider:
         self.client = FeedClient(
             self.url, timeout=options.timeout, user_agent=options.user_agent,
             max_bytes=_int_option(options, "ics_max_bytes", DEFAULT_MAX_BYTES),
-            allow_private_networks=options.allow_private_networks, resolver=resolver,
-            policy=policy, verify=verify)
+            policy=options.outbound, verify=verify)
         self._snapshot: _Snapshot | None = None
 
     @property

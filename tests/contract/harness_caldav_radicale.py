@@ -13,9 +13,10 @@ from providers.caldav.provider import CalDavProvider, open_account
 from providers.registry import ProviderOptions
 from tests.support import aio
 from tests.support.davservers import SHARED_USERS, DavOwner, shared_radicale, weekly_series
+from tests.support.outbound import LOOPBACK
 
 # The test servers listen on loopback, which production refuses (SSRF).
-OPTIONS = ProviderOptions(timeout=10, allow_private_networks=True)
+OPTIONS = ProviderOptions(timeout=10, outbound=LOOPBACK)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from providers.ics.provider import IcsFeedProvider
 from providers.registry import ProviderOptions
 from tests.support.feedserver import FeedServer
+from tests.support.outbound import LOOPBACK
 
 PATH = "/calendar.ics"
 BERLIN = """BEGIN:VTIMEZONE
@@ -97,7 +98,7 @@ def harness() -> Iterator[IcsHarness]:
     with FeedServer() as server:
         # The feed server is on loopback, which the SSRF guard refuses unless allowed.
         provider = IcsFeedProvider(server.url(PATH),
-                                   ProviderOptions(timeout=10, allow_private_networks=True))
+                                   ProviderOptions(timeout=10, outbound=LOOPBACK))
         h = IcsHarness(server, provider, provider.calendar_id)
         h.publish()
         yield h

@@ -74,7 +74,7 @@ def test_no_secret_of_a_whole_journey_reaches_the_logs(tmp_path: Path) -> None:
     worker_port = free_port()
     env = {"CALGATE_WORKER_MODE": "external", "CALGATE_LOG_LEVEL": "debug",
            "CALGATE_CALLBACK_HTTP_HOSTS": "127.0.0.1",
-           "CALGATE_CALLBACK_ALLOW_NETWORKS": "127.0.0.0/8", "CALGATE_SHUTDOWN_GRACE": "1",
+           "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128", "CALGATE_SHUTDOWN_GRACE": "1",
            "CALGATE_WORKER_METRICS_PORT": str(worker_port),
            "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
     secrets: list[str] = [PASSWORD, SUMMARY, DESCRIPTION, LOCATION]

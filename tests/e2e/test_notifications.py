@@ -42,7 +42,7 @@ CALENDAR = "alice/work"
 ENV = {
     "CALGATE_WORKER_MODE": "external",  # only `calgate worker` processes do the work
     "CALGATE_CALLBACK_HTTP_HOSTS": "127.0.0.1",  # the receiver: plain http on loopback,
-    "CALGATE_CALLBACK_ALLOW_NETWORKS": "127.0.0.0/8",  # allowed as an operator would
+    "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",  # allowed as an operator would
     "CALGATE_NOTIFY_TIMEOUT": "2",  # a claim outlives a dead worker by 2 x 2 + 10 s
     "CALGATE_NOTIFY_MAX_BACKOFF": "8",
     "CALGATE_SYNC_LEASE": "10",

@@ -64,7 +64,7 @@ class Production:
             "CALGATE_HOST": "127.0.0.1",
             "CALGATE_PORT": str(self.port),
             "CALGATE_PUBLIC_URL": self.url,
-            "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",  # Radicale on loopback
+            "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",  # Radicale on loopback
             "CALGATE_WORKER_TICK": "0.5",
             "CALGATE_SYNC_INTERVAL": "2",
             "CALGATE_SHUTDOWN_GRACE": "3",

@@ -26,6 +26,7 @@ from providers.errors import (
     Unavailable,
 )
 from providers.model import EventDraft, SyncCursor, TimeWindow
+from providers.outbound import BlockedAddress, OutboundPolicy
 from providers.registry import ProviderOptions
 from tests.contract.harness import WINDOW, at
 from tests.support import aio
@@ -38,9 +39,10 @@ from tests.support.davservers import (
     single_event,
     vcalendar,
 )
+from tests.support.outbound import LOOPBACK
 from tests.support.processes import free_port
 
-LOOPBACK = ProviderOptions(timeout=10, allow_private_networks=True)
+LOOPBACK = ProviderOptions(timeout=10, outbound=LOOPBACK)
 # Radicale rights (first matching section wins): alice's "shared" calendar is read-only.
 RIGHTS = """
 [root]
@@ -356,7 +358,12 @@ def test_an_unreachable_server_is_unavailable():
 
 def test_loopback_servers_are_refused_unless_the_operator_allows_them():
     provider = opened(credentials_for("radicale"), ProviderOptions())
-    with pytest.raises(Forbidden, match="private network"):
+    with pytest.raises(BlockedAddress, match=r"127\.0\.0\.1 is a loopback address"):
+        run(provider.verify())
+    # Allowing another network does not allow loopback.
+    provider = opened(credentials_for("radicale"), ProviderOptions(
+        outbound=OutboundPolicy.allowing(["10.20.0.0/16"])))
+    with pytest.raises(BlockedAddress):
         run(provider.verify())
 
 

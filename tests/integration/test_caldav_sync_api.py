@@ -13,6 +13,7 @@ from gateway.services.accounts import PendingAccount
 from tests.support import aio
 from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.oauth import make_client
+from tests.support.outbound import LOOPBACK_NETWORKS
 
 SCOPE = ["read_events", "read_free_busy", "list_calendars", "create_event", "delete_event"]
 
@@ -39,7 +40,8 @@ def bearer_for(http, gateway, subject: str, scope: str) -> dict[str, str]:
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(allow_private_networks=True)  # Radicale listens on loopback
+    # Radicale listens on loopback
+    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)
 
 
 @pytest.fixture

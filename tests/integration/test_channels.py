@@ -22,8 +22,10 @@ from gateway.sync.engine import SyncEngine
 from gateway.sync.sealing import DataKeys
 from oauth_server.scopes import expand
 from providers.memory.provider import WORLD
+from providers.outbound import OutboundPolicy
 from tests.support.aio import run
 from tests.support.linked import get, hour
+from tests.support.outbound import LOOPBACK
 from tests.support.receiver import Receiver
 from tests.support.waiting import Deadline
 
@@ -32,7 +34,7 @@ from tests.support.waiting import Deadline
 def settings(settings: Settings) -> Settings:
     # The receiver lives on loopback over plain http: allowed explicitly, as an operator would.
     return settings.replace(callback_http_hosts="127.0.0.1",
-                            callback_allow_networks="127.0.0.0/8", worker_concurrency=2)
+                            outbound_allow_networks="127.0.0.0/8", worker_concurrency=2)
 
 
 @pytest.fixture
@@ -143,18 +145,22 @@ def test_callback_urls_calgate_must_not_post_to_are_422(http, link, url, code):
 
 
 def test_loopback_is_refused_unless_the_operator_allows_it():
-    def resolve(host: str) -> list[str]:
+    def resolve(host: str, port: int) -> list[str]:
         return {"hooks.example": ["93.184.216.34"], "rebind.example": ["93.184.216.34",
                                                                       "127.0.0.1"]}[host]
-    strict = ChannelSettings()
-    check_callback_url("https://hooks.example/x", strict, resolve)
-    for url in ("https://127.0.0.1/x", "https://rebind.example/x"):
+    strict = ChannelSettings(outbound=OutboundPolicy(resolver=resolve))
+    check_callback_url("https://hooks.example/x", strict)
+    for url in ("https://127.0.0.1/x", "https://rebind.example/x",
+                "https://169.254.169.254/x", "https://[::ffff:127.0.0.1]/x"):
         with pytest.raises(ChannelError) as refused:
-            check_callback_url(url, strict, resolve)
+            check_callback_url(url, strict)
         assert refused.value.code == "forbidden_address"
-    allowing = ChannelSettings(http_hosts=("127.0.0.1",), allowed_networks=("127.0.0.0/8",))
-    check_callback_url("http://127.0.0.1:9/x", allowing, resolve)
-    check_callback_url("https://rebind.example/x", allowing, resolve)
+    allowing = ChannelSettings(http_hosts=("127.0.0.1",),
+                               outbound=OutboundPolicy.allowing(["127.0.0.0/8"], resolve))
+    check_callback_url("http://127.0.0.1:9/x", allowing)
+    check_callback_url("https://rebind.example/x", allowing)
+    with pytest.raises(ChannelError):  # allowing loopback allows nothing else
+        check_callback_url("https://169.254.169.254/x", allowing)
 
 
 def test_scope_rules_filters_and_limit(http, gateway, link, receiver):
@@ -178,7 +184,7 @@ def test_scope_rules_filters_and_limit(http, gateway, link, receiver):
     # Unknown filter keys are ignored (SDKs pass arbitrary ones).
     assert create(http, full, hook.url, some_future_filter=1).status_code == 200
     gateway.channels.settings = ChannelSettings(per_account=2, http_hosts=("127.0.0.1",),
-                                                allowed_networks=("127.0.0.0/8",))
+                                                outbound=LOOPBACK)
     r = create(http, full, hook.url + "?third")
     assert r.json()["errors"]["callback_url"][0]["key"] == "errors.too_many_channels"
     # Channels are the account's own: another account sees none and cannot close them.

@@ -12,6 +12,7 @@ from gateway.services.accounts import PendingAccount
 from tests.integration.test_caldav_sync_api import bearer_for, sync
 from tests.support.davservers import BERLIN_VTIMEZONE
 from tests.support.feedserver import FeedServer
+from tests.support.outbound import LOOPBACK, LOOPBACK_NETWORKS
 
 # Weekly on Mondays 09:00 Europe/Berlin, next year, across the change to summer time.
 YEAR = datetime.now(UTC).year + 1
@@ -34,7 +35,7 @@ END:VCALENDAR
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(allow_private_networks=True, sync_days_ahead=600)
+    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS, sync_days_ahead=600)
 
 
 def test_recurring_feed_events_expand_across_dst(http, gateway):
@@ -75,7 +76,7 @@ def test_ics_feed_links_through_the_consent_screen(http, gateway):
     from providers.registry import ProviderOptions
     from tests.support.oauth import Pkce, csrf, decide, exchange, make_client, start
 
-    register_defaults(gateway.connectors, ProviderOptions(allow_private_networks=True))
+    register_defaults(gateway.connectors, ProviderOptions(outbound=LOOPBACK))
     client = make_client(gateway, scopes="read_events list_calendars")
     with FeedServer() as server:
         server.set_feed("/rota.ics", FEED)

@@ -20,16 +20,17 @@ from providers.errors import (
     Unavailable,
 )
 from providers.ics.cursor import FeedCursor
-from providers.ics.guard import refused_rule
 from providers.ics.provider import REUSE_SECONDS, IcsFeedProvider
 from providers.model import EventDraft, SyncCursor, TimeWindow
+from providers.outbound import BlockedAddress, OutboundPolicy, RedirectRefused
 from providers.registry import ProviderOptions, open_account
 from tests.support import aio
 from tests.support.feedserver import FeedServer
+from tests.support.outbound import LOOPBACK
 
 T = TypeVar("T")
 WINDOW = TimeWindow(datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 7, 1, tzinfo=UTC))
-LOOPBACK_OK = ProviderOptions(timeout=10, allow_private_networks=True)
+LOOPBACK_OK = ProviderOptions(timeout=10, outbound=LOOPBACK)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -223,7 +224,7 @@ def test_a_feed_over_the_size_cap_is_refused(server: FeedServer, shape: str) -> 
     server.set_feed("/huge.ics", body, gzip=shape == "gzip-bomb", chunked=shape == "chunked")
     if shape == "gzip-bomb":
         assert len(gzip.compress(body.encode())) < 50_000
-    options = ProviderOptions(timeout=10, allow_private_networks=True,
+    options = ProviderOptions(timeout=10, outbound=LOOPBACK,
                               extra={"ics_max_bytes": "50000"})
     with pytest.raises(InvalidInput, match="larger than the limit of 50000 bytes"):
         run(provider_for(server, "/huge.ics", options).verify())
@@ -232,7 +233,7 @@ def test_a_feed_over_the_size_cap_is_refused(server: FeedServer, shape: str) -> 
 
 def test_a_hanging_server_times_out(server: FeedServer) -> None:
     server.respond("/slow.ics", 200, make_feed(), delay=5)
-    options = ProviderOptions(timeout=0.5, allow_private_networks=True)
+    options = ProviderOptions(timeout=0.5, outbound=LOOPBACK)
     started = time.monotonic()
     with pytest.raises(Unavailable, match="in time"):
         run(provider_for(server, "/slow.ics", options).verify())
@@ -320,7 +321,7 @@ def test_a_closed_port_is_unavailable() -> None:
 def test_private_addresses_are_refused_by_default(server: FeedServer, host: str,
                                                   rule: str) -> None:
     url = f"http://{host}:{server.port}/team.ics"
-    with pytest.raises(Forbidden, match=f"is a {rule} address"):
+    with pytest.raises(BlockedAddress, match=f"is a {rule} address"):
         run(IcsFeedProvider(url, ProviderOptions(timeout=2)).verify())
     assert server.requests_for("/team.ics") == []
 
@@ -335,28 +336,31 @@ def test_a_name_is_fetched_from_the_address_that_was_checked(server: FeedServer)
     # The fake DNS answers once; pinning means no second lookup can change the target.
     answers = iter([["127.0.0.1"]])
 
-    async def resolver(host: str, port: int) -> list[str]:
+    def resolver(host: str, port: int) -> list[str]:
         return next(answers)
 
     url = f"http://calendar.example.test:{server.port}/team.ics"
-    provider = IcsFeedProvider(url, LOOPBACK_OK, resolver=resolver)
+    options = ProviderOptions(timeout=10, outbound=OutboundPolicy.allowing(
+        ["127.0.0.0/8"], resolver))
+    provider = IcsFeedProvider(url, options)
     assert run(provider.verify()).profile_name == "Team feed"
     (request,) = server.requests_for("/team.ics")
     assert request.header("Host") == f"calendar.example.test:{server.port}"
 
 
 def test_a_name_with_any_private_answer_is_refused(server: FeedServer) -> None:
-    async def resolver(host: str, port: int) -> list[str]:
+    def resolver(host: str, port: int) -> list[str]:
         return ["93.184.216.34", "10.1.2.3"]
 
     url = "https://calendar.example.test/team.ics"
-    with pytest.raises(Forbidden, match=r"10\.1\.2\.3 is a private address"):
-        run(IcsFeedProvider(url, ProviderOptions(), resolver=resolver).verify())
+    options = ProviderOptions(outbound=OutboundPolicy(resolver=resolver))
+    with pytest.raises(BlockedAddress, match=r"10\.1\.2\.3 is a private address"):
+        run(IcsFeedProvider(url, options).verify())
 
 
-def only_this_loopback(address: str) -> str | None:
-    """Treat the test server's 127.0.0.1 as public so the *redirect* is what is judged."""
-    return None if address == "127.0.0.1" else refused_rule(address)
+# The test server's 127.0.0.1 (only) is allowed, so the *redirect* is what is judged.
+ONLY_THIS_LOOPBACK = ProviderOptions(timeout=5,
+                                     outbound=OutboundPolicy.allowing(["127.0.0.1/32"]))
 
 
 @pytest.mark.parametrize(("target", "rule"), [
@@ -364,21 +368,20 @@ def only_this_loopback(address: str) -> str | None:
     ("http://10.0.0.1/feed.ics", "private"),
     ("http://[::1]/feed.ics", "loopback"),
 ])
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_to_a_private_address_is_refused(server: FeedServer, target: str,
-                                                    rule: str) -> None:
-    server.redirect("/hop.ics", target)
-    provider = provider_for(server, "/hop.ics", ProviderOptions(timeout=5),
-                            policy=only_this_loopback)
-    with pytest.raises(Forbidden, match=f"is a {rule} address"):
+                                                    rule: str, status: int) -> None:
+    server.redirect("/hop.ics", target, status=status)
+    provider = provider_for(server, "/hop.ics", ONLY_THIS_LOOPBACK)
+    with pytest.raises(BlockedAddress, match=f"is a {rule} address"):
         run(provider.verify())
     assert len(server.requests_for("/hop.ics")) == 1
 
 
 def test_redirects_are_followed_within_the_rules(server: FeedServer) -> None:
     server.redirect("/old.ics", server.url("/team.ics"), status=301)
-    provider = provider_for(server, "/old.ics", ProviderOptions(timeout=5),
-                            policy=only_this_loopback)
+    provider = provider_for(server, "/old.ics", ONLY_THIS_LOOPBACK)
     assert run(provider.verify()).profile_name == "Team feed"
     server.redirect("/loop.ics", "/loop.ics")
-    with pytest.raises(InvalidInput, match="redirects too many times"):
+    with pytest.raises(RedirectRefused, match="more than 5 redirects"):
         run(provider_for(server, "/loop.ics").verify())

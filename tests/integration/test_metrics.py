@@ -40,7 +40,7 @@ SCOPE = "read_write"
 def settings(settings: Settings) -> Settings:
     # The "receiver" is a closed port on loopback, allowed as an operator would allow it.
     return settings.replace(callback_http_hosts="127.0.0.1",
-                            callback_allow_networks="127.0.0.0/8")
+                            outbound_allow_networks="127.0.0.0/8")
 
 
 @pytest.fixture

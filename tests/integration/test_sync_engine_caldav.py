@@ -37,8 +37,9 @@ from providers.registry import ProviderOptions
 from tests.contract.harness import WINDOW
 from tests.support import aio
 from tests.support.davservers import DavOwner, shared_radicale, shared_xandikos
+from tests.support.outbound import LOOPBACK, LOOPBACK_NETWORKS
 
-LOOPBACK = ProviderOptions(timeout=10, allow_private_networks=True)
+LOOPBACK = ProviderOptions(timeout=10, outbound=LOOPBACK)
 SCOPE = ["read_events", "list_calendars"]
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
               "proxy-connection", "te", "trailer", "upgrade"}
@@ -170,7 +171,8 @@ class _Forward(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(allow_private_networks=True)  # the servers listen on loopback
+    # the servers listen on loopback
+    return settings.replace(outbound_allow_networks=LOOPBACK_NETWORKS)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
 from gateway.services.upstream_apps import UpstreamApps
 from gateway.settings import Settings
+from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions
 from tests.support.memory_connector import MemoryConnector
 
@@ -28,7 +29,7 @@ def build_gateway(settings: Settings) -> Gateway:
     store = LocalSecretStore(settings.data_dir / "secrets")
     connectors = ConnectorRegistry()
     register_defaults(connectors, ProviderOptions(
-        allow_private_networks=settings.allow_private_networks,
+        outbound=OutboundPolicy.allowing(settings.outbound_networks),
         extra=settings.provider_extra()), UpstreamApps(store))
     connectors.register(MemoryConnector())
     return Gateway.build(settings, secrets=store, connectors=connectors)

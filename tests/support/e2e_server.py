@@ -104,7 +104,7 @@ class GatewayServer:
             "CALGATE_PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
             # Loopback CalDAV servers and feeds; a quick worker so tests do not wait long.
-            "CALGATE_ALLOW_PRIVATE_NETWORKS": "true",
+            "CALGATE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
             "CALGATE_WORKER_TICK": "0.3",
             "CALGATE_SYNC_INTERVAL": "1",
             # Several workers on one machine: no metrics port unless a test asks for one.

@@ -74,7 +74,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "podDisruptionBudget": {"minAvailable": 2, "maxUnavailable": None}},
         "worker": {"enabled": False},
         "config": {"CALGATE_API_WORKERS": 2, "CALGATE_LOG_LEVEL": "warning",
-                   "CALGATE_NOTIFY_TIMEOUT": 2.5, "CALGATE_ALLOW_PRIVATE_NETWORKS": True},
+                   "CALGATE_NOTIFY_TIMEOUT": 2.5,
+                   "CALGATE_OUTBOUND_ALLOW_NETWORKS": "10.20.0.0/16"},
     },
     "networkpolicy-servicemonitor": {
         "networkPolicy": {

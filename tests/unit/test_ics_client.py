@@ -29,8 +29,8 @@ from providers.ics.client import (
 )
 from providers.ics.cursor import FeedCursor
 from providers.ics.errors import from_status, retry_after_seconds, translate
-from providers.ics.guard import BlockedAddress
 from providers.model import SyncCursor, TimeWindow
+from providers.outbound import BlockedAddress
 from tests.support import aio
 
 
@@ -131,7 +131,7 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
 
 @pytest.mark.parametrize(("exc", "error"), [
     (FeedStatusError(404, None), NotFound),
-    (BlockedAddress("h", "10.0.0.1", "private"), Forbidden),
+    (BlockedAddress("h", "10.0.0.1", "private"), BlockedAddress),
     (FeedTooLarge(10), InvalidInput),
     (FeedEncodingError("bad"), InvalidInput),
     (httpx.TooManyRedirects("loop"), InvalidInput),
