@@ -418,7 +418,6 @@ def test_erasing_the_account_erases_its_channels_and_log(http, gateway, link, re
 def test_the_worker_runs_at_most_its_concurrency_and_never_sends_a_task_twice(
         http, gateway, link, receiver):
     import asyncio
-    import time
 
     linked = link()
     hook = receiver(linked)
