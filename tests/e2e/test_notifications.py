@@ -68,8 +68,9 @@ class Deployment:
     """The API process, worker processes, the in-process view of the same state, and the
     client app (its pycronofy client and its receiver)."""
 
-    def __init__(self, workdir: Path, database_url: str, radicale: RadicaleServer) -> None:
-        self.server = GatewayServer(workdir, database_url, env=ENV).start()
+    def __init__(self, workdir: Path, database_url: str, radicale: RadicaleServer,
+                 env: dict[str, str] | None = None) -> None:
+        self.server = GatewayServer(workdir, database_url, env=ENV | (env or {})).start()
         self.radicale = radicale
         self.gateway = build_gateway(self.server.settings())
         self.workers: dict[str, Any] = {}
@@ -158,13 +159,13 @@ def deploy(tmp_path: Path) -> Iterator[Any]:
     made: list[Deployment] = []
     stack: list[Any] = []
 
-    def make(seed_events: int = 0) -> Deployment:
+    def make(seed_events: int = 0, env: dict[str, str] | None = None) -> Deployment:
         database = postgres_database()
         url = database.__enter__()
         stack.append(database)
         radicale = radicale_with(seed_events).start()
         stack.append(radicale)
-        deployment = Deployment(tmp_path / f"d{len(made)}", url, radicale)
+        deployment = Deployment(tmp_path / f"d{len(made)}", url, radicale, env)
         made.append(deployment)
         return deployment
 
@@ -337,7 +338,9 @@ def test_two_workers_and_one_killed_mid_flight_lose_no_notification(deploy):
 
 
 def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
-    d = deploy()
+    # The delivery must still be open at the receiver when the worker is stopped, however
+    # slow the machine: a timeout (and so a claim) far longer than the test needs.
+    d = deploy(env={"CALGATE_NOTIFY_TIMEOUT": "60"})
     d.receiver.gate.clear()  # the first delivery hangs at the receiver
     d.sdk.create_notification_channel(d.receiver.url)
     d.start_worker("stopping")
@@ -345,6 +348,7 @@ def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
     d.start_worker("other", ready=True)
     time.sleep(1)
     assert len(d.receiver.received) == 1  # claimed: the other worker leaves it alone
+
     def verification() -> Any:
         return next(r for r in d.all_notifications() if r.type == "verification")
 
@@ -352,8 +356,8 @@ def test_a_stopping_worker_hands_its_delivery_to_another_at_once(deploy):
     assert held.claimed_until is not None
     assert d.terminate_worker("stopping") == 0
     # Handed back when the grace ran out: by the time the stopping worker has exited, its
-    # claim (2 x timeout + 10 s = 14 s here) is gone, released or already taken by the other
-    # worker, which therefore sends it again without waiting for the claim to expire.
+    # claim (2 x timeout + 10 s = 130 s here) is gone, released or already taken by the
+    # other worker, which sends it again long before the claim would have expired.
     handed = verification()
     assert handed.claimed_until is None or handed.claimed_until != held.claimed_until
     d.receiver.gate.set()
