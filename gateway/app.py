@@ -28,7 +28,7 @@ from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.registry import ProviderOptions
 
-from .api import batch, calendars, channels, events, identity, webhooks, writes
+from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
 from .api.errors import (
     ApiError,
     forbidden,
@@ -253,7 +253,8 @@ def create_app(gateway: Gateway) -> Starlette:
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
               *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
               Route("/healthz", healthz), Route("/readyz", readyz),
-              Route("/metrics", metrics, methods=["GET"])]
+              Route("/metrics", metrics, methods=["GET"]),
+              *openapi.routes(openapi.document(gateway.settings.issuer))]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error,
                                         SecretStoreUnavailable: handle_unavailable,
