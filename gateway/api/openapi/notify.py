@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...services.batches import MAX_ENTRIES
+from ...services.channels import MAX_URL
 from .events import DELETE, UPSERT
 from .schema import (
     BEARER,
@@ -32,7 +33,7 @@ CHANNEL = obj({
 
 NEW_CHANNEL = obj({
     "callback_url": string("an http(s) URL that receives the notifications",
-                           format="uri", minLength=1),
+                           format="uri", minLength=1, maxLength=MAX_URL),
     "filters": obj({"calendar_ids": array(string(minLength=1), minItems=1),
                     "only_managed": BOOL_PARAM}),
 }, ("callback_url",))
@@ -109,7 +110,8 @@ PATHS: dict[str, Json] = {
         "each entry answers as its single request would (accepted ones 202).", {
             "207": reply("One result per entry, in request order.", obj(
                 {"batch": array(ENTRY_RESULT), "batch_id": string()}, ("batch", "batch_id")),
-                headers={"Location": header("GET this to follow the writes upstream", required=True)}),
+                headers={"Location": header("GET this to follow the writes upstream",
+                                            required=True)}),
             **errors(422)}, requestBody=body(BATCH, form=False))},
     "/v1/batch/{batch_id}": {"get": _op(
         "batchProgress", "Events", "Calgate: how far a batch's writes have got upstream.",

@@ -59,9 +59,11 @@ def _operation(doc: Json, method: str, route: str, operation: Json) -> list[str]
         lines.append(f"| {status} | {_cell(answer['description'])} | {_content(doc, answer)} |")
     lines.append("")
     for status, answer in operation["responses"].items():
-        schema = next(iter(answer.get("content", {}).values()), {}).get("schema", {})
-        if status.startswith("2") and "properties" in schema:
-            lines += [f"Response {status}:", "", *_fields(doc, schema), ""]
+        content: Json = answer.get("content", {})
+        first: Json = next(iter(content.values()), {})
+        shape: Json = first.get("schema", {})
+        if status.startswith("2") and "properties" in shape:
+            lines += [f"Response {status}:", "", *_fields(doc, shape), ""]
     return lines
 
 

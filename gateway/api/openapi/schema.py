@@ -171,7 +171,7 @@ def errors(*statuses: int) -> Json:
                       "503": response_ref("Unavailable")}
 
 
-BEARER = [{"bearer": []}]
+BEARER: list[Json] = [{"bearer": []}]
 SECURITY_SCHEMES: Json = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "An access token from POST /oauth/token."},
