@@ -30,7 +30,7 @@ from oauth_server.scopes import expand
 from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions
 
-from .api import batch, calendars, channels, events, identity, webhooks, writes
+from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
 from .api.errors import (
     ApiError,
     ServerErrors,
@@ -258,7 +258,8 @@ def create_app(gateway: Gateway) -> Starlette:
     routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
               *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
               Route("/healthz", healthz), Route("/readyz", readyz),
-              Route("/metrics", metrics, methods=["GET"])]
+              Route("/metrics", metrics, methods=["GET"]),
+              *openapi.routes(openapi.document(gateway.settings.issuer))]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: handle_api_error, 500: handle_server_error,
                                         SecretStoreUnavailable: handle_unavailable,
