@@ -110,8 +110,7 @@ def _revoke(server: CalgateServer, request: Request) -> tuple[int, Any, list[tup
     else:
         raise InvalidRequestError("Missing 'token'.")
     if subject is not None:
-        server.host.revoke_subject(subject)
-        server.store.revoke_subject(subject, "revoked")
+        server.end_authorization(subject, "revoked")
     return 200, "", []
 
 
