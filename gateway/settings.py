@@ -336,11 +336,13 @@ def _check_proxies(value: str) -> None:
     entry, which the caller chose; an entry it cannot parse it silently treats as a name."""
     for entry in filter(None, (e.strip() for e in value.split(","))):
         try:
-            ipaddress.ip_network(entry, strict=False)
+            everyone = ipaddress.ip_network(entry, strict=False).prefixlen == 0
         except ValueError:
+            everyone = True
+        if everyone:  # 0.0.0.0/0 is `*` by another name
             raise SettingsError(f"CALGATE_FORWARDED_ALLOW_IPS: {entry!r} is not an address or "
                                 "a network such as 10.0.0.0/8 (list the proxies; `*` would "
-                                "let any caller choose its own address)") from None
+                                "let any caller choose its own address)")
 
 
 def _check_public_url(url: str) -> None:

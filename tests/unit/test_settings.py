@@ -44,6 +44,7 @@ def test_settings_are_immutable():
     ({"CALGATE_VAULT_AUTH": "userpass"}, "CALGATE_VAULT_AUTH"),
     ({"CALGATE_FORWARDED_ALLOW_IPS": "*"}, "CALGATE_FORWARDED_ALLOW_IPS"),
     ({"CALGATE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, proxy.local"}, "'proxy.local'"),
+    ({"CALGATE_FORWARDED_ALLOW_IPS": "127.0.0.1,::/0"}, "'::/0'"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
