@@ -556,6 +556,8 @@ def test_chart_runs_the_project_version() -> None:
      "/ingress/trustedProxies/0"),
     ({"ingress": {"enabled": False, "tls": {"enabled": False}, "trustedProxies": []}},
      "/ingress/trustedProxies"),
+    ({"ingress": {"enabled": False, "tls": {"enabled": False},
+                  "trustedProxies": ["10.0.0.0/8", "0.0.0.0/0"]}}, "/ingress/trustedProxies/1"),
     ({"config": {"CALGATE_FORWARDED_ALLOW_IPS": "*"}}, "CALGATE_FORWARDED_ALLOW_IPS"),
 ])
 def test_bad_values_are_refused(chart: Any, bad: dict[str, Any], message: str) -> None:
