@@ -267,8 +267,8 @@ class GrantStore:
             rotated_at=None if m["rotated_at"] is None else _aware(m["rotated_at"]),
             successor=m["successor"], live=live, generation=int(m["generation"]))
 
-    def find_superseded(self, refresh_token: str, client_id: str) -> str | None:
-        """The family of a refresh token of ``client_id`` that later rotations superseded.
+    def find_superseded(self, refresh_token: str, client_id: str) -> tuple[str, str] | None:
+        """(family, subject) of a refresh token of ``client_id`` that rotations superseded.
 
         Its row is gone (:meth:`_apply`), but the token says which family and generation it
         belongs to; the family's newest refresh row says how far rotation went. None for
@@ -284,7 +284,7 @@ class GrantStore:
             return None
         if row.revoked_at is not None or _aware(row.expires_at) <= now():
             return None
-        return family_id if generation < row.newest else None
+        return (family_id, row.subject) if generation < row.newest else None
 
     def rotate(self, record: RefreshRecord, presented: str, access_scope: str) -> Issued | None:
         """Swap ``presented`` for a new pair; None if it was already rotated (caller decides).
@@ -429,7 +429,8 @@ _INSERT_PAIR = insert(tokens).values({c: bindparam(c) for c in (
     "token_hash", "kind", "family_id", "scope", "created_at", "expires_at", "generation")})
 _PRUNE = delete(tokens).where(tokens.c.family_id == bindparam("family"),
                               tokens.c.generation < bindparam("below"))
-_NEWEST = (select(families.c.client_id, families.c.revoked_at, families.c.expires_at,
+_NEWEST = (select(families.c.client_id, families.c.subject, families.c.revoked_at,
+                  families.c.expires_at,
                   select(func.max(tokens.c.generation))
                   .where(tokens.c.family_id == families.c.id, tokens.c.kind == "refresh")
                   .scalar_subquery().label("newest"))

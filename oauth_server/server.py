@@ -355,10 +355,10 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         record = self.server.store.find_refresh(refresh_token)
         if record is None:
             # Not kept: maybe a token that rotations superseded (GrantStore._apply).
-            family_id = self.server.store.find_superseded(
+            superseded = self.server.store.find_superseded(
                 refresh_token, self.request.client.get_client_id())
-            if family_id is not None:
-                self._reused(family_id)
+            if superseded is not None:
+                self._reused(superseded[0])
         return record
 
     def _validate_token_scope(self, token: RefreshRecord) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from gateway.persistence.tables import accounts
 from oauth_server.tables import tokens
-from tests.support.oauth_extra import api, grant, introspect, refresh
+from tests.support.oauth_extra import api, grant, introspect, refresh, revoke
 
 REFRESHES = 10_000
 ROWS_PER_FAMILY = 4  # the consumed pair and the current pair
@@ -82,3 +82,18 @@ def test_a_forged_or_mangled_token_is_just_unknown(http, gateway):
         r = refresh(http, g.client, token)
         assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     assert refresh(http, g.client, second["refresh_token"]).status_code == 200
+
+
+def test_revoking_with_a_superseded_token_still_ends_the_authorization(http, gateway):
+    """RFC 7009 with any refresh token the app was given, even one rotations superseded
+    (its row is gone); another client's superseded token revokes nothing."""
+    g = grant(http, gateway)
+    first = refresh(http, g.client, g.refresh_token).json()
+    second = refresh(http, g.client, first["refresh_token"]).json()
+    other = grant(http, gateway, separate=True)
+    assert revoke(http, other.client, token=g.refresh_token).status_code == 200
+    assert refresh(http, g.client, second["refresh_token"]).status_code == 200
+    assert revoke(http, g.client, token=g.refresh_token).status_code == 200
+    assert token_rows(gateway) == 2  # the other grant's pair
+    with gateway.engine.connect() as conn:
+        assert conn.execute(select(accounts.c.id)).scalars().all() == [other.sub]
