@@ -283,7 +283,8 @@ def create_app(gateway: Gateway) -> Starlette:
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
-    """Erase credentials parked by consent flows nobody finished, and expired codes.
+    """Erase credentials parked by consent flows nobody finished, the authorizations of
+    stolen grants whose erasure failed, and expired codes.
 
     Interim: the worker (ARCHITECTURE.md s4) takes this over when it lands.
     """
@@ -293,6 +294,7 @@ async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
     while True:
         try:
             await to_thread.run_sync(gateway.oauth.sweep_expired_flows)
+            await to_thread.run_sync(gateway.oauth.sweep_stolen)
             await to_thread.run_sync(gateway.oauth.store.delete_expired_codes)
             await to_thread.run_sync(gateway.oauth.store.delete_expired_tokens)
         except Exception:

@@ -109,8 +109,8 @@ class GatewayAccountHost:
         return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
                              linked.provider_service, linked.profile_name)
 
-    def revoke_subject(self, subject: str) -> None:
-        self.accounts.revoke_subject(subject)
+    def revoke_subject(self, subject: str, reason: str) -> None:
+        self.accounts.revoke_subject(subject, reason)
 
     def revoke_client(self, client_id: str) -> None:
         self.accounts.revoke_client(client_id)

@@ -182,8 +182,11 @@ class Settings:
         "uvicorn worker processes `calgate serve` runs (each one a full API process).")
     forwarded_allow_ips: str = _setting(
         "CALGATE_FORWARDED_ALLOW_IPS", "127.0.0.1",
-        "Comma-separated addresses (or `*`) of the reverse proxies whose X-Forwarded-For "
-        "and X-Forwarded-Proto headers are trusted (uvicorn's --forwarded-allow-ips).")
+        "Comma-separated addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers are trusted (uvicorn's "
+        "--forwarded-allow-ips). A client's address is the right-most X-Forwarded-For entry "
+        "outside them; it keys the client-secret throttle. `*` is refused: it would make the "
+        "left-most entry, which any caller writes, the client's address.")
     shutdown_grace: float = _setting(
         "CALGATE_SHUTDOWN_GRACE", 20.0,
         "Seconds a stopping process gives running work to finish: the API its in-flight "
@@ -321,7 +324,22 @@ class Settings:
             raise SettingsError("CALGATE_NOTIFY_RETRY_HOURS must be between 0 and 720")
         if not 0 < self.delivery_log_days <= 365:
             raise SettingsError("CALGATE_DELIVERY_LOG_DAYS must be between 0 and 365")
+        _check_proxies(self.forwarded_allow_ips)
         _check_public_url(self.issuer)
+
+
+def _check_proxies(value: str) -> None:
+    """uvicorn trusts every hop for ``*`` and then takes the left-most X-Forwarded-For
+    entry, which the caller chose; an entry it cannot parse it silently treats as a name."""
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        try:
+            everyone = ipaddress.ip_network(entry, strict=False).prefixlen == 0
+        except ValueError:
+            everyone = True
+        if everyone:  # 0.0.0.0/0 is `*` by another name
+            raise SettingsError(f"CALGATE_FORWARDED_ALLOW_IPS: {entry!r} is not an address or "
+                                "a network such as 10.0.0.0/8 (list the proxies; `*` would "
+                                "let any caller choose its own address)")
 
 
 def _check_public_url(url: str) -> None:

@@ -104,14 +104,16 @@ def _revoke(server: CalgateServer, request: Request) -> tuple[int, Any, list[tup
         found = server.store.lookup_any(token)
         if found is not None and found["client_id"] == client.client_id:
             subject = found["subject"]
+        elif found is None:  # a refresh token that rotations superseded still names its grant
+            superseded = server.store.find_superseded(token, client.client_id)
+            subject = None if superseded is None else superseded[1]
     elif data.get("sub"):
         subject = data["sub"] if server.store.subject_belongs(data["sub"], client.client_id) \
             else None
     else:
         raise InvalidRequestError("Missing 'token'.")
     if subject is not None:
-        server.host.revoke_subject(subject)
-        server.store.revoke_subject(subject, "revoked")
+        server.end_authorization(subject, "revoked")
     return 200, "", []
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from threading import Lock
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -34,94 +35,19 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from .cache import TtlCache
 from .crypto import ServerKeys, new_id, new_token, seal_with_token, unseal_with_token
+from .grant_records import CodeRecord, Issued, Lifetimes, RefreshRecord, TokenInfo, _aware, now
 from .prepared import Checkpointer, Prepared
 from .tables import codes, families, tokens
 
+__all__ = ["CODE_REUSE", "REFRESH_REUSE", "STOLEN", "CodeRecord", "GrantStore", "Issued",
+           "Lifetimes", "RefreshRecord", "RotationBatch", "TokenInfo", "_aware", "now"]
 log = logging.getLogger("calgate.oauth")
+# Why a family was revoked as stolen: the audit log says so when its authorization ends.
+CODE_REUSE = "code_reuse"
+REFRESH_REUSE = "refresh_token_reuse"
+STOLEN = (CODE_REUSE, REFRESH_REUSE)
 _NO_LOCK = nullcontext()
 _BATCH: ContextVar[RotationBatch | None] = ContextVar("calgate_rotation_batch", default=None)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every value we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Lifetimes:
-    access: int = 3600
-    refresh: int = 365 * 86400
-    refresh_idle: int = 90 * 86400
-    grace: int = 5
-    code: int = 60
-    cache: float = 1.0  # seconds a validated access token is trusted without the database
-
-
-@dataclass(frozen=True, slots=True)
-class CodeRecord:
-    code_hash: str
-    client_id: str
-    redirect_uri: str
-    scope: str
-    subject: str
-    linking_profile: dict[str, Any] | None
-    code_challenge: str | None
-    expired: bool
-    used: bool
-    family_id: str | None
-
-    # Authlib AuthorizationCodeMixin
-    def get_redirect_uri(self) -> str:
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.scope
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshRecord:
-    token_hash: str
-    family_id: str
-    client_id: str
-    subject: str
-    scope: str  # the family's (original grant's) scope
-    rotated_at: datetime | None
-    successor: bytes | None
-    live: bool  # family not revoked, token and family not expired
-
-    # Authlib TokenMixin pieces the refresh grant calls
-    def check_client(self, client: Any) -> bool:
-        return bool(client.get_client_id() == self.client_id)
-
-    def get_scope(self) -> str:
-        return self.scope
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """What a valid access token stands for."""
-
-    subject: str
-    client_id: str
-    scope: tuple[str, ...]
-    expires_at: datetime
-    family_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    scope: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"access_token": self.access_token, "refresh_token": self.refresh_token,
-                "expires_in": self.expires_in, "scope": self.scope}
 
 
 class GrantStore:
@@ -139,6 +65,7 @@ class GrantStore:
         self._find_refresh = Prepared(_FIND_REFRESH, dialect)
         self._rotate = Prepared(_ROTATE, dialect)
         self._insert_token = Prepared(_INSERT_PAIR, dialect)
+        self._prune = Prepared(_PRUNE, dialect)
         self._checkpoints = Checkpointer(engine) if dialect.name == "sqlite" else None
 
     @contextmanager
@@ -225,13 +152,19 @@ class GrantStore:
                          .values(family_id=family_id))
         return issued
 
-    def revoke_code_family(self, code_hash: str) -> None:
-        """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2)."""
+    def revoke_code_family(self, code_hash: str) -> str | None:
+        """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2).
+
+        The subject of that family, if there was one (the caller ends its authorization).
+        """
         with self._begin() as conn:
             family_id = conn.execute(select(codes.c.family_id)
                                      .where(codes.c.code_hash == code_hash)).scalar()
-            if family_id:
-                self._revoke_families(conn, families.c.id == family_id, "code_reuse")
+            if not family_id:
+                return None
+            self._revoke_families(conn, families.c.id == family_id, CODE_REUSE)
+            return conn.execute(select(families.c.subject)
+                                .where(families.c.id == family_id)).scalar()
 
     def delete_expired_codes(self) -> int:
         with self._begin() as conn:
@@ -240,8 +173,8 @@ class GrantStore:
     def delete_expired_tokens(self) -> int:
         """Housekeeping: expired tokens go, and successors sealed for the grace window too.
 
-        A rotated refresh token stays (without its successor) while it is unexpired, so that
-        its reuse is still recognised and revokes the family.
+        Rotated-out tokens need no housekeeping: each rotation deletes the family's rows
+        older than the token it consumed (:meth:`_apply`).
         """
         t = now()
         with self._begin() as conn:
@@ -261,24 +194,26 @@ class GrantStore:
         conn.execute(insert(families).values(
             id=family_id, client_id=client_id, subject=subject, scope=scope, created_at=t,
             expires_at=t + timedelta(seconds=self.lifetimes.refresh)))
-        return family_id, self._issue(conn, family_id, scope, scope)
+        pair = self._new_pair(family_id, 0, scope)
+        conn.execute(_INSERT_PAIR, self._pair_rows(pair, family_id, scope, t, 0))
+        return family_id, pair
 
-    def _issue(self, conn: Connection, family_id: str, access_scope: str,
-               refresh_scope: str) -> Issued:
-        pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
-        conn.execute(_INSERT_PAIR, self._pair_rows(pair, family_id, refresh_scope, now()))
-        return pair
+    def _new_pair(self, family_id: str, generation: int, access_scope: str) -> Issued:
+        return Issued(new_token(), self.keys.refresh_token(family_id, generation),
+                      self.lifetimes.access, access_scope)
 
     def _pair_rows(self, pair: Issued, family_id: str, refresh_scope: str,
-                   t: datetime) -> list[dict[str, Any]]:
+                   t: datetime, generation: int) -> list[dict[str, Any]]:
         """The two ``tokens`` rows of a new access/refresh pair."""
         return [
             {"token_hash": self.keys.token_digest(pair.access_token), "kind": "access",
              "family_id": family_id, "scope": pair.scope, "created_at": t,
-             "expires_at": t + timedelta(seconds=self.lifetimes.access)},
+             "expires_at": t + timedelta(seconds=self.lifetimes.access),
+             "generation": generation},
             {"token_hash": self.keys.token_digest(pair.refresh_token), "kind": "refresh",
              "family_id": family_id, "scope": refresh_scope, "created_at": t,
-             "expires_at": t + timedelta(seconds=self.lifetimes.refresh_idle)},
+             "expires_at": t + timedelta(seconds=self.lifetimes.refresh_idle),
+             "generation": generation},
         ]
 
     def _revoke_families(self, conn: Connection, where: Any, reason: str) -> None:
@@ -290,9 +225,24 @@ class GrantStore:
         conn.execute(delete(tokens).where(tokens.c.family_id.in_(ids)))
         self._valid.clear()  # revocations are rare: forget every cached validation
 
-    def revoke_family(self, family_id: str, reason: str) -> None:
+    def stolen_subjects(self) -> list[tuple[str, str]]:
+        """(subject, reason) of families revoked as stolen whose authorization has not ended.
+
+        Ending it erases the families (:meth:`revoke_subject`); one that is left means the
+        erasure failed part-way, and housekeeping tries again.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(families.c.subject, families.c.revoked_reason)
+                                .where(families.c.revoked_reason.in_(STOLEN))
+                                .distinct()).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def revoke_family(self, family_id: str, reason: str) -> str | None:
+        """Revoke one family; its subject, if it exists."""
         with self._begin() as conn:
             self._revoke_families(conn, families.c.id == family_id, reason)
+            return conn.execute(select(families.c.subject)
+                                .where(families.c.id == family_id)).scalar()
 
     def revoke_subject(self, subject: str, reason: str) -> None:
         """The authorization ended: nothing of the subject stays, not even revoked families."""
@@ -315,7 +265,26 @@ class GrantStore:
             token_hash=m["token_hash"], family_id=m["family_id"], client_id=m["client_id"],
             subject=m["subject"], scope=m["family_scope"],
             rotated_at=None if m["rotated_at"] is None else _aware(m["rotated_at"]),
-            successor=m["successor"], live=live)
+            successor=m["successor"], live=live, generation=int(m["generation"]))
+
+    def find_superseded(self, refresh_token: str, client_id: str) -> tuple[str, str] | None:
+        """(family, subject) of a refresh token of ``client_id`` that rotations superseded.
+
+        Its row is gone (:meth:`_apply`), but the token says which family and generation it
+        belongs to; the family's newest refresh row says how far rotation went. None for
+        anything else: garbage, another client's token, an expired or revoked family.
+        """
+        found = self.keys.read_refresh_token(refresh_token)
+        if found is None:
+            return None
+        family_id, generation = found
+        with self.engine.connect() as conn:
+            row = conn.execute(_NEWEST, {"family": family_id}).first()
+        if row is None or row.client_id != client_id or row.newest is None:
+            return None
+        if row.revoked_at is not None or _aware(row.expires_at) <= now():
+            return None
+        return (family_id, row.subject) if generation < row.newest else None
 
     def rotate(self, record: RefreshRecord, presented: str, access_scope: str) -> Issued | None:
         """Swap ``presented`` for a new pair; None if it was already rotated (caller decides).
@@ -323,11 +292,14 @@ class GrantStore:
         Inside a :meth:`batch` the rotation is only queued and the pair returned at once; the
         batch's commit says whether it won, and a loser's request is run again.
         """
-        pair = Issued(new_token(), new_token(), self.lifetimes.access, access_scope)
+        generation = record.generation + 1
+        pair = self._new_pair(record.family_id, generation, access_scope)
         sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
         t = now()
         rotation = _Rotation(record.token_hash, t, sealed,
-                             self._pair_rows(pair, record.family_id, record.scope, t))
+                             self._pair_rows(pair, record.family_id, record.scope, t,
+                                             generation),
+                             record.family_id, record.generation)
         batch = _BATCH.get()
         if batch is not None:
             batch.pending.append(rotation)
@@ -337,6 +309,13 @@ class GrantStore:
 
     def _apply(self, conn: DBAPIConnection, rotations: Sequence[_Rotation]) -> list[bool]:
         """Each conditional UPDATE decides; winners insert their new pair; one COMMIT.
+
+        A winner also deletes its family's rows older than the token it consumed: the
+        consumed pair stays for the grace window's retries, the newer one is current, and
+        an older refresh token, if it comes back, is recognised as reuse by what it carries
+        (:meth:`find_superseded`). So a family keeps at most four rows however often it
+        refreshes, and access tokens two rotations old stop working (RFC 6749 s6 allows
+        either).
 
         Rows are updated in digest order (ties in the given order), so batches committing
         at once on PostgreSQL lock shared rows in the same order and cannot deadlock.
@@ -351,6 +330,8 @@ class GrantStore:
                         "sealed": rotation.sealed}) == 1
                     if won[i]:
                         self._insert_token.run_many(conn, rotation.rows)
+                        self._prune.run(conn, {"family": rotation.family_id,
+                                               "below": rotation.consumed})
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -445,7 +426,15 @@ _FIND_REFRESH = (select(tokens, families.c.client_id, families.c.subject,
                  .join(families, families.c.id == tokens.c.family_id)
                  .where(tokens.c.token_hash == bindparam("digest"), tokens.c.kind == "refresh"))
 _INSERT_PAIR = insert(tokens).values({c: bindparam(c) for c in (
-    "token_hash", "kind", "family_id", "scope", "created_at", "expires_at")})
+    "token_hash", "kind", "family_id", "scope", "created_at", "expires_at", "generation")})
+_PRUNE = delete(tokens).where(tokens.c.family_id == bindparam("family"),
+                              tokens.c.generation < bindparam("below"))
+_NEWEST = (select(families.c.client_id, families.c.subject, families.c.revoked_at,
+                  families.c.expires_at,
+                  select(func.max(tokens.c.generation))
+                  .where(tokens.c.family_id == families.c.id, tokens.c.kind == "refresh")
+                  .scalar_subquery().label("newest"))
+           .where(families.c.id == bindparam("family")))
 _ROTATE = (update(tokens)
            .where(tokens.c.token_hash == bindparam("digest"), tokens.c.rotated_at.is_(None))
            .values(rotated_at=bindparam("at"), successor=bindparam("sealed")))
@@ -457,6 +446,8 @@ class _Rotation:
     at: datetime
     sealed: bytes | None
     rows: list[dict[str, Any]]
+    family_id: str
+    consumed: int  # the generation of the token this rotation consumes
 
 
 class RotationBatch:

@@ -152,8 +152,10 @@ class AccountHost(Protocol):
         """
         ...
 
-    def revoke_subject(self, subject: str) -> None:
-        """The authorization of ``subject`` ended: erase its profiles, credentials and data."""
+    def revoke_subject(self, subject: str, reason: str) -> None:
+        """The authorization of ``subject`` ended: erase its profiles, credentials and data,
+        and record why (``revoked`` by the app, ``refresh_token_reuse`` or ``code_reuse``
+        when a stolen grant was detected)."""
         ...
 
     def revoke_client(self, client_id: str) -> None:

@@ -20,7 +20,8 @@ log = logging.getLogger("calgate.oauth")
 class Prepared:
     """A Core statement compiled once for one dialect, run straight on a DB-API connection.
 
-    The refresh grant runs four statements per request; through a ``Connection``,
+    The refresh grant runs five statements per request (find, rotate, insert the pair,
+    delete the family's superseded rows, commit); through a ``Connection``,
     SQLAlchemy's per-execution work (cache key, execution context, result objects) cost
     several times what SQLite itself does (bench/HOTSPOTS.md). Values still pass through
     the dialect's own type processors, so rows are stored and read exactly as Core does

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .ports import AccountHost
 from .registry import ClientRegistry
 from .server import CalgateServer
 from .throttle import FailureThrottle
+
+log = logging.getLogger("calgate.oauth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,19 @@ class AuthorizationService:
                 self.server.host.discard(flow.pending)
             self.flows.delete(flow.id)
         return len(expired)
+
+    def sweep_stolen(self) -> int:
+        """End the authorizations whose stolen grant was detected but whose erasure failed
+        (``CalgateServer.end_stolen``); how many were ended now."""
+        ended = 0
+        for subject, reason in self.store.stolen_subjects():
+            try:
+                self.server.end_authorization(subject, reason)
+            except Exception:  # e.g. the secret store is sealed: the next sweep tries again
+                log.exception("ending stolen authorization %s failed again", subject)
+                continue
+            ended += 1
+        return ended
 
     def routes(self) -> list[BaseRoute]:
         consent = self.consent

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus, urlsplit
 
 from authlib.common.security import is_secure_transport
@@ -34,11 +35,19 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import scopes as scope_catalogue
 from .crypto import ServerKeys
-from .grants_store import CodeRecord, GrantStore, Issued, RefreshRecord
+from .grants_store import (
+    CODE_REUSE,
+    REFRESH_REUSE,
+    CodeRecord,
+    GrantStore,
+    Issued,
+    RefreshRecord,
+)
 from .ports import AccountHost
 from .registry import Client, ClientRegistry
 from .throttle import FailureThrottle
 
+log = logging.getLogger("calgate.oauth")
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 REALM = "calgate"
 
@@ -268,6 +277,27 @@ class CalgateServer(AuthorizationServer):  # type: ignore[misc]
         self.throttle.record(key)
         raise ClientAuthFailed()
 
+    def end_authorization(self, subject: str, reason: str) -> None:
+        """What revoking an authorization does (RFC 7009, Cronofy's ``sub``): the host erases
+        the account (mirror, credentials, upstream grant, push channels) and records
+        ``reason`` in its audit log, then every code, token and family of the subject goes."""
+        self.host.revoke_subject(subject, reason)
+        self.store.revoke_subject(subject, reason)
+
+    def end_stolen(self, subject: str, reason: str) -> None:
+        """A replayed code or a reused refresh token: the grant is presumed stolen.
+
+        The caller has revoked the family already, so neither holder can use its tokens
+        while the erasure runs; now the whole authorization ends, as if revoked. Nobody
+        holds a token to erase it any more, so if erasing fails the revoked family stays
+        behind as a marker and housekeeping retries (``AuthorizationService.sweep_stolen``).
+        """
+        try:
+            self.end_authorization(subject, reason)
+        except Exception:
+            log.exception("ending stolen authorization %s failed; housekeeping retries",
+                          subject)
+
     def error_redirect(self, error: OAuth2Error) -> str:
         """The redirect for an authorization error: ``error``, ``state`` and ``iss`` (RFC 9207)."""
         params = [*error.get_body(), ("iss", self.issuer)]
@@ -294,20 +324,25 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         _check_verifier(record.code_challenge, self.request.payload.data.get("code_verifier"))
         if record.used:
             # Second redemption by the rightful client: revoke what the first one issued.
-            self.server.store.revoke_code_family(record.code_hash)
-            raise InvalidGrantError("The code was already used.")
+            self._code_replayed(record)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         record: CodeRecord = self.request.authorization_code
         issued = self.server.store.redeem_code(record)
         if issued is None:
-            self.server.store.revoke_code_family(record.code_hash)
-            raise InvalidGrantError("The code was already used.")
+            self._code_replayed(record)
         body = _token_body(issued)
         body["account_id"] = body["sub"] = record.subject
         if record.linking_profile:
             body["linking_profile"] = record.linking_profile
         return 200, body, _no_store()
+
+    def _code_replayed(self, record: CodeRecord) -> NoReturn:
+        """RFC 6749 s4.1.2, RFC 9700 s4.2.4: the authorization the code led to ends."""
+        subject = self.server.store.revoke_code_family(record.code_hash)
+        if subject is not None:
+            self.server.end_stolen(subject, CODE_REUSE)
+        raise InvalidGrantError("The code was already used.")
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
@@ -317,7 +352,14 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     server: CalgateServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        return self.server.store.find_refresh(refresh_token)
+        record = self.server.store.find_refresh(refresh_token)
+        if record is None:
+            # Not kept: maybe a token that rotations superseded (GrantStore._apply).
+            superseded = self.server.store.find_superseded(
+                refresh_token, self.request.client.get_client_id())
+            if superseded is not None:
+                self._reused(superseded[0])
+        return record
 
     def _validate_token_scope(self, token: RefreshRecord) -> None:
         requested = self.request.payload.scope
@@ -340,10 +382,16 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         if issued is None:
             issued = self.server.store.successor_in_grace(presented)
         if issued is None:
-            # A rotated token came back after the grace window: assume theft (RFC 9700 s4.14.2).
-            self.server.store.revoke_family(record.family_id, "refresh_reuse")
-            raise InvalidGrantError()
+            # A rotated token came back after the grace window.
+            self._reused(record.family_id)
         return 200, _token_body(issued), _no_store()
+
+    def _reused(self, family_id: str) -> NoReturn:
+        """A rotated-out refresh token came back: assume theft (RFC 9700 s4.14.2)."""
+        subject = self.server.store.revoke_family(family_id, REFRESH_REUSE)
+        if subject is not None:
+            self.server.end_stolen(subject, REFRESH_REUSE)
+        raise InvalidGrantError()
 
 
 def _succeeded(result: TokenResponse | Exception) -> bool:

@@ -92,6 +92,10 @@ tokens = Table(
     # from this token, so a retry inside the grace window gets the same pair back.
     Column("rotated_at", DateTime(timezone=True), nullable=True),
     Column("successor", LargeBinary, nullable=True),
+    # The rotation that issued this pair (0 for the code exchange's). A rotation deletes
+    # the family's rows older than the token it consumed: what reuse detection needs of
+    # them is carried by the refresh tokens themselves (crypto.ServerKeys.refresh_token).
+    Column("generation", Integer, nullable=False, server_default="0"),
 )
 
 codes = Table(

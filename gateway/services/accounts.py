@@ -145,8 +145,9 @@ class AccountService:
         return Linked(subject, profile_id, pending.provider_name, pending.provider_service,
                       pending.profile_name)
 
-    def revoke_subject(self, subject: str) -> None:
-        """Erase an account: credentials first (for good), then its rows."""
+    def revoke_subject(self, subject: str, reason: str | None = None) -> None:
+        """Erase an account: credentials first (for good), then its rows. ``reason`` (why
+        the authorization ended) goes into the audit log."""
         with self.engine.connect() as conn:
             found = conn.execute(select(profiles.c.id, profiles.c.credential_path).where(
                 profiles.c.account_id == subject)).all()
@@ -157,7 +158,8 @@ class AccountService:
         with self.engine.begin() as conn:
             conn.execute(delete(profiles).where(profiles.c.account_id == subject))
             conn.execute(delete(accounts).where(accounts.c.id == subject))
-            _audit(conn, "revoke_account", subject, None)
+            _audit(conn, "revoke_account", subject, None if reason is None
+                   else {"reason": reason})
         self.cache.clear()
 
     def _release(self, profile_id: str) -> None:

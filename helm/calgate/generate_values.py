@@ -51,17 +51,12 @@ MANAGED: dict[str, str] = {
     "CALGATE_VAULT_K8S_MOUNT": "vault.kubernetes.mount (auth=kubernetes).",
     "CALGATE_VAULT_CA_FILE": "vault.caConfigMap, mounted read-only.",
     "CALGATE_WORKER_MODE": "external while worker.enabled, else inprocess.",
+    "CALGATE_FORWARDED_ALLOW_IPS": "ingress.trustedProxies, joined by commas (the ingress "
+                                   "controller's network; never `*`).",
 }
 
 # Defaults the chart chooses differently from Calgate's own, and why.
-CHART_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "CALGATE_FORWARDED_ALLOW_IPS": (
-        "*", "The chart trusts the forwarded headers from any address, since the pods are "
-             "reached through the Service and the Ingress controller (the client's address "
-             "drives the client-auth rate limit, the scheme the absolute next_page URLs). "
-             "Narrow it to the ingress controller's pod network, or enable networkPolicy "
-             "so that only the controller reaches the pods."),
-}
+CHART_DEFAULTS: dict[str, tuple[Any, str]] = {}
 
 # What Settings.validate() refuses, said again so `helm install` refuses it before a pod
 # crash-loops. (The migration Job validates every setting too, before any rollout.)

@@ -512,6 +512,19 @@ def test_rendered_configuration_is_what_calgate_reads(chart: Any) -> None:
         assert got == value, f"{name}: values say {value!r}, Calgate reads {got!r}"
 
 
+def test_forwarded_headers_are_trusted_from_the_ingress_network_only(chart: Any) -> None:
+    """Issue 11: never `*` (uvicorn then takes the left-most X-Forwarded-For entry, which
+    any caller writes, as the client's address: the client-secret throttle's key)."""
+    for values, expected in (
+            (values_for("defaults"), "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"),
+            (merged(values_for("defaults"), {"ingress": {"trustedProxies": [
+                "10.244.0.0/16", "fd00:10:244::/56"]}}), "10.244.0.0/16,fd00:10:244::/56")):
+        env = dict(named(render(chart, values), "ConfigMap", "calgate")["data"])
+        assert env["CALGATE_FORWARDED_ALLOW_IPS"] == expected
+        env["CALGATE_DATABASE_URL"] = "postgresql+psycopg://calgate@db/calgate"
+        assert Settings.from_env(env).forwarded_allow_ips == expected
+
+
 def test_chart_runs_the_project_version() -> None:
     chart_yaml = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -540,6 +553,13 @@ def test_chart_runs_the_project_version() -> None:
     ({"config": {"CALGATE_VAULT_TOKEN_FILE": "/run/token"}}, "CALGATE_VAULT_TOKEN_FILE"),
     ({"ingress": {"enabled": True, "tls": {"enabled": True}}}, "/ingress/tls/secretName"),
     ({"image": {"digest": "latest"}}, "/image/digest"),
+    ({"ingress": {"enabled": False, "tls": {"enabled": False}, "trustedProxies": ["*"]}},
+     "/ingress/trustedProxies/0"),
+    ({"ingress": {"enabled": False, "tls": {"enabled": False}, "trustedProxies": []}},
+     "/ingress/trustedProxies"),
+    ({"ingress": {"enabled": False, "tls": {"enabled": False},
+                  "trustedProxies": ["10.0.0.0/8", "0.0.0.0/0"]}}, "/ingress/trustedProxies/1"),
+    ({"config": {"CALGATE_FORWARDED_ALLOW_IPS": "*"}}, "CALGATE_FORWARDED_ALLOW_IPS"),
 ])
 def test_bad_values_are_refused(chart: Any, bad: dict[str, Any], message: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=re.escape(message)):

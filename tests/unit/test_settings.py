@@ -42,10 +42,18 @@ def test_settings_are_immutable():
     ({"CALGATE_REFRESH_GRACE_SECONDS": "60"}, "GRACE"),
     ({"CALGATE_CODE_TTL": "3600"}, "CODE_TTL"),
     ({"CALGATE_VAULT_AUTH": "userpass"}, "CALGATE_VAULT_AUTH"),
+    ({"CALGATE_FORWARDED_ALLOW_IPS": "*"}, "CALGATE_FORWARDED_ALLOW_IPS"),
+    ({"CALGATE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, proxy.local"}, "'proxy.local'"),
+    ({"CALGATE_FORWARDED_ALLOW_IPS": "127.0.0.1,::/0"}, "'::/0'"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_trusted_proxies_are_addresses_and_networks():
+    value = "127.0.0.1, 10.244.0.0/16,fd00::/8"
+    assert Settings.from_env({"CALGATE_FORWARDED_ALLOW_IPS": value}).forwarded_allow_ips == value
 
 
 def test_every_setting_is_documented():

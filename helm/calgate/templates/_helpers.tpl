@@ -72,6 +72,7 @@ CALGATE_PORT: "8080"
 CALGATE_DATA_DIR: "/tmp/calgate"
 CALGATE_SECRET_BACKEND: {{ .Values.secretBackend | quote }}
 CALGATE_WORKER_MODE: {{ ternary "external" "inprocess" .Values.worker.enabled | quote }}
+CALGATE_FORWARDED_ALLOW_IPS: {{ join "," .Values.ingress.trustedProxies | quote }}
 CALGATE_VAULT_ADDR: {{ .Values.vault.address | quote }}
 CALGATE_VAULT_AUTH: {{ .Values.vault.auth | quote }}
 {{- if eq .Values.vault.auth "kubernetes" }}
