@@ -36,7 +36,7 @@ class GatewayAccountHost:
         self.accounts = accounts
         self.connectors = connectors
 
-    def provider_choices(self) -> Sequence[ProviderChoice]:
+    def provider_choices(self, client_id: str) -> Sequence[ProviderChoice]:
         return [
             ProviderChoice(
                 name=o.name, display_name=o.display_name, available=o.connector is not None,
@@ -46,7 +46,7 @@ class GatewayAccountHost:
                              for f in (o.connector.fields if o.connector is not None
                                        and not isinstance(o.connector, RedirectConnector)
                                        else ())))
-            for o in self.connectors.offerings()
+            for o in self.connectors.offerings(client_id)
         ]
 
     def connect(self, provider_name: str, values: Mapping[str, str], flow_id: str) -> PendingLink:

@@ -65,7 +65,7 @@ class ConsentScreen:
             session_hash=self.server.keys.browser_digest(session), client_id=result.client_id,
             redirect_uri=data["redirect_uri"], scope=" ".join(scope_catalogue.parse(data["scope"])),
             state=data.get("state"), code_challenge=data.get("code_challenge"),
-            provider_name=self._preselect(data.get("provider_name")),
+            provider_name=self._preselect(result.client_id, data.get("provider_name")),
             avoid_linking=_truthy(data.get("avoid_linking"))))
         response = RedirectResponse(f"/oauth/flow/{flow_id}", status_code=303)
         self._set_session(response, session)
@@ -99,8 +99,8 @@ class ConsentScreen:
             return secure_headers(RedirectResponse(self.server.error_redirect(error), 303))
         return client
 
-    def _preselect(self, provider_name: str | None) -> str | None:
-        choices = {c.name: c for c in self.server.host.provider_choices()}
+    def _preselect(self, client_id: str, provider_name: str | None) -> str | None:
+        choices = {c.name: c for c in self.server.host.provider_choices(client_id)}
         choice = choices.get(provider_name or "")
         return choice.name if choice is not None and choice.available else None
 
@@ -115,15 +115,15 @@ class ConsentScreen:
                      typed: dict[str, str] | None = None) -> Response:
         client = self.server.registry.find(flow.client_id)
         assert client is not None
-        choices = list(self.server.host.provider_choices())
+        choices = list(self.server.host.provider_choices(flow.client_id))
         context: dict[str, Any] = {
             "client": client, "branding": client.branding, "flow": flow, "error": error,
             "csrf_token": self.server.keys.csrf_token(session, flow.id),
             "action": f"/oauth/flow/{flow.id}", "typed": typed or {},
         }
-        if flow.provider_name is None:
+        choice = next((c for c in choices if c.name == flow.provider_name), None)
+        if choice is None:  # none chosen yet, or no longer offered (its app was removed)
             return self.page("choose.html", context | {"choices": choices})
-        choice = next(c for c in choices if c.name == flow.provider_name)
         if flow.pending is None:
             return self.page("connect.html", context | {"choice": choice})
         may, promises = scope_catalogue.describe(flow.scope.split())
@@ -136,7 +136,7 @@ class ConsentScreen:
         if isinstance(flow, Response):
             return flow
         name = form.get("provider") or None
-        choices = {c.name: c for c in self.server.host.provider_choices()}
+        choices = {c.name: c for c in self.server.host.provider_choices(flow.client_id)}
         if name is not None and (name not in choices or not choices[name].available):
             return await to_thread.run_sync(self._render_step, flow, session,
                                             "That calendar provider is not available.")
@@ -160,8 +160,7 @@ class ConsentScreen:
             pending = await to_thread.run_sync(
                 self.server.host.connect, flow.provider_name, values, flow.id)
         except ConnectFailed as exc:
-            choice = next((c for c in self.server.host.provider_choices()
-                           if c.name == flow.provider_name), None)
+            choice = self._choice(flow.client_id, flow.provider_name)
             secret = {f.name for f in choice.fields if f.kind == "password"} if choice else set()
             typed = {k: v for k, v in values.items() if k not in secret}
             return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed)
@@ -179,7 +178,7 @@ class ConsentScreen:
         flow, session = await self._flow(request)
         if isinstance(flow, Response):
             return flow
-        choice = self._choice(flow.provider_name)
+        choice = self._choice(flow.client_id, flow.provider_name)
         if choice is None or not choice.redirect:
             return _see_other(f"/oauth/flow/{flow.id}")
         upstream = self._upstream_request(flow, choice.name, secrets.token_urlsafe(48))
@@ -216,7 +215,7 @@ class ConsentScreen:
             return flow
         if flow.provider_name != provider:
             return _see_other(f"/oauth/flow/{flow.id}")
-        choice = self._choice(provider)
+        choice = self._choice(flow.client_id, provider)
         label = choice.display_name if choice else provider
         code = request.query_params.get("code")
         if request.query_params.get("error") or not code:
@@ -246,8 +245,9 @@ class ConsentScreen:
             "csrf_token": self.server.keys.csrf_token(session, flow.id),
             "action": f"/oauth/flow/{flow.id}"})
 
-    def _choice(self, name: str | None) -> ProviderChoice | None:
-        return next((c for c in self.server.host.provider_choices() if c.name == name), None)
+    def _choice(self, client_id: str, name: str | None) -> ProviderChoice | None:
+        return next((c for c in self.server.host.provider_choices(client_id)
+                     if c.name == name), None)
 
     # -- POST /oauth/flow/{id}/decision -----------------------------------------------
     async def decide(self, request: HttpRequest) -> Response:

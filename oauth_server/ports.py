@@ -118,8 +118,9 @@ class UpstreamRequest:
 class AccountHost(Protocol):
     """The host's side of linking calendars and ending authorizations. Blocking calls."""
 
-    def provider_choices(self) -> Sequence[ProviderChoice]:
-        """Providers to offer, available or not, in display order."""
+    def provider_choices(self, client_id: str) -> Sequence[ProviderChoice]:
+        """Providers to offer to ``client_id``'s users, available or not, in display order;
+        none that this deployment has not configured."""
         ...
 
     def connect(self, provider_name: str, values: Mapping[str, str], flow_id: str) -> PendingLink:

@@ -46,3 +46,20 @@ class Unavailable(ProviderError):
 
 class InvalidInput(ProviderError):
     """The upstream rejected what we sent as malformed."""
+
+
+# Finer kinds, so that whoever shows a failure to a person (the consent screen) can say what
+# to do about it. Code that only retries or gives up keeps catching the base classes.
+
+
+class Unreachable(Unavailable):
+    """No answer at all: the host does not resolve, refuses the connection or times out."""
+
+
+class CertificateInvalid(Unavailable):
+    """TLS certificate verification failed: self-signed, expired, another name, unknown CA."""
+
+
+class NotCalendarServer(InvalidInput):
+    """The address answers, but not as a server of the provider's protocol (no CalDAV
+    principal, say): the user gave a web site's address instead of the calendar server's."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ log = logging.getLogger("calgate.cli")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _listen_flags(args)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="skip `calgate migrate`")
     serve.add_argument("--workers", type=int, default=0,
                        help="uvicorn worker processes (default: CALGATE_API_WORKERS)")
+    serve.add_argument("--host", help="address to listen on (default: CALGATE_HOST)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: CALGATE_PORT)")
     serve.set_defaults(func=_serve)
     worker = sub.add_parser("worker", help="run the worker: syncs and upstream writes")
     worker.set_defaults(func=_worker)
@@ -70,6 +74,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
                 server_header=False, timeout_graceful_shutdown=int(settings.shutdown_grace))
     return 0
+
+
+def _listen_flags(args: argparse.Namespace) -> None:
+    """``serve --host/--port`` stand for CALGATE_HOST/CALGATE_PORT. They go into the
+    environment before the settings are read, so they are validated with the rest (the
+    default public URL names the port), and uvicorn's worker processes, which build the app
+    from the environment (``gateway.asgi:build``), see them too."""
+    for flag, variable in (("host", "CALGATE_HOST"), ("port", "CALGATE_PORT")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            os.environ[variable] = str(value)
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port <= 65535:
+        raise argparse.ArgumentTypeError("a port is between 1 and 65535")
+    return port
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from providers.errors import ProviderError
+from providers.errors import ProviderError, Unauthorized
 from providers.model import AccountInfo
 from providers.registry import ProviderOptions, open_account
 
+from .link_errors import explain
 from .linking import ConnectorRegistry, FormField, VerificationFailed, VerifiedAccount
 from .upstream_apps import UpstreamApps
 
 Credentials = Callable[[Mapping[str, str]], dict[str, str]]
+ICLOUD_REFUSED = ("iCloud did not accept that Apple ID and password. iCloud needs an "
+                  "app-specific password, not your Apple ID password: create one at "
+                  "appleid.apple.com under Sign-In and Security, then try again with it.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +35,19 @@ class ProviderConnector:
     fields: Sequence[FormField]
     credentials: Credentials
     options: ProviderOptions
+    # This provider's own words for an error type, ahead of link_errors' table.
+    hints: Mapping[type[ProviderError], str] = field(default_factory=dict)
+
+    def configured(self, client_id: str) -> bool:
+        """Form-linked providers need nothing from the operator."""
+        return True
 
     def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
         credentials = self.credentials(values)
         try:
             info = asyncio.run(self._verify(credentials))
         except ProviderError as exc:
-            raise VerificationFailed(str(exc)) from exc
+            raise VerificationFailed(explain(self.name, exc, self.hints)) from exc
         return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
                                credentials=credentials)
 
@@ -84,7 +94,7 @@ def register_defaults(registry: ConnectorRegistry, options: ProviderOptions,
             FormField("password", "App-specific password", "password",
                       help="Create one at appleid.apple.com under Sign-In and Security. "
                            "Your normal Apple ID password will not work.")),
-        _icloud, options))
+        _icloud, options, {Unauthorized: ICLOUD_REFUSED}))
     registry.register(ProviderConnector(
         "ics", "Calendar feed (ICS)", "ics", "ics", (
             FormField("url", "Feed address", "url",

@@ -21,8 +21,12 @@ from providers.google import oauth
 from providers.model import AccountInfo
 from providers.registry import ProviderOptions, open_account
 
+from .link_errors import explain, report
 from .linking import ScopesWithheld, VerificationFailed, VerifiedAccount
 from .upstream_apps import AppNotConfigured, UpstreamApps
+
+UNREADABLE = ("Google Calendar could not be read with the access you gave. Please try again "
+              "in a few minutes.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,14 @@ class GoogleConnector:
     display_name: str = "Google Calendar"
     provider_name: str = "google"
     provider_service: str = "google"
+
+    def configured(self, client_id: str) -> bool:
+        """Offered only once the operator (or the client app) has set up a Google app."""
+        try:
+            self.apps.for_client(self.name, client_id)
+        except AppNotConfigured:
+            return False
+        return True
 
     def _app(self, client_id: str) -> tuple[oauth.GoogleApp, str]:
         """The Google app to link with and who owns it (``default`` or ``client:<id>``)."""
@@ -56,6 +68,7 @@ class GoogleConnector:
         try:
             grant = oauth.exchange_code(app, endpoints, code, redirect_uri, code_verifier)
         except ProviderError as exc:
+            report(self.name, exc)
             raise VerificationFailed("Google did not accept the sign-in. Please try "
                                      "again.") from exc
         missing = oauth.missing_scopes(oauth.upstream_scopes(scopes), grant.granted_scopes)
@@ -74,7 +87,7 @@ class GoogleConnector:
         try:
             info = asyncio.run(self._verify(credentials))
         except ProviderError as exc:
-            raise VerificationFailed(f"Google Calendar could not be read: {exc}") from exc
+            raise VerificationFailed(explain(self.name, exc, {ProviderError: UNREADABLE})) from exc
         return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
                                credentials=stored)
 

@@ -58,6 +58,11 @@ class Linkable(Protocol):
     @property
     def provider_service(self) -> str: ...
 
+    def configured(self, client_id: str) -> bool:
+        """Whether this deployment can link it for ``client_id`` now (an upstream OAuth
+        app set up, say); the consent screen does not offer it otherwise."""
+        ...
+
 
 class Connector(Linkable, Protocol):
     """Links one kind of upstream calendar account."""
@@ -123,10 +128,14 @@ class ConnectorRegistry:
     def get(self, name: str) -> AnyConnector | None:
         return self._connectors.get(name)
 
-    def offerings(self) -> list[Offering]:
-        planned = [Offering(name, label, self._connectors.get(name),
-                            "" if name in self._connectors else "Not yet available")
-                   for name, label in PLANNED]
-        extra = [Offering(c.name, c.display_name, c) for n, c in self._connectors.items()
+    def offerings(self, client_id: str) -> list[Offering]:
+        """What ``client_id``'s users may choose from. A registered connector the deployment
+        has not configured is left out altogether: offering it would only fail later."""
+        usable = {n: c for n, c in self._connectors.items() if c.configured(client_id)}
+        planned = [Offering(name, label, usable.get(name),
+                            "" if name in usable else "Not yet available")
+                   for name, label in PLANNED
+                   if name in usable or name not in self._connectors]
+        extra = [Offering(c.name, c.display_name, c) for n, c in usable.items()
                  if n not in dict(PLANNED)]
         return extra + planned

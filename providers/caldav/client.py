@@ -31,7 +31,7 @@ from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
 from caldav.response import DAVResponse, SyncCollectionResult
 
-from ..errors import CursorExpired, InvalidInput
+from ..errors import CursorExpired, InvalidInput, NotCalendarServer
 from ..outbound import OutboundPolicy
 from ..outbound.niquests_session import GuardedSession
 from . import davxml
@@ -271,8 +271,8 @@ class CalDavClient:
             found = self._propfind_one(dav, start, davxml.PRINCIPAL_PROPS)
             href = _text(found.get("{DAV:}current-user-principal"))
         if href is None:
-            raise InvalidInput(f"{self.host} names no current-user-principal: not a CalDAV "
-                               "server, or not this URL")
+            raise NotCalendarServer(f"{self.host} names no current-user-principal: not a "
+                                    "CalDAV server, or not this URL")
         principal_url = urljoin(start, href)
         if principal_url.rstrip("/") != start.rstrip("/"):
             found = self._propfind_one(dav, principal_url, davxml.PRINCIPAL_PROPS)

@@ -18,6 +18,7 @@ import niquests
 from caldav.lib import error as caldav_error
 
 from ..errors import (
+    CertificateInvalid,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -26,6 +27,7 @@ from ..errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
+    Unreachable,
 )
 
 # Apple refuses the Apple ID password itself with a bare 401 (PEERS.md s2 row 11).
@@ -87,7 +89,7 @@ def translate(exc: BaseException, *, host: str, what: str) -> ProviderError:
 
 def _transport_error(exc: BaseException, *, host: str, what: str) -> ProviderError:
     if _is_certificate_failure(exc):
-        return Unavailable(
+        return CertificateInvalid(
             f"{what}: TLS certificate verification failed for {host} ({exc}). If the server "
             "uses a private or self-signed CA, link it again with that CA's certificate as "
             "ca_bundle; verification is never switched off.")
@@ -99,7 +101,7 @@ def _transport_error(exc: BaseException, *, host: str, what: str) -> ProviderErr
     if isinstance(exc, NotImplementedError):  # caldav: no auth scheme it supports offered
         return Unauthorized(f"{what}: {host} offers no supported authentication scheme")
     if isinstance(exc, niquests.exceptions.RequestException | httpx.TransportError | OSError):
-        return Unavailable(f"{what}: could not reach {host}: {exc}")
+        return Unreachable(f"{what}: could not reach {host}: {exc}")
     if isinstance(exc, SyntaxError):  # lxml.etree.XMLSyntaxError: a body that is not XML
         return Unavailable(f"{what}: {host} sent a malformed response")
     return Unavailable(f"{what}: unexpected failure talking to {host}: {type(exc).__name__}")

@@ -25,6 +25,9 @@ class MemoryConnector:
     def __init__(self) -> None:
         self.verified: list[str] = []
 
+    def configured(self, client_id: str) -> bool:
+        return True
+
     def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
         if values.get("password") != PASSWORD:
             raise VerificationFailed("The test calendar did not accept that password.")
