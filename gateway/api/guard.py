@@ -18,16 +18,20 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_DEPTH = 32  # the deepest real request (a batch entry's attendees) is 5 levels
+# The largest real request, a batch of 50 events with full descriptions and attendee lists,
+# is a few hundred KiB; a body is buffered whole, so an unbounded one would be a memory DoS.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class BadInput(Exception):
     """Input refused at the edge; ``field`` names where (``path``, a parameter, ``request``)."""
 
-    def __init__(self, field: str, code: str, description: str) -> None:
+    def __init__(self, field: str, code: str, description: str, status: int = 422) -> None:
         super().__init__(description)
         self.field = field
         self.code = code
         self.description = description
+        self.status = status
 
 
 class InputGuard:
@@ -41,13 +45,13 @@ class InputGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body, replay = await _buffer(receive)
         try:
+            body, replay = await _buffer(receive, _content_length(scope))
             check_path(scope)
             check_pairs(scope.get("query_string", b""))
             check_body(_content_type(scope), body)
         except BadInput as exc:
-            await refusal(scope["path"], exc)(scope, replay, send)
+            await refusal(scope["path"], exc)(scope, receive, send)
             return
         await self.app(scope, replay, send)
 
@@ -56,7 +60,11 @@ def refusal(path: str, exc: BadInput) -> JSONResponse:
     """The answer to refused input in the shape the endpoint's clients parse."""
     if path.startswith("/oauth"):
         return JSONResponse({"error": "invalid_request", "error_description": exc.description},
-                            status_code=400, headers={"Cache-Control": "no-store"})
+                            status_code=413 if exc.status == 413 else 400,
+                            headers={"Cache-Control": "no-store"})
+    if exc.status == 413:
+        return JSONResponse({"error": "request_too_large", "description": exc.description},
+                            status_code=413)
     return JSONResponse({"errors": {exc.field: [
         {"key": f"errors.{exc.code}", "description": exc.description}]}}, status_code=422)
 
@@ -144,6 +152,18 @@ def _too_deep() -> BadInput:
     return BadInput("request", "too_deep", f"the JSON body is nested deeper than {MAX_DEPTH}")
 
 
+def _too_large() -> BadInput:
+    return BadInput("request", "too_large",
+                    f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+
+
+def _content_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
 def _content_type(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -152,9 +172,13 @@ def _content_type(scope: Scope) -> str:
     return ""
 
 
-async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
+async def _buffer(receive: Receive, declared: int) -> tuple[bytes, Receive]:
     """The whole request body, and a ``receive`` that delivers it again, then defers to the
-    server's (for the disconnect message)."""
+    server's (for the disconnect message). Refuses a body over the limit before reading it
+    when its length is declared, and as soon as it grows past the limit when it is not."""
+    if declared > MAX_BODY_BYTES:
+        raise _too_large()
+    size = 0
     chunks: list[bytes] = []
     pending: list[Message] = []  # a disconnect seen while reading, delivered in its turn
     while True:
@@ -163,6 +187,9 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
             pending.append(message)
             break
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)

@@ -155,6 +155,25 @@ def test_json_nested_too_deep_is_a_422_not_a_recursion_error(http, account):
         assert error_fields(r) == {"request": ["errors.too_deep"]}
 
 
+def test_a_body_over_the_limit_is_a_413_before_it_is_parsed(http, account):
+    from gateway.api.guard import MAX_BODY_BYTES
+
+    big = '{"summary": "' + "x" * MAX_BODY_BYTES + '"}'
+    r = post_raw(http, account, big)
+    assert r.status_code == 413 and r.json()["error"] == "request_too_large"
+
+    def chunks():  # no Content-Length: refused as it grows past the limit
+        for _ in range(3):
+            yield b"x" * MAX_BODY_BYTES
+
+    r = http.post("/oauth/token", content=chunks(),
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and r.json()["error"] == "invalid_request"
+    # A body just under the limit is still read and answered by the handler.
+    r = post_raw(http, account, '{"summary": "' + "x" * 1000 + '"}')
+    assert r.status_code == 422 and "event_id" in r.json()["errors"]
+
+
 def test_unknown_routes_methods_and_bad_forms_answer_json(http, account):
     r = http.get("/v1/nowhere")
     assert r.status_code == 404 and r.json() == {"error": "not_found"}
