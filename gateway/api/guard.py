@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_DEPTH = 32  # the deepest real request (a batch entry's attendees) is 5 levels
@@ -56,8 +56,20 @@ class InputGuard:
         await self.app(scope, replay, send)
 
 
-def refusal(path: str, exc: BadInput) -> JSONResponse:
+# Pages a person's browser opens (the consent flow): refused input is a page, not JSON.
+_BROWSER_PAGES = ("/oauth/authorize", "/oauth/flow/")
+_BROWSER_REFUSAL = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    "<title>This link cannot be used</title></head><body><main>"
+                    "<h1>This link cannot be used</h1><p>The address or the form holds "
+                    "characters that no real request contains. Go back to the app you came "
+                    "from and start again.</p></main></body></html>")
+
+
+def refusal(path: str, exc: BadInput) -> Response:
     """The answer to refused input in the shape the endpoint's clients parse."""
+    if path.startswith(_BROWSER_PAGES):
+        return HTMLResponse(_BROWSER_REFUSAL, status_code=413 if exc.status == 413 else 400,
+                            headers={"Cache-Control": "no-store"})
     if path.startswith("/oauth"):
         return JSONResponse({"error": "invalid_request", "error_description": exc.description},
                             status_code=413 if exc.status == 413 else 400,

@@ -21,6 +21,7 @@ from providers.google import oauth
 from providers.model import AccountInfo
 from providers.registry import ProviderOptions, open_account
 
+from ..secrets import SecretStoreUnavailable
 from .link_errors import explain, report
 from .linking import ScopesWithheld, VerificationFailed, VerifiedAccount
 from .upstream_apps import AppNotConfigured, UpstreamApps
@@ -39,11 +40,17 @@ class GoogleConnector:
     provider_service: str = "google"
 
     def configured(self, client_id: str) -> bool:
-        """Offered only once the operator (or the client app) has set up a Google app."""
+        """Offered only once the operator (or the client app) has set up a Google app.
+
+        While the secret store is unavailable (a sealed Vault) nobody can tell, and nothing
+        can be linked anyway: the choice stays on the page and linking answers 503, as it
+        does for every provider, rather than the page itself failing."""
         try:
             self.apps.for_client(self.name, client_id)
         except AppNotConfigured:
             return False
+        except SecretStoreUnavailable:
+            return True
         return True
 
     def _app(self, client_id: str) -> tuple[oauth.GoogleApp, str]:

@@ -268,7 +268,8 @@ class CalDavClient:
             # through the guard, on the same origin only).
             dav = self._client(urljoin(start, "/.well-known/caldav"))
             start = str(dav.url)
-            found = self._propfind_one(dav, start, davxml.PRINCIPAL_PROPS)
+            # A web server that is no CalDAV server answers this with 404, 405 or 501 too.
+            found = self._propfind_one(dav, start, davxml.PRINCIPAL_PROPS, tolerant=True)
             href = _text(found.get("{DAV:}current-user-principal"))
         if href is None:
             raise NotCalendarServer(f"{self.host} names no current-user-principal: not a "
@@ -291,7 +292,7 @@ class CalDavClient:
         404 or 405 at a server's root is no error while looking for the principal)."""
         response = self._request(dav, url, "PROPFIND", davxml.propfind(props),
                                  {"Depth": "0", **XML})
-        if tolerant and response.status in (301, 302, 400, 404, 405, 501):
+        if tolerant and response.status in (400, 404, 405, 501):
             return {}
         self._expect(response, "principal lookup")
         results = response.parse_propfind()

@@ -120,7 +120,7 @@ def test_nul_and_surrogates_are_refused_in_the_query_and_the_path(http, account)
     assert "event_id" in error_fields(r)
 
 
-def test_nul_in_oauth_requests_is_an_rfc6749_invalid_request(http):
+def test_nul_in_oauth_requests_is_refused_in_each_endpoint_s_own_shape(http):
     r = http.post("/oauth/token", data={"grant_type": "authorization_code",
                                         "client_id": "cli_\x00", "client_secret": "s",
                                         "code": "c", "redirect_uri": "https://a.example/cb"})
@@ -128,9 +128,11 @@ def test_nul_in_oauth_requests_is_an_rfc6749_invalid_request(http):
     r = http.post("/oauth/token", headers={"Content-Type": "application/json"},
                   content=b'{"grant_type": "client_credentials", "client_id": "a\\u0000"}')
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    # The authorization endpoint is a browser page: a page in plain words, no redirect.
     r = http.get("/oauth/authorize?client_id=%00&response_type=code"
                  "&redirect_uri=https://a.example/cb&scope=read_events")
-    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text
+    assert "This link cannot be used" in r.text and "location" not in r.headers
 
 
 @pytest.mark.parametrize(("query", "field"), [

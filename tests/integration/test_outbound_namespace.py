@@ -78,7 +78,7 @@ def test_a_changing_dns_answer_is_not_asked_twice(scenario: dict[str, Any]) -> N
     # The one request was made to the checked (public) address; the library never looked
     # the name up again, so the rebinding answer never came into play.
     assert scenario["queries"].count("rebind.example") == 1
-    assert scenario["results"]["caldav rebinding"]["cause"] == "InvalidInput"
+    assert scenario["results"]["caldav rebinding"]["cause"] == "NotCalendarServer"
 
 
 @pytest.mark.parametrize("status", STATUSES)
