@@ -205,6 +205,45 @@ def test_a_500_is_json_with_a_request_id_and_is_not_re_raised(gateway):
         assert client.get("/healthz").status_code == 200
 
 
+def test_a_500_keeps_the_connection_open_under_uvicorn(gateway):
+    """Under the real server: the answer to a bug is a JSON 500 on a connection that stays
+    open, so the next request on the same socket is answered too."""
+    import http.client
+    import threading
+
+    import uvicorn
+
+    from tests.support.processes import free_port
+    from tests.support.waiting import eventually
+
+    async def boom(request):
+        raise RuntimeError("a bug")
+
+    app = create_app(gateway)
+    app.router.routes.append(Route("/boom", boom))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/boom")
+        first = connection.getresponse()
+        assert first.status == 500 and json.loads(first.read()) == {"error": "server_error"}
+        assert first.getheader("connection", "").lower() != "close"
+        sock = connection.sock
+        connection.request("GET", "/healthz")
+        second = connection.getresponse()
+        assert second.status == 200 and connection.sock is sock  # the same connection
+        second.read()
+        connection.close()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
 # -- the read path copes with any row the mirror holds ----------------------------------------
 
 def test_an_event_to_the_end_of_time_does_not_break_reads(http, account):
