@@ -160,6 +160,8 @@ RESPONSES: dict[str, Json] = {
         ref("OAuthError"), headers=_RETRY),
     "ServerError": reply("An unexpected error; details are in the server's log only.",
                          ref("Error")),
+    "TooLarge": reply("The request body is over 2 MiB ({\"error\": \"request_too_large\"}).",
+                      ref("Error")),
 }
 
 
@@ -167,6 +169,8 @@ def errors(*statuses: int) -> Json:
     """The /v1 error responses an operation can give, besides 401, 500 and 503 (always)."""
     named = {400: "Invalid", 403: "Forbidden", 404: "NotFound", 422: "Invalid"}
     answers = {str(s): response_ref(named[s]) for s in statuses}
+    if 422 in statuses:  # a body (or query) is read: the edge's size limit applies too
+        answers["413"] = response_ref("TooLarge")
     return answers | {"401": response_ref("Unauthorized"), "500": response_ref("ServerError"),
                       "503": response_ref("Unavailable")}
 
