@@ -5,7 +5,7 @@ query of the redirect back to the app (``code``/``state`` or ``error``...)."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -37,8 +37,9 @@ def sign_in(client: httpx.Client, auth_uri: str, email: str, *, accept: bool = T
     data = [*form.fields, ("login", email), ("decision", "accept" if accept else "cancel")]
     data += [("grant", s) for s in form.scopes if s not in untick]
     base = urlsplit(auth_uri)
-    answer = client.post(f"{base.scheme}://{base.netloc}{form.action}", data=data,
-                         follow_redirects=False)
+    answer = client.post(f"{base.scheme}://{base.netloc}{form.action}",
+                         content=urlencode(data).encode(), follow_redirects=False,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     if answer.status_code != 302:
         raise AssertionError(f"no redirect: {answer.status_code} {answer.text[:300]}")
     query = parse_qs(urlsplit(answer.headers["location"]).query)
