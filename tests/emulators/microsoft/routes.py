@@ -52,7 +52,8 @@ def _graph(emu: MicrosoftEmulator, request: Request, entry: LoggedRequest) -> Re
         if fault is not None and not fault.drop_answer:
             entry.injected = True
             raise fault.error()
-        handler, params = graph.route(request.method, path)
+        handler, params = graph.route(request.method, _as_me(path, token.user, emu))
+        entry.kind = handler.__name__.lstrip("_")  # refined by the handler when it answers
         body = json.loads(request.body) if request.body else None
         call = graph.Call(emu, emu.world.users[token.user], token.scopes, token.client_id,
                           request.method, request.query, request.headers, body, params)
@@ -66,6 +67,21 @@ def _graph(emu: MicrosoftEmulator, request: Request, entry: LoggedRequest) -> Re
         entry.injected = True
         return DROP
     return json_response(status, payload, {"request-id": "emulated"})
+
+
+def _as_me(path: str, email: str, emu: MicrosoftEmulator) -> str:
+    """``/users/{id | userPrincipalName}/...`` for the caller's own mailbox is ``/me/...``
+    (delegated access to other mailboxes is not emulated). msgraph-sdk's placeholder
+    ``me-token-to-replace`` counts as the caller: its URL-rewriting middleware is not on
+    every client it is given."""
+    if not path.startswith("/users/"):
+        return path
+    who, _, rest = path[len("/users/"):].partition("/")
+    user = emu.world.users[email]
+    if who.lower() not in (user.oid, user.email, "me-token-to-replace"):
+        raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and "
+                         "try again.")
+    return "/me/" + rest if rest else "/me"
 
 
 def _identity(emu: MicrosoftEmulator, request: Request, entry: LoggedRequest) -> Response:
