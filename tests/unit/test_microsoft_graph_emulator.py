@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -226,13 +226,13 @@ def test_subscription_handshake_notifications_and_lifecycle(emu: MicrosoftEmulat
     client = graph(emu, email)
     receiver, deaf = Receiver(), Receiver(echo=False)
     try:
-        expires = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+        expires = (datetime.now(UTC) + timedelta(days=2)).isoformat()
         body = {"changeType": "created,updated,deleted", "notificationUrl": receiver.url,
                 "lifecycleNotificationUrl": receiver.url, "resource": "me/events",
                 "expirationDateTime": expires, "clientState": "s3"}
         assert client.post("/subscriptions", json={**body, "notificationUrl": deaf.url}
                            ).json()["error"]["code"] == "ValidationError"
-        too_long = (datetime.now(timezone.utc) + timedelta(minutes=4231)).isoformat()
+        too_long = (datetime.now(UTC) + timedelta(minutes=4231)).isoformat()
         assert client.post("/subscriptions", json={**body, "expirationDateTime": too_long}
                            ).status_code == 400
         sub = client.post("/subscriptions", json=body).json()
@@ -244,7 +244,7 @@ def test_subscription_handshake_notifications_and_lifecycle(emu: MicrosoftEmulat
             sub["id"], "s3", "created")
         assert first["resourceData"]["id"] == created["id"]
         renewed = client.patch(f"/subscriptions/{sub['id']}", json={
-            "expirationDateTime": (datetime.now(timezone.utc) + timedelta(minutes=4200)).isoformat()})
+            "expirationDateTime": (datetime.now(UTC) + timedelta(minutes=4200)).isoformat()})
         assert renewed.json()["expirationDateTime"] > sub["expirationDateTime"]
         emu.lifecycle(sub["id"], "reauthorizationRequired")
         eventually(lambda: len(receiver.received) >= 3 or None)
@@ -260,9 +260,11 @@ def test_subscription_handshake_notifications_and_lifecycle(emu: MicrosoftEmulat
 @pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning")
 @pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning")
 def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
-    from kiota_abstractions.authentication import (AccessTokenProvider,
-                                                   AllowedHostsValidator,
-                                                   BaseBearerTokenAuthenticationProvider)
+    from kiota_abstractions.authentication import (
+        AccessTokenProvider,
+        AllowedHostsValidator,
+        BaseBearerTokenAuthenticationProvider,
+    )
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph_core import GraphClientFactory
 

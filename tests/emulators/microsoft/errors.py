@@ -4,7 +4,7 @@ request-id headers Graph sends, and the identity platform's OAuth errors with AA
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -16,7 +16,7 @@ class GraphError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         request_id = str(uuid.uuid4())
         return {"error": {"code": self.code, "message": self.message,
                           "innerError": {"date": now, "request-id": request_id,
@@ -47,7 +47,7 @@ class OAuthError(Exception):
         self.status, self.suberror = status, suberror
 
     def body(self) -> dict[str, Any]:
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         out: dict[str, Any] = {
             "error": self.error,
             "error_description": f"AADSTS{self.aadsts}: {self.description} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar as cal
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +16,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from .errors import GraphError
 
-UTC = timezone.utc
+UTC = UTC
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 INDEXES = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
 _PREFER_TZ = re.compile(r'outlook\.timezone="([^"]+)"')
@@ -86,10 +86,8 @@ def occurrence_dates(recurrence: dict[str, Any], first: date, until: date) -> It
     start = date.fromisoformat(rng.get("startDate") or first.isoformat())
     end = date.fromisoformat(rng["endDate"]) if rng.get("type") == "endDate" else until
     limit = int(rng.get("numberOfOccurrences") or 0) if rng.get("type") == "numbered" else 0
-    count = 0
-    for day in _candidates(pattern, start, min(end, until)):
+    for count, day in enumerate(_candidates(pattern, start, min(end, until)), 1):
         yield day
-        count += 1
         if limit and count >= limit:
             return
 
