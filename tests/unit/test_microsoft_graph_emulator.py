@@ -285,6 +285,7 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
 
     async def run() -> tuple[Any, Any]:
         raw = httpx.AsyncClient(verify=emu.ca.client_context(), trust_env=False)
+        inner = raw._transport  # the SDK's wrapping transport does not close it
         # Microsoft's middleware (retry, redirect, the /users/me-token-to-replace -> /me
         # rewrite) on a client that trusts the emulator's CA
         async with GraphClientFactory.create_with_default_middleware(client=raw) as http:
@@ -295,7 +296,9 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
             calendars = await sdk.me.calendars.get()
             events = await sdk.me.calendars.by_calendar_id(
                 calendars.value[0].id).events.get()
-            return calendars, events
+            found = calendars, events
+        await inner.aclose()
+        return found
 
     calendars, events = asyncio.run(run())
     assert [(c.name, c.can_edit, c.owner.address) for c in calendars.value] == [
