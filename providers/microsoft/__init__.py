@@ -1,0 +1,3 @@
+"""Microsoft 365 and Outlook.com through Microsoft Graph: ``config`` where Microsoft is,
+``scopes`` the one scope table, ``errors`` Graph and identity failures onto the provider
+error tree, ``payloads`` the raw Graph JSON, ``mapping`` the pure conversions."""
