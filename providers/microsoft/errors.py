@@ -169,27 +169,38 @@ def aadsts_codes(result: Mapping[str, object]) -> tuple[int, ...]:
     return tuple(int(c) for c in AADSTS.findall(str(result.get("error_description") or "")))
 
 
-def from_identity(result: Mapping[str, object], what: str) -> ProviderError:
+def from_identity(result: Mapping[str, object], what: str, *,
+                  linking: bool = False) -> ProviderError:
     """The provider error for an identity-platform error: msal's result dict for a token
-    call, or the query parameters of the authorization redirect."""
+    call, or the query parameters of the authorization redirect.
+
+    While ``linking``, consent and account problems get their own kinds, for the page that
+    tells the user what to do. Outside linking (refreshing a stored grant) they all mean the
+    grant no longer works: Unauthorized, so the profile is marked disconnected."""
     error = str(result.get("error") or "")
     codes = set(aadsts_codes(result))
     description = str(result.get("error_description") or "").split("\r\n")[0]
     text = f"{what}: Microsoft sign-in answered {error}" + (
         f" ({description})" if description else "")
+    # AADSTS9002331 and kin arrive as unauthorized_client: an account, not the app.
+    client_error = error in ("invalid_client", "unauthorized_client") and not (
+        codes & ACCOUNT_REFUSED)
+    if codes & APP_CREDENTIALS or client_error:
+        return AppCredentialsRejected(f"{text}; the operator must check the Entra app "
+                                      "registration (client id, secret, redirect URI)")
+    if error in ("temporarily_unavailable", "server_error"):
+        return Transient(text)
+    if not linking and (error or codes):
+        hint = ADMIN_HINT + " " if codes & ADMIN_CONSENT else ""
+        return Unauthorized(f"{hint}{text}; the calendar account must be linked again")
     if codes & ADMIN_CONSENT:
         return AdminConsentRequired(f"{ADMIN_HINT} [{text}]")
     if codes & DECLINED or (error == "access_denied" and not codes & ACCOUNT_REFUSED):
         return ConsentDeclined(f"{DECLINED_HINT} [{text}]")
     if codes & ACCOUNT_REFUSED:
         return AccountTypeRefused(f"{ACCOUNT_HINT} [{text}]")
-    if codes & APP_CREDENTIALS or error in ("invalid_client", "unauthorized_client"):
-        return AppCredentialsRejected(f"{text}; the operator must check the Entra app "
-                                      "registration (client id, secret, redirect URI)")
     if codes & RELINK or error in ("invalid_grant", "interaction_required", "consent_required"):
         return Unauthorized(f"{text}; the calendar account must be linked again")
-    if error in ("temporarily_unavailable", "server_error"):
-        return Transient(text)
     return InvalidInput(text)
 
 
