@@ -59,3 +59,4 @@ def test_descriptions_cover_the_table():
         assert scopes.describe_scope(rule.owned) != rule.owned
     assert scopes.describe_scope("https://graph.microsoft.com/Calendars.Read") == \
         "Read your calendars"
+
