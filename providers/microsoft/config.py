@@ -40,6 +40,9 @@ class GraphSettings:
     connect_timeout: float = 10.0  # microsoft.connect_timeout_seconds
     retry_attempts: int = 5  # microsoft.retry_attempts: tries per throttled/failed call
     retry_max_wait: float = 60.0  # microsoft.retry_max_wait_seconds: total sleep per call
+    # microsoft.ca_bundle: a PEM file of CAs to trust instead of the system's, for both
+    # msal and Graph (a test CA, a TLS-inspecting proxy); None trusts the system store.
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("authority_base", "graph_base"):
@@ -57,6 +60,12 @@ class GraphSettings:
     def authority(self) -> str:
         """The msal authority: the base plus the tenant."""
         return f"{self.authority_base}/{self.tenant}"
+
+    @property
+    def is_microsoft(self) -> bool:
+        """Whether the authority is Microsoft's own (msal's instance discovery then works;
+        anywhere else it would ask login.microsoftonline.com about a host it cannot know)."""
+        return self.authority_base == AUTHORITY_BASE
 
     @property
     def graph_root(self) -> str:
@@ -83,7 +92,8 @@ class GraphSettings:
             timeout=number("timeout_seconds", options.timeout),
             connect_timeout=number("connect_timeout_seconds", default.connect_timeout),
             retry_attempts=int(number("retry_attempts", default.retry_attempts)),
-            retry_max_wait=number("retry_max_wait_seconds", default.retry_max_wait))
+            retry_max_wait=number("retry_max_wait_seconds", default.retry_max_wait),
+            ca_bundle=extra.get("microsoft.ca_bundle") or None)
 
 
 def _check_origin(name: str, value: str) -> None:
