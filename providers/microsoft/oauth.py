@@ -15,6 +15,7 @@ the async helpers run it in a worker thread.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -99,10 +100,14 @@ def start_link(settings: GraphSettings, app: EntraApp, graph_scopes: Iterable[st
     """The authorize URL (PKCE, state, nonce, ``prompt=select_account`` so the user can pick
     which Microsoft account to link). Blocking."""
     client = application(settings, app)
-    with translated("sign-in"):
+    with translated("sign-in"), warnings.catch_warnings():
+        # msal recommends response_mode=form_post; the linking callback is a GET that reads
+        # the query (as for every redirect provider), and PKCE plus state already bind the
+        # code to this flow.
+        warnings.filterwarnings("ignore", "response_mode='form_post'", UserWarning)
         flow = client.initiate_auth_code_flow(
             list(graph_scopes), redirect_uri=redirect_uri, login_hint=login_hint,
-            prompt="select_account")
+            prompt="select_account", response_mode="query")
     return LinkStart(url=str(flow["auth_uri"]), state=str(flow["state"]), flow=dict(flow))
 
 
