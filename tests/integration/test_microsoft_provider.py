@@ -179,6 +179,9 @@ async def test_delta_sync_removals_and_an_expired_token(emu: MicrosoftEmulator,
     first = await provider.sync(calendar, None, WINDOW)
     assert first.full and len(first.changed) == 5 and first.cursor is not None
     assert emu.count("delta", user=email) >= 2  # pages of 3 followed to the deltaLink
+    prefer = next(r for r in emu.requests if r.kind == "delta").headers["prefer"]
+    assert all(p in prefer for p in ("odata.maxpagesize=3", 'outlook.timezone="UTC"',
+                                     'IdType="ImmutableId"'))
     emu.update_event(email, ids[0], {"subject": "E0 renamed"})
     emu.delete_event(email, ids[1])
     emu.clear_requests()
