@@ -1,0 +1,123 @@
+"""Pure conversions from the model to Graph request bodies: a managed event's create and
+PATCH bodies, an invitation answer, a new calendar, a getSchedule query.
+
+Idempotent creates: every create carries a ``transactionId`` derived from the managed key
+(Graph does not make a second event for a repeated POST with the same one) and
+the key itself in a single-value extended property, so the provider can also find the event
+by ``$filter`` after a lost answer.
+https://learn.microsoft.com/graph/api/resources/event (transactionId)
+https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ..errors import InvalidInput
+from ..model import EventDraft, Participation, TimeWindow
+from .mapping import MANAGED_PROPERTY, TEAMS
+from .times import utc_text, write_when
+
+# A fixed namespace, so the same managed key always gives the same transactionId.
+TRANSACTION_NAMESPACE = uuid.UUID("5b0e8c4a-6f8e-4f4e-b7a4-0c1d2e3f4a5b")
+# Graph keeps one reminder per event; Cronofy's list is in the client's order and Outlook
+# takes the first. https://learn.microsoft.com/graph/api/resources/event
+MAX_REMINDER_MINUTES = 40_320  # four weeks, as for Google
+# event accept / tentativelyAccept / decline actions.
+# https://learn.microsoft.com/graph/api/event-accept
+ACTIONS: dict[Participation, str] = {
+    "accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
+SCHEDULE_INTERVAL_MINUTES = 15
+
+
+def transaction_id(managed_key: str) -> str:
+    """Stable per managed event: a retried create with it never makes a second event."""
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, managed_key))
+
+
+def _reminders(minutes: tuple[int, ...]) -> dict[str, Any]:
+    if not minutes:
+        return {"isReminderOn": False}
+    first = min(max(int(minutes[0]), 0), MAX_REMINDER_MINUTES)
+    return {"isReminderOn": True, "reminderMinutesBeforeStart": first}
+
+
+def _attendees(draft: EventDraft) -> list[dict[str, Any]]:
+    return [{"emailAddress": {"address": p.email, **({"name": p.display_name}
+                                                      if p.display_name else {})},
+             "type": "required"} for p in draft.attendees]
+
+
+def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
+    """Every field Calgate owns on a managed event, for a PATCH that replaces what an
+    earlier version wrote (empty strings clear text; an empty list clears attendees).
+
+    A Teams meeting is asked for only when the draft wants conferencing and the calendar's
+    ``allowedOnlineMeetingProviders`` include Teams. Once an event is online Outlook keeps
+    it online, so the body never sends ``isOnlineMeeting: false``."""
+    if isinstance(draft.start, datetime) != isinstance(draft.end, datetime):
+        raise InvalidInput("start and end must both be dates or both be times")
+    all_day = not isinstance(draft.start, datetime)
+    body: dict[str, Any] = {
+        "subject": draft.summary,
+        "body": {"contentType": "text", "content": draft.description},
+        "start": write_when(draft.start, draft.start_tzid),
+        "end": write_when(draft.end, draft.start_tzid if all_day else draft.end_tzid),
+        "isAllDay": all_day,
+        "location": {"displayName": draft.location},
+        "showAs": "free" if draft.transparency == "transparent" else "busy",
+        "sensitivity": "private" if draft.private else "normal",
+        "attendees": _attendees(draft),
+        **_reminders(draft.reminders_minutes),
+        "singleValueExtendedProperties": [{"id": MANAGED_PROPERTY,
+                                           "value": draft.managed_key}],
+    }
+    if draft.conferencing and teams_allowed:
+        body["isOnlineMeeting"] = True
+        body["onlineMeetingProvider"] = TEAMS
+    return body
+
+
+def create_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
+    """:func:`update_body` plus the ``transactionId`` for an idempotent POST."""
+    body = update_body(draft, teams_allowed)
+    body["transactionId"] = transaction_id(draft.managed_key)
+    return body
+
+
+def find_managed_filter(managed_key: str) -> str:
+    """The ``$filter`` finding a managed event by its key (after a lost create answer)."""
+    quoted = managed_key.replace("'", "''")  # OData string literal escaping
+    return (f"singleValueExtendedProperties/any(ep: ep/id eq '{MANAGED_PROPERTY}' "
+            f"and ep/value eq '{quoted}')")
+
+
+def answer_action(status: Participation) -> str:
+    """The event action that answers an invitation with ``status``."""
+    try:
+        return ACTIONS[status]
+    except KeyError:
+        raise InvalidInput(f"cannot answer an invitation with {status!r}") from None
+
+
+def answer_body(send_response: bool = True) -> dict[str, Any]:
+    return {"sendResponse": send_response}
+
+
+def calendar_body(name: str) -> dict[str, Any]:
+    """A new calendar. Its colour cannot be set through Graph: ``hexColor`` is read-only and
+    ``color`` takes only presets, so Outlook picks one."""
+    if not name.strip():
+        raise InvalidInput("a calendar needs a name")
+    return {"name": name}
+
+
+def schedule_body(address: str, window: TimeWindow) -> dict[str, Any]:
+    """getSchedule's query for one mailbox over ``window`` (at most 62 days: the caller
+    cuts longer windows with :func:`times.chunks`)."""
+    return {"schedules": [address],
+            "startTime": {"dateTime": utc_text(window.start)[:-1], "timeZone": "UTC"},
+            "endTime": {"dateTime": utc_text(window.end)[:-1], "timeZone": "UTC"},
+            "availabilityViewInterval": SCHEDULE_INTERVAL_MINUTES}
