@@ -147,10 +147,13 @@ def test_erasure_stops_channels_and_revokes_the_grant_at_google(gateway, emu, ht
 
 
 def test_the_clients_own_google_app_is_used_when_it_has_one(gateway, emu):
+    from gateway.app import provider_options
     from gateway.services.linking import VerificationFailed
+    from gateway.services.upstream import UpstreamConnector
+    from providers.registry import get_entry
 
-    connector = gateway.connectors.get("google")
-    assert connector is not None and not hasattr(connector, "verify")
+    entry, options = get_entry("google"), provider_options(gateway.settings)
+    connector = UpstreamConnector(entry, entry.upstream_oauth(options), gateway.apps, options)
     scopes = frozenset({"read_free_busy"})
     with pytest.raises(VerificationFailed, match="not set up"):
         connector.authorization_url("cli_none", scopes, "http://x/cb", "st", "v" * 43)
@@ -176,11 +179,12 @@ def test_creating_a_calendar_goes_to_the_configured_google(gateway, emu, http):
     profile = gateway.accounts.link("cli_c", PendingAccount("google", "google", email, email,
                                                             parked), None, scope.split())
     headers = bearer_for(http, gateway, profile.subject, scope)
+    before = emu.count("calendars.insert")
     r = http.post("/v1/calendars", headers=headers,
                   json={"profile_id": profile.profile_id, "name": "Mentoring"})
     assert r.status_code == 200, r.text
     assert r.json()["calendar"]["calendar_name"] == "Mentoring"
     assert r.json()["calendar"]["calendar_integrated_conferencing_available"] is True
-    assert emu.count("calendars.insert") == 1
+    assert emu.count("calendars.insert") == before + 1
     assert "Mentoring" in {c["calendar_name"] for c in http.get(
         "/v1/calendars", headers=headers).json()["calendars"]}
