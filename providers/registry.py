@@ -115,8 +115,10 @@ class ProviderEntry:
         return cls.from_values(values)
 
 
+# Each provider class repeats its entry's capabilities; tests/unit/test_provider_registry.py
+# checks that they agree.
 _EDITABLE = Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                         participation_status=True)
+                         create_calendar=True, participation_status=True)
 
 ENTRIES: tuple[ProviderEntry, ...] = (
     ProviderEntry(
@@ -145,9 +147,7 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   linking="providers.ics.settings:LINKING",
                   settings="providers.ics.settings:IcsSettings",
                   loggers=("icalendar", "recurring_ical_events")),
-    ProviderEntry("memory", "In-memory (tests)", "none",
-                  Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                               create_calendar=True, participation_status=True),
+    ProviderEntry("memory", "In-memory (tests)", "none", _EDITABLE,
                   opener="providers.memory.provider:open_account"),
 )
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
