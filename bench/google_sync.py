@@ -91,10 +91,12 @@ def provider_only(job: dict[str, Any]) -> dict[str, Any]:
     tell the provider's share of the initial sync from the sync engine's."""
     import anyio
 
+    from providers.google.config import GoogleSettings
     from providers.registry import ProviderOptions, open_account
 
     window = fx.sync_window()
-    provider = open_account("google", job["credentials"], ProviderOptions(extra=job["extra"]))
+    settings = {"google": GoogleSettings.from_values(job["endpoints"])}
+    provider = open_account("google", job["credentials"], ProviderOptions(settings=settings))
     wall0, cpu0 = time.perf_counter(), time.process_time()
     changes = anyio.run(provider.sync, job["email"], None, window)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0

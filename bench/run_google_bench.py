@@ -128,7 +128,7 @@ def measure(no_write: bool) -> str:
         log("initial sync under tracemalloc (child 2)")
         traced = run_child({**base, "profile_id": linked[1].profile_id,
                             "subject": linked[1].subject, "trace": True,
-                            "credentials": spare, "extra": emu.provider_extra})
+                            "credentials": spare, "endpoints": emu.endpoints})
         info = machine()
     report = render(info, main, traced)
     if not no_write:

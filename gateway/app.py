@@ -28,7 +28,7 @@ from oauth_server.grants_store import Lifetimes
 from oauth_server.routes import AuthorizationService, OAuthConfig
 from oauth_server.scopes import expand
 from providers.outbound import OutboundPolicy
-from providers.registry import ProviderOptions
+from providers.registry import ProviderOptions, build_settings
 
 from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
 from .api.errors import (
@@ -50,6 +50,7 @@ from .persistence.database import make_engine
 from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
+from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
@@ -98,6 +99,7 @@ class Gateway:
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
     signing: ClientSecrets | None = None  # client secrets for webhook signatures (build sets it)
     channels: ChannelService | None = None  # client apps' notification channels (build sets it)
+    calendars: CalendarService | None = None  # listing and creating calendars (build sets it)
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -107,7 +109,7 @@ class Gateway:
         keys = load_server_keys(store)
         accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
         outbound = OutboundPolicy.allowing(settings.outbound_networks)
-        options = ProviderOptions(outbound=outbound, extra=settings.provider_extra())
+        options = provider_options(settings)
         apps = UpstreamApps(store)
         opener = ProfileOpener(store, options, apps)
         if connectors is None:
@@ -151,7 +153,8 @@ class Gateway:
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
-                   apps, push, pages, signing, channel_service)
+                   apps, push, pages, signing, channel_service,
+                   CalendarService(engine, store, options))
 
     async def wake_workers(self) -> None:
         """Work was just recorded: wake this process's worker and, through the database,
@@ -172,6 +175,13 @@ class Gateway:
     def close(self) -> None:
         self.engine.dispose()
         self.secrets.close()
+
+
+def provider_options(settings: Settings) -> ProviderOptions:
+    """What every provider is opened with: the outbound guard's policy and each provider's
+    typed settings, built once from the ``CALGATE_<PROVIDER>_*`` settings it declares."""
+    return ProviderOptions(outbound=OutboundPolicy.allowing(settings.outbound_networks),
+                           settings=build_settings(settings.provider_values))
 
 
 def _run_async(function: Callable[[str], Coroutine[Any, Any, None]], argument: str) -> None:
@@ -255,7 +265,8 @@ def create_app(gateway: Gateway) -> Starlette:
             tasks.cancel_scope.cancel()
         gateway.close()
 
-    routes = [*gateway.oauth.routes(), *identity.routes, *calendars.routes, *events.routes,
+    routes = [*gateway.oauth.routes(), *identity.routes,
+              *calendars.routes_for(gateway.calendars), *events.routes,
               *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
               Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics, methods=["GET"]),

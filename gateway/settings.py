@@ -228,14 +228,14 @@ class Settings:
             return self.issuer.startswith("https://")
         return self.provider_push == "on"
 
-    def provider_extra(self) -> dict[str, str]:
-        """Deployment knobs handed to providers (``ProviderOptions.extra``)."""
-        if not self.google_url:
-            return {}
-        base = self.google_url.rstrip("/")
-        return {"google.auth_uri": f"{base}/o/oauth2/v2/auth", "google.token_uri": f"{base}/token",
-                "google.revoke_uri": f"{base}/revoke",
-                "google.api_endpoint": f"{base}/calendar/v3/"}
+    def provider_values(self, provider: str) -> dict[str, str]:
+        """The settings provider ``provider`` declares: every field named ``<provider>_<key>``
+        (CALGATE_<PROVIDER>_<KEY>) that is set, keyed ``<key>``. The provider's typed settings
+        class (its registry entry's) parses them."""
+        prefix = f"{provider}_"
+        return {f.name.removeprefix(prefix): str(getattr(self, f.name))
+                for f in fields(self) if f.name.startswith(prefix)
+                and getattr(self, f.name) not in ("", None)}
 
     @property
     def issuer(self) -> str:

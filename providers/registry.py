@@ -1,52 +1,207 @@
-"""The lazy provider registry: a provider's module (and its client library) is imported only
-when an account of that kind is opened, so exchangelib loads only for Exchange profiles."""
+"""The provider registry (libcloud's lazy registry): one entry per provider, describing it
+statically. The gateway asks the entry, never the name.
+
+Everything a provider implements is named here as a ``"module:attribute"`` string and imported
+on first use, so a provider's client library (exchangelib, say) loads only when an account of
+that kind is opened. Adding a provider is a package under ``providers/`` plus one entry in
+:data:`ENTRIES` (README.md, "Adding a provider").
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
+from .model import Capabilities
 from .outbound import OutboundPolicy
+from .plugin import (
+    Conferencing,
+    FormLinking,
+    ProviderSettings,
+    PushParser,
+    UpstreamOAuth,
+    UpstreamOAuthFactory,
+)
 from .protocol import CalendarProvider
+
+S = TypeVar("S")
+LinkKind = Literal["redirect", "form", "url", "none"]  # none: not offered on the consent screen
+PushKind = Literal["webhook", "none"]  # webhook: the upstream POSTs to /webhooks/{name}
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderOptions:
-    """Deployment-wide knobs every provider may read."""
+    """Deployment-wide knobs every provider may read, plus each provider's typed settings."""
 
     timeout: float = 20.0
     # What user-chosen servers (CalDAV, ICS feeds, …) may be reached: the outbound guard's
     # deny list minus the operator's allowed networks (CALGATE_OUTBOUND_ALLOW_NETWORKS).
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     user_agent: str = "Calgate/0.1"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # provider name -> an instance of that provider's settings class (see build_settings)
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+    def settings_for(self, name: str, cls: type[S]) -> S:
+        """Provider ``name``'s settings; ``cls()`` (the real upstream) when none were set."""
+        found = self.settings.get(name)
+        return found if isinstance(found, cls) else cls()
 
 
 Opener = Callable[[Mapping[str, str], ProviderOptions], CalendarProvider]
 
-# provider name -> "module:function" opening an account from its credentials.
-PROVIDERS: dict[str, str] = {
-    "memory": "providers.memory.provider:open_account",
-    "caldav": "providers.caldav.provider:open_account",
-    "apple": "providers.caldav.provider:open_icloud_account",
-    "ics": "providers.ics.provider:open_account",
-    "google": "providers.google.provider:open_account",
-}
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    """A provider's static description. ``opener`` None: planned, shown on the consent screen
+    as not yet available. The ``"module:attribute"`` fields are imported on first use."""
+
+    name: str  # the profiles' provider_name, the /webhooks/{name} and /oauth/callback/{name}
+    display_name: str
+    link: LinkKind
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    push: PushKind = "none"
+    service: str = ""  # Cronofy's provider_service; the name when empty
+    opener: str | None = None  # -> Opener
+    linking: str | None = None  # -> FormLinking (form, url) or UpstreamOAuthFactory (redirect)
+    settings: str | None = None  # -> a ProviderSettings class
+    push_parser: str | None = None  # -> PushParser
+    conferencing: str | None = None  # -> Callable[[str], Conferencing | None]
+    integrated_conferencing: bool = False  # can add its own meeting to an event
+    loggers: tuple[str, ...] = ()  # its libraries' loggers, kept at warning (they log URLs)
+
+    @property
+    def implemented(self) -> bool:
+        return self.opener is not None
+
+    @property
+    def provider_service(self) -> str:
+        return self.service or self.name
+
+    def open(self, credentials: Mapping[str, str], options: ProviderOptions
+             ) -> CalendarProvider:
+        if self.opener is None:
+            raise UnknownProvider(self.name)
+        function: Opener = _load(self.opener)
+        return function(credentials, options)
+
+    def form(self) -> FormLinking:
+        if self.link not in ("form", "url") or self.linking is None:
+            raise TypeError(f"{self.name} is not linked with a form")
+        linking: FormLinking = _load(self.linking)
+        return linking
+
+    def upstream_oauth(self, options: ProviderOptions) -> UpstreamOAuth:
+        if self.link != "redirect" or self.linking is None:
+            raise TypeError(f"{self.name} is not linked through an upstream redirect")
+        factory: UpstreamOAuthFactory = _load(self.linking)
+        return factory(options)
+
+    def parse_push(self) -> PushParser | None:
+        return None if self.push_parser is None else _load(self.push_parser)
+
+    def recognise_meeting(self, url: str) -> Conferencing | None:
+        """The conferencing a meeting URL is, if this provider made it."""
+        if self.conferencing is None:
+            return None
+        recognise: Callable[[str], Conferencing | None] = _load(self.conferencing)
+        return recognise(url)
+
+    def load_settings(self, values: Mapping[str, str]) -> object | None:
+        if self.settings is None:
+            return None
+        cls: type[ProviderSettings] = _load(self.settings)
+        return cls.from_values(values)
+
+
+# Each provider class repeats its entry's capabilities; tests/unit/test_provider_registry.py
+# checks that they agree.
+_EDITABLE = Capabilities(writable=True, free_busy=True, incremental_sync=True,
+                         create_calendar=True, participation_status=True)
+
+ENTRIES: tuple[ProviderEntry, ...] = (
+    ProviderEntry(
+        "google", "Google Calendar", "redirect",
+        Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
+                     server_side_expansion=True, create_calendar=True,
+                     participation_status=True),
+        push="webhook", opener="providers.google.provider:open_account",
+        linking="providers.google.linking:GoogleOAuth",
+        settings="providers.google.config:GoogleSettings",
+        push_parser="providers.google.push:parse",
+        conferencing="providers.google.push:recognise_meeting",
+        integrated_conferencing=True,
+        loggers=("googleapiclient", "google", "google_auth_httplib2")),
+    ProviderEntry("office365", "Microsoft 365", "redirect", loggers=("msal",)),
+    ProviderEntry("live_connect", "Outlook.com", "redirect"),
+    ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
+    ProviderEntry("apple", "iCloud", "form", _EDITABLE, service="icloud",
+                  opener="providers.caldav.provider:open_icloud_account",
+                  linking="providers.caldav.linking:ICLOUD", loggers=("caldav",)),
+    ProviderEntry("caldav", "CalDAV server", "form", _EDITABLE,
+                  opener="providers.caldav.provider:open_account",
+                  linking="providers.caldav.linking:CALDAV", loggers=("caldav",)),
+    ProviderEntry("ics", "Calendar feed (ICS)", "url", Capabilities(),
+                  opener="providers.ics.provider:open_account",
+                  linking="providers.ics.settings:LINKING",
+                  settings="providers.ics.settings:IcsSettings",
+                  loggers=("icalendar", "recurring_ical_events")),
+    ProviderEntry("memory", "In-memory (tests)", "none", _EDITABLE,
+                  opener="providers.memory.provider:open_account"),
+)
+_BY_NAME = {entry.name: entry for entry in ENTRIES}
 
 
 class UnknownProvider(KeyError):
-    """No provider of that name is registered."""
+    """No provider of that name is registered (or it is only planned)."""
+
+
+def get_entry(name: str) -> ProviderEntry:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownProvider(name) from None
+
+
+def find_entry(name: str) -> ProviderEntry | None:
+    return _BY_NAME.get(name)
+
+
+def entries() -> tuple[ProviderEntry, ...]:
+    """Every entry, in the consent screen's display order."""
+    return ENTRIES
+
+
+def redirect_providers() -> tuple[str, ...]:
+    """Providers linked through their own OAuth server: the ones with upstream apps."""
+    return tuple(e.name for e in ENTRIES if e.link == "redirect")
+
+
+def push_providers() -> tuple[str, ...]:
+    """Implemented providers whose upstream pushes to a webhook."""
+    return tuple(e.name for e in ENTRIES if e.push != "none" and e.implemented)
+
+
+def build_settings(values: Callable[[str], Mapping[str, str]],
+                   names: Iterable[str] | None = None) -> dict[str, object]:
+    """Each provider's typed settings from ``values(name)`` (its ``CALGATE_<NAME>_*``)."""
+    built: dict[str, object] = {}
+    for entry in ENTRIES:
+        if names is not None and entry.name not in names:
+            continue
+        loaded = entry.load_settings(values(entry.name))
+        if loaded is not None:
+            built[entry.name] = loaded
+    return built
 
 
 def opener(name: str) -> Opener:
     """The function that opens accounts of provider ``name`` (imported on first use)."""
-    try:
-        target = PROVIDERS[name]
-    except KeyError:
-        raise UnknownProvider(name) from None
-    module_name, _, attribute = target.partition(":")
-    function: Opener = getattr(importlib.import_module(module_name), attribute)
+    entry = get_entry(name)
+    if entry.opener is None:
+        raise UnknownProvider(name)
+    function: Opener = _load(entry.opener)
     return function
 
 
@@ -54,3 +209,8 @@ def open_account(name: str, credentials: Mapping[str, str],
                  options: ProviderOptions | None = None) -> CalendarProvider:
     """Open an upstream account of provider ``name`` with its stored credentials."""
     return opener(name)(credentials, options or ProviderOptions())
+
+
+def _load(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

@@ -7,43 +7,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from providers.outbound import OutboundPolicy
-from providers.registry import ProviderOptions
-
 from ..services import calendars as service
-from .auth import Authenticator
 from .errors import ApiError, not_found
 from .params import InvalidParam, read_params
 
 
-def _deps(request: Request) -> tuple[Authenticator, service.CalendarService]:
-    gateway = request.app.state.gateway
-    options = ProviderOptions(
-        outbound=OutboundPolicy.allowing(gateway.settings.outbound_networks))
-    return (request.app.state.authenticate,
-            service.CalendarService(gateway.engine, gateway.secrets, options))
+def routes_for(calendars: service.CalendarService | None) -> list[Route]:
+    """The routes over ``calendars``, built once with the provider settings (Gateway.build)."""
+    if calendars is None:
+        raise ValueError("the gateway has no calendar service")
 
+    async def list_calendars(request: Request) -> Response:
+        caller = await request.app.state.authenticate(request, "list_calendars")
+        listed = await to_thread.run_sync(calendars.list_calendars, caller.subject)
+        return JSONResponse({"sub": caller.subject, "calendars": listed})
 
-async def list_calendars(request: Request) -> Response:
-    authenticate, calendars = _deps(request)
-    caller = await authenticate(request, "list_calendars")
-    listed = await to_thread.run_sync(calendars.list_calendars, caller.subject)
-    return JSONResponse({"sub": caller.subject, "calendars": listed})
+    async def create_calendar(request: Request) -> Response:
+        caller = await request.app.state.authenticate(request, "create_calendar")
+        params = await read_params(request)
+        profile_id = params.text("profile_id", required=True)
+        name = params.text("name", required=True)
+        assert profile_id is not None and name is not None
+        try:
+            created = await calendars.create_calendar(caller.subject, profile_id, name,
+                                                      params.text("color"))
+        except service.CalendarError as exc:
+            raise _refusal(exc) from None
+        return JSONResponse({"calendar": created})
 
-
-async def create_calendar(request: Request) -> Response:
-    authenticate, calendars = _deps(request)
-    caller = await authenticate(request, "create_calendar")
-    params = await read_params(request)
-    profile_id = params.text("profile_id", required=True)
-    name = params.text("name", required=True)
-    assert profile_id is not None and name is not None
-    try:
-        created = await calendars.create_calendar(caller.subject, profile_id, name,
-                                                  params.text("color"))
-    except service.CalendarError as exc:
-        raise _refusal(exc) from None
-    return JSONResponse({"calendar": created})
+    return [Route("/v1/calendars", list_calendars, methods=["GET"]),
+            Route("/v1/calendars", create_calendar, methods=["POST"])]
 
 
 def _refusal(exc: service.CalendarError) -> ApiError:
@@ -63,9 +56,3 @@ def _refusal(exc: service.CalendarError) -> ApiError:
     retry = exc.retry_after if isinstance(exc, service.UpstreamUnavailable) else None
     return ApiError(503, {"error": "provider_unavailable"},
                     {"Retry-After": str(int(retry or 30))})
-
-
-routes = [
-    Route("/v1/calendars", list_calendars, methods=["GET"]),
-    Route("/v1/calendars", create_calendar, methods=["POST"]),
-]

@@ -11,12 +11,12 @@ from typing import Any
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
 
 MAX_SUMMARY, MAX_DESCRIPTION = 1024, 4096
-MAX_EVENT_ID = 256  # it travels upstream (a Google extended property, a CalDAV property)
+MAX_EVENT_ID = 256  # it travels upstream (an upstream's extended property, a CalDAV property)
 MAX_EMAIL, MAX_NAME = 254, 256  # RFC 5321's longest path; a display name of a line
 MAX_REMINDERS, MAX_REMINDER_MINUTES = 10, 40320  # Cronofy's range: up to four weeks before
 TRANSPARENCY = {"opaque", "transparent"}
 # No whitespace or control characters, one "@" with something either side: an address a
-# provider (iCalendar's mailto:, Google's attendees) can carry without escaping.
+# provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
 
 
@@ -54,7 +54,7 @@ def desired_event(params: Params) -> dict[str, Any]:
 
 def _conferencing(value: Any) -> bool:
     """``{"profile_id": "default" | "integrated"}`` asks for the calendar's own video
-    conferencing (a Google Meet on Google calendars; ignored where a calendar has none).
+    conferencing (the provider's own meeting where its calendars have one; ignored elsewhere).
     ``explicit`` links and third-party conferencing profiles are not offered."""
     if value is None:
         return False

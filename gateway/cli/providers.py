@@ -1,6 +1,7 @@
 """``calgate providers …`` and ``calgate clients set-upstream-app …``: the upstream OAuth apps
-(Google) Calgate links accounts with. Secrets go to the secret store only; pass them with
-``--client-secret-stdin`` to keep them out of the shell history and the process list."""
+of the redirect providers (the registry's) that Calgate links accounts with. Secrets go to
+the secret store only; pass them with ``--client-secret-stdin`` to keep them out of the shell
+history and the process list."""
 
 from __future__ import annotations
 
@@ -8,36 +9,38 @@ import argparse
 import sys
 from typing import Any
 
-from ..settings import Settings
+from providers.registry import redirect_providers
 
-PROVIDERS = ("google",)
+from ..settings import Settings
 
 
 def add_provider_commands(sub: Any, clients: Any) -> None:
-    providers = sub.add_parser("providers", help="configure upstream OAuth apps (Google)")
+    names = redirect_providers()
+    providers = sub.add_parser("providers", help="configure upstream OAuth apps "
+                                                 f"({', '.join(names)})")
     psub = providers.add_subparsers(required=True, metavar="action")
     configure = psub.add_parser("configure", help="set the deployment's default upstream app")
-    configure.add_argument("provider", choices=PROVIDERS)
+    configure.add_argument("provider", choices=names)
     _app_arguments(configure)
     configure.set_defaults(func=_configure)
     show = psub.add_parser("show", help="the configured app and the redirect URI to register")
-    show.add_argument("provider", choices=PROVIDERS)
+    show.add_argument("provider", choices=names)
     show.set_defaults(func=_show)
     remove = psub.add_parser("remove", help="forget the default upstream app")
-    remove.add_argument("provider", choices=PROVIDERS)
+    remove.add_argument("provider", choices=names)
     remove.set_defaults(func=_remove)
 
     own = clients.add_parser("set-upstream-app",
                              help="link this client's users with its own upstream app, so "
                                   "the provider's consent screen shows its name")
     own.add_argument("client_id")
-    own.add_argument("--provider", choices=PROVIDERS, required=True)
+    own.add_argument("--provider", choices=names, required=True)
     _app_arguments(own)
     own.set_defaults(func=_configure)
     clear = clients.add_parser("clear-upstream-app",
                                help="go back to the deployment's default upstream app")
     clear.add_argument("client_id")
-    clear.add_argument("--provider", choices=PROVIDERS, required=True)
+    clear.add_argument("--provider", choices=names, required=True)
     clear.set_defaults(func=_remove)
 
 

@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from providers.registry import entries
+
 from ..settings import Settings
 
 # Set by the HTTP middleware for the request being served (each request runs in a task of
@@ -49,10 +51,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # Libraries whose debug and info lines carry request URLs, headers, bodies or SQL
 # parameters: warnings only, whatever CALGATE_LOG_LEVEL says.
-_LIBRARIES = ("sqlalchemy", "httpx", "httpcore", "urllib3", "niquests", "hpack", "caldav",
-              "googleapiclient", "google", "google_auth_httplib2", "msal", "exchangelib",
+# Providers' own libraries come from their registry entries.
+_LIBRARIES = ("sqlalchemy", "httpx", "httpcore", "urllib3", "niquests", "hpack",
+              *dict.fromkeys(name for entry in entries() for name in entry.loggers),
               "hvac", "authlib", "multipart", "python_multipart", "taskiq", "asyncio",
-              "icalendar", "recurring_ical_events", "alembic.runtime.plugins")
+              "alembic.runtime.plugins")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 

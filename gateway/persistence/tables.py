@@ -85,7 +85,7 @@ profiles = Table(
     # Set when the provider pushes a change (webhook): a sync that started before it does
     # not push the next sync back to the regular interval.
     Column("sync_requested_at", DateTime(timezone=True), nullable=True),
-    # Why the profile was disconnected (e.g. Google's invalid_grant), when it was.
+    # Why the profile was disconnected (e.g. an upstream's invalid_grant), when it was.
     Column("disconnected_at", DateTime(timezone=True), nullable=True),
 )
 
@@ -204,7 +204,7 @@ participation_writes = Table(
     Index("ux_participation_calendar_event", "calendar_id", "event_uid", unique=True),
 )
 
-# Provider push channels (Google events.watch): one per mirrored calendar of a profile whose
+# Provider push channels (an upstream's watch channel): one per mirrored calendar of a profile whose
 # provider pushes. The verification token is kept only as its SHA-256 digest.
 push_channels = Table(
     "push_channels",

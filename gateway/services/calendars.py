@@ -18,7 +18,7 @@ from providers.errors import (
 )
 from providers.model import Calendar
 from providers.protocol import CalendarProvider
-from providers.registry import ProviderOptions, UnknownProvider
+from providers.registry import ProviderOptions, UnknownProvider, find_entry
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import calendars, profiles
@@ -66,10 +66,15 @@ def calendar_body(row: Any) -> dict[str, Any]:
         "profile_name": row.profile_name, "calendar_id": row.id, "calendar_name": row.name,
         "calendar_readonly": bool(row.readonly), "calendar_deleted": bool(row.deleted),
         "calendar_primary": bool(row.primary),
-        "calendar_integrated_conferencing_available": row.provider_name == "google",
+        "calendar_integrated_conferencing_available": _conferencing(row.provider_name),
         "calendar_attachments_available": False, "permission_level": "sandbox",
         "calendar_color": row.color,
     }
+
+
+def _conferencing(provider_name: str) -> bool:
+    entry = find_entry(provider_name)
+    return entry is not None and entry.integrated_conferencing
 
 
 def save_calendar(conn: Connection, profile_id: str, cal: Calendar, now: datetime) -> str:

@@ -1,7 +1,7 @@
 """Connectors that verify an upstream calendar account on the consent screen.
 
-Each provider issue adds its connector (CalDAV, iCloud, ICS, Google, Microsoft, Exchange);
-until then the consent screen lists them as not yet available. A connector checks the
+Every provider in the registry is listed; one whose package is not implemented yet shows as
+not yet available. A connector checks the
 credentials with a real connection and returns what to keep: the secret part goes to the
 secret store, the rest to the profile row.
 """
@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from providers.plugin import FormField as FormField  # re-exported: connectors build forms
+from providers.registry import entries
 
 
 class VerificationFailed(Exception):
@@ -24,16 +27,6 @@ class ScopesWithheld(VerificationFailed):
     def __init__(self, message: str, missing: Sequence[str]) -> None:
         super().__init__(message)
         self.missing = tuple(missing)
-
-
-@dataclass(frozen=True, slots=True)
-class FormField:
-    name: str
-    label: str
-    kind: str = "text"
-    required: bool = True
-    help: str = ""
-    autocomplete: str = "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +70,7 @@ class Connector(Linkable, Protocol):
 
 @runtime_checkable
 class RedirectConnector(Linkable, Protocol):
-    """Links an account through the provider's own OAuth server (Google, Microsoft)."""
+    """Links an account through the provider's own OAuth server."""
 
     def authorization_url(self, client_id: str, scopes: frozenset[str], redirect_uri: str,
                           state: str, code_verifier: str) -> str:
@@ -104,20 +97,8 @@ class Offering:
     note: str = ""
 
 
-# What the consent screen lists while the provider issues are open, in display order.
-PLANNED: tuple[tuple[str, str], ...] = (
-    ("google", "Google Calendar"),
-    ("office365", "Microsoft 365"),
-    ("live_connect", "Outlook.com"),
-    ("exchange", "Exchange (on-premises)"),
-    ("apple", "iCloud"),
-    ("caldav", "CalDAV server"),
-    ("ics", "Calendar feed (ICS)"),
-)
-
-
 class ConnectorRegistry:
-    """Registered connectors plus the planned ones, for the consent screen."""
+    """Registered connectors plus the registry's other providers, for the consent screen."""
 
     def __init__(self) -> None:
         self._connectors: dict[str, AnyConnector] = {}
@@ -132,10 +113,11 @@ class ConnectorRegistry:
         """What ``client_id``'s users may choose from. A registered connector the deployment
         has not configured is left out altogether: offering it would only fail later."""
         usable = {n: c for n, c in self._connectors.items() if c.configured(client_id)}
+        listed = [(e.name, e.display_name) for e in entries() if e.link != "none"]
         planned = [Offering(name, label, usable.get(name),
                             "" if name in usable else "Not yet available")
-                   for name, label in PLANNED
+                   for name, label in listed
                    if name in usable or name not in self._connectors]
         extra = [Offering(c.name, c.display_name, c) for n, c in usable.items()
-                 if n not in dict(PLANNED)]
+                 if n not in dict(listed)]
         return extra + planned

@@ -1,5 +1,5 @@
 """Opening a profile's upstream account: its stored credentials from the secret store, plus
-the upstream app's client id and secret for providers linked through OAuth (Google)."""
+the upstream app's client id and secret for providers linked through their own OAuth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Provider push channels (Google events.watch): created, renewed, checked, stopped.
+"""Provider push channels (an upstream's watch or subscription): created, renewed, checked,
+stopped.
 
 For every live calendar of a connected profile whose provider pushes, the worker keeps one
 channel whose address is this server's ``/webhooks/{provider}``; each carries a random
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 from providers.errors import ProviderError
 from providers.model import PushChannel
 from providers.protocol import CalendarProvider, PushCapable, Revocable
+from providers.registry import push_providers
 
 from ..observe import metrics
 from ..persistence.tables import calendars, profiles, push_channels
@@ -34,7 +36,6 @@ from .ids import new_id
 from .opener import ProfileOpener
 
 log = logging.getLogger("calgate.push")
-PUSH_PROVIDERS = ("google",)
 RETRY_AFTER_FAILURE = 3600.0  # seconds before trying again to create a refused channel
 
 
@@ -80,7 +81,7 @@ class PushService:
             push_channels.c.profile_id == profiles.c.id, calendars.c.deleted.is_(True))
             .exists())
         query = select(profiles.c.id).where(
-            profiles.c.connected.is_(True), profiles.c.provider_name.in_(PUSH_PROVIDERS),
+            profiles.c.connected.is_(True), profiles.c.provider_name.in_(push_providers()),
             profiles.c.initial_sync_required.is_(False), or_(live, stale))
         with self.engine.connect() as conn:
             found = [str(r) for r in conn.execute(query).scalars()]
@@ -204,7 +205,7 @@ class PushService:
     async def release(self, profile_id: str) -> None:
         """Before a profile is erased: stop its channels and revoke its upstream grant."""
         row, _, channel_rows = await to_thread.run_sync(self._state, profile_id, False)
-        if row is None or not row.credential_path or row.provider_name not in PUSH_PROVIDERS:
+        if row is None or not row.credential_path or row.provider_name not in push_providers():
             return  # nothing upstream to release (CalDAV, ICS: no grant, no channels)
         try:
             provider = await self.opener.open(row.provider_name,
@@ -229,4 +230,4 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-__all__ = ["PUSH_PROVIDERS", "PushService", "PushSettings"]
+__all__ = ["PushService", "PushSettings"]

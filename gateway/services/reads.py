@@ -14,6 +14,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, select
 
+from providers.plugin import Conferencing
+from providers.registry import find_entry
+
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
     MAX_SPAN_SECONDS,
@@ -180,12 +183,17 @@ def _managed(column: ColumnElement[Any], name: str) -> Any:
     return select(column).where(*_MINE).limit(1).scalar_subquery().label(name)
 
 
+# Whose event it is: a meeting link is recognised by the provider that made it.
+_PROVIDER = (select(profiles.c.provider_name)
+             .join(calendars, calendars.c.profile_id == profiles.c.id)
+             .where(calendars.c.id == events.c.calendar_id)
+             .scalar_subquery().label("provider_name"))
 _WITH_EVENT_ID = select(
     events, _managed(managed_events.c.event_id, "event_id"),
     _managed(managed_events.c.version - managed_events.c.applied_version, "write_behind"),
-    _managed(managed_events.c.last_error, "write_error"))
+    _managed(managed_events.c.last_error, "write_error"), _PROVIDER)
 _WITHOUT_EVENT_ID = select(events, null().label("event_id"), null().label("write_behind"),
-                           null().label("write_error"))
+                           null().label("write_error"), _PROVIDER)
 
 
 def _columns(managed: bool) -> Select[Any]:
@@ -323,6 +331,11 @@ def _zone_name(tzid: str | None, query: ReadQuery) -> str:
     return query.tzid
 
 
+def _recognise_meeting(row: Any, url: str) -> Conferencing | None:
+    entry = find_entry(row.provider_name or "")
+    return None if entry is None else entry.recognise_meeting(url)
+
+
 def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
                query: ReadQuery, calendar_readonly: bool) -> dict[str, Any]:
     managed = row.managed_key is not None
@@ -340,9 +353,10 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
             body["location"] = {"description": visible["location"]}
         if visible.get("meeting_url"):
             body["meeting_url"] = visible["meeting_url"]
-            if "meet.google.com" in visible["meeting_url"]:
-                body["conferencing"] = {"provider_name": "google_meet",
-                                        "join_url": visible["meeting_url"]}
+            meeting = _recognise_meeting(row, visible["meeting_url"])
+            if meeting is not None:
+                body["conferencing"] = {"provider_name": meeting.provider_name,
+                                        "join_url": meeting.join_url}
     body |= {"start": _when(row.start_at, row.all_day, row.start_tzid, query),
              "end": _when(row.end_at, row.all_day, row.end_tzid, query),
              "deleted": bool(row.deleted), "created": utc_time(row.created),

@@ -1,6 +1,7 @@
-"""Upstream OAuth apps (Google, Microsoft): their client ids and secrets, in the secret store.
+"""Upstream OAuth apps of the redirect providers: their client ids and secrets, in the secret
+store.
 
-The deployment configures a default app per provider (``calgate providers configure google``);
+The deployment configures a default app per provider (``calgate providers configure NAME``);
 a client app may register its own (``calgate clients set-upstream-app``), so the provider's
 consent screen shows the client's name. A profile's stored credentials name the app they
 were granted to (``app``: ``default``, or ``client:<calgate client id>``), never its
@@ -13,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from providers.registry import redirect_providers
+
 from ..secrets import SecretStore, check_path
 
 DEFAULT = "default"
 CLIENT = "client"
-REDIRECT_PROVIDERS = ("google",)
 
 
 class AppNotConfigured(LookupError):
@@ -60,7 +62,7 @@ class UpstreamApps:
 
     def remove_client(self, calgate_client: str) -> None:
         """A client app was deleted: erase every upstream app it registered."""
-        for provider in REDIRECT_PROVIDERS:
+        for provider in redirect_providers():
             self.remove(provider, calgate_client)
 
     def for_client(self, provider: str, calgate_client: str) -> UpstreamApp:
@@ -85,7 +87,7 @@ class UpstreamApps:
     def resolve(self, provider: str, credentials: Mapping[str, str]) -> dict[str, str]:
         """What the provider opens the account with: stored credentials plus, for redirect
         providers, the client id and secret of the app they were granted to."""
-        if provider not in REDIRECT_PROVIDERS or "app" not in credentials:
+        if provider not in redirect_providers() or "app" not in credentials:
             return dict(credentials)
         owner = credentials["app"]
         if owner.startswith(f"{CLIENT}:"):
@@ -100,8 +102,8 @@ class UpstreamApps:
 
 
 def _check_provider(provider: str) -> None:
-    if provider not in REDIRECT_PROVIDERS:
-        raise ValueError(f"upstream apps are for {', '.join(REDIRECT_PROVIDERS)}; "
+    if provider not in redirect_providers():
+        raise ValueError(f"upstream apps are for {', '.join(redirect_providers())}; "
                          f"not {provider!r}")
 
 

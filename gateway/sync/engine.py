@@ -190,7 +190,7 @@ class SyncEngine:
             try:
                 changes = await self._sync_calendar(provider, upstream_id, cursor, window)
             except Forbidden as exc:
-                # The grant does not reach this calendar (e.g. a write-only Google grant
+                # The grant does not reach this calendar (e.g. a write-only upstream grant
                 # and a calendar the user does not own): skip it, sync the rest.
                 log.info("calendar %s of %s not readable with this grant: %s", calendar_id,
                          row["id"], exc)

@@ -1,14 +1,17 @@
-"""Where Google is (four endpoints, overridable for the emulator) and how hard to retry.
-
-Both are read once from :class:`ProviderOptions.extra`, keys prefixed ``google.``.
+"""Where Google is (four endpoints, overridable for the emulator) and how hard to retry:
+:class:`GoogleSettings`, the provider's typed settings (``CALGATE_GOOGLE_*``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
 
 from ..errors import InvalidInput
-from ..registry import ProviderOptions
+
+if TYPE_CHECKING:
+    from ..registry import ProviderOptions
 
 API_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
 TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
@@ -27,20 +30,20 @@ class GoogleEndpoints:
     auth_uri: str = AUTH_URI
 
     @classmethod
-    def from_options(cls, options: ProviderOptions) -> GoogleEndpoints:
-        """From ``google.api_endpoint``, ``google.token_uri``, ``google.revoke_uri`` and
-        ``google.auth_uri`` in ``options.extra``; Google's real URLs where absent."""
-        extra = options.extra
-        api = extra.get("google.api_endpoint") or API_ENDPOINT
+    def from_values(cls, values: Mapping[str, str]) -> GoogleEndpoints:
+        """From ``url`` (CALGATE_GOOGLE_URL: one base serving all four, as the emulator does),
+        then ``api_endpoint``, ``token_uri``, ``revoke_uri``, ``auth_uri`` one by one;
+        Google's real URLs where absent."""
+        base = values.get("url", "").rstrip("/")
+        derived = ({} if not base else {
+            "auth_uri": f"{base}/o/oauth2/v2/auth", "token_uri": f"{base}/token",
+            "revoke_uri": f"{base}/revoke", "api_endpoint": f"{base}/calendar/v3/"})
+        merged = derived | {k: v for k, v in values.items() if v}
+        api = merged.get("api_endpoint") or API_ENDPOINT
         return cls(api_endpoint=api if api.endswith("/") else api + "/",
-                   token_uri=extra.get("google.token_uri") or TOKEN_URI,
-                   revoke_uri=extra.get("google.revoke_uri") or REVOKE_URI,
-                   auth_uri=extra.get("google.auth_uri") or AUTH_URI)
-
-
-def endpoints_from(options: ProviderOptions) -> GoogleEndpoints:
-    """:meth:`GoogleEndpoints.from_options`, as a function."""
-    return GoogleEndpoints.from_options(options)
+                   token_uri=merged.get("token_uri") or TOKEN_URI,
+                   revoke_uri=merged.get("revoke_uri") or REVOKE_URI,
+                   auth_uri=merged.get("auth_uri") or AUTH_URI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +53,41 @@ class RetryPolicy:
     Retry-After Google asks for, at most ``attempts`` tries and ``max_wait`` seconds of
     sleeping per call; past that the call raises RateLimited / Unavailable."""
 
-    attempts: int = 5  # google.retry_attempts
-    base_delay: float = 0.5  # google.retry_base_seconds: the first backoff's ceiling
-    max_delay: float = 32.0  # google.retry_max_delay_seconds: one backoff's ceiling
-    max_wait: float = 60.0  # google.retry_max_wait_seconds: total sleep per call
+    attempts: int = 5  # retry_attempts
+    base_delay: float = 0.5  # retry_base_seconds: the first backoff's ceiling
+    max_delay: float = 32.0  # retry_max_delay_seconds: one backoff's ceiling
+    max_wait: float = 60.0  # retry_max_wait_seconds: total sleep per call
 
     @classmethod
-    def from_options(cls, options: ProviderOptions) -> RetryPolicy:
-        extra, default = options.extra, cls()
+    def from_values(cls, values: Mapping[str, str]) -> RetryPolicy:
+        default = cls()
 
         def number(key: str, fallback: float) -> float:
             try:
-                return float(extra.get(f"google.{key}", fallback))
+                return float(values.get(key, fallback))
             except ValueError:
-                raise InvalidInput(f"google.{key} is not a number") from None
+                raise InvalidInput(f"google {key} is not a number") from None
 
         return cls(attempts=int(number("retry_attempts", default.attempts)),
                    base_delay=number("retry_base_seconds", default.base_delay),
                    max_delay=number("retry_max_delay_seconds", default.max_delay),
                    max_wait=number("retry_max_wait_seconds", default.max_wait))
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleSettings:
+    """The Google provider's settings (the registry entry's settings class)."""
+
+    endpoints: GoogleEndpoints = field(default_factory=GoogleEndpoints)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> Self:
+        """From the ``CALGATE_GOOGLE_*`` values without their prefix (``url``), plus the
+        individual endpoint and ``retry_*`` keys tests and benchmarks set."""
+        return cls(GoogleEndpoints.from_values(values), RetryPolicy.from_values(values))
+
+
+def settings_of(options: ProviderOptions) -> GoogleSettings:
+    """This deployment's Google settings (Google itself when none were set)."""
+    return options.settings_for("google", GoogleSettings)

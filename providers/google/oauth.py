@@ -22,7 +22,7 @@ import httpx
 
 from ..errors import InvalidInput, ProviderError, RateLimited, Unauthorized, Unavailable
 from ..registry import ProviderOptions
-from .config import GoogleEndpoints
+from .config import GoogleEndpoints, settings_of
 from .credentials import TOKENS
 
 G = "https://www.googleapis.com/auth/"
@@ -113,8 +113,8 @@ def describe_scope(scope: str) -> str:
 
 
 def endpoints(options: ProviderOptions) -> GoogleEndpoints:
-    """Google's endpoints for this deployment (``google.*`` in ``options.extra``)."""
-    return GoogleEndpoints.from_options(options)
+    """Google's endpoints for this deployment (its :class:`GoogleSettings`)."""
+    return settings_of(options).endpoints
 
 
 def upstream_scopes(calgate_scopes: Iterable[str],

@@ -40,7 +40,7 @@ from ..model import (
 from ..registry import ProviderOptions
 from . import mapping, oauth
 from .client import EventsPage, GoogleClient, GoogleEvent
-from .config import GoogleEndpoints, RetryPolicy, endpoints_from
+from .config import GoogleEndpoints, GoogleSettings, RetryPolicy, settings_of
 from .credentials import AccountSecrets
 from .errors import Duplicate, PreconditionFailed
 from .retry import with_retries
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 FREEBUSY_SPAN = timedelta(days=90)  # freeBusy refuses longer spans (timeRangeTooLong)
 FREEBUSY_CALENDARS = 50  # calendarExpansionMax's maximum
 
-__all__ = ["GoogleEndpoints", "GoogleProvider", "RetryPolicy", "endpoints_from",
+__all__ = ["GoogleEndpoints", "GoogleProvider", "GoogleSettings", "RetryPolicy",
            "open_account"]
 
 
@@ -318,8 +318,8 @@ def _raise_for(calendar_id: str, entry: Mapping[str, Any] | None) -> None:
 
 def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> GoogleProvider:
     """Open a Google account (no network yet) from ``refresh_token``, ``client_id`` and
-    ``client_secret``; endpoints and retry limits from ``options.extra`` (``google.*``)."""
-    client = GoogleClient(AccountSecrets.from_mapping(credentials),
-                          GoogleEndpoints.from_options(options), timeout=options.timeout,
-                          user_agent=options.user_agent)
-    return GoogleProvider(client, RetryPolicy.from_options(options))
+    ``client_secret``; endpoints and retry limits from the options' :class:`GoogleSettings`."""
+    settings = settings_of(options)
+    client = GoogleClient(AccountSecrets.from_mapping(credentials), settings.endpoints,
+                          timeout=options.timeout, user_agent=options.user_agent)
+    return GoogleProvider(client, settings.retry)

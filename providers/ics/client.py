@@ -13,8 +13,8 @@ import httpx
 
 from ..outbound import OutboundPolicy
 from ..outbound.httpx_transport import guarded_client
+from .settings import DEFAULT_MAX_BYTES
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _SCHEMES = {"http": "http", "https": "https", "webcal": "https", "webcals": "https"}
 
 

@@ -24,8 +24,8 @@ from icalendar import Component, vRecur
 from ..errors import InvalidInput
 from ..model import Event, TimeWindow
 from .mapping import FeedInfo, as_utc_datetime, feed_info, iana_tzid, overlaps, to_event
+from .settings import DEFAULT_MAX_INSTANCES
 
-DEFAULT_MAX_INSTANCES = 50_000
 Resources = dict[str, list[Event]]  # resource id (UID) -> its instances in the window
 _COMPONENT = re.compile(rb"^(?:BEGIN|END):", re.IGNORECASE | re.MULTILINE)
 _CALENDAR_PROPERTY = re.compile(rb"^(?:NAME|X-WR-CALNAME|X-WR-TIMEZONE)[;:]",

@@ -26,12 +26,13 @@ from ..model import (
     Written,
 )
 from ..registry import ProviderOptions
-from .client import DEFAULT_MAX_BYTES, FeedClient, FeedResponse, Validators, normalise_url
+from .client import FeedClient, FeedResponse, Validators, normalise_url
 from .client import public_url as strip_userinfo
 from .cursor import FeedCursor
 from .errors import READ_ONLY, feed_errors
-from .expansion import DEFAULT_MAX_INSTANCES, read_feed, read_info, validate
+from .expansion import read_feed, read_info, validate
 from .mapping import FeedInfo, busy_blocks, calendar_id_for, content_digest
+from .settings import IcsSettings
 
 # The sync engine lists calendars and then syncs, with a fresh provider each run; a body
 # fetched that recently is reused instead of fetching the feed twice within seconds.
@@ -67,10 +68,11 @@ class IcsFeedProvider:
         self.url = normalise_url(url)
         self.public_url = strip_userinfo(self.url)
         self.display_name = (display_name or "").strip() or None
-        self.max_instances = _int_option(options, "ics_max_instances", DEFAULT_MAX_INSTANCES)
+        limits = options.settings_for("ics", IcsSettings)
+        self.max_instances = limits.max_instances
         self.client = FeedClient(
             self.url, timeout=options.timeout, user_agent=options.user_agent,
-            max_bytes=_int_option(options, "ics_max_bytes", DEFAULT_MAX_BYTES),
+            max_bytes=limits.max_bytes,
             policy=options.outbound, verify=verify)
         self._snapshot: _Snapshot | None = None
 
@@ -174,19 +176,6 @@ class IcsFeedProvider:
 
     async def close(self) -> None:
         return None  # no connection outlives a fetch (see FeedClient)
-
-
-def _int_option(options: ProviderOptions, key: str, default: int) -> int:
-    raw = options.extra.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"option {key} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise InvalidInput(f"option {key} must be positive")
-    return value
 
 
 def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> IcsFeedProvider:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from providers.google.config import GoogleSettings
 from providers.google.oauth import SCOPE_TABLE, upstream_scopes
 from providers.google.provider import GoogleProvider, open_account
 from providers.registry import ProviderOptions
@@ -18,11 +19,13 @@ from tests.emulators.google.shared import CLIENT_ID, CLIENT_SECRET, new_email, s
 from tests.support import aio
 
 SCOPES = upstream_scopes(rule.calgate_scope for rule in SCOPE_TABLE)
-FAST_RETRIES = {"google.retry_base_seconds": "0.005", "google.retry_max_wait_seconds": "2"}
+FAST_RETRIES = {"retry_base_seconds": "0.005", "retry_max_wait_seconds": "2"}
 
 
-def options_for(emu: GoogleEmulator, **extra: str) -> ProviderOptions:
-    return ProviderOptions(timeout=10, extra={**emu.provider_extra, **FAST_RETRIES, **extra})
+def options_for(emu: GoogleEmulator, **values: str) -> ProviderOptions:
+    """Options pointing at ``emu``; ``values`` are GoogleSettings keys (``retry_attempts``)."""
+    return ProviderOptions(timeout=10, settings={"google": GoogleSettings.from_values(
+        {**emu.endpoints, **FAST_RETRIES, **values})})
 
 
 def open_for(emu: GoogleEmulator, email: str, scopes: tuple[str, ...] = SCOPES,

@@ -15,6 +15,7 @@ from gateway.services.accounts import PendingAccount
 from gateway.services.push import PushService, PushSettings
 from gateway.sync.outbox import Outbox
 from providers.google import oauth as google_oauth
+from providers.google.config import GoogleSettings
 from providers.google.mapping import MANAGED_KEY
 from providers.registry import ProviderOptions
 from tests.emulators.google import GoogleEmulator
@@ -82,9 +83,10 @@ def test_200_writes_under_quota_errors_land_exactly_once(gateway, emu, http, lin
     emu.drop_answers(EVENTS, method="POST", times=5)  # applied, but the answer is lost
     # The gateway's own outbox, with Google's retry knobs small so the test is quick: what
     # the provider gives up on goes back to the outbox, which tries again later.
-    options = ProviderOptions(extra=gateway.settings.provider_extra() | {
-        "google.retry_attempts": "3", "google.retry_base_seconds": "0.005",
-        "google.retry_max_delay_seconds": "0.02"})
+    options = ProviderOptions(settings={"google": GoogleSettings.from_values(
+        gateway.settings.provider_values("google") | {
+            "retry_attempts": "3", "retry_base_seconds": "0.005",
+            "retry_max_delay_seconds": "0.02"})})
     outbox = Outbox(gateway.engine, gateway.secrets, gateway.worker.outbox.keys, options)
     for _round in range(30):
         with gateway.engine.begin() as conn:  # time passes: the backoff is over
@@ -145,11 +147,13 @@ def test_erasure_stops_channels_and_revokes_the_grant_at_google(gateway, emu, ht
 
 
 def test_the_clients_own_google_app_is_used_when_it_has_one(gateway, emu):
-    from gateway.services.google import GoogleConnector
+    from gateway.app import provider_options
     from gateway.services.linking import VerificationFailed
+    from gateway.services.upstream import UpstreamConnector
+    from providers.registry import get_entry
 
-    connector = GoogleConnector(gateway.apps, ProviderOptions(
-        extra=gateway.settings.provider_extra()))
+    entry, options = get_entry("google"), provider_options(gateway.settings)
+    connector = UpstreamConnector(entry, entry.upstream_oauth(options), gateway.apps, options)
     scopes = frozenset({"read_free_busy"})
     with pytest.raises(VerificationFailed, match="not set up"):
         connector.authorization_url("cli_none", scopes, "http://x/cb", "st", "v" * 43)
@@ -160,3 +164,27 @@ def test_the_clients_own_google_app_is_used_when_it_has_one(gateway, emu):
     assert "client_id=portal-cid" in own and "client_id=default-cid" in other
     gateway.delete_client("cli_portal")  # its upstream app goes with it
     assert gateway.apps.describe("google", "cli_portal") is None
+
+
+def test_creating_a_calendar_goes_to_the_configured_google(gateway, emu, http):
+    """POST /v1/calendars on a Google profile reaches CALGATE_GOOGLE_URL (the emulator), not
+    Google itself: the calendar service is built with the provider settings."""
+    scope = "read_account list_calendars create_calendar"
+    gateway.apps.configure("google", "gw-cid", "gw-secret")
+    email = emu.add_user(new_email("cal"))
+    refresh = emu.issue_refresh_token(email, "gw-cid",
+                                      google_oauth.upstream_scopes(scope.split()))
+    parked = gateway.accounts.park_credentials(uuid.uuid4().hex, {"refresh_token": refresh,
+                                                                  "app": "default"})
+    profile = gateway.accounts.link("cli_c", PendingAccount("google", "google", email, email,
+                                                            parked), None, scope.split())
+    headers = bearer_for(http, gateway, profile.subject, scope)
+    before = emu.count("calendars.insert")
+    r = http.post("/v1/calendars", headers=headers,
+                  json={"profile_id": profile.profile_id, "name": "Mentoring"})
+    assert r.status_code == 200, r.text
+    assert r.json()["calendar"]["calendar_name"] == "Mentoring"
+    assert r.json()["calendar"]["calendar_integrated_conferencing_available"] is True
+    assert emu.count("calendars.insert") == before + 1
+    assert "Mentoring" in {c["calendar_name"] for c in http.get(
+        "/v1/calendars", headers=headers).json()["calendars"]}

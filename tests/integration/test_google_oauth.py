@@ -26,7 +26,7 @@ APP = oauth.GoogleApp(CLIENT_ID, CLIENT_SECRET)
 
 
 def endpoints(emu) -> oauth.GoogleEndpoints:
-    return oauth.endpoints(ProviderOptions(extra=emu.provider_extra))
+    return oauth.endpoints(ProviderOptions(settings=emu.provider_settings))
 
 
 def consent(emu, url: str, email: str, untick: tuple[str, ...] = (), allow: bool = True):
@@ -67,7 +67,7 @@ def test_link_with_all_scopes_then_use_the_grant():
     assert grant.refresh_token and grant.expires_in > 0
     provider = open_account({"refresh_token": grant.refresh_token, "client_id": CLIENT_ID,
                              "client_secret": CLIENT_SECRET},
-                            ProviderOptions(extra=emu.provider_extra))
+                            ProviderOptions(settings=emu.provider_settings))
     start = len(emu.requests)
     assert aio.run(provider.verify()).profile_name == email
     # The access token from the exchange is reused: no refresh before the first call.

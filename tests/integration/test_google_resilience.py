@@ -38,7 +38,7 @@ def draft(n: int) -> EventDraft:
 
 
 def test_a_batch_of_writes_rides_out_quota_and_backend_errors(emu, email):
-    provider = open_for(emu, email, **{"google.retry_attempts": "12"})
+    provider = open_for(emu, email, retry_attempts="12")
     emu.inject_fault(EVENTS, method="POST", status=403, reason="rateLimitExceeded", times=25)
     emu.inject_fault(EVENTS, method="GET", status=403, reason="userRateLimitExceeded",
                      times=15)
@@ -79,7 +79,7 @@ def test_retry_after_beyond_the_budget_is_handed_to_the_caller(emu, email):
 
 
 def test_persistent_failures_end_as_unavailable_after_bounded_attempts(emu, email):
-    provider = open_for(emu, email, **{"google.retry_attempts": "3"})
+    provider = open_for(emu, email, retry_attempts="3")
     emu.inject_fault(r"/users/me/calendarList$", status=503, times=10)
     start = len(emu.requests)
     with pytest.raises(Unavailable):
@@ -141,15 +141,16 @@ def test_revoke_upstream_revokes_the_grant_and_tolerates_repeats(emu, email):
 
 
 def test_an_unreachable_google_is_unavailable(emu, email):
+    from providers.google.config import GoogleSettings
     from providers.google.provider import open_account
     from providers.registry import ProviderOptions
 
     provider = open_account(
         {"refresh_token": "1//x", "client_id": "c", "client_secret": "s"},
-        ProviderOptions(timeout=2, extra={
-            "google.api_endpoint": "http://127.0.0.1:9/calendar/v3/",
-            "google.token_uri": "http://127.0.0.1:9/token",
-            "google.retry_attempts": "2", "google.retry_base_seconds": "0.001"}))
+        ProviderOptions(timeout=2, settings={"google": GoogleSettings.from_values({
+            "api_endpoint": "http://127.0.0.1:9/calendar/v3/",
+            "token_uri": "http://127.0.0.1:9/token",
+            "retry_attempts": "2", "retry_base_seconds": "0.001"})}))
     with pytest.raises(Unavailable):
         aio.run(provider.verify())
     aio.run(provider.close())

@@ -21,6 +21,7 @@ from providers.errors import (
 )
 from providers.ics.cursor import FeedCursor
 from providers.ics.provider import REUSE_SECONDS, IcsFeedProvider
+from providers.ics.settings import IcsSettings
 from providers.model import EventDraft, SyncCursor, TimeWindow
 from providers.outbound import BlockedAddress, OutboundPolicy, RedirectRefused
 from providers.registry import ProviderOptions, open_account
@@ -225,7 +226,7 @@ def test_a_feed_over_the_size_cap_is_refused(server: FeedServer, shape: str) -> 
     if shape == "gzip-bomb":
         assert len(gzip.compress(body.encode())) < 50_000
     options = ProviderOptions(timeout=10, outbound=LOOPBACK,
-                              extra={"ics_max_bytes": "50000"})
+                              settings={"ics": IcsSettings(max_bytes=50000)})
     with pytest.raises(InvalidInput, match="larger than the limit of 50000 bytes"):
         run(provider_for(server, "/huge.ics", options).verify())
     run(provider_for(server, "/huge.ics").verify())  # the default cap is 10 MiB

@@ -263,4 +263,4 @@ def test_consent_pages_and_operations_match(http, gateway):
              "/oauth/branding/{client_id}.css")
     for template in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert conforms(http.get(template), "GET", template).status_code == 200
-    conforms(http.post("/webhooks/google"), "POST", "/webhooks/google")
+    conforms(http.post("/webhooks/google"), "POST", "/webhooks/{provider}")

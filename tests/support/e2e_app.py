@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from gateway.app import Gateway, create_app
+from gateway.app import Gateway, create_app, provider_options
 from gateway.observe.logs import configure_logging
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
 from gateway.services.upstream_apps import UpstreamApps
 from gateway.settings import Settings
-from providers.outbound import OutboundPolicy
-from providers.registry import ProviderOptions
 from tests.support.memory_connector import MemoryConnector
 
 
@@ -28,9 +26,7 @@ def build_gateway(settings: Settings) -> Gateway:
     """A Gateway on the local secret store with the memory connector registered."""
     store = LocalSecretStore(settings.data_dir / "secrets")
     connectors = ConnectorRegistry()
-    register_defaults(connectors, ProviderOptions(
-        outbound=OutboundPolicy.allowing(settings.outbound_networks),
-        extra=settings.provider_extra()), UpstreamApps(store))
+    register_defaults(connectors, provider_options(settings), UpstreamApps(store))
     connectors.register(MemoryConnector())
     return Gateway.build(settings, secrets=store, connectors=connectors)
 

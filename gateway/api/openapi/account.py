@@ -17,7 +17,7 @@ from .schema import (
 )
 
 PROFILE = obj({
-    "provider_name": string("e.g. google, caldav, apple, ics"),
+    "provider_name": string("a provider of the registry, e.g. caldav, apple, ics"),
     "provider_service": string(),
     "profile_id": string(pattern="^pro_"),
     "profile_name": string(),

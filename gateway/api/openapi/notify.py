@@ -117,13 +117,13 @@ PATHS: dict[str, Json] = {
         "batchProgress", "Events", "Calgate: how far a batch's writes have got upstream.",
         {"200": reply("OK", obj({"batch": PROGRESS}, ("batch",))), **errors(404)},
         parameters=[path("batch_id", "from POST /v1/batch")])},
-    "/webhooks/google": {"post": {
-        "operationId": "googlePush", "tags": ["Operations"], "security": [],
-        "summary": "Google Calendar push notifications (events.watch); headers only.",
-        "parameters": [{"name": n, "in": "header", "required": False, "schema": string()}
-                       for n in ("X-Goog-Channel-Id", "X-Goog-Channel-Token",
-                                 "X-Goog-Resource-Id", "X-Goog-Resource-State")],
-        "responses": {"200": reply("Taken: the profile will sync."),
+    "/webhooks/{provider}": {"post": {
+        "operationId": "providerPush", "tags": ["Operations"], "security": [],
+        "summary": "An upstream provider's push notifications (a watch channel or a "
+                   "subscription), read by that provider's own parser.",
+        "parameters": [path("provider", "the provider whose channel it is")],
+        "responses": {"200": reply("Taken: the profile will sync (or the handshake's "
+                                   "answer)."),
                       "404": reply("Not a channel of ours.", ref("Error")),
                       "503": {"$ref": "#/components/responses/Unavailable"}}}},
     "/healthz": {"get": _ops("healthz", "The process is up.", "application/json",

@@ -115,10 +115,11 @@ PATHS: dict[str, Json] = {
         "connect", "Send the provider's form (server, username, password or URL).", _FLOW,
         post=obj(dict(_CSRF), ("csrf_token",)))},
     "/oauth/flow/{flow_id}/upstream": {"get": _page_op(
-        "upstream", "Go to the provider's own sign-in (Google, Microsoft).", _FLOW)},
+        "upstream", "Go to the provider's own sign-in (redirect providers).", _FLOW)},
     "/oauth/callback/{provider}": {"get": _page_op(
         "upstreamCallback", "Where the provider sends the user back.",
-        path("provider", "e.g. google"), query("state", string(), "sealed by Calgate"),
+        path("provider", "a redirect provider of the registry"),
+        query("state", string(), "sealed by Calgate"),
         query("code", string(), "the provider's code"),
         query("error", string(), "the provider's refusal"))},
     "/oauth/flow/{flow_id}/decision": {"post": _page_op(

@@ -6,7 +6,7 @@ loopback HTTP server, plus a control API (Python methods here, the same as JSON 
         emu.register_app("cid", "secret", "My Portal App", ["http://127.0.0.1:9/cb"])
         emu.add_user("ada@example.com")
         refresh = emu.issue_refresh_token("ada@example.com", "cid", scopes)
-        ... open the provider with emu.provider_extra as ProviderOptions.extra ...
+        ... open the provider with ProviderOptions(settings=emu.provider_settings) ...
 """
 
 from __future__ import annotations
@@ -75,9 +75,11 @@ class GoogleEmulator:
                 "auth_uri": f"{self.base_url}/o/oauth2/v2/auth"}
 
     @property
-    def provider_extra(self) -> dict[str, str]:
-        """``ProviderOptions.extra`` pointing the Google provider here."""
-        return {f"google.{k}": v for k, v in self.endpoints.items()}
+    def provider_settings(self) -> dict[str, object]:
+        """``ProviderOptions.settings`` pointing the Google provider here."""
+        from providers.google.config import GoogleSettings
+
+        return {"google": GoogleSettings.from_values(self.endpoints)}
 
     # -- accounts and apps ----------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""The provider registry: every entry's pieces resolve to what they claim, its static
+description agrees with the provider, and the gateway asks the entry, never the name."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from providers.plugin import FormLinking, PushRequest
+from providers.registry import (
+    ProviderOptions,
+    entries,
+    get_entry,
+    push_providers,
+    redirect_providers,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret": "s"},
+               "caldav": {"server_url": "https://dav.example.com/", "username": "u",
+                          "password": "p"},
+               "apple": {"username": "u@example.com", "password": "p"},
+               "ics": {"url": "https://example.com/feed.ics"}, "memory": {}}
+
+
+@pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)
+def test_the_entry_describes_the_provider_it_opens(entry):
+    provider = entry.open(CREDENTIALS[entry.name], ProviderOptions())
+    assert provider.capabilities == entry.capabilities
+    assert entry.capabilities.native_push == (entry.push != "none")
+
+
+@pytest.mark.parametrize("entry", [e for e in entries() if e.implemented and e.linking],
+                         ids=lambda e: e.name)
+def test_linking_resolves_to_its_kind(entry):
+    if entry.link == "redirect":
+        oauth = entry.upstream_oauth(ProviderOptions())
+        assert oauth.vendor and callable(oauth.authorization_url)
+    else:
+        assert isinstance(entry.form(), FormLinking) and entry.form().fields
+
+
+def test_the_derived_lists():
+    assert redirect_providers() == ("google", "office365", "live_connect")
+    assert push_providers() == ("google",)
+
+
+def test_a_push_parser_and_a_meeting_recogniser_come_from_the_entry():
+    google = get_entry("google")
+    parse = google.parse_push()
+    assert parse is not None
+    receipt = parse(PushRequest({"x-goog-channel-id": "ch", "x-goog-channel-token": "t",
+                                 "x-goog-resource-state": "exists"}, b""))
+    assert [(n.channel_id, n.token, n.state) for n in receipt.notices] == [("ch", "t", "exists")]
+    assert parse(PushRequest({}, b"")).notices == ()
+    meet = google.recognise_meeting("https://meet.google.com/abc-defg-hij")
+    assert meet is not None and meet.provider_name == "google_meet"
+    assert get_entry("caldav").recognise_meeting("https://meet.google.com/x") is None
+
+
+def test_typed_settings_from_the_declared_values():
+    settings = get_entry("google").load_settings({"url": "http://127.0.0.1:9"})
+    from providers.google.config import GoogleSettings
+
+    assert isinstance(settings, GoogleSettings)
+    assert settings.endpoints.token_uri == "http://127.0.0.1:9/token"
+    assert settings.endpoints.api_endpoint == "http://127.0.0.1:9/calendar/v3/"
+    assert ProviderOptions(settings={"google": settings}).settings_for(
+        "google", GoogleSettings) is settings
+    assert ProviderOptions().settings_for("google", GoogleSettings) == GoogleSettings()
+
+
+def test_importing_the_gateway_loads_no_provider_package():
+    code = ("import sys, gateway.app, gateway.cli.main; "
+            "print(sorted(m for m in sys.modules if re.match(r'providers\\.(google|caldav)\\.', m)"
+            " and not m.endswith(('.push', '.linking', '.config'))))")
+    out = subprocess.run([sys.executable, "-c", "import re; " + code], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_no_gateway_module_names_a_provider():
+    quoted = re.compile(r'"(google|microsoft|exchange|caldav|icloud|ics)"', re.IGNORECASE)
+    named = re.compile(r"google|microsoft", re.IGNORECASE)
+    offenders = []
+    for path in (ROOT / "gateway").rglob("*.py"):
+        if path.name == "settings.py" or "migrations" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if quoted.search(text) or named.search(text):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
