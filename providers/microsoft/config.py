@@ -1,12 +1,14 @@
 """Where Microsoft is (the identity platform and Graph, overridable for the emulator) and how
 Calgate talks to Graph: page size, timeouts, retries.
 
-Read once from :class:`ProviderOptions.extra`, keys prefixed ``microsoft.``; until the typed
-per-provider settings arrive, that is the bridge from the deployment's settings.
+The registry entries ``office365`` and ``live_connect`` share this settings class; the
+deployment's values reach it through :meth:`GraphSettings.from_values` (the registry builds it
+once), and the provider reads it with :func:`settings_of`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -73,27 +75,33 @@ class GraphSettings:
         return f"{self.graph_base}/v1.0"
 
     @classmethod
-    def from_options(cls, options: ProviderOptions) -> GraphSettings:
-        """From ``microsoft.*`` in ``options.extra``; the defaults where absent; the
-        deployment-wide ``options.timeout`` when no Microsoft timeout is given."""
-        extra, default = options.extra, cls()
+    def from_values(cls, values: Mapping[str, str]) -> GraphSettings:
+        """From the provider's declared values (``authority_base``, ``tenant``,
+        ``graph_base``, ``page_size``, ``timeout_seconds``, ``connect_timeout_seconds``,
+        ``retry_attempts``, ``retry_max_wait_seconds``, ``ca_bundle``); defaults where absent."""
+        default = cls()
 
         def number(key: str, fallback: float) -> float:
             try:
-                return float(extra.get(f"microsoft.{key}", fallback))
+                return float(values.get(key) or fallback)
             except ValueError:
-                raise InvalidInput(f"microsoft.{key} is not a number") from None
+                raise InvalidInput(f"microsoft {key} is not a number") from None
 
         return cls(
-            authority_base=(extra.get("microsoft.authority_base") or AUTHORITY_BASE).rstrip("/"),
-            tenant=extra.get("microsoft.tenant") or COMMON_TENANT,
-            graph_base=(extra.get("microsoft.graph_base") or GRAPH_BASE).rstrip("/"),
+            authority_base=(values.get("authority_base") or AUTHORITY_BASE).rstrip("/"),
+            tenant=values.get("tenant") or COMMON_TENANT,
+            graph_base=(values.get("graph_base") or GRAPH_BASE).rstrip("/"),
             page_size=int(number("page_size", default.page_size)),
-            timeout=number("timeout_seconds", options.timeout),
+            timeout=number("timeout_seconds", default.timeout),
             connect_timeout=number("connect_timeout_seconds", default.connect_timeout),
             retry_attempts=int(number("retry_attempts", default.retry_attempts)),
             retry_max_wait=number("retry_max_wait_seconds", default.retry_max_wait),
-            ca_bundle=extra.get("microsoft.ca_bundle") or None)
+            ca_bundle=values.get("ca_bundle") or None)
+
+
+def settings_of(options: ProviderOptions) -> GraphSettings:
+    """This deployment's Microsoft settings (Microsoft itself when none were set)."""
+    return options.settings_for("office365", GraphSettings)
 
 
 def _check_origin(name: str, value: str) -> None:

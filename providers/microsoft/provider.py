@@ -35,7 +35,7 @@ from ..model import (
 from ..registry import ProviderOptions
 from . import drafts, mapping, sync
 from .client import GraphClient
-from .config import GraphSettings
+from .config import settings_of
 from .credentials import AccountSecrets
 from .errors import PreconditionFailed
 from .oauth import TokenSource
@@ -288,9 +288,9 @@ def _parse(text: str) -> datetime:
 
 def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> GraphProvider:
     """Open a Microsoft account (no network yet) from the secrets of
-    :class:`AccountSecrets`; where Microsoft is and the limits from ``microsoft.*`` in
-    ``options.extra``."""
-    settings = GraphSettings.from_options(options)
+    :class:`AccountSecrets`; where Microsoft is and the limits from the deployment's
+    :class:`GraphSettings`."""
+    settings = settings_of(options)
     secrets = AccountSecrets.from_mapping(credentials)
     token = TokenSource(settings, secrets)
     client = GraphClient(settings, token, secrets.account_id, user_agent=options.user_agent)

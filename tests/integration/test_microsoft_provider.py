@@ -17,7 +17,7 @@ import pytest
 
 from providers.errors import Conflict, CursorExpired, Forbidden, Unauthorized
 from providers.microsoft import oauth
-from providers.microsoft.config import GraphSettings
+from providers.microsoft.config import GraphSettings, settings_of
 from providers.microsoft.errors import ConsentDeclined
 from providers.microsoft.provider import GraphProvider, open_account
 from providers.microsoft.scopes import graph_scopes
@@ -48,10 +48,10 @@ def browser(emu: MicrosoftEmulator) -> Iterator[httpx.Client]:
 
 
 def options(emu: MicrosoftEmulator) -> ProviderOptions:
-    return ProviderOptions(timeout=10.0, extra={
-        "microsoft.authority_base": emu.base_url, "microsoft.graph_base": emu.base_url,
-        "microsoft.ca_bundle": str(emu.ca_path), "microsoft.page_size": "3",
-        "microsoft.retry_max_wait_seconds": "10"})
+    return ProviderOptions(timeout=10.0, settings={"office365": GraphSettings.from_values({
+        "authority_base": emu.base_url, "graph_base": emu.base_url,
+        "ca_bundle": str(emu.ca_path), "page_size": "3", "timeout_seconds": "10",
+        "retry_max_wait_seconds": "10"})})
 
 
 def link(emu: MicrosoftEmulator, browser: httpx.Client, *, personal: bool = False,
@@ -59,7 +59,7 @@ def link(emu: MicrosoftEmulator, browser: httpx.Client, *, personal: bool = Fals
     """A new mailbox linked through the consent page; its address and an open provider."""
     email = f"user{next(_users)}@{'outlook' if personal else 'contoso'}.example"
     emu.add_user(email, personal=personal)
-    settings, app = GraphSettings.from_options(options(emu)), oauth.EntraApp("calgate", "s3cret")
+    settings, app = settings_of(options(emu)), oauth.EntraApp("calgate", "s3cret")
     wanted = graph_scopes(scopes)
     start = oauth.start_link(settings, app, wanted, REDIRECT)
     assert "code_challenge_method=S256" in start.url and "nonce=" in start.url
@@ -118,7 +118,7 @@ async def test_link_verify_and_calendars(emu: MicrosoftEmulator, browser: httpx.
 
 def test_cancelled_consent_is_explained(emu: MicrosoftEmulator, browser: httpx.Client) -> None:
     emu.add_user("shy@contoso.example")
-    settings, app = GraphSettings.from_options(options(emu)), oauth.EntraApp("calgate", "s3cret")
+    settings, app = settings_of(options(emu)), oauth.EntraApp("calgate", "s3cret")
     start = oauth.start_link(settings, app, graph_scopes(WRITE), REDIRECT)
     back = sign_in(browser, start.url, "shy@contoso.example", accept=False)
     with pytest.raises(ConsentDeclined):
@@ -127,7 +127,7 @@ def test_cancelled_consent_is_explained(emu: MicrosoftEmulator, browser: httpx.C
 
 def test_unticked_permission_is_refused(emu: MicrosoftEmulator, browser: httpx.Client) -> None:
     emu.add_user("picky@contoso.example")
-    settings, app = GraphSettings.from_options(options(emu)), oauth.EntraApp("calgate", "s3cret")
+    settings, app = settings_of(options(emu)), oauth.EntraApp("calgate", "s3cret")
     wanted = graph_scopes(WRITE)
     start = oauth.start_link(settings, app, wanted, REDIRECT)
     back = sign_in(browser, start.url, "picky@contoso.example", untick=("Calendars.ReadWrite",))

@@ -24,7 +24,7 @@ from providers.errors import (
     Unreachable,
 )
 from providers.microsoft import errors
-from providers.microsoft.config import GraphSettings
+from providers.microsoft.config import GraphSettings, settings_of
 from providers.registry import ProviderOptions
 
 
@@ -143,25 +143,25 @@ def test_nothing_from_httpx_leaves_translated():
 # -- config -------------------------------------------------------------------------------
 
 def test_settings_default_to_microsofts_endpoints_and_common():
-    settings = GraphSettings.from_options(ProviderOptions(timeout=12.0))
-    assert settings.authority == "https://login.microsoftonline.com/common"
-    assert settings.graph_root == "https://graph.microsoft.com/v1.0"
-    assert settings.timeout == 12.0 and settings.page_size > 10
+    for settings in (GraphSettings.from_values({}), settings_of(ProviderOptions())):
+        assert settings.authority == "https://login.microsoftonline.com/common"
+        assert settings.graph_root == "https://graph.microsoft.com/v1.0"
+        assert settings.page_size > 10
 
 
-def test_settings_from_options_for_the_emulator_and_a_pinned_tenant():
-    settings = GraphSettings.from_options(ProviderOptions(extra={
-        "microsoft.authority_base": "https://127.0.0.1:8443/", "microsoft.tenant": "contoso.com",
-        "microsoft.graph_base": "https://127.0.0.1:8444", "microsoft.page_size": "50"}))
+def test_settings_from_values_for_the_emulator_and_a_pinned_tenant():
+    settings = settings_of(ProviderOptions(settings={"office365": GraphSettings.from_values({
+        "authority_base": "https://127.0.0.1:8443/", "tenant": "contoso.com",
+        "graph_base": "https://127.0.0.1:8444", "page_size": "50"})}))
     assert settings.authority == "https://127.0.0.1:8443/contoso.com"
     assert settings.graph_root == "https://127.0.0.1:8444/v1.0" and settings.page_size == 50
 
 
-@pytest.mark.parametrize("extra", [
-    {"microsoft.authority_base": "http://login.example"},  # msal needs https
-    {"microsoft.graph_base": "https://graph.example/v1.0"},  # an origin, no path
-    {"microsoft.tenant": "a/b"}, {"microsoft.page_size": "0"},
-    {"microsoft.page_size": "many"}, {"microsoft.retry_attempts": "0"}])
-def test_bad_settings_are_refused(extra):
+@pytest.mark.parametrize("values", [
+    {"authority_base": "http://login.example"},  # msal needs https
+    {"graph_base": "https://graph.example/v1.0"},  # an origin, no path
+    {"tenant": "a/b"}, {"page_size": "0"},
+    {"page_size": "many"}, {"retry_attempts": "0"}])
+def test_bad_settings_are_refused(values):
     with pytest.raises(InvalidInput):
-        GraphSettings.from_options(ProviderOptions(extra=extra))
+        GraphSettings.from_values(values)
