@@ -25,6 +25,9 @@ CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret
                           "password": "p"},
                "apple": {"username": "u@example.com", "password": "p"},
                "ics": {"url": "https://example.com/feed.ics"}, "memory": {}}
+MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_id": "c",
+             "scopes": "Calendars.ReadWrite"}
+CREDENTIALS |= {"office365": MICROSOFT, "live_connect": MICROSOFT}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)
@@ -46,7 +49,7 @@ def test_linking_resolves_to_its_kind(entry):
 
 def test_the_derived_lists():
     assert redirect_providers() == ("google", "office365", "live_connect")
-    assert push_providers() == ("google",)
+    assert push_providers() == ("google", "office365", "live_connect")
 
 
 def test_a_push_parser_and_a_meeting_recogniser_come_from_the_entry():
