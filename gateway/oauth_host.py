@@ -85,6 +85,12 @@ class GatewayAccountHost:
         return self._park(connector.provider_name, connector.provider_service, verified,
                           request.flow_id)
 
+    def upstream_refused(self, provider_name: str, params: Mapping[str, str]) -> str:
+        connector = self.connectors.get(provider_name)
+        if not isinstance(connector, RedirectConnector):
+            return ""
+        return connector.refused(params)
+
     def _redirect(self, provider_name: str) -> RedirectConnector:
         connector = self.connectors.get(provider_name)
         if not isinstance(connector, RedirectConnector):

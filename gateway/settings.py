@@ -132,9 +132,31 @@ class Settings:
         "CALGATE_GOOGLE_URL", "",
         "Base URL of a Google emulator that stands in for Google's OAuth and Calendar "
         "endpoints (tests and development); empty: Google itself.")
+    office365_authority_base: str = _setting(
+        "CALGATE_OFFICE365_AUTHORITY_BASE", "",
+        "Origin of the Microsoft identity platform that Microsoft 365 and Outlook.com "
+        "accounts sign in at (https only; tests and development point it at an emulator); "
+        "empty: https://login.microsoftonline.com.")
+    office365_tenant: str = _setting(
+        "CALGATE_OFFICE365_TENANT", "",
+        "The Entra tenant Microsoft accounts sign in through: a tenant id or domain pins "
+        "Microsoft 365 linking to one organisation; empty: `common` (any organisation for "
+        "Microsoft 365, personal accounts for Outlook.com).")
+    office365_graph_base: str = _setting(
+        "CALGATE_OFFICE365_GRAPH_BASE", "",
+        "Origin of Microsoft Graph (https only); empty: https://graph.microsoft.com.")
+    office365_ca_bundle: str = _setting(
+        "CALGATE_OFFICE365_CA_BUNDLE", "",
+        "A PEM file of certificate authorities to trust for Microsoft sign-in and Graph "
+        "instead of the system's (a TLS-inspecting proxy, a test CA); empty: the system's.")
+    office365_page_size: int = _setting(
+        "CALGATE_OFFICE365_PAGE_SIZE", 200,
+        "Events per page Calgate asks Microsoft Graph for when it syncs (1 to 1000); "
+        "larger pages mean fewer requests.")
     provider_push: str = _setting(
         "CALGATE_PROVIDER_PUSH", "auto",
-        "Ask providers to push changes (Google watch channels) to this server's "
+        "Ask providers to push changes (Google watch channels, Microsoft Graph "
+        "subscriptions) to this server's "
         "/webhooks/… endpoints: `on`, `off`, or `auto` (on when CALGATE_PUBLIC_URL is https, "
         "which providers require; otherwise polling alone).")
     push_channel_ttl: int = _setting(
@@ -289,6 +311,11 @@ class Settings:
             raise SettingsError("CALGATE_PUSH_CHANNEL_TTL must be between 60 s and 30 days")
         if self.google_url and not self.google_url.startswith(("http://", "https://")):
             raise SettingsError("CALGATE_GOOGLE_URL must be an http(s) URL")
+        for name in ("office365_authority_base", "office365_graph_base"):
+            if getattr(self, name) and not getattr(self, name).startswith("https://"):
+                raise SettingsError(f"CALGATE_{name.upper()} must be an https origin")
+        if not 1 <= self.office365_page_size <= 1000:
+            raise SettingsError("CALGATE_OFFICE365_PAGE_SIZE must be between 1 and 1000")
         if not 0 <= self.read_cache_mb <= 65536:
             raise SettingsError("CALGATE_READ_CACHE_MB must be between 0 and 65536")
         if not 0 < self.read_cache_seconds <= 3000:

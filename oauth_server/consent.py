@@ -219,8 +219,11 @@ class ConsentScreen:
         label = choice.display_name if choice else provider
         code = request.query_params.get("code")
         if request.query_params.get("error") or not code:
-            message = (f"{label} did not give access, so nothing was linked. You can try "
-                       "again, or choose a different calendar.")
+            refused = await to_thread.run_sync(self.server.host.upstream_refused, provider,
+                                               dict(request.query_params))
+            message = " ".join(filter(None, (
+                f"{label} did not give access, so nothing was linked.", refused,
+                "You can try again, or choose a different calendar.")))
             return await to_thread.run_sync(self._render_step, flow, session, message)
         upstream = UpstreamRequest(flow_id=flow.id, client_id=flow.client_id, scope=flow.scope,
                                    redirect_uri=self.callback_uri(provider), state=sealed,

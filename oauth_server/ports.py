@@ -141,6 +141,12 @@ class AccountHost(Protocol):
         user withheld a needed permission, :class:`ConnectFailed` otherwise."""
         ...
 
+    def upstream_refused(self, provider_name: str, params: Mapping[str, str]) -> str:
+        """What to tell the user when the provider sent them back with an ``error`` instead
+        of a code (``params``: the redirect's query): they cancelled, an administrator must
+        approve the app first, or the account is not one the provider lets in here."""
+        ...
+
     def discard(self, pending: PendingLink) -> None:
         """Forget a pending link (the user denied, or the flow expired): erase its credentials."""
         ...

@@ -20,6 +20,18 @@ class Forbidden(ProviderError):
     """Authenticated, but not allowed to do this (read-only calendar, missing upstream scope)."""
 
 
+class AdminApprovalRequired(Forbidden):
+    """Linking: the user's organisation lets only an administrator approve the app."""
+
+
+class AccessDeclined(Forbidden):
+    """Linking: the user cancelled or declined on the upstream's consent page."""
+
+
+class AccountNotAccepted(Forbidden):
+    """Linking: the upstream or its organisation refuses this kind of account here."""
+
+
 class NotFound(ProviderError):
     """The calendar or event does not exist upstream (any more)."""
 

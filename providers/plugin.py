@@ -112,6 +112,18 @@ class UpstreamOAuth(Protocol):
         gateway merges ``client_id``/``client_secret`` in when the account is opened)."""
         ...
 
+    def refusal(self, params: Mapping[str, str]) -> ProviderError:
+        """What the upstream meant by redirecting back with an ``error`` (the redirect's
+        query): :class:`providers.errors.AccessDeclined`, ``AdminApprovalRequired``,
+        ``AccountNotAccepted`` or another provider error, for the page the user sees."""
+        ...
+
+    @property
+    def hints(self) -> Mapping[type[ProviderError], str]:
+        """The provider's own words for an error type (ahead of the gateway's table), such
+        as the steps an administrator takes to approve the app at this upstream."""
+        ...
+
 
 # Called with the deployment's ProviderOptions (its settings_for gives the typed settings).
 UpstreamOAuthFactory = Callable[["ProviderOptions"], UpstreamOAuth]
@@ -122,15 +134,20 @@ UpstreamOAuthFactory = Callable[["ProviderOptions"], UpstreamOAuth]
 
 @dataclass(frozen=True, slots=True)
 class PushRequest:
-    """An upstream's POST to ``/webhooks/{provider}``: header names lower-cased."""
+    """An upstream's POST to ``/webhooks/{provider}``: header names lower-cased, and the
+    URL's query (a subscription handshake's token, the channel a subscription was told)."""
 
     headers: Mapping[str, str]
     body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class PushNotice:
-    """One change notification: the channel (as ``watch`` returned it) and its token."""
+    """One notification: the channel (as ``watch`` returned it), its token, and what
+    happened: ``exists``/``not_exists`` (a change: sync now), ``sync`` (the channel opened),
+    ``renew`` (the upstream ended the channel or wants it authorised again: replace it now),
+    ``resync`` (the upstream lost changes: sync the calendar in full)."""
 
     channel_id: str
     token: str

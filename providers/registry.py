@@ -120,6 +120,10 @@ class ProviderEntry:
 _EDITABLE = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                          create_calendar=True, participation_status=True)
 
+_GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
+                      server_side_expansion=True, create_calendar=True,
+                      participation_status=True)
+
 ENTRIES: tuple[ProviderEntry, ...] = (
     ProviderEntry(
         "google", "Google Calendar", "redirect",
@@ -133,8 +137,20 @@ ENTRIES: tuple[ProviderEntry, ...] = (
         conferencing="providers.google.push:recognise_meeting",
         integrated_conferencing=True,
         loggers=("googleapiclient", "google", "google_auth_httplib2")),
-    ProviderEntry("office365", "Microsoft 365", "redirect", loggers=("msal",)),
-    ProviderEntry("live_connect", "Outlook.com", "redirect"),
+    ProviderEntry("office365", "Microsoft 365", "redirect", _GRAPH, push="webhook",
+                  opener="providers.microsoft.provider:open_account",
+                  linking="providers.microsoft.linking:Office365OAuth",
+                  settings="providers.microsoft.config:GraphSettings",
+                  push_parser="providers.microsoft.push:parse",
+                  conferencing="providers.microsoft.push:recognise_meeting",
+                  integrated_conferencing=True, loggers=("msal",)),
+    # Personal accounts; the same Entra app, settings (CALGATE_OFFICE365_*) and provider.
+    ProviderEntry("live_connect", "Outlook.com", "redirect", _GRAPH, push="webhook",
+                  opener="providers.microsoft.provider:open_account",
+                  linking="providers.microsoft.linking:LiveConnectOAuth",
+                  push_parser="providers.microsoft.push:parse",
+                  conferencing="providers.microsoft.push:recognise_meeting",
+                  integrated_conferencing=True, loggers=("msal",)),
     ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
     ProviderEntry("apple", "iCloud", "form", _EDITABLE, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",

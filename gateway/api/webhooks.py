@@ -29,7 +29,8 @@ async def push(request: Request) -> Response:
     parse = None if entry is None or not entry.implemented else entry.parse_push()
     if parse is None:
         return JSONResponse(NOT_FOUND, status_code=404)
-    receipt = parse(PushRequest(dict(request.headers), await request.body()))
+    receipt = parse(PushRequest(dict(request.headers), await request.body(),
+                                dict(request.query_params)))
     if receipt.reply is not None:
         return PlainTextResponse(receipt.reply)
     if not await to_thread.run_sync(_notify, request.app.state.gateway.push, name, receipt):

@@ -15,6 +15,9 @@ import logging
 from collections.abc import Mapping
 
 from providers.errors import (
+    AccessDeclined,
+    AccountNotAccepted,
+    AdminApprovalRequired,
     CertificateInvalid,
     Forbidden,
     InvalidInput,
@@ -33,6 +36,14 @@ CREDENTIALS_REFUSED = ("The server did not accept that username and password. Ch
                        "and try again. Some providers want an app-specific password here, "
                        "not the one you sign in with.")
 MESSAGES: tuple[tuple[type[ProviderError], str], ...] = (
+    (AdminApprovalRequired, "Your organisation lets only an administrator approve this app. "
+                            "Ask your IT administrator to approve it for your organisation "
+                            "(to grant consent to its calendar permissions), then link "
+                            "again."),
+    (AccessDeclined, "You cancelled on the sign-in page."),
+    (AccountNotAccepted, "This account cannot be linked here: the provider or your "
+                         "organisation does not accept this kind of account for this app. "
+                         "Try a different account."),
     (Unauthorized, CREDENTIALS_REFUSED),
     (CertificateInvalid, "The server's security certificate could not be verified, so Calgate "
                          "sent it nothing. Check the address. If it is right, the certificate "

@@ -83,6 +83,10 @@ class RedirectConnector(Linkable, Protocol):
         real call; raise :class:`ScopesWithheld` or :class:`VerificationFailed`."""
         ...
 
+    def refused(self, params: Mapping[str, str]) -> str:
+        """What to tell the user about the provider's ``error`` redirect (its query)."""
+        ...
+
 
 AnyConnector = Connector | RedirectConnector
 

@@ -184,7 +184,8 @@ class PushService:
                state: str) -> bool:
         """A provider's push. False when it is not one of ours (unknown channel, wrong
         token or resource); otherwise the profile is due for sync now (unless it is the
-        channel's opening ``sync`` message)."""
+        channel's opening ``sync`` message), after a ``renew`` the channel is replaced and
+        after a ``resync`` its calendar is synced in full (:class:`PushNotice`)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             row = conn.execute(select(push_channels).where(
@@ -196,6 +197,12 @@ class PushService:
                 return False
             conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
                          .values(messages=push_channels.c.messages + 1))
+            if state == "renew":  # replaced by the next maintenance, which `due` now finds
+                conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
+                             .values(expires_at=now))
+            if state == "resync":  # no cursor: the calendar's next sync is a full one
+                conn.execute(update(calendars).where(calendars.c.id == row.calendar_id)
+                             .values(cursor=None))
             if state != "sync":
                 conn.execute(update(profiles).where(profiles.c.id == row.profile_id).values(
                     next_sync_at=now, sync_requested_at=now))

@@ -16,9 +16,15 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from providers.errors import ProviderError
+from providers.errors import (
+    AccessDeclined,
+    AccountNotAccepted,
+    AdminApprovalRequired,
+    ProviderError,
+)
 from providers.model import AccountInfo
 from providers.plugin import AuthorizationRequest, UpstreamApp, UpstreamOAuth
 from providers.registry import ProviderEntry, ProviderOptions
@@ -27,6 +33,9 @@ from ..secrets import SecretStoreUnavailable
 from .link_errors import explain, report
 from .linking import ScopesWithheld, VerificationFailed, VerifiedAccount
 from .upstream_apps import AppNotConfigured, UpstreamApps
+
+# What the user decided or their organisation decided, at the upstream: each has its own page.
+CONSENT_REFUSED = (AccessDeclined, AdminApprovalRequired, AccountNotAccepted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,8 @@ class UpstreamConnector:
         vendor = self.oauth.vendor
         try:
             grant = self.oauth.exchange_code(app, code, request)
+        except CONSENT_REFUSED as exc:  # the token endpoint may say so too
+            raise VerificationFailed(explain(self.name, exc, self.oauth.hints)) from exc
         except ProviderError as exc:
             report(self.name, exc)
             raise VerificationFailed(f"{vendor} did not accept the sign-in. Please try "
@@ -115,6 +126,14 @@ class UpstreamConnector:
             raise VerificationFailed(explain(self.name, exc, {ProviderError: unreadable})) from exc
         return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
                                credentials=stored)
+
+    def refused(self, params: Mapping[str, str]) -> str:
+        """The sentence for an authorization redirect that carries an ``error``."""
+        error = self.oauth.refusal(params)
+        if not isinstance(error, CONSENT_REFUSED):
+            report(self.name, error)
+            return ""
+        return explain(self.name, error, self.oauth.hints)
 
     async def _verify(self, credentials: dict[str, str]) -> AccountInfo:
         provider = self.entry.open(credentials, self.options)

@@ -4,6 +4,9 @@ granted-scope check and revocation. The scope table and the wire calls are in ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from ..errors import AccessDeclined, InvalidInput, ProviderError
 from ..plugin import AuthorizationRequest, UpstreamApp, UpstreamGrant
 from ..registry import ProviderOptions
 from . import oauth
@@ -15,6 +18,7 @@ class GoogleOAuth:
     consent. Google lets the user untick permissions, hence :meth:`missing_scopes`."""
 
     vendor = "Google"
+    hints: Mapping[type[ProviderError], str] = {}
 
     def __init__(self, options: ProviderOptions) -> None:
         self.endpoints: GoogleEndpoints = settings_of(options).endpoints
@@ -44,3 +48,10 @@ class GoogleOAuth:
 
     def credentials(self, grant: UpstreamGrant) -> dict[str, str]:
         return {"refresh_token": grant.refresh_token or ""}
+
+    def refusal(self, params: Mapping[str, str]) -> ProviderError:
+        # Google answers access_denied when the user cancels; anything else is ours to fix.
+        error = params.get("error", "")
+        if error == "access_denied":
+            return AccessDeclined("the user cancelled on Google's consent page")
+        return InvalidInput(f"Google's sign-in answered {error or 'without a code'}")

@@ -25,6 +25,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from ..errors import (
+    AccessDeclined,
+    AccountNotAccepted,
+    AdminApprovalRequired,
     CertificateInvalid,
     Conflict,
     CursorExpired,
@@ -55,15 +58,15 @@ class PreconditionFailed(Conflict):
     """412: the If-Match ETag is stale."""
 
 
-class AdminConsentRequired(Forbidden):
+class AdminConsentRequired(AdminApprovalRequired):
     """AADSTS65001/90094/90095: the tenant lets only an administrator consent to the app."""
 
 
-class ConsentDeclined(Forbidden):
+class ConsentDeclined(AccessDeclined):
     """The user cancelled or declined on Microsoft's consent page (access_denied, 65004)."""
 
 
-class AccountTypeRefused(Forbidden):
+class AccountTypeRefused(AccountNotAccepted):
     """The app's registration or the tenant refuses this kind of account (a personal account
     at a work-only app, a guest the tenant does not know, a single-tenant app at /common)."""
 

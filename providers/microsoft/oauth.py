@@ -14,12 +14,15 @@ the async helpers run it in a worker thread.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio.to_thread
 import msal  # type: ignore[import-untyped]
@@ -60,6 +63,8 @@ class MicrosoftGrant:
     object_id: str  # oid: stable across renames
 
 
+# Granted with every sign-in; never asked for again on a refresh (msal adds them itself).
+IDENTITY_SCOPES = frozenset({"offline_access", "openid", "profile", "email"})
 _APPS: dict[tuple[str, str, str | None, str | None], Any] = {}
 _APPS_LOCK = threading.Lock()
 
@@ -96,7 +101,8 @@ def application(settings: GraphSettings, app: EntraApp) -> Any:
 
 
 def start_link(settings: GraphSettings, app: EntraApp, graph_scopes: Iterable[str],
-               redirect_uri: str, login_hint: str | None = None) -> LinkStart:
+               redirect_uri: str, login_hint: str | None = None, state: str | None = None
+               ) -> LinkStart:
     """The authorize URL (PKCE, state, nonce, ``prompt=select_account`` so the user can pick
     which Microsoft account to link). Blocking."""
     client = application(settings, app)
@@ -107,8 +113,55 @@ def start_link(settings: GraphSettings, app: EntraApp, graph_scopes: Iterable[st
         warnings.filterwarnings("ignore", "response_mode='form_post'", UserWarning)
         flow = client.initiate_auth_code_flow(
             list(graph_scopes), redirect_uri=redirect_uri, login_hint=login_hint,
-            prompt="select_account", response_mode="query")
+            prompt="select_account", response_mode="query", state=state)
     return LinkStart(url=str(flow["auth_uri"]), state=str(flow["state"]), flow=dict(flow))
+
+
+def authorization_url(settings: GraphSettings, app: EntraApp, graph_scopes: Iterable[str],
+                      redirect_uri: str, state: str, code_verifier: str, nonce: str) -> str:
+    """The authorize URL for a flow whose PKCE verifier and nonce the caller keeps (the
+    gateway's sealed state carries them across the redirect, so nothing is held here).
+    msal builds the URL; its own random verifier and nonce are swapped for the caller's,
+    in the form msal itself sends and later checks: the S256 challenge, and the nonce's
+    SHA-256 hex digest. Blocking."""
+    start = start_link(settings, app, graph_scopes, redirect_uri, state=state)
+    parts = urlsplit(start.url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query["code_challenge"] = _challenge(code_verifier)
+    query["code_challenge_method"] = "S256"
+    query["nonce"] = hashlib.sha256(nonce.encode("ascii")).hexdigest()
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def redeem_code(settings: GraphSettings, app: EntraApp, graph_scopes: Iterable[str],
+                redirect_uri: str, code: str, code_verifier: str, nonce: str
+                ) -> dict[str, Any]:
+    """msal's answer to the code of a flow begun by :func:`authorization_url`: the flow is
+    made again with the same scopes, verifier and nonce, so msal sends the verifier and
+    checks the ID token's nonce. Identity errors raise (:func:`.errors.from_identity`)."""
+    state = "calgate"  # the gateway checked the real state; msal wants one on both sides
+    flow = start_link(settings, app, graph_scopes, redirect_uri, state=state).flow
+    flow |= {"code_verifier": code_verifier, "nonce": nonce}
+    client = application(settings, app)
+    with translated("code exchange"):
+        try:
+            result = client.acquire_token_by_auth_code_flow(flow, {"code": code,
+                                                                   "state": state})
+        except ValueError as exc:  # the ID token's nonce is not this flow's
+            raise InvalidInput(f"the sign-in answer does not match this link: {exc}") from exc
+    if "error" in result:
+        raise from_identity(result, "code exchange", linking=True)
+    return dict(result)
+
+
+def granted(result: Mapping[str, Any]) -> tuple[str, ...]:
+    """The permissions a token answer carries, without the resource prefix."""
+    return tuple(sorted({short(s) for s in str(result.get("scope", "")).split()}))
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def finish_link(settings: GraphSettings, app: EntraApp, flow: Mapping[str, Any],
@@ -132,11 +185,20 @@ def finish_link(settings: GraphSettings, app: EntraApp, flow: Mapping[str, Any],
 
 def _grant(settings: GraphSettings, app: EntraApp, result: Mapping[str, Any],
            needed: Iterable[str]) -> MicrosoftGrant:
-    granted = tuple(sorted({short(s) for s in str(result.get("scope", "")).split()}))
-    lacking = missing_scopes(needed, granted)
+    lacking = missing_scopes(needed, granted(result))
     if lacking:
         raise Forbidden("Microsoft did not grant " + ", ".join(
             describe_scope(s) for s in lacking) + "; link again and allow them")
+    secrets = account_secrets(settings, app, result)
+    claims = cast(Mapping[str, Any], result.get("id_token_claims") or {})
+    return MicrosoftGrant(secrets, str(claims.get("preferred_username") or ""),
+                          str(claims.get("name") or ""), str(claims["oid"]))
+
+
+def account_secrets(settings: GraphSettings, app: EntraApp, result: Mapping[str, Any]
+                    ) -> AccountSecrets:
+    """What to keep of a token answer (the access token goes to the process cache, so
+    verifying the new link costs no refresh)."""
     claims = cast(Mapping[str, Any], result.get("id_token_claims") or {})
     refresh = result.get("refresh_token")
     if not refresh or not claims.get("oid") or not claims.get("tid"):
@@ -144,12 +206,10 @@ def _grant(settings: GraphSettings, app: EntraApp, result: Mapping[str, Any],
     secrets = AccountSecrets(
         refresh_token=str(refresh), account_id=f"{claims['oid']}.{claims['tid']}",
         tenant=str(claims["tid"]), client_id=app.client_id, client_secret=app.client_secret,
-        scopes=tuple(s for s in granted if s not in ("offline_access", "openid", "profile",
-                                                      "email")))
+        scopes=tuple(s for s in granted(result) if s not in IDENTITY_SCOPES))
     TOKENS.put(TOKENS.key(settings.authority, app.client_id, secrets.refresh_token),
                str(result["access_token"]), float(result.get("expires_in") or 0))
-    return MicrosoftGrant(secrets, str(claims.get("preferred_username") or ""),
-                          str(claims.get("name") or ""), str(claims["oid"]))
+    return secrets
 
 
 def refresh(settings: GraphSettings, secrets: AccountSecrets,

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from ..errors import Conflict, Forbidden, NotFound
 from ..model import (
@@ -40,6 +41,7 @@ from .credentials import AccountSecrets
 from .errors import PreconditionFailed
 from .oauth import TokenSource
 from .payloads import GraphCalendar, GraphEvent
+from .push import CHANNEL_PARAMETER
 from .scopes import READ, missing_scopes
 from .times import chunks, parse_local, utc_text
 
@@ -228,7 +230,9 @@ class GraphProvider:
                     ttl_seconds: int) -> PushChannel:
         """A Graph subscription on the calendar's events; Graph first POSTs a
         ``validationToken`` to ``address``, which must echo it. ``token`` travels as
-        ``clientState``; lifecycle notifications go to the same address."""
+        ``clientState``; lifecycle notifications go to the same address, which names
+        ``channel_id`` (Graph's notifications name only its subscription)."""
+        address = f"{address}?{urlencode({CHANNEL_PARAMETER: channel_id})}"
         answer = await self.client.subscribe({
             "changeType": CHANGE_TYPES, "notificationUrl": address,
             "lifecycleNotificationUrl": address,

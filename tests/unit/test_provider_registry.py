@@ -25,6 +25,9 @@ CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret
                           "password": "p"},
                "apple": {"username": "u@example.com", "password": "p"},
                "ics": {"url": "https://example.com/feed.ics"}, "memory": {}}
+MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_id": "c",
+             "scopes": "Calendars.ReadWrite"}
+CREDENTIALS |= {"office365": MICROSOFT, "live_connect": MICROSOFT}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)
@@ -46,7 +49,7 @@ def test_linking_resolves_to_its_kind(entry):
 
 def test_the_derived_lists():
     assert redirect_providers() == ("google", "office365", "live_connect")
-    assert push_providers() == ("google",)
+    assert push_providers() == ("google", "office365", "live_connect")
 
 
 def test_a_push_parser_and_a_meeting_recogniser_come_from_the_entry():
@@ -94,3 +97,23 @@ def test_no_gateway_module_names_a_provider():
         if quoted.search(text) or named.search(text):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_graph_notifications_handshake_changes_and_lifecycle():
+    parse = get_entry("office365").parse_push()
+    assert parse is not None
+    assert parse(PushRequest({}, b"", {"validationToken": "Validation: hi"})).reply == \
+        "Validation: hi"
+    body = (b'{"value": [{"subscriptionId": "s1", "clientState": "tok", "changeType": '
+            b'"updated"}, {"subscriptionId": "s1", "clientState": "tok", "lifecycleEvent": '
+            b'"reauthorizationRequired"}, {"subscriptionId": "s1", "clientState": "tok", '
+            b'"lifecycleEvent": "missed"}, {"subscriptionId": "s2"}]}')
+    receipt = parse(PushRequest({}, body, {"channel": "ch_1"}))
+    assert [(n.channel_id, n.token, n.resource_id, n.state) for n in receipt.notices] == [
+        ("ch_1", "tok", "s1", "exists"), ("ch_1", "tok", "s1", "renew"),
+        ("ch_1", "tok", "s1", "resync")]
+    assert parse(PushRequest({}, body, {})).notices == ()  # no channel: not ours
+    assert parse(PushRequest({}, b"not json", {"channel": "ch_1"})).notices == ()
+    teams = get_entry("live_connect").recognise_meeting(
+        "https://teams.microsoft.com/l/meetup-join/19%3ameeting")
+    assert teams is not None and teams.provider_name == "ms_teams"

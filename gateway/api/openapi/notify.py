@@ -121,9 +121,15 @@ PATHS: dict[str, Json] = {
         "operationId": "providerPush", "tags": ["Operations"], "security": [],
         "summary": "An upstream provider's push notifications (a watch channel or a "
                    "subscription), read by that provider's own parser.",
-        "parameters": [path("provider", "the provider whose channel it is")],
-        "responses": {"200": reply("Taken: the profile will sync (or the handshake's "
-                                   "answer)."),
+        "parameters": [
+            path("provider", "the provider whose channel it is"),
+            query("validationToken", string(), "a subscription handshake: the token is "
+                  "echoed back as text/plain, nothing else is done"),
+            query("channel", string(), "the channel the subscription was created for (set "
+                  "by Calgate in the notification URL it gives the provider)")],
+        "responses": {"200": reply("Taken: the profile will sync; for a handshake, the "
+                                   "validationToken echoed as text/plain.", string(),
+                                   media="text/plain"),
                       "404": reply("Not a channel of ours.", ref("Error")),
                       "503": {"$ref": "#/components/responses/Unavailable"}}}},
     "/healthz": {"get": _ops("healthz", "The process is up.", "application/json",
