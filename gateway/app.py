@@ -42,6 +42,9 @@ from .api.errors import (
     unauthorized,
 )
 from .api.guard import InputGuard
+from .domain.opener import ProfileOpener
+from .domain.sealing import DataKeys
+from .domain.upstream_apps import UpstreamApps
 from .oauth_host import GatewayAccountHost
 from .observe import exposition
 from .observe.metrics import token_issued
@@ -54,19 +57,16 @@ from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
-from .services.opener import ProfileOpener
 from .services.pagecache import PageCache
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.signing import ClientSecrets
-from .services.upstream_apps import UpstreamApps
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.answers import Answers
 from .sync.delivery import Deliverer, DeliverySettings
 from .sync.engine import SyncEngine, SyncSettings
 from .sync.outbox import Outbox
-from .sync.sealing import DataKeys
 from .worker import Worker
 
 log = logging.getLogger("calgate")

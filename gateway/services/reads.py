@@ -17,6 +17,8 @@ from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, sel
 from providers.plugin import Conferencing
 from providers.registry import find_entry
 
+from ..domain.managed import managed_key
+from ..domain.sealing import DataKeys, unseal
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
     MAX_SPAN_SECONDS,
@@ -25,7 +27,6 @@ from ..persistence.tables import (
     managed_events,
     profiles,
 )
-from ..sync.sealing import DataKeys, unseal
 
 PAGE_SIZE = 100
 Key = tuple[datetime, int]  # (start_at, row id): where the next page continues
@@ -124,8 +125,6 @@ class ReadService:
     def managed_event(self, subject: str, calendar_id: str, event_id: str
                       ) -> dict[str, Any] | None:
         """A client's own event as /v1/events shows it (the answer to ``Prefer: wait``)."""
-        from .writes import managed_key
-
         key = managed_key(subject, calendar_id, event_id)
         with self.engine.connect() as conn:
             row = conn.execute(_columns(True).select_from(_JOINED).add_columns(

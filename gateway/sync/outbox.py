@@ -28,14 +28,14 @@ from providers.errors import (
 from providers.model import ChangeSet, Event, EventDraft, Person
 from providers.registry import ProviderOptions
 
+from ..domain.managed import managed_context
+from ..domain.mirror import Policy, apply_changes
+from ..domain.opener import ProfileOpener
+from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
-from ..services.opener import ProfileOpener
-from ..services.writes import managed_context
-from .mirror import Policy, apply_changes
-from .sealing import DataKeys, unseal
 
 log = logging.getLogger("calgate.outbox")
 SECRET_STORE_RETRY = 15.0  # seconds; a write whose credentials are in a sealed Vault waits

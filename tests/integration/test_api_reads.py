@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.services.writes import managed_key
+from gateway.domain.managed import managed_key
 from providers.memory.provider import WORLD
 from providers.model import Person
 from tests.conftest import ISSUER

@@ -190,8 +190,8 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
     """Issue 3: no event row, no data key and no credential is left behind."""
     from datetime import UTC, datetime, timedelta
 
+    from gateway.domain.sealing import DataKeys
     from gateway.persistence.tables import calendars, events, managed_events
-    from gateway.sync.sealing import DataKeys
     from providers.memory.provider import WORLD
     from providers.model import Event
     from tests.support import aio

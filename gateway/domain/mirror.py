@@ -20,15 +20,9 @@ from providers.model import ChangeSet, Event, TimeWindow, When
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events
+from .managed import managed_prefix
 from .notify import calendar_changed
 from .sealing import seal
-
-MANAGED_PREFIX = "cg1."
-
-
-def managed_prefix(account_id: str) -> str:
-    """Managed keys written upstream start with this, so sync can tell an app's own events."""
-    return f"{MANAGED_PREFIX}{account_id}."
 
 
 @dataclass(frozen=True, slots=True)
