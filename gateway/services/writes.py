@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context, managed_key
 from ..domain.sealing import DataKeys, seal
 from ..persistence.generation import bump_generation
@@ -62,12 +63,12 @@ class WriteService:
         return row
 
     def upsert(self, subject: str, calendar_id: str, event_id: str,
-               desired: dict[str, Any]) -> tuple[int, int]:
+               desired: DesiredEvent) -> tuple[int, int]:
         """Record the desired event; returns (managed event id, version) to wait on."""
         key = self.keys.key(subject)
         if key is None:  # no such account (any more): nothing of it can be written
             raise CalendarNotFound(calendar_id)
-        sealed = seal(key, desired, managed_context(calendar_id, event_id))
+        sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self._calendar(conn, subject, calendar_id)
