@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,3 +56,65 @@ def unseal(key: bytes, blob: bytes, context: str) -> dict[str, Any]:
     value = json.loads(AESGCM(key).decrypt(blob[:12], blob[12:], context.encode()))
     assert isinstance(value, dict)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class TextPerson:
+    email: str | None
+    display_name: str | None = None
+    status: str | None = None
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"email": self.email, "display_name": self.display_name, "status": self.status}
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> TextPerson:
+        return cls(stored.get("email"), stored.get("display_name"), stored.get("status"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventText:
+    """An event's text in the mirror, sealed per row (only what the grant lets it keep)."""
+
+    summary: str | None = None
+    description: str | None = None
+    location: str | None = None
+    url: str | None = None
+    categories: tuple[str, ...] = ()
+    participation_status: str | None = None
+    attendees: tuple[TextPerson, ...] = ()
+    organizer: TextPerson | None = None
+    meeting_url: str | None = None
+
+    def to_stored(self) -> dict[str, Any]:
+        """The sealed JSON form (the mirror's row fingerprints are computed over it)."""
+        return {
+            "summary": self.summary, "description": self.description,
+            "location": self.location, "url": self.url,
+            "categories": list(self.categories),
+            "participation_status": self.participation_status,
+            "attendees": [p.to_stored() for p in self.attendees],
+            "organizer": self.organizer.to_stored() if self.organizer else None,
+            # Only when present, so mirrors written before it existed keep their fingerprints.
+            **({"meeting_url": self.meeting_url} if self.meeting_url else {}),
+        }
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> EventText:
+        organizer = stored.get("organizer")
+        return cls(
+            summary=stored.get("summary"), description=stored.get("description"),
+            location=stored.get("location"), url=stored.get("url"),
+            categories=tuple(stored.get("categories") or ()),
+            participation_status=stored.get("participation_status"),
+            attendees=tuple(TextPerson.from_stored(p) for p in stored.get("attendees") or ()),
+            organizer=TextPerson.from_stored(organizer) if organizer else None,
+            meeting_url=stored.get("meeting_url"))
+
+
+def seal_text(key: bytes, text: EventText, context: str) -> bytes:
+    return seal(key, text.to_stored(), context)
+
+
+def unseal_text(key: bytes, blob: bytes, context: str) -> EventText:
+    return EventText.from_stored(unseal(key, blob, context))

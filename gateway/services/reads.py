@@ -18,7 +18,7 @@ from providers.plugin import Conferencing
 from providers.registry import find_entry
 
 from ..domain.managed import managed_key
-from ..domain.sealing import DataKeys, unseal
+from ..domain.sealing import DataKeys, EventText, unseal_text
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
     MAX_SPAN_SECONDS,
@@ -290,10 +290,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _text(key: bytes | None, row: Any) -> dict[str, Any] | None:
+def _text(key: bytes | None, row: Any) -> EventText | None:
     if key is None or row.sealed is None:
         return None
-    return unseal(key, row.sealed, f"{row.calendar_id}|{row.instance_id}")
+    return unseal_text(key, row.sealed, f"{row.calendar_id}|{row.instance_id}")
 
 
 # -- the wire shapes (API.md s5.2 and s7) -------------------------------------------------
@@ -335,7 +335,7 @@ def _recognise_meeting(row: Any, url: str) -> Conferencing | None:
     return None if entry is None else entry.recognise_meeting(url)
 
 
-def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
+def event_body(row: Any, text: EventText | None, show_text: bool,
                query: ReadQuery, calendar_readonly: bool) -> dict[str, Any]:
     managed = row.managed_key is not None
     visible = text if (show_text or managed) else None
@@ -346,13 +346,12 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
         if write is not None:
             body["calgate_write"] = write
     if visible is not None:
-        body |= {"summary": visible.get("summary") or "",
-                 "description": visible.get("description") or ""}
-        if visible.get("location"):
-            body["location"] = {"description": visible["location"]}
-        if visible.get("meeting_url"):
-            body["meeting_url"] = visible["meeting_url"]
-            meeting = _recognise_meeting(row, visible["meeting_url"])
+        body |= {"summary": visible.summary or "", "description": visible.description or ""}
+        if visible.location:
+            body["location"] = {"description": visible.location}
+        if visible.meeting_url:
+            body["meeting_url"] = visible.meeting_url
+            meeting = _recognise_meeting(row, visible.meeting_url)
             if meeting is not None:
                 body["conferencing"] = {"provider_name": meeting.provider_name,
                                         "join_url": meeting.join_url}
@@ -360,17 +359,17 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
              "end": _when(row.end_at, row.all_day, row.end_tzid, query),
              "deleted": bool(row.deleted), "created": utc_time(row.created),
              "updated": utc_time(row.updated)}
-    participation = (visible or {}).get("participation_status") or "unknown"
+    participation = (visible.participation_status if visible else None) or "unknown"
     body["participation_status"] = participation
     if visible is not None:
-        body["attendees"] = visible.get("attendees") or []
-        organizer = visible.get("organizer")
+        body["attendees"] = [p.to_stored() for p in visible.attendees]
+        organizer = visible.organizer
         if organizer:
-            body["organizer"] = {"email": organizer.get("email"),
-                                 "display_name": organizer.get("display_name")}
+            body["organizer"] = {"email": organizer.email,
+                                 "display_name": organizer.display_name}
     writable = not calendar_readonly and not row.deleted
     body |= {"transparency": row.transparency, "status": row.status,
-             "categories": (visible or {}).get("categories") or [],
+             "categories": list(visible.categories) if visible else [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),
              "options": {"delete": writable and managed, "update": writable and managed,
                          "change_participation_status": writable and not managed
