@@ -132,7 +132,7 @@ SYNC_AREAS: list[tuple[str, tuple[str, ...]]] = [
       "caldav/davclient.py", "caldav/base_client.py")),
     ("SQLAlchemy + sqlite3", ("sqlalchemy/",)),
     ("sealing (AES-GCM) and fingerprints (JSON, SHA-256)",
-     ("cryptography/", "gateway/sync/sealing.py", "json/", "hashlib")),
+     ("cryptography/", "gateway/domain/sealing.py", "json/", "hashlib")),
     ("thread hop and event loop (anyio, asyncio, threading)",
      ("anyio/", "asyncio/", "threading.py", "queue.py", "concurrent/")),
     ("providers/caldav (own frames)", ("providers/",)),

@@ -59,7 +59,7 @@ API_AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("SQLAlchemy statement construction", ("sqlalchemy/sql/",)),
     ("SQLAlchemy rows, results, pool", ("sqlalchemy/",)),
     ("unsealing event text (AES-GCM + JSON decode)",
-     ("cryptography/", "gateway/sync/sealing.py")),
+     ("cryptography/", "gateway/domain/sealing.py")),
     ("JSON encode/decode", ("json/",)),
     ("zoneinfo / datetime formatting", ("zoneinfo", "_strptime", "datetime.py")),
     ("anyio worker-thread hop", ("anyio/", "queue.py", "threading.py", "concurrent/futures")),

@@ -31,6 +31,7 @@ from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
 from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
+from .api.auth import Authenticator
 from .api.errors import (
     ApiError,
     ServerErrors,
@@ -42,6 +43,9 @@ from .api.errors import (
     unauthorized,
 )
 from .api.guard import InputGuard
+from .domain.opener import ProfileOpener
+from .domain.sealing import DataKeys
+from .domain.upstream_apps import UpstreamApps
 from .oauth_host import GatewayAccountHost
 from .observe import exposition
 from .observe.metrics import token_issued
@@ -50,23 +54,21 @@ from .persistence.database import make_engine
 from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
+from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
 from .services.linking import ConnectorRegistry
-from .services.opener import ProfileOpener
 from .services.pagecache import PageCache
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.signing import ClientSecrets
-from .services.upstream_apps import UpstreamApps
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.answers import Answers
 from .sync.delivery import Deliverer, DeliverySettings
 from .sync.engine import SyncEngine, SyncSettings
 from .sync.outbox import Outbox
-from .sync.sealing import DataKeys
 from .worker import Worker
 
 log = logging.getLogger("calgate")
@@ -96,10 +98,11 @@ class Gateway:
     worker: Worker
     apps: UpstreamApps
     push: PushService
+    signing: ClientSecrets  # client secrets for webhook signatures
+    channels: ChannelService  # client apps' notification channels
+    calendars: CalendarService  # listing and creating calendars, with the provider settings
+    batches: BatchService  # batch progress
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
-    signing: ClientSecrets | None = None  # client secrets for webhook signatures (build sets it)
-    channels: ChannelService | None = None  # client apps' notification channels (build sets it)
-    calendars: CalendarService | None = None  # listing and creating calendars (build sets it)
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -153,8 +156,8 @@ class Gateway:
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
-                   apps, push, pages, signing, channel_service,
-                   CalendarService(engine, store, options))
+                   apps, push, signing, channel_service, CalendarService(engine, store, options),
+                   BatchService(engine), pages)
 
     async def wake_workers(self) -> None:
         """Work was just recorded: wake this process's worker and, through the database,
@@ -265,9 +268,12 @@ def create_app(gateway: Gateway) -> Starlette:
             tasks.cancel_scope.cancel()
         gateway.close()
 
-    routes = [*gateway.oauth.routes(), *identity.routes,
-              *calendars.routes_for(gateway.calendars), *events.routes,
-              *writes.routes, *batch.routes, *webhooks.routes, *channels.routes,
+    async def end_authorization(subject: str) -> None:
+        from anyio import to_thread
+
+        await to_thread.run_sync(gateway.oauth.store.revoke_subject, subject, "last_profile")
+
+    routes = [*gateway.oauth.routes(), *_api_routes(gateway, authenticate, end_authorization),
               Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics, methods=["GET"]),
               *openapi.routes(openapi.document(gateway.settings.issuer))]
@@ -280,17 +286,27 @@ def create_app(gateway: Gateway) -> Starlette:
     app.add_middleware(InputGuard)  # NUL, lone surrogates, deep JSON: refused for everyone
     app.add_middleware(ServerErrors)  # an unhandled exception: JSON 500, connection kept
     app.add_middleware(ObservabilityMiddleware)  # request ids, latency, access log
-    async def end_authorization(subject: str) -> None:
-        from anyio import to_thread
-
-        await to_thread.run_sync(gateway.oauth.store.revoke_subject, subject, "last_profile")
-
-    app.state.end_authorization = end_authorization
-    app.state.gateway = gateway
-    app.state.authenticate = authenticate
-    app.state.accounts = gateway.accounts
-    app.state.pager = gateway.oauth.server.keys  # seals next_page URLs (api/events.py)
     return app
+
+
+def _api_routes(gateway: Gateway, authenticate: Authenticator,
+                end_authorization: Callable[[str], Coroutine[Any, Any, None]]) -> list[Route]:
+    """The /v1 and webhook routes, each over the services it needs (built once, above)."""
+    wake = gateway.wake_workers
+    settings = gateway.settings
+    window = events.SyncWindow(settings.sync_days_back, settings.sync_days_ahead)
+    return [
+        *identity.routes_for(authenticate, gateway.accounts, end_authorization),
+        *calendars.routes_for(authenticate, gateway.calendars),
+        # The server keys seal next_page URLs.
+        *events.routes_for(authenticate, gateway.reads, gateway.pages,
+                           gateway.oauth.server.keys, window),
+        *writes.routes_for(authenticate, gateway.writes, gateway.reads, wake),
+        *batch.routes_for(authenticate, gateway.writes, gateway.batches, wake,
+                          settings.issuer),
+        *webhooks.routes_for(gateway.push, wake),
+        *channels.routes_for(authenticate, gateway.channels, wake),
+    ]
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

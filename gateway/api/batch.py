@@ -23,6 +23,7 @@ from starlette.routing import Route
 from ..services.batches import MAX_ENTRIES, BatchProgress, BatchService, EntryResult
 from ..services.reads import utc_time
 from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
+from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
 from .event_body import desired_event
 from .guard import BadInput, check_text
@@ -40,35 +41,51 @@ class _Answer:
     body: dict[str, object] | None = None
 
 
-def _batch(request: Request) -> BatchService:
-    return BatchService(request.app.state.gateway.engine)
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    """The batch endpoints over their services, bound when the routes are built."""
+
+    authenticate: Authenticator
+    writes: WriteService
+    batches: BatchService
+    wake: Wake
+    issuer: str  # the base of the Location of a recorded batch
+
+    async def post_batch(self, request: Request) -> Response:
+        caller = await self.authenticate(request, None)
+        entries = _entries(await read_params(request))
+
+        def run() -> tuple[list[_Answer], str]:
+            answers = [_dispatch(self.writes, caller.subject, caller.grants, entry)
+                       for entry in entries]
+            batch_id, _ = self.batches.record(caller.subject, caller.client_id,
+                                              [a.result for a in answers])
+            return answers, batch_id
+
+        answers, batch_id = await to_thread.run_sync(run)
+        await self.wake()
+        location = f"{self.issuer}/v1/batch/{batch_id}"
+        return JSONResponse({"batch": [_entry_body(a) for a in answers],
+                             "batch_id": batch_id},
+                            status_code=207, headers={"Location": location})
+
+    async def get_batch(self, request: Request) -> Response:
+        caller = await self.authenticate(request, None)
+        progress = await to_thread.run_sync(self.batches.find_progress, caller.subject,
+                                            request.path_params["batch_id"])
+        if progress is None:
+            raise not_found()
+        return JSONResponse({"batch": _progress_body(progress)})
 
 
-async def post_batch(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, None)
-    entries = _entries(await read_params(request))
-    writes: WriteService = request.app.state.gateway.writes
-
-    def run() -> tuple[list[_Answer], str]:
-        answers = [_dispatch(writes, caller.subject, caller.grants, entry) for entry in entries]
-        batch_id, _ = _batch(request).record(caller.subject, caller.client_id,
-                                             [a.result for a in answers])
-        return answers, batch_id
-
-    answers, batch_id = await to_thread.run_sync(run)
-    await request.app.state.gateway.wake_workers()
-    location = f"{request.app.state.gateway.settings.issuer}/v1/batch/{batch_id}"
-    return JSONResponse({"batch": [_entry_body(a) for a in answers], "batch_id": batch_id},
-                        status_code=207, headers={"Location": location})
-
-
-async def get_batch(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, None)
-    progress = await to_thread.run_sync(_batch(request).find_progress, caller.subject,
-                                        request.path_params["batch_id"])
-    if progress is None:
-        raise not_found()
-    return JSONResponse({"batch": _progress_body(progress)})
+def routes_for(authenticate: Authenticator, writes: WriteService, batches: BatchService,
+               wake: Wake, issuer: str) -> list[Route]:
+    """The batch routes over their services, built once (create_app)."""
+    handlers = _Handlers(authenticate, writes, batches, wake, issuer)
+    return [
+        Route("/v1/batch", handlers.post_batch, methods=["POST"]),
+        Route("/v1/batch/{batch_id}", handlers.get_batch, methods=["GET"]),
+    ]
 
 
 def _entries(params: Params) -> list[Any]:
@@ -154,9 +171,3 @@ def _progress_body(progress: BatchProgress) -> dict[str, object]:
         "pending": progress.pending, "failed": progress.failed,
         "failures": [{"position": f.position, "error": f.error} for f in progress.failures],
     }
-
-
-routes = [
-    Route("/v1/batch", post_batch, methods=["POST"]),
-    Route("/v1/batch/{batch_id}", get_batch, methods=["GET"]),
-]

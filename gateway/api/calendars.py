@@ -8,22 +8,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..services import calendars as service
+from .auth import Authenticator
 from .errors import ApiError, not_found
 from .params import InvalidParam, read_params
 
 
-def routes_for(calendars: service.CalendarService | None) -> list[Route]:
+def routes_for(authenticate: Authenticator, calendars: service.CalendarService) -> list[Route]:
     """The routes over ``calendars``, built once with the provider settings (Gateway.build)."""
-    if calendars is None:
-        raise ValueError("the gateway has no calendar service")
 
     async def list_calendars(request: Request) -> Response:
-        caller = await request.app.state.authenticate(request, "list_calendars")
+        caller = await authenticate(request, "list_calendars")
         listed = await to_thread.run_sync(calendars.list_calendars, caller.subject)
         return JSONResponse({"sub": caller.subject, "calendars": listed})
 
     async def create_calendar(request: Request) -> Response:
-        caller = await request.app.state.authenticate(request, "create_calendar")
+        caller = await authenticate(request, "create_calendar")
         params = await read_params(request)
         profile_id = params.text("profile_id", required=True)
         name = params.text("name", required=True)

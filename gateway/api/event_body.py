@@ -8,6 +8,7 @@ from datetime import date, datetime
 from math import isfinite
 from typing import Any
 
+from ..domain.desired import DesiredEvent, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
 
 MAX_SUMMARY, MAX_DESCRIPTION = 1024, 4096
@@ -20,7 +21,7 @@ TRANSPARENCY = {"opaque", "transparent"}
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
 
 
-def desired_event(params: Params) -> dict[str, Any]:
+def desired_event(params: Params) -> DesiredEvent:
     """Validate the body; the result is what the outbox will make upstream."""
     summary = params.text("summary", required=True)
     assert summary is not None
@@ -40,16 +41,15 @@ def desired_event(params: Params) -> dict[str, Any]:
     transparency = params.text("transparency") or "opaque"
     if transparency not in TRANSPARENCY:
         raise InvalidParam("transparency", "invalid", "transparency is opaque or transparent")
-    return {
-        "summary": summary, "description": description,
-        "location": _location(params.raw("location")),
-        "start": start.isoformat(), "end": end.isoformat(),
-        "start_tzid": start_tzid, "end_tzid": end_tzid, "transparency": transparency,
-        "attendees": _attendees(params.raw("attendees")),
-        "url": params.text("url"), "private": params.flag("event_private"),
-        "reminders": _reminders(params.raw("reminders")),
-        "conferencing": _conferencing(params.raw("conferencing")),
-    }
+    return DesiredEvent(
+        summary=summary, description=description,
+        location=_location(params.raw("location")), start=start, end=end,
+        start_tzid=start_tzid, end_tzid=end_tzid,
+        transparency="transparent" if transparency == "transparent" else "opaque",
+        attendees=_attendees(params.raw("attendees")),
+        url=params.text("url"), private=params.flag("event_private"),
+        reminders=tuple(_reminders(params.raw("reminders"))),
+        conferencing=_conferencing(params.raw("conferencing")))
 
 
 def _conferencing(value: Any) -> bool:
@@ -110,17 +110,17 @@ def _location(value: Any) -> str:
     return str(value.get("description") or "")
 
 
-def _attendees(value: Any) -> list[dict[str, Any]]:
+def _attendees(value: Any) -> tuple[Invitee, ...]:
     """``invite`` minus ``reject``/``remove`` (Ruby/PHP say reject, C# sends remove)."""
     if value is None:
-        return []
+        return ()
     if not isinstance(value, dict):
         raise InvalidParam("attendees", "invalid",
                            'attendees is {"invite": [{"email": …}], "reject": [...]}')
-    removed = {_person(p)["email"].lower() for key in ("reject", "remove")
+    removed = {_person(p).email.lower() for key in ("reject", "remove")
                for p in _people(value, key)}
     invited = [_person(p) for p in _people(value, "invite")]
-    return [p for p in invited if p["email"].lower() not in removed]
+    return tuple(p for p in invited if p.email.lower() not in removed)
 
 
 def _people(value: dict[str, Any], key: str) -> list[Any]:
@@ -132,7 +132,7 @@ def _people(value: dict[str, Any], key: str) -> list[Any]:
     return people
 
 
-def _person(person: Any) -> dict[str, Any]:
+def _person(person: Any) -> Invitee:
     email = person.get("email") if isinstance(person, dict) else None
     if not isinstance(email, str) or len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email) \
             or any(_control(c) for c in email):
@@ -142,7 +142,7 @@ def _person(person: Any) -> dict[str, Any]:
                              or any(_control(c) for c in name)):
         raise InvalidParam("attendees", "invalid",
                            "an attendee's display_name is one line of text")
-    return {"email": email, "display_name": name}
+    return Invitee(email, name)
 
 
 def _reminders(value: Any) -> list[int]:

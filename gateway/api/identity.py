@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
@@ -15,10 +17,6 @@ from .auth import Authenticator
 from .errors import not_found
 
 
-def _deps(request: Request) -> tuple[Authenticator, AccountService]:
-    return request.app.state.authenticate, request.app.state.accounts
-
-
 async def _identity(accounts: AccountService, subject: str) -> Identity:
     # Cached: no thread hop; otherwise one query per subject, shared by concurrent requests.
     identity = await accounts.cache.load(subject, lambda: accounts.find_identity(subject))
@@ -27,43 +25,49 @@ async def _identity(accounts: AccountService, subject: str) -> Identity:
     return identity
 
 
-async def userinfo(request: Request) -> Response:
-    authenticate, accounts = _deps(request)
-    caller = await authenticate(request, None)
-    identity = await _identity(accounts, caller.subject)
-    return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants))
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    """The identity endpoints over the account service, bound when the routes are built."""
+
+    authenticate: Authenticator
+    accounts: AccountService
+    # The account's last calendar went: its authorization ends (oauth_server's token store).
+    end_authorization: Callable[[str], Awaitable[None]]
+
+    async def userinfo(self, request: Request) -> Response:
+        caller = await self.authenticate(request, None)
+        identity = await _identity(self.accounts, caller.subject)
+        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants))
+
+    async def account(self, request: Request) -> Response:
+        caller = await self.authenticate(request, "read_account")
+        identity = await _identity(self.accounts, caller.subject)
+        return JSONResponse(account_body(identity, caller.subject, caller.scope))
+
+    async def list_profiles(self, request: Request) -> Response:
+        caller = await self.authenticate(request, None)
+        identity = await _identity(self.accounts, caller.subject)
+        body: dict[str, Any] = {"profiles": [profile_body(r) for r in identity.profiles]}
+        return JSONResponse(body)
+
+    async def revoke_profile(self, request: Request) -> Response:
+        caller = await self.authenticate(request, None)
+        done = await to_thread.run_sync(self.accounts.revoke_profile, caller.subject,
+                                        request.path_params["profile_id"])
+        if done is False:
+            raise not_found()
+        if done is None:  # that was the last calendar: the authorization ends with it
+            await self.end_authorization(caller.subject)
+        return Response(status_code=202)
 
 
-async def account(request: Request) -> Response:
-    authenticate, accounts = _deps(request)
-    caller = await authenticate(request, "read_account")
-    identity = await _identity(accounts, caller.subject)
-    return JSONResponse(account_body(identity, caller.subject, caller.scope))
-
-
-async def list_profiles(request: Request) -> Response:
-    authenticate, accounts = _deps(request)
-    caller = await authenticate(request, None)
-    identity = await _identity(accounts, caller.subject)
-    body: dict[str, Any] = {"profiles": [profile_body(r) for r in identity.profiles]}
-    return JSONResponse(body)
-
-
-async def revoke_profile(request: Request) -> Response:
-    authenticate, accounts = _deps(request)
-    caller = await authenticate(request, None)
-    done = await to_thread.run_sync(accounts.revoke_profile, caller.subject,
-                                    request.path_params["profile_id"])
-    if done is False:
-        raise not_found()
-    if done is None:  # that was the last calendar: the authorization ends with it
-        await request.app.state.end_authorization(caller.subject)
-    return Response(status_code=202)
-
-
-routes = [
-    Route("/v1/userinfo", userinfo, methods=["GET"]),
-    Route("/v1/account", account, methods=["GET"]),
-    Route("/v1/profiles", list_profiles, methods=["GET"]),
-    Route("/v1/profiles/{profile_id}/revoke", revoke_profile, methods=["POST"]),
-]
+def routes_for(authenticate: Authenticator, accounts: AccountService,
+               end_authorization: Callable[[str], Awaitable[None]]) -> list[Route]:
+    """The identity routes over the account service, built once (create_app)."""
+    handlers = _Handlers(authenticate, accounts, end_authorization)
+    return [
+        Route("/v1/userinfo", handlers.userinfo, methods=["GET"]),
+        Route("/v1/account", handlers.account, methods=["GET"]),
+        Route("/v1/profiles", handlers.list_profiles, methods=["GET"]),
+        Route("/v1/profiles/{profile_id}/revoke", handlers.revoke_profile, methods=["POST"]),
+    ]

@@ -19,24 +19,30 @@ from providers.plugin import PushReceipt, PushRequest
 from providers.registry import find_entry
 
 from ..services.push import PushService
+from .auth import Wake
 
 NOT_FOUND = {"error": "not_found"}
 
 
-async def push(request: Request) -> Response:
-    name = request.path_params["provider"]
-    entry = find_entry(name)
-    parse = None if entry is None or not entry.implemented else entry.parse_push()
-    if parse is None:
-        return JSONResponse(NOT_FOUND, status_code=404)
-    receipt = parse(PushRequest(dict(request.headers), await request.body(),
-                                dict(request.query_params)))
-    if receipt.reply is not None:
-        return PlainTextResponse(receipt.reply)
-    if not await to_thread.run_sync(_notify, request.app.state.gateway.push, name, receipt):
-        return JSONResponse(NOT_FOUND, status_code=404)
-    await request.app.state.gateway.wake_workers()
-    return Response(status_code=200)
+def routes_for(service: PushService, wake: Wake) -> list[Route]:
+    """The push route over the push service, built once (create_app)."""
+
+    async def push(request: Request) -> Response:
+        name = request.path_params["provider"]
+        entry = find_entry(name)
+        parse = None if entry is None or not entry.implemented else entry.parse_push()
+        if parse is None:
+            return JSONResponse(NOT_FOUND, status_code=404)
+        receipt = parse(PushRequest(dict(request.headers), await request.body(),
+                                    dict(request.query_params)))
+        if receipt.reply is not None:
+            return PlainTextResponse(receipt.reply)
+        if not await to_thread.run_sync(_notify, service, name, receipt):
+            return JSONResponse(NOT_FOUND, status_code=404)
+        await wake()
+        return Response(status_code=200)
+
+    return [Route("/webhooks/{provider}", push, methods=["POST"])]
 
 
 def _notify(service: PushService, name: str, receipt: PushReceipt) -> bool:
@@ -44,6 +50,3 @@ def _notify(service: PushService, name: str, receipt: PushReceipt) -> bool:
     ours = [service.notify(name, n.channel_id, n.token, n.resource_id, n.state)
             for n in receipt.notices]
     return any(ours)
-
-
-routes = [Route("/webhooks/{provider}", push, methods=["POST"])]

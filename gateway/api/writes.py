@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
     CalendarNotFound,
@@ -24,6 +26,7 @@ from ..services.writes import (
     EventNotFound,
     WriteService,
 )
+from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
 from .event_body import desired_event, valid_event_id
 from .params import InvalidParam, Params, read_params
@@ -33,55 +36,88 @@ T = TypeVar("T")
 WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
-def _writes(request: Request) -> WriteService:
-    service: WriteService = request.app.state.gateway.writes
-    return service
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    """The write endpoints over their services, bound when the routes are built."""
+
+    authenticate: Authenticator
+    writes: WriteService
+    reads: ReadService
+    wake: Wake
+
+    async def upsert_event(self, request: Request) -> Response:
+        caller = await self.authenticate(request, "create_event")
+        params = await read_params(request)
+        event_id = event_id_of(params)
+        desired = desired_event(params)
+        calendar_id = request.path_params["calendar_id"]
+        written = await _record(partial(self.writes.upsert, caller.subject, calendar_id,
+                                        event_id, desired))
+        return await self._answer(request, written, (caller.subject, calendar_id, event_id))
+
+    async def delete_event(self, request: Request) -> Response:
+        caller = await self.authenticate(request, "delete_event")
+        event_id = event_id_of(await read_params(request))
+        written = await _record(partial(self.writes.delete, caller.subject,
+                                        request.path_params["calendar_id"], event_id))
+        return await self._answer(request, written, None)
+
+    async def bulk_delete(self, request: Request) -> Response:
+        caller = await self.authenticate(request, "delete_event")
+        params = await read_params(request)
+        delete_all, calendar_ids = params.flag("delete_all"), params.strings("calendar_ids")
+        if delete_all and calendar_ids:
+            raise InvalidParam("delete_all", "exclusive",
+                               "send delete_all or calendar_ids, not both")
+        if not delete_all and not calendar_ids:
+            raise InvalidParam("calendar_ids", "required", "send delete_all or calendar_ids")
+        await _record(partial(self.writes.bulk_delete, caller.subject,
+                              None if delete_all else calendar_ids))
+        await self.wake()
+        return Response(status_code=202)
+
+    async def participation_status(self, request: Request) -> Response:
+        caller = await self.authenticate(request, "change_participation_status")
+        status = (await read_params(request)).text("status", required=True)
+        if status not in PARTICIPATION:
+            raise InvalidParam("status", "invalid", "status is accepted, tentative or declined")
+        await _record(partial(self.writes.answer, caller.subject,
+                              request.path_params["calendar_id"],
+                              request.path_params["event_uid"], status))
+        await self.wake()
+        return Response(status_code=202)
+
+    async def _answer(self, request: Request, written: tuple[int, int] | None,
+                      event: tuple[str, str, str] | None) -> Response:
+        """202 at once, or with ``Prefer: wait=N`` 200 once applied upstream (202 if not
+        in N s)."""
+        await self.wake()
+        seconds = _wait(request)
+        if not seconds or written is None:
+            return Response(status_code=202)
+        with anyio.move_on_after(seconds):
+            while not await to_thread.run_sync(self.writes.applied, *written):
+                await anyio.sleep(0.05)
+            applied = {"Preference-Applied": f"wait={seconds}"}
+            if event is None:
+                return Response(status_code=200, headers=applied)
+            body = await to_thread.run_sync(self.reads.managed_event, *event)
+            return JSONResponse({"event": body}, headers=applied)
+        return Response(status_code=202)
 
 
-async def upsert_event(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, "create_event")
-    params = await read_params(request)
-    event_id = event_id_of(params)
-    desired = desired_event(params)
-    calendar_id = request.path_params["calendar_id"]
-    written = await _record(partial(_writes(request).upsert, caller.subject, calendar_id,
-                                    event_id, desired))
-    return await _answer(request, written, (caller.subject, calendar_id, event_id))
-
-
-async def delete_event(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, "delete_event")
-    event_id = event_id_of(await read_params(request))
-    written = await _record(partial(_writes(request).delete, caller.subject,
-                                    request.path_params["calendar_id"], event_id))
-    return await _answer(request, written, None)
-
-
-async def bulk_delete(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, "delete_event")
-    params = await read_params(request)
-    delete_all, calendar_ids = params.flag("delete_all"), params.strings("calendar_ids")
-    if delete_all and calendar_ids:
-        raise InvalidParam("delete_all", "exclusive",
-                           "send delete_all or calendar_ids, not both")
-    if not delete_all and not calendar_ids:
-        raise InvalidParam("calendar_ids", "required", "send delete_all or calendar_ids")
-    await _record(partial(_writes(request).bulk_delete, caller.subject,
-                          None if delete_all else calendar_ids))
-    await request.app.state.gateway.wake_workers()
-    return Response(status_code=202)
-
-
-async def participation_status(request: Request) -> Response:
-    caller = await request.app.state.authenticate(request, "change_participation_status")
-    status = (await read_params(request)).text("status", required=True)
-    if status not in PARTICIPATION:
-        raise InvalidParam("status", "invalid", "status is accepted, tentative or declined")
-    await _record(partial(_writes(request).answer, caller.subject,
-                          request.path_params["calendar_id"], request.path_params["event_uid"],
-                          status))
-    await request.app.state.gateway.wake_workers()
-    return Response(status_code=202)
+def routes_for(authenticate: Authenticator, writes: WriteService, reads: ReadService,
+               wake: Wake) -> list[Route]:
+    """The write routes over their services, built once (create_app)."""
+    handlers = _Handlers(authenticate, writes, reads, wake)
+    return [
+        Route("/v1/calendars/{calendar_id}/events", handlers.upsert_event, methods=["POST"]),
+        Route("/v1/calendars/{calendar_id}/events", handlers.delete_event,
+              methods=["DELETE"]),
+        Route("/v1/events", handlers.bulk_delete, methods=["DELETE"]),
+        Route("/v1/calendars/{calendar_id}/events/{event_uid}/participation_status",
+              handlers.participation_status, methods=["POST"]),
+    ]
 
 
 def event_id_of(params: Params) -> str:
@@ -110,31 +146,3 @@ async def _record(call: Callable[[], T]) -> T:
 def _wait(request: Request) -> int:
     match = WAIT.search(request.headers.get("prefer", ""))
     return min(int(match.group(1)), 30) if match else 0
-
-
-async def _answer(request: Request, written: tuple[int, int] | None,
-                  event: tuple[str, str, str] | None) -> Response:
-    """202 at once, or with ``Prefer: wait=N`` 200 once applied upstream (202 if not in N s)."""
-    gateway = request.app.state.gateway
-    await gateway.wake_workers()
-    seconds = _wait(request)
-    if not seconds or written is None:
-        return Response(status_code=202)
-    with anyio.move_on_after(seconds):
-        while not await to_thread.run_sync(gateway.writes.applied, *written):
-            await anyio.sleep(0.05)
-        applied = {"Preference-Applied": f"wait={seconds}"}
-        if event is None:
-            return Response(status_code=200, headers=applied)
-        body = await to_thread.run_sync(gateway.reads.managed_event, *event)
-        return JSONResponse({"event": body}, headers=applied)
-    return Response(status_code=202)
-
-
-routes = [
-    Route("/v1/calendars/{calendar_id}/events", upsert_event, methods=["POST"]),
-    Route("/v1/calendars/{calendar_id}/events", delete_event, methods=["DELETE"]),
-    Route("/v1/events", bulk_delete, methods=["DELETE"]),
-    Route("/v1/calendars/{calendar_id}/events/{event_uid}/participation_status",
-          participation_status, methods=["POST"]),
-]

@@ -54,8 +54,8 @@ def _app_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _apps(settings: Settings) -> Any:
+    from ..domain.upstream_apps import UpstreamApps
     from ..secrets import open_secret_store
-    from ..services.upstream_apps import UpstreamApps
 
     return UpstreamApps(open_secret_store(settings))
 

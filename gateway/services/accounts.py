@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
+from ..domain.ids import new_id
+from ..domain.mirror import Policy
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, audit_log, calendars, profiles
 from ..secrets import SecretStore
-from ..sync.mirror import Policy
-from .ids import new_id
 
 log = logging.getLogger("calgate.accounts")
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, select
 
+from ..domain.ids import new_id
 from ..persistence.tables import batch_entries, batches, managed_events
-from .ids import new_id
 
 MAX_ENTRIES = 50  # Cronofy's limit per batch request
 ACCEPTED = 202

@@ -20,11 +20,11 @@ from providers.model import Calendar
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions, UnknownProvider, find_entry
 
+from ..domain.ids import new_id
+from ..domain.opener import ProfileOpener
 from ..persistence.generation import bump_generation
 from ..persistence.tables import calendars, profiles
 from ..secrets import SecretStore
-from .ids import new_id
-from .opener import ProfileOpener
 
 
 class CalendarError(Exception):

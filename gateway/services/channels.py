@@ -21,9 +21,9 @@ from sqlalchemy import Engine, delete, func, insert, select
 
 from providers.outbound import BlockedAddress, OutboundPolicy, UnresolvableHost
 
+from ..domain.ids import new_id
+from ..domain.notify import CHANGE, VERIFICATION, account_changed, queue
 from ..persistence.tables import calendars, channels, deliveries, notifications, profiles
-from ..sync.notify import CHANGE, VERIFICATION, account_changed, queue
-from .ids import new_id
 
 MAX_URL = 2048
 

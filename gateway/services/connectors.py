@@ -18,10 +18,10 @@ from providers.model import AccountInfo
 from providers.plugin import FormField, FormLinking
 from providers.registry import ProviderEntry, ProviderOptions, entries
 
+from ..domain.upstream_apps import UpstreamApps
 from .link_errors import explain
 from .linking import ConnectorRegistry, VerificationFailed, VerifiedAccount
 from .upstream import UpstreamConnector
-from .upstream_apps import UpstreamApps
 
 
 @dataclass(frozen=True, slots=True)

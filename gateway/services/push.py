@@ -30,10 +30,10 @@ from providers.model import PushChannel
 from providers.protocol import CalendarProvider, PushCapable, Revocable
 from providers.registry import push_providers
 
+from ..domain.ids import new_id
+from ..domain.opener import ProfileOpener
 from ..observe import metrics
 from ..persistence.tables import calendars, profiles, push_channels
-from .ids import new_id
-from .opener import ProfileOpener
 
 log = logging.getLogger("calgate.push")
 RETRY_AFTER_FAILURE = 3600.0  # seconds before trying again to create a refused channel

@@ -17,6 +17,8 @@ from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, sel
 from providers.plugin import Conferencing
 from providers.registry import find_entry
 
+from ..domain.managed import managed_key
+from ..domain.sealing import DataKeys, EventText, unseal_text
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
     MAX_SPAN_SECONDS,
@@ -25,7 +27,6 @@ from ..persistence.tables import (
     managed_events,
     profiles,
 )
-from ..sync.sealing import DataKeys, unseal
 
 PAGE_SIZE = 100
 Key = tuple[datetime, int]  # (start_at, row id): where the next page continues
@@ -124,8 +125,6 @@ class ReadService:
     def managed_event(self, subject: str, calendar_id: str, event_id: str
                       ) -> dict[str, Any] | None:
         """A client's own event as /v1/events shows it (the answer to ``Prefer: wait``)."""
-        from .writes import managed_key
-
         key = managed_key(subject, calendar_id, event_id)
         with self.engine.connect() as conn:
             row = conn.execute(_columns(True).select_from(_JOINED).add_columns(
@@ -291,10 +290,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _text(key: bytes | None, row: Any) -> dict[str, Any] | None:
+def _text(key: bytes | None, row: Any) -> EventText | None:
     if key is None or row.sealed is None:
         return None
-    return unseal(key, row.sealed, f"{row.calendar_id}|{row.instance_id}")
+    return unseal_text(key, row.sealed, f"{row.calendar_id}|{row.instance_id}")
 
 
 # -- the wire shapes (API.md s5.2 and s7) -------------------------------------------------
@@ -336,7 +335,7 @@ def _recognise_meeting(row: Any, url: str) -> Conferencing | None:
     return None if entry is None else entry.recognise_meeting(url)
 
 
-def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
+def event_body(row: Any, text: EventText | None, show_text: bool,
                query: ReadQuery, calendar_readonly: bool) -> dict[str, Any]:
     managed = row.managed_key is not None
     visible = text if (show_text or managed) else None
@@ -347,13 +346,12 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
         if write is not None:
             body["calgate_write"] = write
     if visible is not None:
-        body |= {"summary": visible.get("summary") or "",
-                 "description": visible.get("description") or ""}
-        if visible.get("location"):
-            body["location"] = {"description": visible["location"]}
-        if visible.get("meeting_url"):
-            body["meeting_url"] = visible["meeting_url"]
-            meeting = _recognise_meeting(row, visible["meeting_url"])
+        body |= {"summary": visible.summary or "", "description": visible.description or ""}
+        if visible.location:
+            body["location"] = {"description": visible.location}
+        if visible.meeting_url:
+            body["meeting_url"] = visible.meeting_url
+            meeting = _recognise_meeting(row, visible.meeting_url)
             if meeting is not None:
                 body["conferencing"] = {"provider_name": meeting.provider_name,
                                         "join_url": meeting.join_url}
@@ -361,17 +359,17 @@ def event_body(row: Any, text: dict[str, Any] | None, show_text: bool,
              "end": _when(row.end_at, row.all_day, row.end_tzid, query),
              "deleted": bool(row.deleted), "created": utc_time(row.created),
              "updated": utc_time(row.updated)}
-    participation = (visible or {}).get("participation_status") or "unknown"
+    participation = (visible.participation_status if visible else None) or "unknown"
     body["participation_status"] = participation
     if visible is not None:
-        body["attendees"] = visible.get("attendees") or []
-        organizer = visible.get("organizer")
+        body["attendees"] = [p.to_stored() for p in visible.attendees]
+        organizer = visible.organizer
         if organizer:
-            body["organizer"] = {"email": organizer.get("email"),
-                                 "display_name": organizer.get("display_name")}
+            body["organizer"] = {"email": organizer.email,
+                                 "display_name": organizer.display_name}
     writable = not calendar_readonly and not row.deleted
     body |= {"transparency": row.transparency, "status": row.status,
-             "categories": (visible or {}).get("categories") or [],
+             "categories": list(visible.categories) if visible else [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),
              "options": {"delete": writable and managed, "update": writable and managed,
                          "change_participation_status": writable and not managed

@@ -29,10 +29,10 @@ from providers.model import AccountInfo
 from providers.plugin import AuthorizationRequest, UpstreamApp, UpstreamOAuth
 from providers.registry import ProviderEntry, ProviderOptions
 
+from ..domain.upstream_apps import AppNotConfigured, UpstreamApps
 from ..secrets import SecretStoreUnavailable
 from .link_errors import explain, report
 from .linking import ScopesWithheld, VerificationFailed, VerifiedAccount
-from .upstream_apps import AppNotConfigured, UpstreamApps
 
 # What the user decided or their organisation decided, at the upstream: each has its own page.
 CONSENT_REFUSED = (AccessDeclined, AdminApprovalRequired, AccountNotAccepted)

@@ -6,13 +6,15 @@ with retries, so an upstream outage delays a write and never loses it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from ..domain.desired import DesiredEvent
+from ..domain.managed import managed_context, managed_key
+from ..domain.sealing import DataKeys, seal
 from ..persistence.generation import bump_generation
 from ..persistence.tables import (
     calendars,
@@ -21,8 +23,6 @@ from ..persistence.tables import (
     participation_writes,
     profiles,
 )
-from ..sync.mirror import managed_prefix
-from ..sync.sealing import DataKeys, seal
 
 
 class WriteError(Exception):
@@ -44,15 +44,6 @@ class EventNotFound(WriteError):
 PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 
 
-def managed_key(account_id: str, calendar_id: str, event_id: str) -> str:
-    digest = hashlib.sha256(f"{calendar_id}\x00{event_id}".encode()).hexdigest()[:32]
-    return f"{managed_prefix(account_id)}{digest}"
-
-
-def managed_context(calendar_id: str, event_id: str) -> str:
-    return f"managed|{calendar_id}|{event_id}"
-
-
 class WriteService:
     """Upserts and deletes of managed events, and waiting for them to be applied."""
 
@@ -72,12 +63,12 @@ class WriteService:
         return row
 
     def upsert(self, subject: str, calendar_id: str, event_id: str,
-               desired: dict[str, Any]) -> tuple[int, int]:
+               desired: DesiredEvent) -> tuple[int, int]:
         """Record the desired event; returns (managed event id, version) to wait on."""
         key = self.keys.key(subject)
         if key is None:  # no such account (any more): nothing of it can be written
             raise CalendarNotFound(calendar_id)
-        sealed = seal(key, desired, managed_context(calendar_id, event_id))
+        sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self._calendar(conn, subject, calendar_id)

@@ -13,10 +13,10 @@ from sqlalchemy import Engine, select, update
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
 from providers.registry import ProviderOptions
 
+from ..domain.opener import ProfileOpener
 from ..observe import metrics
 from ..persistence.tables import calendars, events, participation_writes, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
-from ..services.opener import ProfileOpener
 from .outbox import CLAIM, SECRET_STORE_RETRY
 
 log = logging.getLogger("calgate.answers")

@@ -33,10 +33,10 @@ from providers.errors import ProviderError
 from providers.outbound import OutboundPolicy
 from providers.outbound.httpx_transport import GuardedTransport
 
+from ..domain.notify import second
 from ..observe import metrics
 from ..persistence.tables import channels, deliveries, notifications
 from ..secrets import SecretStoreUnavailable
-from .notify import second
 
 log = logging.getLogger("calgate.delivery")
 

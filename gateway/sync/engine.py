@@ -35,20 +35,20 @@ from providers.model import Calendar, ChangeSet, SyncCursor, TimeWindow
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions
 
-from ..observe import metrics
-from ..persistence.generation import bump_generation
-from ..persistence.tables import accounts, calendars, profiles
-from ..secrets import SecretStore, SecretStoreUnavailable
-from ..services.ids import new_id
-from ..services.opener import ProfileOpener
-from .mirror import Policy, apply_changes
-from .notify import (
+from ..domain.ids import new_id
+from ..domain.mirror import Policy, apply_changes
+from ..domain.notify import (
     PROFILE_DISCONNECTED,
     PROFILE_INITIAL_SYNC_COMPLETED,
     account_changed,
     profile_event,
 )
-from .sealing import DataKeys
+from ..domain.opener import ProfileOpener
+from ..domain.sealing import DataKeys
+from ..observe import metrics
+from ..persistence.generation import bump_generation
+from ..persistence.tables import accounts, calendars, profiles
+from ..secrets import SecretStore, SecretStoreUnavailable
 
 log = logging.getLogger("calgate.sync")
 SECRET_STORE_RETRY = 15.0  # seconds; work that needs a sealed or unreachable Vault waits

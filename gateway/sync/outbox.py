@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
@@ -25,17 +25,18 @@ from providers.errors import (
     RateLimited,
     Unavailable,
 )
-from providers.model import ChangeSet, Event, EventDraft, Person
+from providers.model import ChangeSet, Event
 from providers.registry import ProviderOptions
 
+from ..domain.desired import DesiredEvent
+from ..domain.managed import managed_context
+from ..domain.mirror import Policy, apply_changes
+from ..domain.opener import ProfileOpener
+from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
-from ..services.opener import ProfileOpener
-from ..services.writes import managed_context
-from .mirror import Policy, apply_changes
-from .sealing import DataKeys, unseal
 
 log = logging.getLogger("calgate.outbox")
 SECRET_STORE_RETRY = 15.0  # seconds; a write whose credentials are in a sealed Vault waits
@@ -50,25 +51,6 @@ class Applied:
     managed_id: int
     ok: bool
     error: str | None = None
-
-
-def draft_from(desired: dict[str, Any], managed_key: str) -> EventDraft:
-    """The sealed desired state (see services.writes) as the provider model's draft."""
-    def when(value: str) -> datetime | date:
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-
-    return EventDraft(
-        managed_key=managed_key, summary=desired["summary"],
-        start=when(desired["start"]), end=when(desired["end"]),
-        start_tzid=desired.get("start_tzid") or "Etc/UTC",
-        end_tzid=desired.get("end_tzid") or "Etc/UTC",
-        description=desired.get("description") or "", location=desired.get("location") or "",
-        transparency=desired.get("transparency") or "opaque",
-        attendees=tuple(Person(a["email"], a.get("display_name"))
-                        for a in desired.get("attendees", [])),
-        url=desired.get("url"), private=bool(desired.get("private")),
-        reminders_minutes=tuple(desired.get("reminders", [])),
-        conferencing=bool(desired.get("conferencing")))
 
 
 class Outbox:
@@ -148,7 +130,8 @@ class Outbox:
     async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         name = row["provider_name"]
         if row["desired"] is not None:  # before any upstream call: a poison write makes none
-            row["draft"] = draft_from(row["desired"], row["managed_key"])
+            desired = DesiredEvent.from_stored(row["desired"])
+            row["draft"] = desired.draft(row["managed_key"])
         provider = await self.opener.open(name, row["credential_path"])
         try:
             if row["desired"] is None:

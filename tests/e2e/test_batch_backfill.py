@@ -16,7 +16,7 @@ import pycronofy
 import pytest
 from pycronofy.batch import BatchBuilder
 
-from gateway.services.writes import managed_key
+from gateway.domain.managed import managed_key
 from tests.support.consent_http import consent_over_http
 from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp

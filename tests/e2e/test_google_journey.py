@@ -16,9 +16,9 @@ import pycronofy
 import pytest
 from sqlalchemy import create_engine, select
 
+from gateway.domain.upstream_apps import UpstreamApps
 from gateway.persistence.tables import calendars, events, profiles
 from gateway.secrets.local import LocalSecretStore
-from gateway.services.upstream_apps import UpstreamApps
 from providers.google import oauth as google_oauth
 from tests.emulators.google import GoogleEmulator
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from gateway.domain.desired import DesiredEvent
 from gateway.persistence.tables import batch_entries, batches, calendars, managed_events
 from gateway.services.accounts import PendingAccount
 from providers.google import oauth as google_oauth
@@ -288,12 +289,13 @@ class TestRateLimitedGoogle:
         email, subject, calendar_id = google
         other = link(WRITE)
         other.sync()
-        written = [gateway.writes.upsert(subject, calendar_id, f"g{n}", {
+        written = [gateway.writes.upsert(subject, calendar_id, f"g{n}", DesiredEvent.from_stored({
             "summary": f"Session {n}", "start": stamp(30 + n)[:-1] + "+00:00",
-            "end": stamp(31 + n)[:-1] + "+00:00"})[0] for n in range(6)]
-        calm, _ = gateway.writes.upsert(other.subject, other.calendar_id, "c0", {
+            "end": stamp(31 + n)[:-1] + "+00:00"}))[0] for n in range(6)]
+        calm, _ = gateway.writes.upsert(other.subject, other.calendar_id, "c0",
+                                        DesiredEvent.from_stored({
             "summary": "Calm", "start": stamp(30)[:-1] + "+00:00",
-            "end": stamp(31)[:-1] + "+00:00"})
+            "end": stamp(31)[:-1] + "+00:00"}))
         # Past the provider's own retry budget (60 s of sleep per call): handed to the outbox.
         emu.inject_fault(EVENTS, method="POST", status=429, retry_after=120, times=1)
         emu.clear_requests()

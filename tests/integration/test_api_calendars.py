@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from gateway.domain.sealing import DataKeys
 from gateway.services.accounts import PendingAccount
 from gateway.sync.engine import SyncEngine
-from gateway.sync.sealing import DataKeys
 from oauth_server.scopes import expand
 from providers.memory.provider import WORLD
 from tests.support.oauth import REDIRECT, make_client

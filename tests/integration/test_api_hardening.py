@@ -11,9 +11,11 @@ import pytest
 from starlette.routing import Route
 
 from gateway.app import create_app
+from gateway.domain.desired import DesiredEvent
 from providers.memory.provider import WORLD
 from tests.integration.test_api_batch import drain, stamp, upsert
 from tests.support import aio
+from tests.support.stored_writes import store_as_old_release
 
 WRITE = "read_events list_calendars create_event delete_event read_free_busy"
 
@@ -284,8 +286,8 @@ def test_a_poison_write_ends_failed_and_visible_and_is_not_retried(http, gateway
     assert "calgate_write" not in managed_read(http, account)["e1"]
     # A desired state the upstream mapping cannot take (stored before this version's checks
     # existed): the service records it as an old release's API did.
-    managed_id, _ = gateway.writes.upsert(account.subject, account.calendar_id, "e1",
-                                          {"summary": "x", "start": "not a time", "end": "?"})
+    managed_id = store_as_old_release(gateway, account.subject, account.calendar_id, "e1",
+                                      {"summary": "x", "start": "not a time", "end": "?"})
     assert managed_read(http, account)["e1"]["calgate_write"] == {"status": "pending"}
     drain(outbox)
     write = managed_read(http, account)["e1"]["calgate_write"]
@@ -310,8 +312,8 @@ def test_a_transient_failure_keeps_retrying(http, gateway, account):
     http.post(f"/v1/calendars/{account.calendar_id}/events", headers=account.token(WRITE),
               json=event())
     drain(gateway.worker.outbox)
-    gateway.writes.upsert(account.subject, account.calendar_id, "e1",
-                          {"summary": "Moved", "start": stamp(30), "end": stamp(31)})
+    gateway.writes.upsert(account.subject, account.calendar_id, "e1", DesiredEvent.from_stored(
+        {"summary": "Moved", "start": stamp(30), "end": stamp(31)}))
     (managed_id,) = gateway.worker.outbox.due()
     WORLD.down = True
     try:

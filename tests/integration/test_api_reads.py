@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.services.writes import managed_key
+from gateway.domain.desired import DesiredEvent
+from gateway.domain.managed import managed_key
 from providers.memory.provider import WORLD
 from providers.model import Person
 from tests.conftest import ISSUER
@@ -109,9 +110,10 @@ def test_include_deleted_reports_an_upstream_removal(http, link):
 def write_managed(account: Linked, event_id: str, start: datetime) -> None:
     """The app's own event, through the real write path: desired state, outbox, upstream."""
     gateway = account.gateway
-    managed_id, _ = gateway.writes.upsert(account.subject, account.calendar_id, event_id, {
-        "summary": f"Managed {event_id}", "description": "ours",
-        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
+    managed_id, _ = gateway.writes.upsert(
+        account.subject, account.calendar_id, event_id, DesiredEvent.from_stored({
+            "summary": f"Managed {event_id}", "description": "ours",
+            "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}))
     assert run(gateway.worker.outbox.apply(managed_id)).ok
 
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from gateway.domain.sealing import DataKeys
 from gateway.persistence.tables import channels, deliveries, notifications
 from gateway.services.accounts import PendingAccount
 from gateway.services.channels import ChannelError, ChannelSettings, check_callback_url
 from gateway.settings import Settings
 from gateway.sync.engine import SyncEngine
-from gateway.sync.sealing import DataKeys
 from oauth_server.scopes import expand
 from providers.memory.provider import WORLD
 from providers.outbound import OutboundPolicy

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from gateway.app import Gateway, create_app
+from gateway.domain.desired import DesiredEvent
 from gateway.persistence.tables import accounts, audit_log, profiles
 from gateway.secrets.vault import VaultSecretStore
 from gateway.services.linking import ConnectorRegistry
@@ -190,8 +191,8 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
     """Issue 3: no event row, no data key and no credential is left behind."""
     from datetime import UTC, datetime, timedelta
 
+    from gateway.domain.sealing import DataKeys
     from gateway.persistence.tables import calendars, events, managed_events
-    from gateway.sync.sealing import DataKeys
     from providers.memory.provider import WORLD
     from providers.model import Event
     from tests.support import aio
@@ -213,9 +214,10 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
         calendar_id = browser.get("/v1/calendars", headers={
             "Authorization": f"Bearer {granted['access_token']}"}).json()["calendars"][0][
             "calendar_id"]
-        vault_gateway.writes.upsert(granted["sub"], calendar_id, "mine", {
+        vault_gateway.writes.upsert(granted["sub"], calendar_id, "mine",
+                                    DesiredEvent.from_stored({
             "summary": "Session", "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat()})
+            "end": (start + timedelta(hours=1)).isoformat()}))
         assert count(vault_gateway, events) == 1 and count(vault_gateway, managed_events) == 1
         assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is not None
         r = browser.post("/oauth/token/revoke", data={

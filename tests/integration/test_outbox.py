@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.app import Gateway
+from gateway.domain.desired import DesiredEvent, Invitee
 from gateway.persistence.tables import events, managed_events
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.accounts import PendingAccount
 from providers.memory.provider import WORLD
 from tests.support import aio
+from tests.support.stored_writes import store_as_old_release
 
 
 @pytest.fixture
@@ -35,8 +37,8 @@ def account(gateway):
 
 def desired(summary="Mentoring"):
     start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0, second=0, minute=0)
-    return {"summary": summary, "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(), "description": "notes"}
+    return DesiredEvent.from_stored({"summary": summary, "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(), "description": "notes"})
 
 
 def upstream_events(name, calendar):
@@ -122,3 +124,41 @@ def test_worker_sweep_runs_due_syncs_and_writes(gateway, account):
 
     assert aio.run(once()) >= 1
     assert [e.summary for e in upstream_events(name, upstream_cal)] == ["Mentoring"]
+
+
+def test_a_row_stored_in_the_old_json_form_is_applied(gateway, account):
+    """Rows sealed before the desired state was typed (dicts, some keys missing) still load."""
+    subject, calendar_id, name, upstream_cal = account
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0, second=0, minute=0)
+    old_form = {  # as the API of an older release sealed it: no "conferencing" key
+        "summary": "Old form", "description": "kept", "location": "Room 4",
+        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+        "start_tzid": "Europe/London", "end_tzid": "Europe/London",
+        "transparency": "transparent",
+        "attendees": [{"email": "guest@example.com", "display_name": "Guest"}],
+        "url": None, "private": False, "reminders": [10]}
+    managed_id = store_as_old_release(gateway, subject, calendar_id, "evt-old", old_form)
+    drain(gateway)
+    assert gateway.writes.applied(managed_id, 1)
+    (event,) = upstream_events(name, upstream_cal)
+    assert (event.summary, event.description, event.location) == ("Old form", "kept", "Room 4")
+    assert (event.start, event.end) == (start, start + timedelta(hours=1))
+    assert event.start_tzid == "Europe/London" and event.transparency == "transparent"
+    assert [(p.email, p.display_name) for p in event.attendees] == [
+        ("guest@example.com", "Guest")]
+
+
+def test_the_stored_form_is_unchanged_and_round_trips():
+    """New rows are sealed in the same JSON form older releases read and wrote."""
+    start = datetime(2030, 5, 1, 9, tzinfo=UTC)
+    desired = DesiredEvent("Typed", start, start + timedelta(hours=1), description="d",
+                           attendees=(Invitee("a@example.com"),), reminders=(5,),
+                           conferencing=True)
+    stored = desired.to_stored()
+    assert stored == {
+        "summary": "Typed", "description": "d", "location": "",
+        "start": "2030-05-01T09:00:00+00:00", "end": "2030-05-01T10:00:00+00:00",
+        "start_tzid": "Etc/UTC", "end_tzid": "Etc/UTC", "transparency": "opaque",
+        "attendees": [{"email": "a@example.com", "display_name": None}],
+        "url": None, "private": False, "reminders": [5], "conferencing": True}
+    assert DesiredEvent.from_stored(stored) == desired

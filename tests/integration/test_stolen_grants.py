@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from gateway.app import Gateway, create_app
+from gateway.domain.desired import DesiredEvent
 from gateway.persistence.tables import audit_log
 from gateway.persistence.tables import metadata as gateway_tables
 from gateway.secrets import SecretStore
@@ -91,9 +92,10 @@ def _link_and_fill(gw: Gateway, client: RegisteredClient, name: str, calendar: s
                                            end=start + timedelta(hours=1), summary="Therapy")])
     outcome = run(gw.worker.sync.sync_profile(linked.profile_id))
     assert outcome.error is None, outcome
-    gw.writes.upsert(linked.subject, _calendar_id(gw, linked.subject), "mine", {
+    gw.writes.upsert(linked.subject, _calendar_id(gw, linked.subject), "mine",
+                     DesiredEvent.from_stored({
         "summary": "Session", "start": start.isoformat(),
-        "end": (start + timedelta(hours=1)).isoformat()})
+        "end": (start + timedelta(hours=1)).isoformat()}))
     return linked.subject
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from gateway.domain.mirror import managed_prefix
+from gateway.domain.sealing import DataKeys, unseal
 from gateway.persistence.tables import calendars, events, profiles
 from gateway.services.accounts import PendingAccount
 from gateway.sync.engine import SyncEngine, SyncSettings
-from gateway.sync.mirror import managed_prefix
-from gateway.sync.sealing import DataKeys, unseal
 from providers.memory.provider import WORLD, MemoryCalendar
 from providers.model import Event
 from tests.support import aio

@@ -27,10 +27,10 @@ import pytest
 from caldav.elements import dav
 from sqlalchemy import select, update
 
+from gateway.domain.sealing import DataKeys, unseal
 from gateway.persistence.tables import calendars, events, profiles
 from gateway.services.accounts import PendingAccount
 from gateway.sync.engine import SyncEngine, SyncSettings
-from gateway.sync.sealing import DataKeys, unseal
 from providers.caldav.provider import open_account
 from providers.errors import Unauthorized
 from providers.registry import ProviderOptions

@@ -13,11 +13,11 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app, provider_options
+from gateway.domain.upstream_apps import UpstreamApps
 from gateway.observe.logs import configure_logging
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
-from gateway.services.upstream_apps import UpstreamApps
 from gateway.settings import Settings
 from tests.support.memory_connector import MemoryConnector
 

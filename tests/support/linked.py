@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from gateway.domain.sealing import DataKeys
 from gateway.persistence.tables import calendars, profiles
 from gateway.services.accounts import PendingAccount
 from gateway.sync.engine import SyncEngine
-from gateway.sync.sealing import DataKeys
 from oauth_server.scopes import expand
 from providers.memory.provider import WORLD
 from providers.model import Event

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, insert, or_, select, update
 
 from ..persistence.tables import calendars, channels, notifications, profiles
-from ..services.ids import new_id
+from .ids import new_id
 
 CHANGE = "change"
 VERIFICATION = "verification"

@@ -16,19 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from providers.model import ChangeSet, Event, TimeWindow, When
+from providers.model import ChangeSet, Event, Person, TimeWindow, When
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events
+from .managed import managed_prefix
 from .notify import calendar_changed
-from .sealing import seal
-
-MANAGED_PREFIX = "cg1."
-
-
-def managed_prefix(account_id: str) -> str:
-    """Managed keys written upstream start with this, so sync can tell an app's own events."""
-    return f"{MANAGED_PREFIX}{account_id}."
+from .sealing import EventText, TextPerson, seal_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +65,17 @@ def event_uid(calendar_id: str, instance_id: str) -> str:
     return f"evt_external_{digest[:24]}"
 
 
-def text_of(event: Event) -> dict[str, Any]:
-    def person(p: Any) -> dict[str, Any]:
-        return {"email": p.email, "display_name": p.display_name, "status": p.status}
+def text_of(event: Event) -> EventText:
+    def person(p: Person) -> TextPerson:
+        return TextPerson(p.email, p.display_name, p.status)
 
-    return {
-        "summary": event.summary, "description": event.description,
-        "location": event.location, "url": event.url,
-        "categories": list(event.categories),
-        "participation_status": event.participation_status,
-        "attendees": [person(p) for p in event.attendees],
-        "organizer": person(event.organizer) if event.organizer else None,
-        # Only when present, so mirrors written before it existed keep their fingerprints.
-        **({"meeting_url": event.meeting_url} if event.meeting_url else {}),
-    }
+    return EventText(
+        summary=event.summary, description=event.description, location=event.location,
+        url=event.url, categories=tuple(event.categories),
+        participation_status=event.participation_status,
+        attendees=tuple(person(p) for p in event.attendees),
+        organizer=person(event.organizer) if event.organizer else None,
+        meeting_url=event.meeting_url or None)
 
 
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
@@ -100,11 +91,12 @@ def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
         "status": event.status, "transparency": event.transparency,
         "recurring": event.recurring, "private": event.private, "etag": event.etag,
     }
-    fingerprint = json.dumps([values, text], default=str, sort_keys=True)
+    stored = text.to_stored() if text is not None else None
+    fingerprint = json.dumps([values, stored], default=str, sort_keys=True)
     values["fingerprint"] = hashlib.sha256(fingerprint.encode()).hexdigest()
     values["sealed"] = None
     if text is not None and key is not None:
-        values["sealed"] = seal(key, text, f"{calendar_id}|{event.instance_id}")
+        values["sealed"] = seal_text(key, text, f"{calendar_id}|{event.instance_id}")
     return values
 
 
