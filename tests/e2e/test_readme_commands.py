@@ -42,7 +42,9 @@ DOCUMENTS = ("README.md", "docs/developing.md")
 FENCE = re.compile(r"(?:<!--\s*readme-test:\s*(?P<directive>[^>]*?)\s*-->\n)?"
                    r"^```(?P<lang>[A-Za-z]*)\n(?P<body>.*?)^```$", re.S | re.M)
 READER_VARIABLES = {"GOOGLE_CLIENT_ID": "1234-example.apps.googleusercontent.com",
-                    "GOOGLE_CLIENT_SECRET": "example-google-secret"}
+                    "GOOGLE_CLIENT_SECRET": "example-google-secret",
+                    "ENTRA_CLIENT_ID": "00000000-0000-0000-0000-00000000c0de",
+                    "ENTRA_CLIENT_SECRET": "example-entra-secret"}
 DEFAULT_ADDRESS = "http://127.0.0.1:8080"
 
 

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
@@ -25,6 +24,7 @@ from providers.model import ChangeSet, EventDraft, Person, TimeWindow
 from providers.registry import ProviderOptions
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.emulators.microsoft.signin import sign_in
+from tests.support import aio
 
 REDIRECT = "http://127.0.0.1:9/cb"
 WRITE = ("list_calendars", "read_events", "create_event", "delete_event", "read_free_busy",
@@ -83,7 +83,8 @@ def in_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 
     @functools.wraps(test)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        anyio.run(functools.partial(closing, *args, **kwargs))
+        # In a thread of its own: Playwright's sync API leaves a loop running in this one.
+        aio.run(closing(*args, **kwargs))
     return wrapper
 
 

@@ -4,7 +4,6 @@ throttling, subscriptions with a real local receiver) and by Microsoft's own msg
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.emulators.microsoft import MicrosoftEmulator
+from tests.support import aio
 from tests.support.waiting import eventually
 
 WINDOW = {"startDateTime": "2027-01-01T00:00:00Z", "endDateTime": "2027-03-01T00:00:00Z"}
@@ -300,7 +300,7 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
         await inner.aclose()
         return found
 
-    calendars, events = asyncio.run(run())
+    calendars, events = aio.run(run())  # a thread of its own: see tests/support/aio.py
     assert [(c.name, c.can_edit, c.owner.address) for c in calendars.value] == [
         ("Calendar", True, email), ("Shared", False, "boss@contoso.example")]
     found = events.value[0]
