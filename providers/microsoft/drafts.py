@@ -1,27 +1,24 @@
 """Pure conversions from the model to Graph request bodies: a managed event's create and
 PATCH bodies, an invitation answer, a new calendar, a getSchedule query.
 
-Idempotent creates: every create carries a ``transactionId`` derived from the managed key
-(Graph does not make a second event for a repeated POST with the same one) and
-the key itself in a single-value extended property, so the provider can also find the event
-by ``$filter`` after a lost answer.
+Idempotent creates: every create carries a ``transactionId`` made from the managed key
+(Graph does not make a second event for a repeated POST with the same one; sync reads the
+key back from it, as delta cannot expand extended properties) and the key itself in a
+single-value extended property, so the provider can also find the event by ``$filter``.
 https://learn.microsoft.com/graph/api/resources/event (transactionId)
 https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
 from ..model import EventDraft, Participation, TimeWindow
-from .mapping import MANAGED_PROPERTY, TEAMS
+from .mapping import MANAGED_PROPERTY, TEAMS, transaction_id
 from .times import utc_text, write_when
 
-# A fixed namespace, so the same managed key always gives the same transactionId.
-TRANSACTION_NAMESPACE = uuid.UUID("5b0e8c4a-6f8e-4f4e-b7a4-0c1d2e3f4a5b")
 # Graph keeps one reminder per event; Cronofy's list is in the client's order and Outlook
 # takes the first. https://learn.microsoft.com/graph/api/resources/event
 MAX_REMINDER_MINUTES = 40_320  # four weeks, as for Google
@@ -30,11 +27,6 @@ MAX_REMINDER_MINUTES = 40_320  # four weeks, as for Google
 ACTIONS: dict[Participation, str] = {
     "accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
 SCHEDULE_INTERVAL_MINUTES = 15
-
-
-def transaction_id(managed_key: str) -> str:
-    """Stable per managed event: a retried create with it never makes a second event."""
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, managed_key))
 
 
 def _reminders(minutes: tuple[int, ...]) -> dict[str, Any]:

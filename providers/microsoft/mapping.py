@@ -13,6 +13,8 @@ https://learn.microsoft.com/graph/delta-query-events
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +48,12 @@ MANAGED_PROPERTY = f"String {PROPERTY_SET} Name calgateEventId"
 # Graph returns extended properties only when asked for, by id.
 EXPAND_MANAGED = f"singleValueExtendedProperties($filter=id eq '{MANAGED_PROPERTY}')"
 TEAMS = "teamsForBusiness"
+# calendarView/delta cannot $expand extended properties, but it returns every event's
+# ``transactionId`` (set once at creation, never changed). A managed event's transactionId
+# is this prefix and its managed key in unpadded base64url: stable per key (Graph's
+# duplicate check on a retried create) and readable back from any listing.
+# https://learn.microsoft.com/graph/api/event-delta (OData query parameters)
+TRANSACTION_PREFIX = "calgate1."
 
 # responseStatus.response -> Cronofy's participation status.
 # https://learn.microsoft.com/graph/api/resources/responsestatus
@@ -91,13 +99,33 @@ def _participation(item: GraphEvent) -> Participation:
     return answer(item.get("responseStatus"))
 
 
+def transaction_id(managed_key: str) -> str:
+    """The transactionId of a managed event's create: the key, recoverable."""
+    encoded = base64.urlsafe_b64encode(managed_key.encode()).decode().rstrip("=")
+    return TRANSACTION_PREFIX + encoded
+
+
+def key_of_transaction(transaction: str | None) -> str | None:
+    """The managed key a Calgate transactionId carries; None for any other (another app's,
+    or none: Graph answers ``null`` for an event created without one)."""
+    if not transaction or not transaction.startswith(TRANSACTION_PREFIX):
+        return None
+    encoded = transaction[len(TRANSACTION_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        return raw.decode() or None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
 def managed_key(item: GraphEvent) -> str | None:
-    """Calgate's key for a managed event, from the expanded extended property (Graph may
-    spell the id's GUID in another case, so the match ignores case)."""
+    """Calgate's key for a managed event: from the extended property when the answer
+    expanded it (Graph may spell the id's GUID in another case, so the match ignores case),
+    else from the transactionId, which every listing, delta included, carries."""
     for prop in item.get("singleValueExtendedProperties") or []:
         if prop.get("id", "").lower() == MANAGED_PROPERTY.lower():
             return prop.get("value")
-    return None
+    return key_of_transaction(item.get("transactionId"))
 
 
 def meeting_url(item: GraphEvent) -> str | None:

@@ -6,8 +6,10 @@ recurring series is one resource; when a round touches one, or removes an item t
 be one of its occurrences, the series' instances are listed again from calendarView, so the
 mirror always replaces a series whole. A profile granted only ``Calendars.ReadBasic``
 (free/busy) still gets subjects and locations from Graph: they are dropped here, before the
-mirror. Managed events are created with a ``transactionId`` derived from the managed key,
-so a create retried after a lost answer returns the event the first attempt made.
+mirror. Managed events are created with a ``transactionId`` that carries the managed key,
+so a create retried after a lost answer returns the event the first attempt made, and sync
+recognises them (calendarView/delta returns the transactionId but cannot expand the
+extended property that also holds the key).
 """
 
 from __future__ import annotations

@@ -97,6 +97,25 @@ def test_delta_pages_then_changes_then_removed_then_410(emu: MicrosoftEmulator) 
     assert emu.count("delta", user=email, status=410) == 1
 
 
+def test_delta_carries_the_transaction_id_and_refuses_expand(emu: MicrosoftEmulator) -> None:
+    email = "txn-delta@contoso.example"
+    client = graph(emu, email)
+    cal = client.get("/me/calendars").json()["value"][0]
+    created = client.post(f"/me/calendars/{cal['id']}/events", json=event(
+        "Managed", 4, transactionId="txn-7",
+        singleValueExtendedProperties=[{"id": PROP, "value": "client-7"}]))
+    assert created.status_code == 201
+    emu.add_event(email, event("Theirs", 5))
+    url = f"/me/calendars/{cal['id']}/calendarView/delta"
+    rows, _, _ = delta_round(client, url, WINDOW)
+    assert {r["subject"]: r["transactionId"] for r in rows} == {"Managed": "txn-7",
+                                                                "Theirs": None}
+    assert not [r for r in rows if "singleValueExtendedProperties" in r]
+    refused = client.get(url, params={
+        **WINDOW, "$expand": f"singleValueExtendedProperties($filter=id eq '{PROP}')"})
+    assert refused.status_code == 400, refused.text
+
+
 def test_transaction_id_survives_a_lost_answer(emu: MicrosoftEmulator) -> None:
     email = "txn@contoso.example"
     client = graph(emu, email)

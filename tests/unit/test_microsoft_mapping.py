@@ -180,6 +180,21 @@ def test_the_managed_key_is_read_from_the_extended_property_whatever_the_case():
     assert mapping.event_from_graph(graph_event()).managed_key is None
 
 
+def test_the_managed_key_is_read_back_from_the_transaction_id_delta_carries():
+    key = "cg1.acct-1.0123456789abcdef0123456789abcdef"
+    item = graph_event(transactionId=mapping.transaction_id(key))
+    assert mapping.event_from_graph(item).managed_key == key
+    odd = "app/ü 'quoted'?"  # any key survives the round trip
+    assert mapping.key_of_transaction(mapping.transaction_id(odd)) == odd
+
+
+def test_another_apps_transaction_id_is_not_a_managed_key():
+    for other in (None, "", "7E163156-7762-4BEB-A1C6-729EA81755A7", "calgate1.",
+                  "calgate1.%%%", "calgate1.gA"):  # the last: not UTF-8
+        item = graph_event(transactionId=other)
+        assert mapping.event_from_graph(item).managed_key is None, other
+
+
 def test_the_property_id_has_the_documented_named_form():
     kind, guid, name_word, name = mapping.MANAGED_PROPERTY.split(" ")
     assert (kind, name_word, name) == ("String", "Name", "calgateEventId")

@@ -2,7 +2,10 @@
 ending with ``@odata.deltaLink`` (``$deltatoken``). A delta token remembers what the client
 has seen (each instance's id and changeKey) over the round's window, so the next round
 returns what was added or changed in full and what went as ``@removed``. Tokens can be
-expired on demand: the answer is then 410 Gone with ``syncStateNotFound``."""
+expired on demand: the answer is then 410 Gone with ``syncStateNotFound``. As documented,
+delta returns what calendarView returns (``transactionId`` included) and refuses
+``$expand``, ``$filter``, ``$orderby`` and ``$search``: extended properties never come
+through it. https://learn.microsoft.com/graph/api/event-delta"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .timeutil import parse_query_time
 
 _PAGE_SIZE = re.compile(r"odata\.maxpagesize=(\d+)")
 DEFAULT_PAGE = 10  # Graph's default page for event delta
+UNSUPPORTED = ("$expand", "$filter", "$orderby", "$search")
 
 
 @dataclass
@@ -45,6 +49,11 @@ class Delta:
     def page(self, events: Events, calendar: Calendar, query: dict[str, str],
              headers: dict[str, str], tz: str, basic: bool, link: str) -> dict[str, Any]:
         size = _page_size(headers)
+        refused = [name for name in UNSUPPORTED if name in query]
+        if refused:
+            raise GraphError(400, "ErrorInvalidUrlQuery", f"The query parameter "
+                             f"'{refused[0]}' is not supported with change tracking over the "
+                             "'CalendarView' resource.")
         token = query.get("$skiptoken") or query.get("$deltatoken")
         if token is None:
             if "startDateTime" not in query or "endDateTime" not in query:

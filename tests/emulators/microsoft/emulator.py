@@ -175,13 +175,14 @@ class MicrosoftEmulator:
     def _events(self, email: str) -> Events:
         return Events(self.world, self.world.mailbox(email))
 
-    def add_event(self, email: str, event: dict[str, Any],
-                  calendar_id: str | None = None) -> dict[str, Any]:
-        """Create an event (Graph's create body) as the owner would in Outlook."""
+    def add_event(self, email: str, event: dict[str, Any], calendar_id: str | None = None,
+                  *, event_id: str | None = None) -> dict[str, Any]:
+        """Create an event (Graph's create body) as the owner would in Outlook; with
+        ``event_id`` under that id rather than one the emulator picks."""
         with self.world.lock:
             box = self.world.mailbox(email)
             calendar = box.calendars[calendar_id] if calendar_id else box.default()
-            stored, _ = self._events(email).create(calendar, copy.deepcopy(event))
+            stored, _ = self._events(email).create(calendar, copy.deepcopy(event), event_id)
             return event_json(stored, "UTC")
 
     def update_event(self, email: str, event_id: str,
