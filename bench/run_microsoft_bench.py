@@ -5,7 +5,8 @@ Run from the repository root (about a minute; not part of the test suite):
 
     .venv/bin/python bench/run_microsoft_bench.py             # writes bench/RESULTS-microsoft.md
     .venv/bin/python bench/run_microsoft_bench.py --no-write  # prints the report only
-    .venv/bin/python bench/run_microsoft_bench.py --events 200 --rounds 2 --no-write  # a smoke run
+    .venv/bin/python bench/run_microsoft_bench.py --events 200 --rounds 2 \
+        --webhook-changes 5 --no-write                         # a smoke run
 
 What it does:
 
@@ -24,7 +25,12 @@ What it does:
    changed, one after each rename of a single event "in Outlook", and one after a whole
    weekly series is renamed; a second child repeats the initial sync on the second
    profile under tracemalloc.
-4. **Report** to stdout and bench/RESULTS-microsoft.md (and the index, bench/RESULTS.md).
+4. **Change → webhook** (bench/microsoft_webhook.py): a second mailbox linked into a
+   ``calgate serve`` + ``calgate worker`` deployment on a fresh PostgreSQL database
+   (CALGATE_TEST_PG_URL, default postgres@127.0.0.1:5432) with push on and polling hourly;
+   each rename in Outlook is timed to the client app's webhook through the Graph
+   subscription. Both processes are stopped by their PID and the database dropped.
+5. **Report** to stdout and bench/RESULTS-microsoft.md (and the index, bench/RESULTS.md).
    The children are stopped by their PID on timeout and on any failure; the emulator stops
    with this process. Traffic stays on 127.0.0.1.
 """
@@ -51,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 import bench_common as common  # noqa: E402
 import microsoft_fixtures as fx  # noqa: E402
 import microsoft_report as report  # noqa: E402
+import microsoft_webhook as webhook  # noqa: E402
 
 EMAIL = "bench@contoso.example"
 
@@ -181,6 +188,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             out["traced"] = counted(emu, traced, {"op": "sync", "trace": True})
         finally:
             traced.close()
+        if args.webhook_changes:
+            log("change -> webhook through a Graph subscription (serve + worker)")
+            out["webhook"] = webhook.run(emu, webhook.WebhookOptions(
+                changes=args.webhook_changes), Path(tmp) / "webhook", env, log)
     out["load_after"] = os.getloadavg()
     out["seconds"] = time.monotonic() - began
     out["machine"] = report.machine()
@@ -192,6 +203,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="single events upstream")
     parser.add_argument("--rounds", type=int, default=7, help="single-event renames")
+    parser.add_argument("--webhook-changes", type=int, default=30,
+                        help="changes timed to the app's webhook (0: skip that part)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per child step")
     parser.add_argument("--no-write", action="store_true", help="print, do not write")
     parser.add_argument("--json", type=Path, help="also keep the raw result here")
