@@ -1,9 +1,9 @@
 """Builds bench/RESULTS.md: every benchmark's "Results vs targets" table in one place.
 
 Each runner writes its full report (bench/RESULTS-oauth.md, RESULTS-events.md,
-RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md) and then calls :func:`write_index`,
-which copies each report's machine line and its "Results vs targets" section here. Run it
-alone after editing by hand:
+RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md, RESULTS-microsoft.md) and then
+calls :func:`write_index`, which copies each report's machine line and its "Results vs
+targets" section here. Run it alone after editing by hand:
 
     .venv/bin/python bench/results_index.py
 """
@@ -21,6 +21,7 @@ REPORTS = (
     ("Google sync (issue 4)", "RESULTS-google.md", "bench/run_google_bench.py"),
     ("Notification latency (issue 5)", "RESULTS-latency.md", "bench/run_latency_bench.py"),
     ("Scale (issue 6)", "RESULTS-scale.md", "bench/run_scale_bench.py"),
+    ("Microsoft sync (issue 12)", "RESULTS-microsoft.md", "bench/run_microsoft_bench.py"),
 )
 
 
@@ -33,7 +34,7 @@ def _section(text: str, heading: str) -> str:
 def _machine(text: str) -> str:
     rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", _section(text, "Machine"), re.M))
     keep = [f"{k}: {v}" for k, v in rows.items()
-            if k in {"CPUs (nproc)", "CPU model", "date", "code measured"}]
+            if k in {"CPUs (nproc)", "CPU model", "date", "code measured", "load"}]
     return "; ".join(keep)
 
 

@@ -1,0 +1,223 @@
+"""Benchmark: initial and incremental sync of a 5,000-event Microsoft 365 calendar from the
+Microsoft emulator, through Calgate's real sync engine and the Microsoft Graph provider.
+
+Run from the repository root (about a minute; not part of the test suite):
+
+    .venv/bin/python bench/run_microsoft_bench.py             # writes bench/RESULTS-microsoft.md
+    .venv/bin/python bench/run_microsoft_bench.py --no-write  # prints the report only
+    .venv/bin/python bench/run_microsoft_bench.py --events 200 --rounds 2 \
+        --webhook-changes 5 --no-write                         # a smoke run
+
+What it does:
+
+1. **Upstream.** The Microsoft emulator (tests/emulators/microsoft: HTTPS with a throwaway
+   test CA, on 127.0.0.1) starts in this process and gets a work account whose default
+   calendar holds 5,000 single events over days -40 .. +194 and five weekly series
+   (bench/microsoft_fixtures.py), written through its Python control API.
+2. **Calgate, in-process.** A fresh data dir (SQLite, local secret store) is migrated with
+   ``CALGATE_OFFICE365_*`` pointing at the emulator and trusting its CA; the account signs
+   in twice through msal's authorization code flow with PKCE and the emulator's consent
+   page, and each grant is linked as a profile (park_credentials + link, as the consent
+   step does), with the Graph scopes of Calgate's read_write grant.
+3. **Sync, in child processes** (bench/microsoft_sync.py, driven over stdin/stdout since the
+   emulator's control API is in this process): the initial sync of the first profile
+   (wall, CPU, peak RSS, upstream requests), then incremental syncs: one with nothing
+   changed, one after each rename of a single event "in Outlook", and one after a whole
+   weekly series is renamed; a second child repeats the initial sync on the second
+   profile under tracemalloc.
+4. **Change → webhook** (bench/microsoft_webhook.py): a second mailbox linked into a
+   ``calgate serve`` + ``calgate worker`` deployment on a fresh PostgreSQL database
+   (CALGATE_TEST_PG_URL, default postgres@127.0.0.1:5432) with push on and polling hourly;
+   each rename in Outlook is timed to the client app's webhook through the Graph
+   subscription. Both processes are stopped by their PID and the database dropped.
+5. **Report** to stdout and bench/RESULTS-microsoft.md (and the index, bench/RESULTS.md).
+   The children are stopped by their PID on timeout and on any failure; the emulator stops
+   with this process. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
+
+import bench_common as common  # noqa: E402
+import microsoft_fixtures as fx  # noqa: E402
+import microsoft_report as report  # noqa: E402
+import microsoft_webhook as webhook  # noqa: E402
+
+EMAIL = "bench@contoso.example"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Child:
+    """bench/microsoft_sync.py in a process (and session) of its own, answering one
+    command at a time; killed by its PID on timeout or when the runner fails."""
+
+    def __init__(self, job: dict[str, Any], timeout: float) -> None:
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [str(common.PYTHON), str(BENCH / "microsoft_sync.py"), json.dumps(job)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.errors: list[str] = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
+                         daemon=True).start()
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        self.pid = self.answer()["pid"]
+
+    @staticmethod
+    def _read(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
+        for line in stream or ():
+            lines.put(line)
+        lines.put(None)
+
+    def _drain(self, stream: IO[str] | None) -> None:
+        for line in stream or ():
+            self.errors.append(line)
+
+    def answer(self) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"microsoft_sync.py gave no answer in {self.timeout} s") from None
+            if line is None:
+                raise RuntimeError(f"microsoft_sync.py exited: {''.join(self.errors)[-3000:]}")
+            if line.startswith(common.MARKER):
+                found: dict[str, Any] = json.loads(line.removeprefix(common.MARKER))
+                return found
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self.answer()
+
+    def close(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()  # Popen.kill: SIGKILL to this child's own PID
+            self.proc.wait()
+
+
+def counted(emu: Any, child: Child, command: dict[str, Any]) -> dict[str, Any]:
+    """One sync in the child, with the upstream requests it made (from the emulator's log)."""
+    offset = len(emu.requests)
+    result = child.ask(command)
+    made = emu.requests[offset:]
+    return {**result, "requests": len(made), "request_list": fx.describe(made)}
+
+
+def setup(emu: Any, data_dir: Path, events: int) -> tuple[dict[str, str], list[Any], list[str]]:
+    emu.register_app(fx.CLIENT_ID, fx.CLIENT_SECRET, "Calgate Bench", [fx.REDIRECT])
+    emu.add_user(EMAIL, "Bench User")
+    started = time.perf_counter()
+    ids = fx.fill(emu, EMAIL, events, fx.today())
+    log(f"emulator: {events} events and 5 series written in "
+        f"{time.perf_counter() - started:.1f} s")
+    env = fx.settings_env(data_dir, emu)
+    grants = [fx.sign_in(emu, EMAIL) for _ in range(2)]
+    gateway = fx.open_gateway(env, migrate_first=True)
+    try:
+        linked = [fx.link(gateway, EMAIL, grant) for grant in grants]
+    finally:
+        gateway.close()
+    return env, linked, ids
+
+
+def rounds(emu: Any, child: Child, ids: list[str], count: int, events: int
+           ) -> list[dict[str, Any]]:
+    """Nothing changed; then ``count`` single events renamed one at a time; then a series."""
+    out = [{**counted(emu, child, {"op": "sync"}), "changed_event": None}]
+    singles = [ids[(10 + 37 * k) % events] for k in range(count)]
+    for n, event_id in enumerate([*singles, ids[events]]):
+        what = "series 0" if n == count else f"Meeting {ids.index(event_id)}"
+        emu.update_event(EMAIL, event_id, {"subject": f"Changed {time.time_ns()}"})
+        out.append({**counted(emu, child, {"op": "sync"}), "changed_event": what})
+    return out
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.emulators.microsoft import MicrosoftEmulator
+
+    out: dict[str, Any] = {"events": args.events, "load_before": os.getloadavg(),
+                           "other_benchmarks": report.other_benchmarks()}
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="calgate-microsoft-bench-") as tmp, \
+            MicrosoftEmulator.running() as emu:
+        env, linked, ids = setup(emu, Path(tmp) / "data", args.events)
+        out["page_size"] = env.get("CALGATE_OFFICE365_PAGE_SIZE", "200 (default)")
+        log("initial sync + incremental rounds (child 1)")
+        child = Child({"env": env, "profile_id": linked[0].profile_id,
+                       "subject": linked[0].subject}, args.timeout)
+        try:
+            out["initial"] = counted(emu, child, {"op": "sync"})
+            out["incremental"] = rounds(emu, child, ids, args.rounds, args.events)
+        finally:
+            child.close()
+        log("initial sync under tracemalloc (child 2)")
+        traced = Child({"env": env, "profile_id": linked[1].profile_id,
+                        "subject": linked[1].subject}, args.timeout)
+        try:
+            out["traced"] = counted(emu, traced, {"op": "sync", "trace": True})
+        finally:
+            traced.close()
+        if args.webhook_changes:
+            log("change -> webhook through a Graph subscription (serve + worker)")
+            out["webhook"] = webhook.run(emu, webhook.WebhookOptions(
+                changes=args.webhook_changes), Path(tmp) / "webhook", env, log)
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = time.monotonic() - began
+    out["machine"] = report.machine()
+    out["argv"] = common.reproducible(sys.argv[1:])
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000, help="single events upstream")
+    parser.add_argument("--rounds", type=int, default=7, help="single-event renames")
+    parser.add_argument("--webhook-changes", type=int, default=30,
+                        help="changes timed to the app's webhook (0: skip that part)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per child step")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write")
+    parser.add_argument("--json", type=Path, help="also keep the raw result here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = measure(args)
+    common.publish(result, report.render(result), "microsoft", args.json, not args.no_write)
+    log(f"done in {result['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
