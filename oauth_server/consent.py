@@ -169,7 +169,7 @@ class ConsentScreen:
 
     # -- GET /oauth/flow/{id}/upstream -----------------------------------------------
     async def upstream(self, request: HttpRequest) -> Response:
-        """Send the user to the chosen provider's OAuth server (Google, Microsoft).
+        """Send the user to the chosen provider's OAuth server (an upstream redirect).
 
         A plain link, not a form: a form's ``form-action`` policy would also govern the
         redirect that follows it. Nothing is stored: the PKCE verifier and the flow travel in

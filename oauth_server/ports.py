@@ -35,7 +35,7 @@ class ProviderChoice:
     available: bool
     fields: tuple[ConnectField, ...] = ()
     note: str = ""
-    # Linked by sending the user to the provider's own OAuth server (Google, Microsoft)
+    # Linked by sending the user to the provider's own OAuth server (an upstream redirect)
     # instead of a form.
     redirect: bool = False
 
