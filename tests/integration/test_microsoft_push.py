@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, select, update
 
 from gateway.domain.upstream_apps import UpstreamApps
 from gateway.persistence.tables import profiles, push_channels
@@ -150,6 +150,11 @@ def channels_in(engine: Engine) -> list[Any]:
         return list(conn.execute(select(push_channels)).all())
 
 
+def renewals(emu: MicrosoftEmulator, email: str) -> int:
+    """Subscriptions of this mailbox extended (PATCH) so far."""
+    return emu.count("subscriptions.renew", status=200, user=email)
+
+
 def full_rounds(emu: MicrosoftEmulator, email: str) -> int:
     """calendarView/delta rounds started afresh (a window, not a deltaLink)."""
     return sum(1 for r in emu.requests if r.kind == "delta" and r.user == email.lower()
@@ -185,7 +190,8 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
                                   if e["summary"] == "Daily sync"], timeout=10)
     assert len(renamed) == 4
     assert sorted(e["summary"] for e in read(api, headers)) == ["Daily sync"] * 4
-    assert all(d.status == 200 for d in emu.deliveries()), emu.deliveries()
+    mine = [d for d in emu.deliveries() if d.url.startswith(f"{server.url}/")]
+    assert mine and all(d.status == 200 for d in mine), mine
 
     # A notification with a wrong clientState is refused, and nothing becomes due.
     before = eventually(lambda: settled(engine, email))
@@ -199,9 +205,9 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
                                                              before.sync_requested_at)
 
     # reauthorizationRequired: the same subscription, renewed (PATCH), none created.
-    created = emu.count("subscriptions.create")
+    created, renews = emu.count("subscriptions.create"), renewals(emu, email)
     emu.lifecycle(sub["id"], "reauthorizationRequired")
-    eventually(lambda: emu.count("subscriptions.renew", status=200) == 1)
+    eventually(lambda: renewals(emu, email) == renews + 1)
     (renewed,) = subscriptions_of(emu, calendar)
     assert renewed["id"] == sub["id"]
     assert renewed["expirationDateTime"] >= sub["expirationDateTime"]
@@ -210,6 +216,16 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
     (kept,) = eventually(lambda: [c for c in channels_in(engine)
                                   if utc(c.expires_at) > datetime.now(UTC) + timedelta(days=2)])
     assert (kept.id, kept.resource_id) == (channel, sub["id"])
+
+    # Its end drawing near (a day left, as after two days): renewed again, in place.
+    with engine.begin() as conn:
+        conn.execute(update(push_channels).values(
+            expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    eventually(lambda: [c for c in channels_in(engine)
+                        if utc(c.expires_at) > datetime.now(UTC) + timedelta(days=2)])
+    assert renewals(emu, email) == renews + 2
+    assert [s["id"] for s in subscriptions_of(emu, calendar)] == [sub["id"]]
+    assert emu.count("subscriptions.create") == created
 
     # missed: one full resync, and no duplicate.
     full = full_rounds(emu, email)
