@@ -30,7 +30,8 @@ from tests.support.waiting import eventually
 
 APP_ID, APP_SECRET = "push-entra-app", "push-entra-secret"
 SCOPE = "read_write"
-PROVIDER = "office365"
+PROVIDER = "office365"  # Microsoft 365
+PERSONAL = "live_connect"  # Outlook.com
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,11 @@ def server(tmp_path: Path, db_url: str, emu: MicrosoftEmulator) -> Iterator[Gate
             "CALGATE_OFFICE365_GRAPH_BASE": emu.base_url,
             "CALGATE_OFFICE365_CA_BUNDLE": str(emu.ca_path),
             "CALGATE_CALLBACK_HTTP_HOSTS": "127.0.0.1"}) as running:
-        emu.register_app(APP_ID, APP_SECRET, "Calgate Push Tests",
-                         [f"{running.url}/oauth/callback/{PROVIDER}"])
+        emu.register_app(APP_ID, APP_SECRET, "Calgate Push Tests", [
+            f"{running.url}/oauth/callback/{name}" for name in (PROVIDER, PERSONAL)])
         store = LocalSecretStore(running.data_dir / "secrets")
-        UpstreamApps(store).configure(PROVIDER, APP_ID, APP_SECRET)
+        for name in (PROVIDER, PERSONAL):
+            UpstreamApps(store).configure(name, APP_ID, APP_SECRET)
         store.close()
         yield running
 
@@ -78,8 +80,9 @@ def engine(server: GatewayServer) -> Iterator[Engine]:
 
 
 def link(api: httpx.Client, server: GatewayServer, emu: MicrosoftEmulator,
-         browser: httpx.Client, email: str) -> tuple[RegisteredApp, dict[str, str]]:
-    """A client app, and a Microsoft 365 mailbox linked through Calgate's screens and the
+         browser: httpx.Client, email: str, provider: str = PROVIDER
+         ) -> tuple[RegisteredApp, dict[str, str]]:
+    """A client app, and a Microsoft mailbox linked through Calgate's screens and the
     emulator's consent page; returns the app and the API headers."""
     app = server.register_client(name="Mentor Hub", redirect_uris=["https://app.example/cb"],
                                  scopes=SCOPE.split())
@@ -88,11 +91,11 @@ def link(api: httpx.Client, server: GatewayServer, emu: MicrosoftEmulator,
     flow = flow.removeprefix(server.url)
     page = api.get(flow)
     assert api.post(f"{flow}/provider", data={"csrf_token": csrf(page.text),
-                                               "provider": PROVIDER}).status_code == 303
+                                               "provider": provider}).status_code == 303
     upstream = api.get(f"{flow}/upstream")
     assert upstream.status_code == 303, upstream.text
     query = sign_in(browser, upstream.headers["location"], email)
-    back = api.get(f"/oauth/callback/{PROVIDER}", params=query)
+    back = api.get(f"/oauth/callback/{provider}", params=query)
     assert back.status_code == 303, back.text
     token = exchange(api, app, decide(api, flow)["code"], pkce)  # type: ignore[arg-type]
     assert token["_status"] == 200, token
@@ -253,15 +256,18 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
 
 
 def test_invalid_grant_sends_profile_disconnected(server, api, emu, browser, engine):
-    email = f"gone-{uuid.uuid4().hex[:8]}@contoso.example"
-    calendar = emu.add_user(email)
-    app, headers = link(api, server, emu, browser, email)
+    """On an Outlook.com account (the other entry, its own webhook path)."""
+    email = f"gone-{uuid.uuid4().hex[:8]}@outlook.example"
+    calendar = emu.add_user(email, personal=True)
+    app, headers = link(api, server, emu, browser, email, PERSONAL)
     assert app.secret is not None
     hook = Receiver(app.client_id, app.secret).start()
     try:
         made = api.post("/v1/channels", headers=headers, json={"callback_url": hook.url})
         assert made.status_code == 200, made.text
-        eventually(lambda: subscriptions_of(emu, calendar))
+        (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
+        assert sub["notificationUrl"].startswith(f"{server.url}/webhooks/{PERSONAL}?")
+        eventually(lambda: channels_in(engine))  # stored: notifications are now ours
         eventually(lambda: hook.of_type("profile_initial_sync_completed"))
 
         # The user withdrew consent: refreshing answers invalid_grant (AADSTS700082). A
