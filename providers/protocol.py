@@ -95,6 +95,18 @@ class PushCapable(Protocol):
 
 
 @runtime_checkable
+class RenewablePush(Protocol):
+    """A push provider whose channels can be extended in place (a Graph subscription is;
+    a Google watch channel is not, and is replaced instead)."""
+
+    async def renew_watch(self, channel: PushChannel, ttl_seconds: int) -> PushChannel:
+        """The same channel, living about ``ttl_seconds`` from now (the upstream may shorten
+        it); a ProviderError (for instance NotFound: the upstream dropped it) means it must
+        be replaced."""
+        ...
+
+
+@runtime_checkable
 class Revocable(Protocol):
     """A provider whose upstream can revoke the grant Calgate holds."""
 

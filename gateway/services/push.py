@@ -6,7 +6,9 @@ channel whose address is this server's ``/webhooks/{provider}``; each carries a 
 verification token, stored only as its digest. A push names the channel and the token:
 an unknown channel or a wrong token is refused, a right one makes the profile due for sync
 at once (``sync_requested_at`` keeps a sync already running from pushing it back). A
-channel is renewed before it ends and stopped when its calendar or profile goes. Where a
+channel is renewed before it ends (or when the provider says it must be): extended in
+place where the provider can (:class:`RenewablePush`), replaced by a new one otherwise or
+when the extension is refused; it is stopped when its calendar or profile goes. Where a
 channel cannot be created (no public URL in development, or the provider refuses),
 polling carries on and creation is retried later.
 """
@@ -27,7 +29,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from providers.errors import ProviderError
 from providers.model import PushChannel
-from providers.protocol import CalendarProvider, PushCapable, Revocable
+from providers.protocol import CalendarProvider, PushCapable, RenewablePush, Revocable
 from providers.registry import push_providers
 
 from ..domain.ids import new_id
@@ -104,39 +106,69 @@ class PushService:
         if row is None:
             return 0
         provider = await self.opener.open(row.provider_name, row.credential_path)
-        created = 0
         try:
             if not isinstance(provider, PushCapable):
                 return 0
-            now = datetime.now(UTC)
-            soon = now + self.settings.renew_margin
-            keep = {c.calendar_id for c in channel_rows
-                    if _aware(c.expires_at) > soon and c.calendar_id in calendar_rows}
-            for calendar_id, upstream_id in calendar_rows.items():
-                if calendar_id in keep:
-                    continue
-                channel_id, token = new_id("ch_"), secrets.token_urlsafe(32)
-                try:
-                    with metrics.upstream_call(row.provider_name, "watch"):
-                        channel = await provider.watch(
-                            upstream_id,
-                            f"{self.settings.base_url}/webhooks/{row.provider_name}",
-                            token, channel_id, self.settings.ttl)
-                except ProviderError as exc:
-                    self._failed[profile_id] = time.monotonic()
-                    log.warning("push channel for %s not created (%s); polling continues",
-                                calendar_id, exc)
-                    return created
-                await to_thread.run_sync(self._save, profile_id, calendar_id, row.provider_name,
-                                         channel, token)
-                created += 1
-            for old in channel_rows:  # renewed, or for a calendar that is gone
-                if old.calendar_id not in keep:
-                    await self._stop(provider, old)
-            self._failed.pop(profile_id, None)
+            return await self._refresh(profile_id, row.provider_name, provider,
+                                       calendar_rows, channel_rows)
         finally:
             await provider.close()
+
+    async def _refresh(self, profile_id: str, provider_name: str, provider: PushCapable,
+                       calendar_rows: dict[str, str], channel_rows: list[Any]) -> int:
+        """Keep the channels still live, extend the ones ending (where the provider can),
+        create the missing ones, then stop every other."""
+        soon = datetime.now(UTC) + self.settings.renew_margin
+        live = [c for c in channel_rows if c.calendar_id in calendar_rows]
+        kept = {c.id for c in live if _aware(c.expires_at) > soon}
+        for old in live:
+            if old.id not in kept and old.calendar_id not in _covered(live, kept) \
+                    and await self._renew(provider, old):
+                kept.add(old.id)
+        created = 0
+        for calendar_id, upstream_id in calendar_rows.items():
+            if calendar_id in _covered(live, kept):
+                continue
+            if not await self._create(profile_id, provider_name, provider, calendar_id,
+                                      upstream_id):
+                self._failed[profile_id] = time.monotonic()
+                return created
+            created += 1
+        for old in channel_rows:  # replaced, or for a calendar that is gone
+            if old.id not in kept:
+                await self._stop(provider, old)
+        self._failed.pop(profile_id, None)
         return created
+
+    async def _renew(self, provider: PushCapable, old: Any) -> bool:
+        """Extend a channel in place (a reauthorization, or the end drawing near); False
+        when the provider cannot, or refuses (the channel is then replaced)."""
+        if not isinstance(provider, RenewablePush):
+            return False
+        try:
+            with metrics.upstream_call(old.provider_name, "renew_watch"):
+                channel = await provider.renew_watch(_channel(old), self.settings.ttl)
+        except ProviderError as exc:
+            log.info("push channel %s not renewed (%s); replacing it", old.id, exc)
+            return False
+        await to_thread.run_sync(self._extend, old.id, channel.expires_at)
+        return True
+
+    async def _create(self, profile_id: str, provider_name: str, provider: PushCapable,
+                      calendar_id: str, upstream_id: str) -> bool:
+        channel_id, token = new_id("ch_"), secrets.token_urlsafe(32)
+        try:
+            with metrics.upstream_call(provider_name, "watch"):
+                channel = await provider.watch(
+                    upstream_id, f"{self.settings.base_url}/webhooks/{provider_name}",
+                    token, channel_id, self.settings.ttl)
+        except ProviderError as exc:
+            log.warning("push channel for %s not created (%s); polling continues",
+                        calendar_id, exc)
+            return False
+        await to_thread.run_sync(self._save, profile_id, calendar_id, provider_name,
+                                 channel, token)
+        return True
 
     def _state(self, profile_id: str, connected_only: bool = True
                ) -> tuple[Any, dict[str, str], list[Any]]:
@@ -163,10 +195,13 @@ class PushService:
                 token_hash=digest(token), expires_at=channel.expires_at,
                 created_at=datetime.now(UTC), messages=0))
 
-    async def _stop(self, provider: CalendarProvider, row: Any) -> None:
-        channel = PushChannel(channel_id=row.id, resource_id=row.resource_id,
-                              expires_at=_aware(row.expires_at),
-                              calendar_id=row.calendar_id)
+    def _extend(self, channel_id: str, expires_at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
+                         .values(expires_at=expires_at))
+
+    async def _stop(self, provider: CalendarProvider | PushCapable, row: Any) -> None:
+        channel = _channel(row)
         if isinstance(provider, PushCapable):
             try:
                 with metrics.upstream_call(row.provider_name, "stop_watch"):
@@ -184,7 +219,7 @@ class PushService:
                state: str) -> bool:
         """A provider's push. False when it is not one of ours (unknown channel, wrong
         token or resource); otherwise the profile is due for sync now (unless it is the
-        channel's opening ``sync`` message), after a ``renew`` the channel is replaced and
+        channel's opening ``sync`` message), after a ``renew`` the channel is renewed and
         after a ``resync`` its calendar is synced in full (:class:`PushNotice`)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -197,7 +232,7 @@ class PushService:
                 return False
             conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
                          .values(messages=push_channels.c.messages + 1))
-            if state == "renew":  # replaced by the next maintenance, which `due` now finds
+            if state == "renew":  # renewed by the next maintenance, which `due` now finds
                 conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
                              .values(expires_at=now))
             if state == "resync":  # no cursor: the calendar's next sync is a full one
@@ -231,6 +266,16 @@ class PushService:
                     log.info("revoking %s upstream: %s", profile_id, exc)
         finally:
             await provider.close()
+
+
+def _channel(row: Any) -> PushChannel:
+    return PushChannel(channel_id=row.id, resource_id=row.resource_id,
+                       expires_at=_aware(row.expires_at), calendar_id=row.calendar_id)
+
+
+def _covered(channel_rows: list[Any], kept: set[str]) -> set[str]:
+    """Calendars that keep a channel."""
+    return {c.calendar_id for c in channel_rows if c.id in kept}
 
 
 def _aware(value: datetime) -> datetime:

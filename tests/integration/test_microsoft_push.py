@@ -1,0 +1,287 @@
+"""Microsoft push through Graph subscriptions, end to end: a real uvicorn serving Calgate on
+loopback (its worker in the same process), the Microsoft emulator POSTing the validation
+handshake, change and lifecycle notifications to it, and the API read as a client app would.
+
+Polling is set to an hour, so anything that arrives sooner came through a notification.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, select, update
+
+from gateway.domain.upstream_apps import UpstreamApps
+from gateway.persistence.tables import profiles, push_channels
+from gateway.secrets.local import LocalSecretStore
+from tests.emulators.microsoft import MicrosoftEmulator
+from tests.emulators.microsoft.signin import sign_in
+from tests.support.e2e_server import GatewayServer, RegisteredApp
+from tests.support.oauth import Pkce, csrf, decide, exchange, start
+from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+APP_ID, APP_SECRET = "push-entra-app", "push-entra-secret"
+SCOPE = "read_write"
+PROVIDER = "office365"  # Microsoft 365
+PERSONAL = "live_connect"  # Outlook.com
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[MicrosoftEmulator]:
+    with MicrosoftEmulator.running() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str, emu: MicrosoftEmulator) -> Iterator[GatewayServer]:
+    """Calgate with push on (loopback http: push is asked for explicitly) and hourly polls;
+    the deployment's Entra app for Microsoft 365."""
+    with GatewayServer(tmp_path, db_url, env={
+            "CALGATE_PROVIDER_PUSH": "on", "CALGATE_SYNC_INTERVAL": "3600",
+            "CALGATE_OFFICE365_AUTHORITY_BASE": emu.base_url,
+            "CALGATE_OFFICE365_GRAPH_BASE": emu.base_url,
+            "CALGATE_OFFICE365_CA_BUNDLE": str(emu.ca_path),
+            "CALGATE_CALLBACK_HTTP_HOSTS": "127.0.0.1"}) as running:
+        emu.register_app(APP_ID, APP_SECRET, "Calgate Push Tests", [
+            f"{running.url}/oauth/callback/{name}" for name in (PROVIDER, PERSONAL)])
+        store = LocalSecretStore(running.data_dir / "secrets")
+        for name in (PROVIDER, PERSONAL):
+            UpstreamApps(store).configure(name, APP_ID, APP_SECRET)
+        store.close()
+        yield running
+
+
+@pytest.fixture
+def api(server: GatewayServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def browser(emu: MicrosoftEmulator) -> Iterator[httpx.Client]:
+    with httpx.Client(verify=emu.ca.client_context(), trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def engine(server: GatewayServer) -> Iterator[Engine]:
+    """The server's database, read from the test (state, never a substitute for the API)."""
+    made = create_engine(server.database_url)
+    yield made
+    made.dispose()
+
+
+def link(api: httpx.Client, server: GatewayServer, emu: MicrosoftEmulator,
+         browser: httpx.Client, email: str, provider: str = PROVIDER
+         ) -> tuple[RegisteredApp, dict[str, str]]:
+    """A client app, and a Microsoft mailbox linked through Calgate's screens and the
+    emulator's consent page; returns the app and the API headers."""
+    app = server.register_client(name="Mentor Hub", redirect_uris=["https://app.example/cb"],
+                                 scopes=SCOPE.split())
+    pkce = Pkce()
+    flow = start(api, app, scope=SCOPE, pkce=pkce)  # type: ignore[arg-type]
+    flow = flow.removeprefix(server.url)
+    page = api.get(flow)
+    assert api.post(f"{flow}/provider", data={"csrf_token": csrf(page.text),
+                                               "provider": provider}).status_code == 303
+    upstream = api.get(f"{flow}/upstream")
+    assert upstream.status_code == 303, upstream.text
+    query = sign_in(browser, upstream.headers["location"], email)
+    back = api.get(f"/oauth/callback/{provider}", params=query)
+    assert back.status_code == 303, back.text
+    token = exchange(api, app, decide(api, flow)["code"], pkce)  # type: ignore[arg-type]
+    assert token["_status"] == 200, token
+    return app, {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def graph_time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def weekly_series(subject: str, first: datetime, count: int = 4) -> dict[str, Any]:
+    return {"subject": subject, "start": graph_time(first),
+            "end": graph_time(first + timedelta(hours=1)),
+            "recurrence": {"pattern": {"type": "weekly", "interval": 1,
+                                       "daysOfWeek": [first.strftime("%A").lower()]},
+                           "range": {"type": "numbered",
+                                     "startDate": first.date().isoformat(),
+                                     "numberOfOccurrences": count}}}
+
+
+def subscriptions_of(emu: MicrosoftEmulator, calendar: str) -> list[dict[str, Any]]:
+    return [s for s in emu.subscriptions() if s["resource"] == f"/me/calendars/{calendar}/events"]
+
+
+def read(api: httpx.Client, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
+    answer = api.get("/v1/events", headers=headers, params={"tzid": "Etc/UTC", **params})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["events"])
+
+
+def stamp() -> str:
+    """A last_modified boundary: now, to the second (the API's precision), minus one."""
+    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def profile_row(engine: Engine, email: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(profiles).where(profiles.c.profile_name == email)).one()
+
+
+def utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def settled(engine: Engine, email: str) -> Any:
+    """The profile's row once no sync runs and none is due before the hourly poll."""
+    row = profile_row(engine, email)
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    return row if row.sync_lease_until is None and utc(row.next_sync_at) > later else None
+
+
+def channels_in(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(push_channels)).all())
+
+
+def renewals(emu: MicrosoftEmulator, email: str) -> int:
+    """Subscriptions of this mailbox extended (PATCH) so far."""
+    return emu.count("subscriptions.renew", status=200, user=email)
+
+
+def full_rounds(emu: MicrosoftEmulator, email: str) -> int:
+    """calendarView/delta rounds started afresh (a window, not a deltaLink)."""
+    return sum(1 for r in emu.requests if r.kind == "delta" and r.user == email.lower()
+               and "startDateTime" in r.query)
+
+
+def test_a_graph_subscription_carries_changes_and_lifecycle_events(
+        server, api, emu, browser, engine):
+    email = f"push-{uuid.uuid4().hex[:8]}@contoso.example"
+    calendar = emu.add_user(email)
+    first = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0,
+                                                             microsecond=0)
+    master = emu.add_event(email, weekly_series("Standup", first))
+    _app, headers = link(api, server, emu, browser, email)
+
+    # The first sync, then a subscription whose handshake Calgate answered (Graph creates
+    # none otherwise).
+    eventually(lambda: not profile_row(engine, email).initial_sync_required)
+    (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
+    assert sub["clientState"] and sub["notificationUrl"].startswith(
+        f"{server.url}/webhooks/{PROVIDER}?")
+    channel = parse_qs(urlsplit(sub["notificationUrl"]).query)["channel"][0]
+    # Graph holds the subscription before Calgate has its answer and stores the channel.
+    (stored,) = eventually(lambda: channels_in(engine))
+    assert (stored.id, stored.resource_id) == (channel, sub["id"])
+    assert sub["clientState"] not in (stored.token_hash, "")  # only its digest is kept
+    assert sorted(e["summary"] for e in read(api, headers)) == ["Standup"] * 4
+
+    # Renamed "in Outlook": the notification brings it, long before the hourly poll.
+    since = stamp()
+    emu.update_event(email, master["id"], {"subject": "Daily sync"})
+    renamed = eventually(lambda: [e for e in read(api, headers, last_modified=since)
+                                  if e["summary"] == "Daily sync"], timeout=10)
+    assert len(renamed) == 4
+    assert sorted(e["summary"] for e in read(api, headers)) == ["Daily sync"] * 4
+    mine = [d for d in emu.deliveries() if d.url.startswith(f"{server.url}/")]
+    assert mine and all(d.status == 200 for d in mine), mine
+
+    # A notification with a wrong clientState is refused, and nothing becomes due.
+    before = eventually(lambda: settled(engine, email))
+    forged = {"value": [{"subscriptionId": sub["id"], "clientState": "not-the-token",
+                         "changeType": "updated", "resource": f"Users/x/Events/{master['id']}",
+                         "tenantId": "t", "resourceData": {"id": master["id"]}}]}
+    answer = api.post(f"/webhooks/{PROVIDER}", params={"channel": channel}, json=forged)
+    assert answer.status_code == 404
+    after = profile_row(engine, email)
+    assert (after.next_sync_at, after.sync_requested_at) == (before.next_sync_at,
+                                                             before.sync_requested_at)
+
+    # reauthorizationRequired: the same subscription, renewed (PATCH), none created.
+    created, renews = emu.count("subscriptions.create"), renewals(emu, email)
+    emu.lifecycle(sub["id"], "reauthorizationRequired")
+    eventually(lambda: renewals(emu, email) == renews + 1)
+    (renewed,) = subscriptions_of(emu, calendar)
+    assert renewed["id"] == sub["id"]
+    assert renewed["expirationDateTime"] >= sub["expirationDateTime"]
+    assert emu.count("subscriptions.create") == created
+    # Graph's ~3 days from the renewal (the notice had made the channel end at once).
+    (kept,) = eventually(lambda: [c for c in channels_in(engine)
+                                  if utc(c.expires_at) > datetime.now(UTC) + timedelta(days=2)])
+    assert (kept.id, kept.resource_id) == (channel, sub["id"])
+
+    # Its end drawing near (a day left, as after two days): renewed again, in place.
+    with engine.begin() as conn:
+        conn.execute(update(push_channels).values(
+            expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    eventually(lambda: [c for c in channels_in(engine)
+                        if utc(c.expires_at) > datetime.now(UTC) + timedelta(days=2)])
+    assert renewals(emu, email) == renews + 2
+    assert [s["id"] for s in subscriptions_of(emu, calendar)] == [sub["id"]]
+    assert emu.count("subscriptions.create") == created
+
+    # missed: one full resync, and no duplicate.
+    full = full_rounds(emu, email)
+    emu.lifecycle(renewed["id"], "missed")
+    eventually(lambda: full_rounds(emu, email) == full + 1)
+    eventually(lambda: profile_row(engine, email).sync_lease_until is None)
+    assert sorted(e["summary"] for e in read(api, headers)) == ["Daily sync"] * 4
+    assert full_rounds(emu, email) == full + 1
+
+    # subscriptionRemoved (Graph dropped it): a new one is made, and it carries changes.
+    emu.lifecycle(renewed["id"], "subscriptionRemoved")
+    (again,) = eventually(lambda: subscriptions_of(emu, calendar))
+    assert again["id"] != sub["id"]
+    eventually(lambda: [c.resource_id for c in channels_in(engine)] == [again["id"]])
+    since = stamp()
+    emu.update_event(email, master["id"], {"subject": "Weekly sync"})
+    eventually(lambda: len([e for e in read(api, headers, last_modified=since)
+                            if e["summary"] == "Weekly sync"]) == 4, timeout=10)
+
+    # Revoking the profile deletes its subscription at Microsoft.
+    profile_id = profile_row(engine, email).id
+    revoked = api.post(f"/v1/profiles/{profile_id}/revoke", headers=headers)
+    assert revoked.status_code in (200, 202, 204), revoked.text
+    assert subscriptions_of(emu, calendar) == []
+
+
+def test_invalid_grant_sends_profile_disconnected(server, api, emu, browser, engine):
+    """On an Outlook.com account (the other entry, its own webhook path)."""
+    email = f"gone-{uuid.uuid4().hex[:8]}@outlook.example"
+    calendar = emu.add_user(email, personal=True)
+    app, headers = link(api, server, emu, browser, email, PERSONAL)
+    assert app.secret is not None
+    hook = Receiver(app.client_id, app.secret).start()
+    try:
+        made = api.post("/v1/channels", headers=headers, json={"callback_url": hook.url})
+        assert made.status_code == 200, made.text
+        (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
+        assert sub["notificationUrl"].startswith(f"{server.url}/webhooks/{PERSONAL}?")
+        eventually(lambda: channels_in(engine))  # stored: notifications are now ours
+        eventually(lambda: hook.of_type("profile_initial_sync_completed"))
+
+        # The user withdrew consent: refreshing answers invalid_grant (AADSTS700082). A
+        # change notification makes the worker sync, which finds the grant gone.
+        emu.fail_refresh(email, 700082)
+        emu.expire_access_tokens(email)
+        emu.add_event(email, {"subject": "After the grant ended",
+                              "start": graph_time(datetime.now(UTC) + timedelta(days=1)),
+                              "end": graph_time(datetime.now(UTC) + timedelta(days=1,
+                                                                              hours=1))})
+        gone = eventually(lambda: hook.of_type("profile_disconnected"), timeout=15)
+        assert [g.notification["profile_id"] for g in gone] == [
+            profile_row(engine, email).id]
+        assert all(g.cronofy_valid and g.calgate_valid for g in gone)
+        assert profile_row(engine, email).connected is False
+    finally:
+        hook.stop()
