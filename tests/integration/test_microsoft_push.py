@@ -278,7 +278,7 @@ def test_invalid_grant_sends_profile_disconnected(server, api, emu, browser, eng
                               "start": graph_time(datetime.now(UTC) + timedelta(days=1)),
                               "end": graph_time(datetime.now(UTC) + timedelta(days=1,
                                                                               hours=1))})
-        gone = eventually(lambda: hook.of_type("profile_disconnected"), timeout=15)
+        gone = eventually(lambda: hook.of_type("profile_disconnected"), timeout=60)
         assert [g.notification["profile_id"] for g in gone] == [
             profile_row(engine, email).id]
         assert all(g.cronofy_valid and g.calgate_valid for g in gone)
