@@ -16,37 +16,20 @@ from dataclasses import dataclass
 from providers.errors import ProviderError
 from providers.model import AccountInfo
 from providers.plugin import FormField, FormLinking
-from providers.registry import ProviderEntry, ProviderOptions, entries
+from providers.registry import ProviderOptions, entries
 
 from ..domain.upstream_apps import UpstreamApps
 from .link_errors import explain
-from .linking import ConnectorRegistry, VerificationFailed, VerifiedAccount
+from .linking import ConnectorRegistry, EntryConnector, VerificationFailed, VerifiedAccount
 from .upstream import UpstreamConnector
 
 
 @dataclass(frozen=True, slots=True)
-class FormConnector:
+class FormConnector(EntryConnector):
     """A :class:`gateway.services.linking.Connector` backed by a provider's ``verify``."""
 
-    entry: ProviderEntry
     linking: FormLinking
     options: ProviderOptions
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def display_name(self) -> str:
-        return self.entry.display_name
-
-    @property
-    def provider_name(self) -> str:
-        return self.entry.name
-
-    @property
-    def provider_service(self) -> str:
-        return self.entry.provider_service
 
     @property
     def fields(self) -> Sequence[FormField]:

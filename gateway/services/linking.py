@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from providers.plugin import FormField as FormField  # re-exported: connectors build forms
-from providers.registry import entries
+from providers.registry import ProviderEntry, entries
 
 
 class VerificationFailed(Exception):
@@ -125,3 +125,27 @@ class ConnectorRegistry:
         extra = [Offering(c.name, c.display_name, c) for n, c in usable.items()
                  if n not in dict(listed)]
         return extra + planned
+
+
+@dataclass(frozen=True, slots=True)
+class EntryConnector:
+    """What every connector reads off its registry entry: the names the consent screen and
+    the profiles use."""
+
+    entry: ProviderEntry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def display_name(self) -> str:
+        return self.entry.display_name
+
+    @property
+    def provider_name(self) -> str:
+        return self.entry.name
+
+    @property
+    def provider_service(self) -> str:
+        return self.entry.provider_service

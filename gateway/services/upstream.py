@@ -27,41 +27,24 @@ from providers.errors import (
 )
 from providers.model import AccountInfo
 from providers.plugin import AuthorizationRequest, UpstreamApp, UpstreamOAuth
-from providers.registry import ProviderEntry, ProviderOptions
+from providers.registry import ProviderOptions
 
 from ..domain.upstream_apps import AppNotConfigured, UpstreamApps
 from ..secrets import SecretStoreUnavailable
 from .link_errors import explain, report
-from .linking import ScopesWithheld, VerificationFailed, VerifiedAccount
+from .linking import EntryConnector, ScopesWithheld, VerificationFailed, VerifiedAccount
 
 # What the user decided or their organisation decided, at the upstream: each has its own page.
 CONSENT_REFUSED = (AccessDeclined, AdminApprovalRequired, AccountNotAccepted)
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamConnector:
+class UpstreamConnector(EntryConnector):
     """A :class:`gateway.services.linking.RedirectConnector` for one registry entry."""
 
-    entry: ProviderEntry
     oauth: UpstreamOAuth
     apps: UpstreamApps
     options: ProviderOptions
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def display_name(self) -> str:
-        return self.entry.display_name
-
-    @property
-    def provider_name(self) -> str:
-        return self.entry.name
-
-    @property
-    def provider_service(self) -> str:
-        return self.entry.provider_service
 
     def configured(self, client_id: str) -> bool:
         """Offered only once the operator (or the client app) has set up an upstream app.
