@@ -30,7 +30,17 @@ from oauth_server.scopes import expand
 from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
-from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
+from .api import (
+    batch,
+    calendars,
+    channels,
+    events,
+    identity,
+    openapi,
+    permissions,
+    webhooks,
+    writes,
+)
 from .api.auth import Authenticator
 from .api.errors import (
     ApiError,
@@ -58,8 +68,10 @@ from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
+from .services.external_writes import ExternalWriteService
 from .services.linking import ConnectorRegistry
 from .services.pagecache import PageCache
+from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.signing import ClientSecrets
@@ -68,6 +80,7 @@ from .settings import Settings
 from .sync.answers import Answers
 from .sync.delivery import Deliverer, DeliverySettings
 from .sync.engine import SyncEngine, SyncSettings
+from .sync.external import ExternalOutbox
 from .sync.outbox import Outbox
 from .worker import Worker
 
@@ -103,6 +116,8 @@ class Gateway:
     calendars: CalendarService  # listing and creating calendars, with the provider settings
     batches: BatchService  # batch progress
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
+    permissions: PermissionService | None = None  # elevated permissions (API.md s6.3)
+    external_writes: ExternalWriteService | None = None  # writes to events of others
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -147,7 +162,8 @@ class Gateway:
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
                         deliverer=deliverer, wakeups=Wakeups(engine),
-                        concurrency=settings.worker_concurrency)
+                        concurrency=settings.worker_concurrency,
+                        external=ExternalOutbox(engine, store, keys_cache, options))
         channel_service = ChannelService(engine, ChannelSettings(
             per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
             outbound=outbound),
@@ -157,7 +173,18 @@ class Gateway:
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
-                   BatchService(engine), pages)
+                   BatchService(engine), pages, PermissionService(engine),
+                   ExternalWriteService(engine, keys_cache))
+
+    def find_app(self, client_id: str) -> AppInfo | None:
+        """A client app as the permissions page presents it."""
+        client = self.oauth.registry.find(client_id)
+        if client is None:
+            return None
+        brand = client.branding
+        return AppInfo(client.client_id, brand.display_name, client.redirect_uris,
+                       client.verified, brand.logo_url, brand.privacy_policy_url,
+                       brand.support_url)
 
     async def wake_workers(self) -> None:
         """Work was just recorded: wake this process's worker and, through the database,
@@ -296,17 +323,27 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
     settings = gateway.settings
     window = events.SyncWindow(settings.sync_days_back, settings.sync_days_ahead)
     return [
-        *identity.routes_for(authenticate, gateway.accounts, end_authorization),
+        *identity.routes_for(authenticate, gateway.accounts, end_authorization,
+                             gateway.calendars),
         *calendars.routes_for(authenticate, gateway.calendars),
         # The server keys seal next_page URLs.
         *events.routes_for(authenticate, gateway.reads, gateway.pages,
                            gateway.oauth.server.keys, window),
-        *writes.routes_for(authenticate, gateway.writes, gateway.reads, wake),
+        *writes.routes_for(authenticate, gateway.writes, gateway.reads, wake,
+                           gateway.external_writes),
+        *_permission_routes(gateway, authenticate),
         *batch.routes_for(authenticate, gateway.writes, gateway.batches, wake,
                           settings.issuer),
         *webhooks.routes_for(gateway.push, wake),
         *channels.routes_for(authenticate, gateway.channels, wake),
     ]
+
+
+def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    if gateway.permissions is None:
+        return []
+    return permissions.routes_for(authenticate, gateway.permissions, gateway.find_app,
+                                  gateway.settings.issuer)
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

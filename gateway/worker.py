@@ -26,6 +26,7 @@ from .services.push import PushService
 from .sync.answers import Answered, Answers
 from .sync.delivery import Delivered, Deliverer
 from .sync.engine import Outcome, SyncEngine
+from .sync.external import ExternalApplied, ExternalOutbox
 from .sync.outbox import Applied, Outbox
 
 log = logging.getLogger("calgate.worker")
@@ -38,8 +39,9 @@ class Worker:
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
                  tick: float = 2.0, push: PushService | None = None,
                  deliverer: Deliverer | None = None, wakeups: Wakeups | None = None,
-                 concurrency: int = 16) -> None:
+                 concurrency: int = 16, external: ExternalOutbox | None = None) -> None:
         self.sync = sync
+        self.external = external
         self.outbox = outbox
         self.answers = answers
         self.push = push
@@ -88,6 +90,15 @@ class Worker:
                 return answered.ok
             return bool(await self._run("answer", answer_id, work))
 
+        async def apply_external(write_id: int) -> bool:
+            async def work() -> bool:
+                assert external is not None
+                applied: ExternalApplied = await external.apply(write_id)
+                if applied.ok:
+                    self.wake()  # the sync it asked for
+                return applied.ok
+            return bool(await self._run("external", write_id, work))
+
         async def keep_channels(profile_id: str) -> int:
             async def work() -> int:
                 return await push.maintain(profile_id) if push is not None else 0
@@ -95,6 +106,7 @@ class Worker:
 
         self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
+        self._external = self.broker.register_task(apply_external, "calgate.apply_external")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
         self._deliver = self.broker.register_task(deliver, "calgate.deliver")
@@ -156,6 +168,8 @@ class Worker:
                     self.outbox.release(int(key))
                 elif kind == "answer":
                     self.answers.release(int(key))
+                elif kind == "external" and self.external is not None:
+                    self.external.release(int(key))
                 elif kind == "notification" and self.deliverer is not None:
                     self.deliverer.release(int(key))
             except Exception:  # the lease runs out by itself: a delay, never a loss
@@ -175,6 +189,9 @@ class Worker:
         answers = await anyio.to_thread.run_sync(self.answers.due)
         sent = await self._send(self._apply, "write", writes)
         sent += await self._send(self._answer, "answer", answers)
+        if self.external is not None:
+            externals = await anyio.to_thread.run_sync(self.external.due)
+            sent += await self._send(self._external, "external", externals)
         sent += await self._send(self._sync, "sync", profiles)
         if self.push is not None:
             channels = await anyio.to_thread.run_sync(self.push.due)

@@ -117,6 +117,35 @@ class EventDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class EventPatch:
+    """Changes to an event a client app did not create (an external event): only the
+    fields that are not None change upstream; everything else the event has stays as it is.
+    ``start`` and ``end`` come together (both dates or both times), each with its zone."""
+
+    summary: str | None = None
+    description: str | None = None  # "" clears it
+    location: str | None = None  # "" clears it
+    start: When | None = None
+    end: When | None = None
+    start_tzid: str = "Etc/UTC"
+    end_tzid: str = "Etc/UTC"
+    transparency: Transparency | None = None
+
+    @property
+    def times(self) -> tuple[When, When] | None:
+        """The new (start, end), checked like a draft's; None when the times stay."""
+        if self.start is None and self.end is None:
+            return None
+        if self.start is None or self.end is None:
+            raise ValueError("a patch moves start and end together")
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            raise ValueError("start and end must both be dates or both be times")
+        if self.end <= self.start:
+            raise ValueError("an event must end after it starts")
+        return self.start, self.end
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
     """Where a write landed upstream."""
 

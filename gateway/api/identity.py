@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..services.accounts import AccountService, Identity
+from ..services.calendars import CalendarService
 from ..services.identity import account_body, profile_body, userinfo_body
 from .auth import Authenticator
 from .errors import not_found
@@ -33,11 +34,16 @@ class _Handlers:
     accounts: AccountService
     # The account's last calendar went: its authorization ends (oauth_server's token store).
     end_authorization: Callable[[str], Awaitable[None]]
+    calendars: CalendarService | None = None
 
     async def userinfo(self, request: Request) -> Response:
         caller = await self.authenticate(request, None)
         identity = await _identity(self.accounts, caller.subject)
-        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants))
+        listed: list[dict[str, Any]] = []
+        if self.calendars is not None and "list_calendars" in caller.grants:
+            listed = await to_thread.run_sync(self.calendars.list_calendars, caller.subject)
+        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants,
+                                          listed))
 
     async def account(self, request: Request) -> Response:
         caller = await self.authenticate(request, "read_account")
@@ -62,9 +68,10 @@ class _Handlers:
 
 
 def routes_for(authenticate: Authenticator, accounts: AccountService,
-               end_authorization: Callable[[str], Awaitable[None]]) -> list[Route]:
+               end_authorization: Callable[[str], Awaitable[None]],
+               calendars: CalendarService | None = None) -> list[Route]:
     """The identity routes over the account service, built once (create_app)."""
-    handlers = _Handlers(authenticate, accounts, end_authorization)
+    handlers = _Handlers(authenticate, accounts, end_authorization, calendars)
     return [
         Route("/v1/userinfo", handlers.userinfo, methods=["GET"]),
         Route("/v1/account", handlers.account, methods=["GET"]),

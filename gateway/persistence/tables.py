@@ -121,6 +121,11 @@ calendars = Table(
     # bound ``start_at`` from below, so the index range is the window, not all that precedes.
     Column("max_event_seconds", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # What the account's client app may do to events it did not create (API.md s6.3):
+    # "sandbox" (only its own), or "unrestricted" once the user approved elevated
+    # permissions for this calendar (``POST /v1/permissions``).
+    Column("permission_level", String(16), nullable=False, default="sandbox",
+           server_default="sandbox"),
     Index("ux_calendars_profile_upstream", "profile_id", "upstream_id", unique=True),
 )
 
@@ -306,4 +311,45 @@ batch_entries = Table(
     Column("managed_id", Integer, ForeignKey("managed_events.id", ondelete="CASCADE"),
            nullable=True, index=True),
     Column("version", Integer, nullable=True),
+)
+
+# -- elevated permissions and external events (issue 13) -----------------------------------
+
+# An app's request for elevated permissions (POST /v1/permissions), answered by the user on
+# Calgate's page. Only the SHA-256 of the URL's token is kept; it is single-use and expires.
+permission_requests = Table(
+    "permission_requests",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("calendar_ids", JSON, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+# Writes to events the app did not create (``event_uid``), queued like managed writes: a
+# sealed patch of the fields the app sent, or None for a deletion.
+external_writes = Table(
+    "external_writes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("event_uid", String(64), nullable=False),
+    Column("resource_id", Text, nullable=False),  # the upstream's id of the event
+    Column("patch", LargeBinary, nullable=True),  # sealed JSON; None: delete the event
+    Column("version", Integer, nullable=False, default=1),
+    Column("applied_version", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_external_calendar_event", "calendar_id", "event_uid", unique=True),
+    Index("ix_external_due", "applied_version", "version", "next_attempt_at"),
 )

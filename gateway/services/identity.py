@@ -27,9 +27,13 @@ def profile_body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def userinfo_body(identity: Identity, subject: str, scope: Sequence[str],
-                  grants: frozenset[str]) -> dict[str, Any]:
+                  grants: frozenset[str],
+                  calendars: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``calendars``: the account's calendars as ``GET /v1/calendars`` lists them (given
+    only to tokens with ``list_calendars``), each under its profile."""
     account = identity.account
-    profiles = [profile_body(r) | {"profile_calendars": []} for r in identity.profiles]
+    profiles = [profile_body(r) | {"profile_calendars": [
+        c for c in calendars if c["profile_id"] == r["id"]]} for r in identity.profiles]
     body: dict[str, Any] = {"sub": subject}
     if "read_account" in grants:
         body |= {"email": account["email"], "name": account["name"],

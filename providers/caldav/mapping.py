@@ -24,6 +24,7 @@ from ..model import (
     Calendar,
     Event,
     EventDraft,
+    EventPatch,
     EventStatus,
     FreeBusyBlock,
     Participation,
@@ -404,6 +405,52 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
 
 
 _PARTSTAT_OF: dict[Participation, str] = {v: k for k, v in PARTSTATS.items()}
+
+
+def patch_object(text: str, patch: EventPatch, *, stamp: datetime) -> str:
+    """The stored object with only the patch's properties replaced (RFC 5545 s3.6.1), its
+    SEQUENCE raised and DTSTAMP renewed; everything else (attendees, alarms, X- properties)
+    is kept byte for byte as far as icalendar round-trips it. A recurring object (an RRULE,
+    RDATE or overrides) is refused: changing one component would not move its instances."""
+    calendar = icalendar.Calendar.from_ical(text)
+    components = calendar.walk("VEVENT")
+    if len(components) != 1 or any(components[0].get(k) is not None
+                                   for k in ("RRULE", "RDATE", "RECURRENCE-ID")):
+        raise InvalidInput("the event is recurring: it is not edited here")
+    event = components[0]
+    for name, new in (("summary", patch.summary), ("description", patch.description),
+                      ("location", patch.location)):
+        if new is not None:
+            event.pop(name, None)
+            if new:
+                event.add(name, new)
+    times = patch.times
+    if times is not None:
+        _patch_times(calendar, event, times, patch)
+    if patch.transparency is not None and patch.transparency != "unknown":
+        event.pop("transp", None)
+        event.add("transp", patch.transparency.upper())
+    sequence = int(event.get("SEQUENCE", 0)) + 1
+    for name, stamped in (("sequence", sequence), ("dtstamp", stamp.astimezone(UTC))):
+        event.pop(name, None)
+        event.add(name, stamped)
+    return _text(calendar)
+
+
+def _patch_times(calendar: icalendar.Calendar, event: Any, times: tuple[When, When],
+                 patch: EventPatch) -> None:
+    known = {str(c.get("TZID")) for c in calendar.walk("VTIMEZONE")}
+    for name in ("dtstart", "dtend", "duration"):
+        event.pop(name, None)
+    for name, value, tzid in (("dtstart", times[0], patch.start_tzid),
+                              ("dtend", times[1], patch.end_tzid)):
+        zone = check_tzid(tzid) if isinstance(value, datetime) else None
+        if isinstance(value, datetime):
+            value = value.astimezone(zone or UTC)
+        event.add(name, value)
+        if zone is not None and tzid not in known:
+            calendar.add_component(_timezone_component(zone, times[0], times[1]))
+            known.add(tzid)
 
 
 def parse_instance_id(resource_id: str, instance_id: str | None) -> When | None:

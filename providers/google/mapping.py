@@ -23,6 +23,7 @@ from ..model import (
     Calendar,
     Event,
     EventDraft,
+    EventPatch,
     EventStatus,
     FreeBusyBlock,
     Participation,
@@ -206,6 +207,26 @@ def body_from_draft(draft: EventDraft) -> dict[str, Any]:
         body["conferenceData"] = {"createRequest": {
             "requestId": conference_request_id(draft.managed_key),
             "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    return body
+
+
+def body_from_patch(patch: EventPatch) -> dict[str, Any]:
+    """Only the fields an external event's patch sets (events.patch leaves the rest alone;
+    ``None`` clears a text field)."""
+    body: dict[str, Any] = {}
+    if patch.summary is not None:
+        body["summary"] = patch.summary
+    for name in ("description", "location"):
+        value = getattr(patch, name)
+        if value is not None:
+            body[name] = value or None
+    times = patch.times
+    if times is not None:
+        body["start"] = write_when(times[0], patch.start_tzid)
+        body["end"] = write_when(times[1], patch.end_tzid)
+    if patch.transparency is not None:
+        body["transparency"] = "transparent" if patch.transparency == "transparent" \
+            else "opaque"
     return body
 
 

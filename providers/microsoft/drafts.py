@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
-from ..model import EventDraft, Participation, TimeWindow
+from ..model import EventDraft, EventPatch, Participation, TimeWindow
 from .mapping import MANAGED_PROPERTY, TEAMS, transaction_id
 from .times import utc_text, write_when
 
@@ -76,6 +76,27 @@ def create_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
     """:func:`update_body` plus the ``transactionId`` for an idempotent POST."""
     body = update_body(draft, teams_allowed)
     body["transactionId"] = transaction_id(draft.managed_key)
+    return body
+
+
+def patch_body(patch: EventPatch) -> dict[str, Any]:
+    """Only the fields an external event's patch sets: a Graph PATCH leaves the others as
+    they are (attendees, reminders, the online meeting, categories)."""
+    body: dict[str, Any] = {}
+    if patch.summary is not None:
+        body["subject"] = patch.summary
+    if patch.description is not None:
+        body["body"] = {"contentType": "text", "content": patch.description}
+    if patch.location is not None:
+        body["location"] = {"displayName": patch.location}
+    times = patch.times
+    if times is not None:
+        all_day = not isinstance(times[0], datetime)
+        body["start"] = write_when(times[0], patch.start_tzid)
+        body["end"] = write_when(times[1], patch.start_tzid if all_day else patch.end_tzid)
+        body["isAllDay"] = all_day
+    if patch.transparency is not None:
+        body["showAs"] = "free" if patch.transparency == "transparent" else "busy"
     return body
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..model import (
     AccountInfo,
     Calendar,
@@ -28,6 +28,7 @@ from ..model import (
     ChangeSet,
     Event,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     PushChannel,
@@ -183,6 +184,17 @@ class GraphProvider:
             raise Conflict(f"event {resource_id} changed upstream since it was read") from None
         except NotFound:
             return
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        """PATCH only the patch's fields. The gateway sends no series here (the mirror
+        marks recurring events, which are not editable); Graph itself refuses what the
+        account may not change (an invitation's time: a Forbidden)."""
+        try:
+            body = drafts.patch_body(patch)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self._patch(resource_id, body, None)
 
     async def set_participation(self, calendar_id: str, resource_id: str,
                                 instance_id: str | None, status: Participation) -> None:

@@ -134,10 +134,17 @@ UPSERT = obj({
                       for k in ("invite", "reject", "remove")}),
     "conferencing": obj({"profile_id": string(enum=["default", "integrated"])},
                         ("profile_id",)),
-}, ("event_id", "summary", "start", "end"))
+    "event_uid": string("instead of event_id: change an event the app did not create "
+                        "(elevated permissions); only the fields sent change, start and end "
+                        "together; attendees, reminders, conferencing, url and "
+                        "event_private are refused (422)", minLength=1),
+}, description="event_id, summary, start and end for the app's own events; event_uid and "
+               "at least one field to change for another's (event_id wins if both)")
 
 DELETE = obj({"event_id": string(minLength=1),
-              "event_uid": string("an external event: 403, not offered yet")}, ("event_id",))
+              "event_uid": string("instead of event_id: delete an event the app did not "
+                                  "create (elevated permissions; 403 without)", minLength=1)},
+             description="event_id, or event_uid (event_id wins if both)")
 BULK_DELETE = obj({"delete_all": BOOL_PARAM,
                    "calendar_ids": array(string(minLength=1), minItems=1)},
                   description="exactly one of delete_all=true or calendar_ids")
