@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from tests.support import consent_http
+from tests.support.consent_http import CSRF
 from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.node_sdk import NodeSdk
@@ -196,3 +198,59 @@ def test_node_sdk_profile_revocation(node_server: GatewayServer, callback: Callb
 def _find(owner: DavOwner, path: str, summary: str) -> bool:
     """Whether alice's calendar on the CalDAV server holds an event with this summary."""
     return any(f"SUMMARY:{summary}" in str(item.data) for item in owner.calendar(path).events())
+
+
+def test_node_sdk_elevated_permissions_and_external_events(
+        node_server: GatewayServer, callback: CallbackServer,
+        radicale: tuple[RadicaleServer, DavOwner, str]) -> None:
+    """elevatedPermissions → the user approves on Calgate's page (plain HTTP forms) →
+    updateExternalEvent and deleteExternalEvent change an event the app did not create."""
+    dav, owner, path = radicale
+    at = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0,
+                                                         microsecond=0)
+    owner.add(path, "owner-1", "Owner's own", at, timedelta(hours=1))
+    app = node_server.register_client(name="Node App", redirect_uris=[callback.url],
+                                      scopes=SCOPE.split(), legacy_no_pkce=True)
+    sdk = NodeSdk(node_server.url, {"client_id": app.client_id,
+                                    "client_secret": app.secret})
+    sdk.call("requestAccessToken", {"code": link(node_server, app, callback, dav.url),
+                                    "redirect_uri": callback.url}).unwrap()
+    calendar_id = eventually(lambda: next(
+        c["calendar_id"] for c in sdk.call("listCalendars").unwrap()["calendars"]
+        if c["calendar_name"] == "Work"))
+    window = {"tzid": "Etc/UTC", "from": (at - timedelta(days=1)).date().isoformat(),
+              "to": (at + timedelta(days=2)).date().isoformat(),
+              "calendar_ids": [calendar_id]}
+
+    def external(summary: str) -> list[dict[str, Any]]:
+        return [e for e in sdk.call("readEvents", window).unwrap()["events"]
+                if e["summary"] == summary]
+
+    uid = eventually(lambda: external("Owner's own"))[0]["event_uid"]
+    change = {"calendar_id": calendar_id, "event_uid": uid, "summary": "Moved by Node",
+              "start": (at + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "end": (at + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    refused = sdk.call("updateExternalEvent", change)
+    assert refused.status == 403 and refused.body["error"] == "insufficient_permission"
+
+    asked = sdk.call("elevatedPermissions", {
+        "permissions": [{"calendar_id": calendar_id, "permission_level": "unrestricted"}],
+        "redirect_uri": callback.url}).unwrap()["permissions_request"]
+    with httpx.Client(follow_redirects=False, timeout=30) as browser:
+        page = browser.get(asked["url"])
+        assert page.status_code == 200 and "not only the ones it created" in page.text
+        match = CSRF.search(page.text)
+        assert match is not None
+        answer = browser.post(asked["url"], data={"csrf_token": match.group(1),
+                                                  "decision": "approve"})
+        assert answer.status_code == 303 and answer.headers["location"].startswith(callback.url)
+    listed = sdk.call("listCalendars").unwrap()["calendars"]
+    assert next(c for c in listed if c["calendar_id"] == calendar_id)[
+        "permission_level"] == "unrestricted"
+
+    assert sdk.call("updateExternalEvent", change).ok
+    eventually(lambda: _find(owner, path, "Moved by Node"))
+    assert not _find(owner, path, "Owner's own")
+    assert eventually(lambda: external("Moved by Node"))[0]["event_uid"] == uid
+    assert sdk.call("deleteExternalEvent", {"calendar_id": calendar_id, "event_uid": uid}).ok
+    eventually(lambda: not _find(owner, path, "Moved by Node"))
