@@ -16,7 +16,7 @@ from typing import Any
 
 from ..model import EventDraft
 from ..recurrence import RecurrenceRule
-from .times import zone
+from .times import graph_zone, zone
 
 PATTERNS = {"daily": "daily", "weekly": "weekly", "monthly": "absoluteMonthly",
             "yearly": "absoluteYearly"}
@@ -51,8 +51,8 @@ def _pattern(rule: RecurrenceRule, first: date) -> dict[str, Any]:
 
 
 def _range(rule: RecurrenceRule, draft: EventDraft, first: date) -> dict[str, Any]:
-    tzid = draft.start_tzid if isinstance(draft.start, datetime) else "UTC"
-    found: dict[str, Any] = {"startDate": first.isoformat(), "recurrenceTimeZone": tzid}
+    found: dict[str, Any] = {"startDate": first.isoformat(),
+                             "recurrenceTimeZone": graph_zone(draft.start_tzid)}
     last = rule.last_day(draft.start, draft.start_tzid)
     if rule.count is not None:
         return {**found, "type": "numbered", "numberOfOccurrences": rule.count}
