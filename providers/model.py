@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from .recurrence import RecurrenceRule
+
 Transparency = Literal["opaque", "transparent", "unknown"]
 EventStatus = Literal["confirmed", "tentative", "cancelled", "unknown"]
 Participation = Literal["needs_action", "accepted", "declined", "tentative", "unknown"]
@@ -45,6 +47,7 @@ class Capabilities:
     server_side_expansion: bool = False
     create_calendar: bool = False
     participation_status: bool = False
+    recurring_writes: bool = False  # put_event honours EventDraft.recurrence (one series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class EventDraft:
     private: bool = False
     reminders_minutes: tuple[int, ...] = ()
     conferencing: bool = False  # ask the upstream for a video conference (a Google Meet)
+    recurrence: RecurrenceRule | None = None  # one series upstream (capabilities)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from .model import Capabilities
@@ -119,17 +119,18 @@ class ProviderEntry:
 # checks that they agree.
 _EDITABLE = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                          create_calendar=True, participation_status=True)
+_CALDAV = replace(_EDITABLE, recurring_writes=True)  # an RRULE on the VEVENT
 
 _GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
                       server_side_expansion=True, create_calendar=True,
-                      participation_status=True)
+                      participation_status=True, recurring_writes=True)
 
 ENTRIES: tuple[ProviderEntry, ...] = (
     ProviderEntry(
         "google", "Google Calendar", "redirect",
         Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
                      server_side_expansion=True, create_calendar=True,
-                     participation_status=True),
+                     participation_status=True, recurring_writes=True),
         push="webhook", opener="providers.google.provider:open_account",
         linking="providers.google.linking:GoogleOAuth",
         settings="providers.google.config:GoogleSettings",
@@ -152,10 +153,10 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   conferencing="providers.microsoft.push:recognise_meeting",
                   integrated_conferencing=True, loggers=("msal",)),
     ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
-    ProviderEntry("apple", "iCloud", "form", _EDITABLE, service="icloud",
+    ProviderEntry("apple", "iCloud", "form", _CALDAV, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",
                   linking="providers.caldav.linking:ICLOUD", loggers=("caldav",)),
-    ProviderEntry("caldav", "CalDAV server", "form", _EDITABLE,
+    ProviderEntry("caldav", "CalDAV server", "form", _CALDAV,
                   opener="providers.caldav.provider:open_account",
                   linking="providers.caldav.linking:CALDAV", loggers=("caldav",)),
     ProviderEntry("ics", "Calendar feed (ICS)", "url", Capabilities(),

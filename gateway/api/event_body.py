@@ -10,6 +10,7 @@ from typing import Any
 
 from ..domain.desired import DesiredEvent, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
+from .recurrence_body import recurrence_rule
 
 MAX_SUMMARY, MAX_DESCRIPTION = 1024, 4096
 MAX_EVENT_ID = 256  # it travels upstream (an upstream's extended property, a CalDAV property)
@@ -49,7 +50,8 @@ def desired_event(params: Params) -> DesiredEvent:
         attendees=_attendees(params.raw("attendees")),
         url=params.text("url"), private=params.flag("event_private"),
         reminders=tuple(_reminders(params.raw("reminders"))),
-        conferencing=_conferencing(params.raw("conferencing")))
+        conferencing=_conferencing(params.raw("conferencing")),
+        recurrence=recurrence_rule(params.raw("recurrence"), start))
 
 
 def _conferencing(value: Any) -> bool:

@@ -25,6 +25,7 @@ from ..services.writes import (
     CalendarNotFound,
     CalendarReadOnly,
     EventNotFound,
+    Unsupported,
     WriteService,
 )
 from .auth import Authenticator, Wake
@@ -175,6 +176,8 @@ async def _record(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
+    except Unsupported as exc:
+        raise InvalidParam(exc.field, "unsupported", exc.description) from None
     except EventNotFound:
         raise not_found() from None
 

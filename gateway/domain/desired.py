@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, Literal, cast
 
 from providers.model import EventDraft, Person, When
+from providers.recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent"]
 
@@ -39,6 +40,7 @@ class DesiredEvent:
     private: bool = False
     reminders: tuple[int, ...] = ()  # minutes before the start
     conferencing: bool = False  # the calendar's own video conference, where it has one
+    recurrence: RecurrenceRule | None = None  # a series; None: a single event
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form sealed into the outbox (keys and shapes as they have always been)."""
@@ -52,6 +54,9 @@ class DesiredEvent:
                           for a in self.attendees],
             "url": self.url, "private": self.private,
             "reminders": list(self.reminders), "conferencing": self.conferencing,
+            # Only when set, so a single event's stored form is what it always was.
+            **({"recurrence": {"rules": [self.recurrence.to_stored()]}}
+               if self.recurrence else {}),
         }
 
     @classmethod
@@ -68,7 +73,8 @@ class DesiredEvent:
                             for a in stored.get("attendees", [])),
             url=stored.get("url"), private=bool(stored.get("private")),
             reminders=tuple(stored.get("reminders", [])),
-            conferencing=bool(stored.get("conferencing")))
+            conferencing=bool(stored.get("conferencing")),
+            recurrence=_recurrence(stored.get("recurrence")))
 
     def draft(self, managed_key: str) -> EventDraft:
         """What the provider is asked to make, named by the managed key."""
@@ -79,7 +85,12 @@ class DesiredEvent:
             transparency=self.transparency,
             attendees=tuple(Person(a.email, a.display_name) for a in self.attendees),
             url=self.url, private=self.private, reminders_minutes=self.reminders,
-            conferencing=self.conferencing)
+            conferencing=self.conferencing, recurrence=self.recurrence)
+
+
+def _recurrence(stored: Any) -> RecurrenceRule | None:
+    rules = (stored or {}).get("rules") or []
+    return RecurrenceRule.from_stored(rules[0]) if rules else None
 
 
 def _when(value: str) -> When:

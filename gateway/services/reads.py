@@ -19,6 +19,7 @@ from providers.registry import find_entry
 
 from ..domain.external import PERMISSION_UNRESTRICTED
 from ..domain.managed import managed_key
+from ..domain.mirror import series_identifier
 from ..domain.sealing import DataKeys, EventText, unseal_text
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
@@ -134,7 +135,8 @@ class ReadService:
                 calendars.c.readonly.label("calendar_readonly"),
                 calendars.c.permission_level).where(
                 profiles.c.account_id == subject, events.c.calendar_id == calendar_id,
-                events.c.managed_key == key, events.c.deleted.is_(False))).first()
+                events.c.managed_key == key, events.c.deleted.is_(False))
+                .order_by(events.c.start_at)).first()  # a series: its first occurrence
         if row is None:
             return None
         query = ReadQuery("Etc/UTC", row.start_at, row.end_at, default_window=True)
@@ -405,6 +407,8 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
              "options": {"delete": editable, "update": editable,
                          "change_participation_status": writable and not managed
                          and participation != "unknown"}}
+    if row.recurring:  # the occurrences of one series share it
+        body["series_identifier"] = series_identifier(row.calendar_id, row.resource_id)
     return body
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from providers.registry import find_entry
+
 from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context, managed_key
 from ..domain.sealing import DataKeys, seal
@@ -41,6 +43,14 @@ class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
 
+class Unsupported(WriteError):
+    """The calendar's provider cannot store a field of the event (a 422 naming it)."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(description)
+        self.field, self.description = field, description
+
+
 PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 
 
@@ -53,7 +63,7 @@ class WriteService:
 
     def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
         row = conn.execute(
-            select(calendars.c.readonly, calendars.c.deleted)
+            select(calendars.c.readonly, calendars.c.deleted, profiles.c.provider_name)
             .join(profiles, profiles.c.id == calendars.c.profile_id)
             .where(calendars.c.id == calendar_id, profiles.c.account_id == subject)).first()
         if row is None:
@@ -71,7 +81,7 @@ class WriteService:
         sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._calendar(conn, subject, calendar_id)
+            _check_capable(self._calendar(conn, subject, calendar_id).provider_name, desired)
             row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
                 managed_events.c.calendar_id == calendar_id,
                 managed_events.c.event_id == event_id)).first()
@@ -151,3 +161,12 @@ class WriteService:
             row = conn.execute(select(managed_events.c.applied_version).where(
                 managed_events.c.id == managed_id)).first()
         return row is not None and row.applied_version >= version
+
+
+def _check_capable(provider_name: str, desired: DesiredEvent) -> None:
+    """Refuse what the calendar's provider cannot store, before it reaches the outbox."""
+    entry = find_entry(provider_name)
+    if desired.recurrence is not None and (
+            entry is None or not entry.capabilities.recurring_writes):
+        raise Unsupported("recurrence", "this calendar cannot store recurring events: "
+                                        "write each occurrence as its own event")

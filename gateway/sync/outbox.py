@@ -188,6 +188,12 @@ class Outbox:
             old = row["resource_id"]
             if resource_id is None:  # deleted upstream: tombstone the mirror rows
                 changes = ChangeSet(deleted=(old,) if old else ())
+            elif row["draft"].recurrence is not None:
+                # A series: only the upstream knows its occurrences' ids (Graph's are its
+                # own), so the profile syncs now and the mirror gets them from there.
+                _sync_soon(conn, row["profile_id"], now)
+                bump_generation(conn, account_id=row["account_id"])  # calgate_write went
+                return
             else:
                 draft = row["draft"]
                 changes = ChangeSet(changed={resource_id: [Event(
@@ -232,3 +238,10 @@ class Outbox:
             managed_events.c.applied_version < managed_events.c.version,
             managed_events.c.next_attempt_at < retry_at,
         ).values(next_attempt_at=retry_at)).rowcount
+
+
+def _sync_soon(conn: Connection, profile_id: str, now: datetime) -> None:
+    """Ask for the profile's next sync at once (as a push does): a sync already running
+    when this commits runs again after it, so it cannot miss the write."""
+    conn.execute(update(profiles).where(profiles.c.id == profile_id).values(
+        next_sync_at=now, sync_requested_at=now))

@@ -391,6 +391,9 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         event.add("organizer", icalendar.vCalAddress(f"mailto:{organizer}"))
     for person in draft.attendees:
         event.add("attendee", _attendee(person))
+    if draft.recurrence is not None:  # one object: the series (RFC 5545 s3.8.5.3)
+        rule = draft.recurrence.rrule(start, draft.start_tzid)
+        event.add("rrule", icalendar.vRecur.from_ical(rule))
     event.add(MANAGED_KEY, draft.managed_key)
     for minutes in draft.reminders_minutes:
         alarm = icalendar.Alarm()
@@ -399,9 +402,23 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         alarm.add("trigger", timedelta(minutes=-minutes))
         event.add_component(alarm)
     for zone in zones.values():
-        calendar.add_component(_timezone_component(zone, start, end))
+        calendar.add_component(_timezone_component(zone, start, _series_end(draft, end)))
     calendar.add_component(event)
     return _text(calendar)
+
+
+def _series_end(draft: EventDraft, end: When) -> When:
+    """How far the VTIMEZONE must reach: a series' last day (ten years for an open one,
+    or one ended by count; later occurrences fall back on the zone's last rule)."""
+    rule = draft.recurrence
+    if rule is None:
+        return end
+    last = rule.last_day(draft.start, draft.start_tzid)
+    return last if last is not None and last > _day(end) else date(end.year + 10, 1, 1)
+
+
+def _day(value: When) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 _PARTSTAT_OF: dict[Participation, str] = {v: k for k, v in PARTSTATS.items()}

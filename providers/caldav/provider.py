@@ -58,7 +58,8 @@ class CalDavProvider:
 
     name = "caldav"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: CalDavClient, *, server: str, username: str,
                  sync_mode: SyncMode = "auto", free_busy_mode: FreeBusyMode = "auto",

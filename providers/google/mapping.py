@@ -202,6 +202,10 @@ def body_from_draft(draft: EventDraft) -> dict[str, Any]:
         "source": {"url": draft.url, "title": draft.summary} if draft.url else None,
         "extendedProperties": {"private": {MANAGED_KEY: draft.managed_key}},
         "status": "confirmed",
+        # One series: Google expands it (RFC 5545 lines; null makes it a single event again).
+        # https://developers.google.com/calendar/api/concepts/events-calendars#recurring_events
+        "recurrence": ["RRULE:" + draft.recurrence.rrule(draft.start, draft.start_tzid)]
+        if draft.recurrence else None,
     }
     if draft.conferencing:
         body["conferenceData"] = {"createRequest": {

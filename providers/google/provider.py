@@ -63,7 +63,8 @@ class GoogleProvider:
     name = "google"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                                 native_push=True, server_side_expansion=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: GoogleClient, retry: RetryPolicy | None = None) -> None:
         self.client = client

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..model import EventDraft, EventPatch, Participation, TimeWindow
 from .mapping import MANAGED_PROPERTY, TEAMS, transaction_id
+from .recurrence import patterned_recurrence
 from .times import utc_text, write_when
 
 # Graph keeps one reminder per event; Cronofy's list is in the client's order and Outlook
@@ -66,6 +67,8 @@ def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
         "singleValueExtendedProperties": [{"id": MANAGED_PROPERTY,
                                            "value": draft.managed_key}],
     }
+    # One series (a seriesMaster); null turns a series back into a single event.
+    body["recurrence"] = patterned_recurrence(draft)
     if draft.conferencing and teams_allowed:
         body["isOnlineMeeting"] = True
         body["onlineMeetingProvider"] = TEAMS

@@ -62,7 +62,8 @@ class GraphProvider:
     name = "microsoft"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                                 native_push=True, server_side_expansion=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: GraphClient, secrets: AccountSecrets,
                  token: TokenSource | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY
+from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
     BOOL_PARAM,
@@ -140,6 +141,27 @@ UPSERT = obj({
                         "event_private are refused (422)", minLength=1),
 }, description="event_id, summary, start and end for the app's own events; event_uid and "
                "at least one field to change for another's (event_id wins if both)")
+
+# Recurring managed events (Cronofy's recurrence.rules[]; one rule): one series upstream.
+RECURRENCE_RULE = obj({
+    "frequency": string(enum=["daily", "weekly", "monthly", "yearly"]),
+    "interval": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL},
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT,
+              "description": "occurrences in all; not with until"},
+    "until": {"anyOf": [DATE, TIME], "description": "the last day an occurrence may start "
+              "on (inclusive, in the event's zone); not with count"},
+    "by_day": array(string(enum=["monday", "tuesday", "wednesday", "thursday", "friday",
+                                 "saturday", "sunday"]),
+                    description="weekly rules only; default: the start's weekday"),
+}, ("frequency",))
+UPSERT["properties"]["recurrence"] = nullable(obj(
+    {"rules": array(RECURRENCE_RULE, maxItems=1)}, ("rules",))) | {
+    "description": "a series, {rules: [{frequency, interval?, count? | until?, by_day?}]}: "
+                   "one rule (an empty list: a single event); read back as one event per "
+                   "occurrence. A calendar whose provider cannot keep a series: 422 "
+                   "errors.unsupported"}
+EVENT["properties"]["series_identifier"] = string(
+    "recurring events only: the same for every occurrence of one series")
 
 DELETE = obj({"event_id": string(minLength=1),
               "event_uid": string("instead of event_id: delete an event the app did not "

@@ -13,7 +13,15 @@ from typing import Any
 
 from .errors import GraphError, invalid, not_found
 from .state import Calendar, Mailbox, StoredEvent, World, new_change_key, new_id
-from .timeutil import UTC, at_local, iso_z, occurrence_dates, parse_when, zone
+from .timeutil import (
+    UTC,
+    at_local,
+    check_recurrence,
+    iso_z,
+    occurrence_dates,
+    parse_when,
+    zone,
+)
 
 WRITABLE = ("subject", "body", "isAllDay", "location", "locations", "attendees", "showAs",
             "categories", "importance", "sensitivity", "isReminderOn", "recurrence",
@@ -187,6 +195,10 @@ class Events:
             attendee.setdefault("status", dict(NO_RESPONSE))
         for prop in body.get("singleValueExtendedProperties") or []:
             stored.extended[str(prop["id"])] = str(prop.get("value", ""))
+        if resource.get("recurrence") is not None:
+            check_recurrence(resource["recurrence"])
+            if resource.get("type") == "singleInstance":  # a PATCH makes a series of it
+                resource["type"] = "seriesMaster"
         if resource.get("type") == "seriesMaster" and resource.get("recurrence") is None:
             resource["type"] = "singleInstance"
         self._online_meeting(calendar, resource)
