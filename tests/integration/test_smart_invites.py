@@ -25,6 +25,7 @@ from tests.support.imip import (
     sendgrid_raw,
 )
 from tests.support.oauth import make_client
+from tests.support.openapi_check import conforms
 from tests.support.receiver import Receiver
 
 MAILBOX = "invites@calgate.test"
@@ -68,7 +69,8 @@ def invite(http, app, callback_url: str | None = None, **extra):
             "organizer": {"name": "Mentor Hub"}} | extra
     if callback_url:
         body["callback_url"] = callback_url
-    return http.post("/v1/smart_invites", json=body, headers=key(app))
+    return conforms(http.post("/v1/smart_invites", json=body, headers=key(app)),
+                    "post", "/v1/smart_invites")
 
 
 def vevent(ics: str):
@@ -179,8 +181,9 @@ def test_only_the_client_secret_authenticates(http, app, gateway):
 ])
 def test_bad_requests_are_422_in_cronofy_shape(http, app, change, field):
     body = {"smart_invite_id": "x", "recipient": {"email": PARTNER}, "event": EVENT} | change
-    answer = http.post("/v1/smart_invites", headers=key(app),
-                       json={k: v for k, v in body.items() if v is not None})
+    answer = conforms(http.post("/v1/smart_invites", headers=key(app),
+                                json={k: v for k, v in body.items() if v is not None}),
+                      "post", "/v1/smart_invites")
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["errors"], answer.json()
 
@@ -195,11 +198,14 @@ def test_turned_off_without_a_mailbox(gateway, http, app):
 def post_reply(http, inbound: str, shape: str, calendar: str, sender: str = PARTNER):
     mime = reply_mail(calendar, sender, MAILBOX)
     if shape == "postmark":
-        return http.post(inbound, content=postmark_json(calendar, sender),
-                         headers={"Content-Type": "application/json"})
+        answer = http.post(inbound, content=postmark_json(calendar, sender),
+                           headers={"Content-Type": "application/json"})
+        return conforms(answer, "post", "/inbound/smart_invites/{token}")
     body, content_type = sendgrid_raw(mime) if shape == "sendgrid" else mailgun_mime(mime)
     path = inbound + ("/mime" if shape == "mailgun" else "")
-    return http.post(path, content=body, headers={"Content-Type": content_type})
+    answer = http.post(path, content=body, headers={"Content-Type": content_type})
+    return conforms(answer, "post", "/inbound/smart_invites/{token}"
+                    + ("/mime" if shape == "mailgun" else ""))
 
 
 @pytest.mark.parametrize("shape", ["sendgrid", "mailgun", "postmark"])
@@ -220,8 +226,9 @@ def test_an_emailed_answer_reaches_the_callback_signed(http, app, gateway, recei
     assert answer["recipient"] == {"email": PARTNER, "status": "accepted",
                                    "comment": "See you then"}
     assert answer["reply"] == answer["recipient"]
-    status = http.get("/v1/smart_invites", headers=key(app), params={
-        "smart_invite_id": "mentoring-42", "recipient_email": PARTNER}).json()
+    status = conforms(http.get("/v1/smart_invites", headers=key(app), params={
+        "smart_invite_id": "mentoring-42", "recipient_email": PARTNER}),
+        "get", "/v1/smart_invites").json()
     assert status["recipient"]["status"] == "accepted"
     assert status["replies"] == [answer["recipient"]]
 
@@ -283,7 +290,9 @@ def test_answers_to_a_cancelled_invite_are_ignored(http, app, gateway, receiver,
     (b"From: a@b\r\n\r\nno calendar here", "message/rfc822", 200),
 ])
 def test_malformed_mail_is_never_a_server_error(http, inbound, content, content_type, status):
-    answer = http.post(inbound, content=content, headers={"Content-Type": content_type})
+    answer = conforms(http.post(inbound, content=content,
+                                headers={"Content-Type": content_type}),
+                      "post", "/inbound/smart_invites/{token}")
     assert answer.status_code == status, answer.text
 
 
