@@ -93,10 +93,10 @@ def _base64_text(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        payload = base64.b64decode(value, validate=False)
+        payload = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(payload) > MAX_PART_BYTES:
+    if not payload or len(payload) > MAX_PART_BYTES:
         return None
     return _decode(payload, None)
 
