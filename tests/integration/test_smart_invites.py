@@ -303,3 +303,13 @@ def test_malformed_calendar_parts_are_acknowledged(http, inbound):
         answer = post_reply(http, inbound, "sendgrid", calendar)
         assert answer.status_code == 200, answer.text
         assert answer.json()["replies"] == {}
+
+
+def test_a_rotated_secret_authenticates_during_its_overlap_only(http, app, gateway):
+    registry = gateway.oauth.registry
+    newer = registry.rotate_secret(app.client_id, overlap_seconds=3600)
+    assert invite(http, app).status_code == 200  # the old secret, within the overlap
+    assert http.get("/v1/smart_invites", headers={"Authorization": f"Bearer {newer}"}, params={
+        "smart_invite_id": "mentoring-42", "recipient_email": PARTNER}).status_code == 200
+    registry.rotate_secret(app.client_id)  # no overlap: only the newest secret works
+    assert invite(http, app).status_code == 401
