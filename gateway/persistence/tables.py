@@ -353,3 +353,58 @@ external_writes = Table(
     Index("ux_external_calendar_event", "calendar_id", "event_uid", unique=True),
     Index("ix_external_due", "applied_version", "version", "next_attempt_at"),
 )
+
+# -- Smart Invites (API.md s11): invitations a client app emails itself, per client app ------
+
+smart_invites = Table(
+    "smart_invites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(64), nullable=False),
+    Column("smart_invite_id", String(256), nullable=False),  # the app's own id
+    Column("uid", String(255), nullable=False, unique=True),  # the iCalendar UID, stable
+    Column("sequence", Integer, nullable=False, default=0),
+    Column("fingerprint", String(64), nullable=False),  # of the event as last sent
+    # The event and organizer, sealed with the server key (they are calendar contents).
+    Column("sealed_event", Text, nullable=False),
+    Column("callback_url", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_smart_invites_client_invite", "client_id", "smart_invite_id", unique=True),
+)
+
+smart_invite_recipients = Table(
+    "smart_invite_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invite_id", Integer, ForeignKey("smart_invites.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("email", String(254), nullable=False),  # as the app wrote it
+    Column("email_key", String(254), nullable=False),  # lower case, for matching replies
+    Column("status", String(16), nullable=False),  # pending, accepted, tentative, declined
+    Column("comment", Text, nullable=True),
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Column("replied_at", DateTime(timezone=True), nullable=True),
+    Index("ux_smart_invite_recipients_key", "invite_id", "email_key", unique=True),
+)
+
+# Notifications to a Smart Invite's callback_url, delivered by the worker like channels'.
+smart_invite_notifications = Table(
+    "smart_invite_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(64), nullable=False, unique=True),  # ntf_…, for de-duplication
+    Column("invite_id", Integer, ForeignKey("smart_invites.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("callback_url", Text, nullable=False),
+    Column("sealed_body", Text, nullable=False),  # the smart_invite object, sealed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("first_failed_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_smart_invite_notifications_pending", "delivered_at", "next_attempt_at"),
+)
