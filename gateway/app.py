@@ -62,6 +62,7 @@ from .services.linking import ConnectorRegistry
 from .services.pagecache import PageCache
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
+from .services.relink import RelinkLinks
 from .services.signing import ClientSecrets
 from .services.writes import WriteService
 from .settings import Settings
@@ -103,6 +104,7 @@ class Gateway:
     calendars: CalendarService  # listing and creating calendars, with the provider settings
     batches: BatchService  # batch progress
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
+    relinks: RelinkLinks | None = None  # signs profile_relink_url
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -118,7 +120,8 @@ class Gateway:
         if connectors is None:
             connectors = ConnectorRegistry()
             register_defaults(connectors, options, apps)
-        host = GatewayAccountHost(accounts, connectors)
+        relinks = RelinkLinks(keys.derive("relink"), settings.issuer)
+        host = GatewayAccountHost(accounts, connectors, relinks)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
                               grace=settings.refresh_grace_seconds, code=settings.code_ttl,
@@ -157,7 +160,7 @@ class Gateway:
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
-                   BatchService(engine), pages)
+                   BatchService(engine), pages, relinks)
 
     async def wake_workers(self) -> None:
         """Work was just recorded: wake this process's worker and, through the database,
@@ -296,7 +299,8 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
     settings = gateway.settings
     window = events.SyncWindow(settings.sync_days_back, settings.sync_days_ahead)
     return [
-        *identity.routes_for(authenticate, gateway.accounts, end_authorization),
+        *identity.routes_for(authenticate, gateway.accounts, end_authorization,
+                             gateway.relinks),
         *calendars.routes_for(authenticate, gateway.calendars),
         # The server keys seal next_page URLs.
         *events.routes_for(authenticate, gateway.reads, gateway.pages,
