@@ -199,3 +199,26 @@ def test_disconnected_profile_relinked_from_a_second_browser_context(browser, se
                             if e["summary"] == "Added while away"], timeout=30)
     finally:
         stop_process(worker)
+
+
+def test_calendar_list_unreadable_while_linking_is_a_plain_page(browser, server, emu,
+                                                                callback, shots):
+    dora = emu.add_user("dora.relink@gmail.com")
+    app = server.register_client(name="Slot Finder", redirect_uris=[callback.url],
+                                 scopes=FULL.split(), legacy_no_pkce=True)
+    # The account verifies (calendarList/primary), but the list itself keeps failing.
+    emu.inject_fault(r".*/users/me/calendarList$", method="GET", status=500, times=50)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(sdk(server, app).user_auth_link(callback.url, scope=FULL, state="s-2"))
+        page.click("#provider-google")
+        google_sign_in(page, dora)
+        shots(page, "calendars-unreadable")
+        assert "could not read the list of your calendars" in page.inner_text("#error")
+        assert page.query_selector("#allow") is None  # nothing to allow: nothing linked
+        assert "Traceback" not in page.content() and "500" not in page.inner_text("main")
+    finally:
+        context.close()
+        emu.clear_faults()
+    assert not [q for q in callback.queries if q.get("state") == "s-2"]
