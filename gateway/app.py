@@ -77,6 +77,7 @@ from .services.pagecache import PageCache
 from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
+from .services.relink import RelinkLinks
 from .services.signing import ClientSecrets
 from .services.smart_invites import NOTIFICATION_PURPOSE as smart_invite_notice_purpose
 from .services.smart_invites import InviteSettings, SmartInviteService
@@ -126,6 +127,7 @@ class Gateway:
     external_writes: ExternalWriteService | None = None  # writes to events of others
     invites: SmartInviteService | None = None  # Smart Invites and their answers
     inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
+    relinks: RelinkLinks | None = None  # signs profile_relink_url
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -141,7 +143,8 @@ class Gateway:
         if connectors is None:
             connectors = ConnectorRegistry()
             register_defaults(connectors, options, apps)
-        host = GatewayAccountHost(accounts, connectors)
+        relinks = RelinkLinks(keys.derive("relink"), settings.issuer)
+        host = GatewayAccountHost(accounts, connectors, relinks)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
                               grace=settings.refresh_grace_seconds, code=settings.code_ttl,
@@ -189,7 +192,8 @@ class Gateway:
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
-                   ExternalWriteService(engine, keys_cache), invites, InboundToken(store))
+                   ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
+                   relinks)
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -341,7 +345,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
     window = events.SyncWindow(settings.sync_days_back, settings.sync_days_ahead)
     return [
         *identity.routes_for(authenticate, gateway.accounts, end_authorization,
-                             gateway.calendars),
+                             gateway.calendars, gateway.relinks),
         *calendars.routes_for(authenticate, gateway.calendars),
         # The server keys seal next_page URLs.
         *events.routes_for(authenticate, gateway.reads, gateway.pages,

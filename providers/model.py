@@ -189,10 +189,18 @@ class ChangeSet:
 
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
-    """Who the credentials belong to: shown on the consent screen and as the profile name."""
+    """Who the credentials belong to: shown on the consent screen and as the profile name.
+
+    ``name`` (the person's, not the address) and ``tzid`` (IANA) are the account's where the
+    upstream says; ``service`` is Cronofy's ``provider_service`` when it depends on the
+    account (a Google Workspace or a consumer account), else None: the registry entry's.
+    """
 
     profile_name: str
     upstream_id: str
+    name: str | None = None
+    tzid: str | None = None
+    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

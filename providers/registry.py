@@ -147,6 +147,7 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   integrated_conferencing=True, loggers=("msal",)),
     # Personal accounts; the same Entra app, settings (CALGATE_OFFICE365_*) and provider.
     ProviderEntry("live_connect", "Outlook.com", "redirect", _GRAPH, push="webhook",
+                  service="outlook_com",
                   opener="providers.microsoft.provider:open_account",
                   linking="providers.microsoft.linking:LiveConnectOAuth",
                   push_parser="providers.microsoft.push:parse",

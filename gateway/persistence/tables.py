@@ -408,3 +408,18 @@ smart_invite_notifications = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Index("ix_smart_invite_notifications_pending", "delivered_at", "next_attempt_at"),
 )
+
+# POST /v1/link_tokens (API.md s2.5): a short-lived, single-use token that attaches the next
+# profile linked with it (``link_token`` on /oauth/authorize) to this account, from any
+# device. Only a SHA-256 digest of the token is kept (it is 256 random bits).
+link_tokens = Table(
+    "link_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)

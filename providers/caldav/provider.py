@@ -123,8 +123,13 @@ class CalDavProvider:
         # without authentication (a personal Xandikos) has no user name.
         parts = urlsplit(principal.principal_url)
         who = self.username or unquote(parts.path)
-        return AccountInfo(profile_name=self.username or principal.display_name or who,
-                           upstream_id=f"{parts.scheme}://{parts.netloc}|{who}")
+        # The principal's DAV:displayname is the person's name where the server keeps one
+        # (many echo the user name: that is no name). The zone is the primary calendar's
+        # calendar-timezone, which the gateway reads off the calendar list.
+        shown = (principal.display_name or "").strip()
+        return AccountInfo(profile_name=self.username or shown or who,
+                           upstream_id=f"{parts.scheme}://{parts.netloc}|{who}",
+                           name=shown if shown and shown not in (self.username, who) else None)
 
     def _list_calendars(self) -> list[Calendar]:
         home = self.client.principal().home_url

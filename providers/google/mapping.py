@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import InvalidInput
 from ..model import (
+    AccountInfo,
     Calendar,
     Event,
     EventDraft,
@@ -151,6 +152,29 @@ def calendar_from_entry(entry: CalendarEntry) -> Calendar:
                     primary=bool(entry.get("primary")),
                     color=normalise_color(entry.get("backgroundColor")),
                     tzid=entry.get("timeZone"))
+
+
+# Consumer Google accounts; any other domain signing in to Google Calendar is a Google
+# Workspace ("G Suite") account, Cronofy's ``provider_service`` ``gsuite``.
+CONSUMER_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def account_from_primary(entry: CalendarEntry) -> AccountInfo:
+    """Whose account this is, from the primary calendar's list entry alone (the only scope
+    Calgate always holds is calendar.calendarlist.readonly: no profile or email scope).
+
+    The primary calendar's id is the account's address and its ``timeZone`` the account's
+    zone (https://developers.google.com/calendar/api/v3/reference/calendarList). Its
+    ``summary`` is the owner's name on newer accounts and the address on older ones: only a
+    summary that is not an address is taken as the name.
+    """
+    address = entry["id"]
+    summary = (entry.get("summary") or "").strip()
+    domain = address.rpartition("@")[2].lower()
+    return AccountInfo(profile_name=address, upstream_id=address,
+                       name=summary if summary and "@" not in summary else None,
+                       tzid=entry.get("timeZone") or None,
+                       service="google" if domain in CONSUMER_DOMAINS else "gsuite")
 
 
 def normalise_color(color: str | None) -> str | None:

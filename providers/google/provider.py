@@ -95,7 +95,7 @@ class GoogleProvider:
         """The primary calendar's id is the account's email address: asking for it needs
         only calendar.calendarlist.readonly, no email/openid scope."""
         entry = await self._call(self.client.calendar_entry, "primary")
-        return AccountInfo(profile_name=entry["id"], upstream_id=entry["id"])
+        return mapping.account_from_primary(entry)
 
     async def list_calendars(self) -> list[Calendar]:
         """The calendar list; read-only where the access role is reader or freeBusyReader."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderError
 from ..model import (
     AccountInfo,
     Calendar,
@@ -83,7 +83,23 @@ class GraphProvider:
                        calendars[0] if calendars else None)
         owner = mapping.calendar_owner(default) if default else None
         return AccountInfo(profile_name=owner or self.secrets.account_id,
-                           upstream_id=self.secrets.account_id)
+                           upstream_id=self.secrets.account_id,
+                           name=self.secrets.display_name or None,
+                           tzid=await self._mailbox_zone(owner))
+
+    async def _mailbox_zone(self, owner: str | None) -> str | None:
+        """The mailbox's zone from getSchedule's working hours (work or school accounts:
+        personal ones have no getSchedule). Asked over the shortest window; any failure
+        leaves the zone unknown rather than failing the link."""
+        if not owner or self.secrets.personal:
+            return None
+        start = datetime.now(UTC).replace(second=0, microsecond=0)
+        window = TimeWindow(start, start + timedelta(minutes=drafts.SCHEDULE_INTERVAL_MINUTES))
+        try:
+            found = await self.client.get_schedule(drafts.schedule_body(owner, window))
+        except ProviderError:
+            return None
+        return next((z for z in map(mapping.zone_from_schedule, found) if z), None)
 
     async def list_calendars(self) -> list[Calendar]:
         return [mapping.calendar_from_graph(c) for c in await self.client.calendars()]
