@@ -26,6 +26,9 @@ from tests.support.oauth import Pkce, csrf, decide, exchange, make_client, start
 
 APP_ID, APP_SECRET = "gw-entra-app", "gw-entra-secret"
 WRITE = "read_write"
+# Where the consent screen tells the user to remove the app from their Microsoft account.
+REMOVE_AT = {"office365": "https://myapps.microsoft.com",
+             "live_connect": "https://account.live.com/consent/Manage"}
 FREE_BUSY = "read_free_busy"
 
 
@@ -92,6 +95,8 @@ def link(http, emu, browser, gateway, *, provider: str = "office365", scope: str
         flow.split("?")[0].removeprefix(ISSUER)), back.text
     review = http.get(flow).text
     assert email in review and 'id="allow"' in review, review
+    # Microsoft keeps its grant whatever Calgate does: the review says where to remove it.
+    assert 'id="remove-access"' in review and REMOVE_AT[provider] in review, review
     token = exchange(http, client, decide(http, flow)["code"], pkce)
     assert token["_status"] == 200, token
     linking = token["linking_profile"]
@@ -206,6 +211,19 @@ def test_admin_consent_and_a_refused_account_type_have_their_own_pages(
     _flow, url, _pkce = to_microsoft(http, client, "office365", WRITE)
     page = come_back(http, "office365", sign_in(browser, url, email, accept=False))
     assert page.status_code == 200 and "cancelled" in page.text, page.text
+
+
+def test_the_withheld_permission_page_says_where_to_remove_what_was_granted(
+        configured, emu, browser, http):
+    """Nothing is linked, yet Microsoft keeps what the user did grant on its page."""
+    email = f"untick-{uuid.uuid4().hex[:8]}@outlook.example"
+    emu.add_user(email, personal=True)
+    client = make_client(configured, scopes=WRITE)
+    _flow, url, _pkce = to_microsoft(http, client, "live_connect", WRITE)
+    page = come_back(http, "live_connect", sign_in(browser, url, email,
+                                                   untick=("Calendars.ReadWrite",)))
+    assert page.status_code == 200 and 'id="missing-scopes"' in page.text, page.text
+    assert 'id="remove-access"' in page.text and REMOVE_AT["live_connect"] in page.text
 
 
 def test_invalid_grant_disconnects_the_profile(configured, emu, browser, http):
