@@ -164,21 +164,26 @@ def full_rounds(emu: MicrosoftEmulator, email: str) -> int:
                and "startDateTime" in r.query)
 
 
+@pytest.mark.parametrize(("provider", "personal"), [(PROVIDER, False), (PERSONAL, True)],
+                         ids=["microsoft365", "outlook.com"])
 def test_a_graph_subscription_carries_changes_and_lifecycle_events(
-        server, api, emu, browser, engine):
-    email = f"push-{uuid.uuid4().hex[:8]}@contoso.example"
-    calendar = emu.add_user(email)
+        server, api, emu, browser, engine, provider, personal):
+    """On a Microsoft 365 mailbox and on an Outlook.com one (``live_connect``: its own
+    webhook path, the same lifecycle handling)."""
+    domain = "outlook.example" if personal else "contoso.example"
+    email = f"push-{uuid.uuid4().hex[:8]}@{domain}"
+    calendar = emu.add_user(email, personal=personal)
     first = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0,
                                                              microsecond=0)
     master = emu.add_event(email, weekly_series("Standup", first))
-    _app, headers = link(api, server, emu, browser, email)
+    _app, headers = link(api, server, emu, browser, email, provider)
 
     # The first sync, then a subscription whose handshake Calgate answered (Graph creates
     # none otherwise).
     eventually(lambda: not profile_row(engine, email).initial_sync_required)
     (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
     assert sub["clientState"] and sub["notificationUrl"].startswith(
-        f"{server.url}/webhooks/{PROVIDER}?")
+        f"{server.url}/webhooks/{provider}?")
     channel = parse_qs(urlsplit(sub["notificationUrl"]).query)["channel"][0]
     # Graph holds the subscription before Calgate has its answer and stores the channel.
     (stored,) = eventually(lambda: channels_in(engine))
@@ -201,7 +206,7 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
     forged = {"value": [{"subscriptionId": sub["id"], "clientState": "not-the-token",
                          "changeType": "updated", "resource": f"Users/x/Events/{master['id']}",
                          "tenantId": "t", "resourceData": {"id": master["id"]}}]}
-    answer = api.post(f"/webhooks/{PROVIDER}", params={"channel": channel}, json=forged)
+    answer = api.post(f"/webhooks/{provider}", params={"channel": channel}, json=forged)
     assert answer.status_code == 404
     after = profile_row(engine, email)
     assert (after.next_sync_at, after.sync_requested_at) == (before.next_sync_at,
