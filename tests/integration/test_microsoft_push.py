@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, update
 
 from gateway.domain.upstream_apps import UpstreamApps
-from gateway.persistence.tables import profiles, push_channels
+from gateway.persistence.tables import calendars, profiles, push_channels
 from gateway.secrets.local import LocalSecretStore
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.emulators.microsoft.signin import sign_in
@@ -290,3 +290,45 @@ def test_invalid_grant_sends_profile_disconnected(server, api, emu, browser, eng
         assert profile_row(engine, email).connected is False
     finally:
         hook.stop()
+
+
+def cursor_of(engine: Engine, calendar_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(calendars.c.cursor).where(
+            calendars.c.id == calendar_id)).scalar_one()
+
+
+def test_missed_while_a_sync_runs_still_ends_in_a_full_resync(
+        server, api, emu, browser, engine):
+    """``missed`` clears the cursor; a sync already running read the old one. Held at
+    Graph's answer to its delta round, it ends after the notification: it must not save its
+    own cursor over the cleared one, so the next sync is a full one."""
+    email = f"race-{uuid.uuid4().hex[:8]}@contoso.example"
+    calendar = emu.add_user(email)
+    _app, headers = link(api, server, emu, browser, email)
+    eventually(lambda: not profile_row(engine, email).initial_sync_required)
+    (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
+    (channel,) = eventually(lambda: channels_in(engine))
+    eventually(lambda: settled(engine, email))
+    assert cursor_of(engine, channel.calendar_id) is not None
+    full = full_rounds(emu, email)
+
+    # A change notification starts an incremental sync, held at its delta answer.
+    hold = emu.hold_answer(email, "delta", query="$deltatoken")
+    try:
+        at = datetime.now(UTC) + timedelta(days=1)
+        emu.add_event(email, {"subject": "During the race", "start": graph_time(at),
+                              "end": graph_time(at + timedelta(hours=1))})
+        eventually(hold.reached.is_set)
+        emu.lifecycle(sub["id"], "missed")
+        eventually(lambda: cursor_of(engine, channel.calendar_id) is None)
+    finally:
+        hold.release()
+
+    # The held round ends, then the calendar is synced in full (the notification asked for
+    # a sync while the round ran, so it is due at once).
+    eventually(lambda: full_rounds(emu, email) == full + 1)
+    eventually(lambda: settled(engine, email))
+    assert full_rounds(emu, email) == full + 1
+    assert cursor_of(engine, channel.calendar_id) is not None
+    assert [e["summary"] for e in read(api, headers)] == ["During the race"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from .delta import Delta
 from .events import Events
-from .faults import Fault, Faults, LoggedRequest
+from .faults import Fault, Faults, Hold, LoggedRequest
 from .identity import Identity
 from .push import Delivery, Push
 from .render import event_json
@@ -279,6 +279,15 @@ class MicrosoftEmulator:
         with self.world.lock:
             self.faults.add(Fault(email.lower() if email else None, re.compile(path), method,
                                   0, None, times, drop_answer=True))
+
+    def hold_answer(self, email: str, kind: str, *, query: str | None = None) -> Hold:
+        """Apply the mailbox's next ``kind`` request (with the ``query`` parameter, if
+        given: ``$deltatoken`` for an incremental delta round), then keep its caller waiting
+        for the answer until ``release()``; ``reached`` tells when it waits."""
+        with self.world.lock:
+            hold = Hold(email.lower(), kind, query)
+            self.faults.holds.append(hold)
+            return hold
 
     def clear_faults(self) -> None:
         with self.world.lock:
