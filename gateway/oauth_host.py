@@ -64,6 +64,7 @@ class GatewayAccountHost:
             ProviderChoice(
                 name=o.name, display_name=o.display_name, available=o.connector is not None,
                 note=o.note, redirect=isinstance(o.connector, RedirectConnector),
+                remove_access=o.remove_access,
                 fields=tuple(ConnectField(f.name, f.label, f.kind, f.required, f.help,
                                           f.autocomplete)
                              for f in (o.connector.fields if o.connector is not None

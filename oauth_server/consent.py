@@ -272,6 +272,7 @@ class ConsentScreen:
         assert client is not None
         return self.page("missing_scopes.html", {
             "client": client, "branding": client.branding, "flow": flow, "label": label,
+            "choice": self._choice(flow.client_id, flow.provider_name),
             "message": str(exc), "missing": exc.missing,
             "csrf_token": self.server.keys.csrf_token(session, flow.id),
             "action": f"/oauth/flow/{flow.id}"})

@@ -38,6 +38,9 @@ class ProviderChoice:
     # Linked by sending the user to the provider's own OAuth server (an upstream redirect)
     # instead of a form.
     redirect: bool = False
+    # Where the user removes the app's access at the provider, which keeps it whatever
+    # Calgate does; shown once the provider has given access (empty: nothing to remove).
+    remove_access: str = ""
 
 
 @dataclass(frozen=True, slots=True)

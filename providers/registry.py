@@ -69,6 +69,9 @@ class ProviderEntry:
     push_parser: str | None = None  # -> PushParser
     conferencing: str | None = None  # -> Callable[[str], Conferencing | None]
     integrated_conferencing: bool = False  # can add its own meeting to an event
+    # -> str: where the user removes the app's access at the upstream, for an upstream whose
+    # grant Calgate cannot give back itself; the consent screen shows it once linked.
+    access_note: str | None = None
     loggers: tuple[str, ...] = ()  # its libraries' loggers, kept at warning (they log URLs)
 
     @property
@@ -108,6 +111,14 @@ class ProviderEntry:
         recognise: Callable[[str], Conferencing | None] = _load(self.conferencing)
         return recognise(url)
 
+    def remove_access_note(self) -> str:
+        """Where the user removes this app's access at the upstream ("": revoking in Calgate
+        gives the grant back, nothing is left for the user to do)."""
+        if self.access_note is None:
+            return ""
+        note: str = _load(self.access_note)
+        return note
+
     def load_settings(self, values: Mapping[str, str]) -> object | None:
         if self.settings is None:
             return None
@@ -144,7 +155,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   settings="providers.microsoft.config:GraphSettings",
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
-                  integrated_conferencing=True, loggers=("msal",)),
+                  integrated_conferencing=True, loggers=("msal",),
+                  access_note="providers.microsoft.linking:REMOVE_WORK_ACCESS"),
     # Personal accounts; the same Entra app, settings (CALGATE_OFFICE365_*) and provider.
     ProviderEntry("live_connect", "Outlook.com", "redirect", _GRAPH, push="webhook",
                   service="outlook_com",
@@ -152,7 +164,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   linking="providers.microsoft.linking:LiveConnectOAuth",
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
-                  integrated_conferencing=True, loggers=("msal",)),
+                  integrated_conferencing=True, loggers=("msal",),
+                  access_note="providers.microsoft.linking:REMOVE_PERSONAL_ACCESS"),
     ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
     ProviderEntry("apple", "iCloud", "form", _CALDAV, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",

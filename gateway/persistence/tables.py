@@ -116,6 +116,9 @@ calendars = Table(
     Column("tzid", String(64), nullable=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("cursor", Text, nullable=True),  # the provider's sync cursor
+    # Moved on by every reset of the cursor; a running sync saves its cursor only if the
+    # epoch it read is still this one (persistence/cursors.py).
+    Column("cursor_epoch", Integer, nullable=False, default=0, server_default="0"),
     Column("synced_at", DateTime(timezone=True), nullable=True),
     # The longest event ever mirrored here (seconds; None until known): lets a window read
     # bound ``start_at`` from below, so the index range is the window, not all that precedes.

@@ -15,6 +15,7 @@ from providers.model import Calendar
 
 from ..domain.ids import new_id
 from ..domain.mirror import Policy
+from ..persistence.cursors import reset_cursors
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, audit_log, calendars, link_tokens, profiles
 from ..secrets import SecretStore
@@ -338,8 +339,7 @@ def _resync(conn: Any, subject: str, now: datetime) -> None:
     """Mirror the account's calendars afresh under the wider grant: a full sync of every
     profile, which ends with a ``change`` covering all its events (sync/engine.py)."""
     owned = select(profiles.c.id).where(profiles.c.account_id == subject)
-    conn.execute(update(calendars).where(calendars.c.profile_id.in_(owned))
-                 .values(cursor=None))
+    reset_cursors(conn, calendars.c.profile_id.in_(owned))
     conn.execute(update(profiles).where(profiles.c.account_id == subject)
                  .values(initial_sync_required=True, next_sync_at=now))
 

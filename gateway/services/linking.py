@@ -150,6 +150,7 @@ class Offering:
     display_name: str
     connector: AnyConnector | None
     note: str = ""
+    remove_access: str = ""  # the entry's access note: where to remove the app upstream
 
 
 class ConnectorRegistry:
@@ -168,13 +169,14 @@ class ConnectorRegistry:
         """What ``client_id``'s users may choose from. A registered connector the deployment
         has not configured is left out altogether: offering it would only fail later."""
         usable = {n: c for n, c in self._connectors.items() if c.configured(client_id)}
-        listed = [(e.name, e.display_name) for e in entries() if e.link != "none"]
-        planned = [Offering(name, label, usable.get(name),
-                            "" if name in usable else "Not yet available")
-                   for name, label in listed
-                   if name in usable or name not in self._connectors]
+        listed = [e for e in entries() if e.link != "none"]
+        planned = [Offering(e.name, e.display_name, usable.get(e.name),
+                            "" if e.name in usable else "Not yet available",
+                            e.remove_access_note() if e.name in usable else "")
+                   for e in listed
+                   if e.name in usable or e.name not in self._connectors]
         extra = [Offering(c.name, c.display_name, c) for n, c in usable.items()
-                 if n not in dict(listed)]
+                 if n not in {e.name for e in listed}]
         return extra + planned
 
 

@@ -4,7 +4,9 @@ PATCH bodies, an invitation answer, a new calendar, a getSchedule query.
 Idempotent creates: every create carries a ``transactionId`` made from the managed key
 (Graph does not make a second event for a repeated POST with the same one; sync reads the
 key back from it, as delta cannot expand extended properties) and the key itself in a
-single-value extended property, so the provider can also find the event by ``$filter``.
+single-value extended property, which writes read back through ``$expand``. A create retried
+after a lost answer needs no look-up: the repeated ``transactionId`` returns the first
+attempt's event.
 https://learn.microsoft.com/graph/api/resources/event (transactionId)
 https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties
 """
@@ -101,13 +103,6 @@ def patch_body(patch: EventPatch) -> dict[str, Any]:
     if patch.transparency is not None:
         body["showAs"] = "free" if patch.transparency == "transparent" else "busy"
     return body
-
-
-def find_managed_filter(managed_key: str) -> str:
-    """The ``$filter`` finding a managed event by its key (after a lost create answer)."""
-    quoted = managed_key.replace("'", "''")  # OData string literal escaping
-    return (f"singleValueExtendedProperties/any(ep: ep/id eq '{MANAGED_PROPERTY}' "
-            f"and ep/value eq '{quoted}')")
 
 
 def answer_action(status: Participation) -> str:

@@ -286,9 +286,9 @@ class GraphProvider:
 
     async def revoke_upstream(self) -> None:
         """Graph cannot revoke one delegated grant: delete this app's subscriptions for the
-        account and forget the access token. The user removes the app's access at
-        https://account.microsoft.com/privacy/app-access (personal) or
-        https://myapps.microsoft.com (work or school)."""
+        account and forget the access token. The user removes the app's access where
+        :data:`.linking.REMOVE_PERSONAL_ACCESS` and :data:`.linking.REMOVE_WORK_ACCESS`
+        say (the consent screen shows them)."""
         for found in await self.client.subscriptions():
             try:
                 await self.client.unsubscribe(str(found["id"]))
