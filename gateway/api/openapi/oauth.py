@@ -127,7 +127,8 @@ PATHS: dict[str, Json] = {
         post=obj(_CSRF | {"decision": string(enum=["allow", "deny"])}, ("csrf_token",)))},
     "/oauth/token": {"post": {
         "operationId": "token", "tags": ["OAuth"], "security": _CLIENT_AUTH,
-        "summary": "Exchange a code, or refresh (the refresh token rotates).",
+        "summary": "Exchange a code, or refresh (a confidential client keeps its refresh "
+                   "token; a public or opted-in one gets a new one).",
         "description": "Form or JSON body; the Authorization header is read only for Basic "
                        "client credentials. A code exchange adds account_id, sub and "
                        "linking_profile.",
