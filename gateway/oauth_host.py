@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from oauth_server.endpoints import APPLICATION_SCOPE
 from oauth_server.ports import (
     ConnectFailed,
     ConnectField,
@@ -20,6 +21,7 @@ from oauth_server.ports import (
 from oauth_server.scopes import expand
 
 from .services.accounts import AccountService, PendingAccount
+from .services.application_calendars import ApplicationCalendars
 from .services.linking import (
     ConnectorRegistry,
     RedirectConnector,
@@ -32,9 +34,11 @@ from .services.linking import (
 class GatewayAccountHost:
     """Implements :class:`oauth_server.ports.AccountHost` over gateway's services."""
 
-    def __init__(self, accounts: AccountService, connectors: ConnectorRegistry) -> None:
+    def __init__(self, accounts: AccountService, connectors: ConnectorRegistry,
+                 application_calendars: ApplicationCalendars) -> None:
         self.accounts = accounts
         self.connectors = connectors
+        self.application_calendars = application_calendars
 
     def provider_choices(self, client_id: str) -> Sequence[ProviderChoice]:
         return [
@@ -112,6 +116,13 @@ class GatewayAccountHost:
             pending.provider_name, pending.provider_service, pending.profile_name,
             pending.upstream_id, pending.credential_path), link_key,
             sorted(expand(scope.split())))
+        return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
+                             linked.provider_service, linked.profile_name)
+
+    def application_calendar(self, client_id: str,
+                             application_calendar_id: str) -> LinkedProfile:
+        linked = self.application_calendars.provision(
+            client_id, application_calendar_id, sorted(expand([APPLICATION_SCOPE])))
         return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
                              linked.provider_service, linked.profile_name)
 

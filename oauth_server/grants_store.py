@@ -158,6 +158,12 @@ class GrantStore:
                          .values(family_id=family_id))
         return issued
 
+    def issue(self, client_id: str, subject: str, scope: str) -> Issued:
+        """A new token family without a code: the client authenticated itself for an account
+        it owns (an application calendar)."""
+        with self._begin() as conn:
+            return self._new_family(conn, client_id, subject, scope)[1]
+
     def revoke_code_family(self, code_hash: str) -> str | None:
         """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2).
 

@@ -45,6 +45,7 @@ class Capabilities:
     server_side_expansion: bool = False
     create_calendar: bool = False
     participation_status: bool = False
+    invitations: bool = True  # attendees on a written event are invited (False: refused)
 
 
 @dataclass(frozen=True, slots=True)

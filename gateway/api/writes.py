@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
+    AttendeesNotInvited,
     CalendarNotFound,
     CalendarReadOnly,
     EventNotFound,
@@ -139,8 +140,15 @@ async def _record(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
+    except AttendeesNotInvited:
+        raise no_invitations() from None
     except EventNotFound:
         raise not_found() from None
+
+
+def no_invitations() -> InvalidParam:
+    return InvalidParam("attendees", "not_supported",
+                        "this calendar cannot invite attendees (an application calendar)")
 
 
 def _wait(request: Request) -> int:

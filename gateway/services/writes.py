@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from providers.registry import find_entry
+
 from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context, managed_key
 from ..domain.sealing import DataKeys, seal
@@ -37,6 +39,10 @@ class CalendarReadOnly(WriteError):
     pass
 
 
+class AttendeesNotInvited(WriteError):
+    """The calendar's provider cannot invite attendees (an application calendar)."""
+
+
 class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
@@ -53,7 +59,7 @@ class WriteService:
 
     def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
         row = conn.execute(
-            select(calendars.c.readonly, calendars.c.deleted)
+            select(calendars.c.readonly, calendars.c.deleted, profiles.c.provider_name)
             .join(profiles, profiles.c.id == calendars.c.profile_id)
             .where(calendars.c.id == calendar_id, profiles.c.account_id == subject)).first()
         if row is None:
@@ -71,7 +77,9 @@ class WriteService:
         sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._calendar(conn, subject, calendar_id)
+            calendar = self._calendar(conn, subject, calendar_id)
+            if desired.attendees and not _invites(calendar.provider_name):
+                raise AttendeesNotInvited(calendar_id)
             row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
                 managed_events.c.calendar_id == calendar_id,
                 managed_events.c.event_id == event_id)).first()
@@ -151,3 +159,9 @@ class WriteService:
             row = conn.execute(select(managed_events.c.applied_version).where(
                 managed_events.c.id == managed_id)).first()
         return row is not None and row.applied_version >= version
+
+
+def _invites(provider_name: str) -> bool:
+    """Whether the provider invites the attendees of an event it writes."""
+    entry = find_entry(provider_name)
+    return entry is None or entry.capabilities.invitations

@@ -15,17 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import pycronofy
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from gateway.app import create_app
 from oauth_server.tables import tokens
 from tests.support.oauth import authorize, make_client
 from tests.support.oauth_extra import api, grant, introspect, refresh
-from tests.support.processes import free_port
-from tests.support.waiting import eventually
+from tests.support.served import sdk, serving
 
 HOUR = timedelta(hours=1)
 
@@ -167,24 +164,8 @@ def test_turning_rotation_on_rotates_the_kept_token_and_detects_its_reuse(http, 
 def served(gateway) -> Iterator[str]:
     """The gateway under a real uvicorn server in this process (so the test's clock holds
     there too); its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                                           log_level="critical", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        eventually(lambda: server.started)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def sdk(base_url: str, client_id: str, secret: str | None, **auth: str) -> pycronofy.Client:
-    client = pycronofy.Client(client_id=client_id, client_secret=secret, **auth)
-    client.request_handler.base_url = base_url
-    client.app_base_url = base_url
-    return client
+    with serving(create_app(gateway)) as url:
+        yield url
 
 
 def test_pycronofy_app_keeping_only_its_first_refresh_token(http, gateway, clock, served):
