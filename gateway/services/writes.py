@@ -39,6 +39,10 @@ class CalendarReadOnly(WriteError):
     pass
 
 
+class AttendeesNotInvited(WriteError):
+    """The calendar's provider cannot invite attendees (an application calendar)."""
+
+
 class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
@@ -81,7 +85,10 @@ class WriteService:
         sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            _check_capable(self._calendar(conn, subject, calendar_id).provider_name, desired)
+            calendar = self._calendar(conn, subject, calendar_id)
+            _check_capable(calendar.provider_name, desired)
+            if desired.attendees and not _invites(calendar.provider_name):
+                raise AttendeesNotInvited(calendar_id)
             row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
                 managed_events.c.calendar_id == calendar_id,
                 managed_events.c.event_id == event_id)).first()
@@ -170,3 +177,9 @@ def _check_capable(provider_name: str, desired: DesiredEvent) -> None:
             entry is None or not entry.capabilities.recurring_writes):
         raise Unsupported("recurrence", "this calendar cannot store recurring events: "
                                         "write each occurrence as its own event")
+
+
+def _invites(provider_name: str) -> bool:
+    """Whether the provider invites the attendees of an event it writes."""
+    entry = find_entry(provider_name)
+    return entry is None or entry.capabilities.invitations
