@@ -254,3 +254,41 @@ def test_node_sdk_elevated_permissions_and_external_events(
     assert eventually(lambda: external("Moved by Node"))[0]["event_uid"] == uid
     assert sdk.call("deleteExternalEvent", {"calendar_id": calendar_id, "event_uid": uid}).ok
     eventually(lambda: not _find(owner, path, "Moved by Node"))
+
+
+def test_node_sdk_application_calendar(node_server: GatewayServer,
+                                       callback: CallbackServer) -> None:
+    """applicationCalendar provisions the app's own calendar (the SDK stores the tokens it
+    gets), then the ordinary calls work on it; a second call re-authorizes the same one."""
+    app = node_server.register_client(name="Node App", redirect_uris=[callback.url],
+                                      scopes=SCOPE.split(), legacy_no_pkce=True)
+    sdk = NodeSdk(node_server.url, {"client_id": app.client_id,
+                                    "client_secret": app.secret})
+    made = sdk.call("applicationCalendar", {"application_calendar_id": "node-rooms"}).unwrap()
+    assert made["sub"].startswith("apc_") and made["application_calendar_id"] == "node-rooms"
+    assert made["linking_profile"]["provider_name"] == "cronofy"
+    assert sdk.config["access_token"] == made["access_token"]
+    info = sdk.call("userInfo").unwrap()
+    assert info["cronofy.type"] == "application_calendar"
+    (calendar,) = sdk.call("listCalendars").unwrap()["calendars"]
+
+    at = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=0, second=0,
+                                                         microsecond=0)
+    event = {"calendar_id": calendar["calendar_id"], "event_id": "room-1",
+             "summary": "Room booked", "start": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "end": (at + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert sdk.call("createEvent", event).ok
+    window = {"tzid": "Etc/UTC", "include_managed": True,
+              "from": at.date().isoformat(), "to": (at + timedelta(days=1)).date().isoformat()}
+    read = eventually(lambda: [e for e in sdk.call("readEvents", window).unwrap()["events"]
+                               if e.get("event_id") == "room-1"])
+    assert read[0]["summary"] == "Room booked"
+    refused = sdk.call("createEvent", {**event, "event_id": "room-2",
+                                       "attendees": {"invite": [{"email": "a@example.org"}]}})
+    assert refused.status == 422 and "attendees" in refused.body["errors"]
+
+    again = sdk.call("applicationCalendar", {"application_calendar_id": "node-rooms"}).unwrap()
+    assert again["sub"] == made["sub"]
+    assert sdk.call("revokeAuthorization", {"sub": made["sub"]}).ok
+    gone = NodeSdk(node_server.url, {"access_token": again["access_token"]})
+    assert gone.call("listCalendars").status == 401

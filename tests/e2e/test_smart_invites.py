@@ -23,6 +23,7 @@ from pycronofy.exceptions import PyCronofyRequestError
 from tests.support.e2e_app import build_gateway
 from tests.support.e2e_server import GatewayServer, RegisteredApp
 from tests.support.imip import reply_calendar, reply_mail, sendgrid_raw
+from tests.support.node_sdk import NodeSdk
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -116,3 +117,35 @@ def test_a_wrong_secret_is_refused(server: GatewayServer, app: RegisteredApp) ->
     with pytest.raises(PyCronofyRequestError) as raised:
         client.get_smart_invite("mentoring-42", PARTNER)
     assert raised.value.response.status_code == 401
+
+
+def test_the_node_sdk_invites_reads_the_answer_and_cancels(
+        server: GatewayServer, app: RegisteredApp, receiver: Receiver) -> None:
+    """The same journey with the official Node SDK: createSmartInvite, the emailed answer,
+    getSmartInvite, cancelSmartInvite (the SDK sends the client secret as bearer)."""
+    node = NodeSdk(server.url, {"client_id": app.client_id, "client_secret": app.secret})
+    created = node.call("createSmartInvite", {
+        "smart_invite_id": "node-7", "callback_url": receiver.url,
+        "recipient": {"email": PARTNER}, "event": dict(EVENT),
+        "organizer": {"name": "Mentor Hub"}}).unwrap()
+    assert created["smart_invite_id"] == "node-7"
+    assert created["recipient"] == {"email": PARTNER, "status": "pending"}
+    ics = created["attachments"]["icalendar"]
+    assert str(Calendar.from_ical(ics)["method"]) == "REQUEST"
+
+    answer = reply_calendar(ics, PARTNER, "ACCEPTED")
+    assert post_mail(inbound_url(server), reply_mail(answer, PARTNER, MAILBOX)) == 200
+    got = eventually(lambda: [r for r in receiver.delivered()
+                              if r.json["smart_invite"]["smart_invite_id"] == "node-7"])
+    assert got[0].cronofy_valid
+    assert got[0].json["smart_invite"]["recipient"]["status"] == "accepted"
+
+    status = node.call("getSmartInvite", {"smart_invite_id": "node-7",
+                                          "recipient_email": PARTNER}).unwrap()
+    assert status["recipient"]["status"] == "accepted"
+    cancelled = node.call("cancelSmartInvite", {"smart_invite_id": "node-7",
+                                                "recipient": {"email": PARTNER}}).unwrap()
+    assert str(Calendar.from_ical(cancelled["attachments"]["icalendar"])["method"]) == "CANCEL"
+    wrong = NodeSdk(server.url, {"client_secret": "not-the-secret"})
+    assert wrong.call("getSmartInvite", {"smart_invite_id": "node-7",
+                                         "recipient_email": PARTNER}).status == 401
