@@ -22,10 +22,10 @@ from starlette.routing import Route
 
 from ..services.batches import MAX_ENTRIES, BatchProgress, BatchService, EntryResult
 from ..services.reads import utc_time
-from ..services.writes import CalendarNotFound, CalendarReadOnly, WriteService
+from ..services.writes import CalendarNotFound, CalendarReadOnly, UnsupportedField, WriteService
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
-from .event_body import desired_event
+from .event_body import event_upsert
 from .guard import BadInput, check_text
 from .params import InvalidParam, Params, read_params
 from .writes import event_id_of  # the single-event endpoints' rule, so entries never drift
@@ -110,7 +110,7 @@ def _dispatch(writes: WriteService, subject: str, grants: frozenset[str],
             raise ApiError(403, {"error": "insufficient_scope", "required_scope": SCOPES[method]})
         event_id = event_id_of(params)
         if method == "POST":
-            desired = desired_event(params)
+            desired = event_upsert(params)
             written: tuple[int, int] | None = _write(
                 lambda: writes.upsert(subject, calendar_id, event_id, desired))
         else:
@@ -155,6 +155,8 @@ def _write(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
+    except UnsupportedField as exc:
+        raise InvalidParam(exc.field, "unsupported", str(exc)) from None
 
 
 def _entry_body(answer: _Answer) -> dict[str, object]:

@@ -24,11 +24,12 @@ from ..services.writes import (
     CalendarNotFound,
     CalendarReadOnly,
     EventNotFound,
+    UnsupportedField,
     WriteService,
 )
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
-from .event_body import desired_event, valid_event_id
+from .event_body import event_upsert, valid_event_id
 from .params import InvalidParam, Params, read_params
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ class _Handlers:
         caller = await self.authenticate(request, "create_event")
         params = await read_params(request)
         event_id = event_id_of(params)
-        desired = desired_event(params)
+        desired = event_upsert(params)
         calendar_id = request.path_params["calendar_id"]
         written = await _record(partial(self.writes.upsert, caller.subject, calendar_id,
                                         event_id, desired))
@@ -141,6 +142,8 @@ async def _record(call: Callable[[], T]) -> T:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
     except EventNotFound:
         raise not_found() from None
+    except UnsupportedField as exc:
+        raise InvalidParam(exc.field, "unsupported", str(exc)) from None
 
 
 def _wait(request: Request) -> int:

@@ -51,6 +51,7 @@ class ReadQuery:
     only_managed: bool = False
     calendar_ids: tuple[str, ...] = ()
     localized_times: bool = False
+    include_geo: bool = False  # location.lat / location.long where the event has them
 
     @classmethod
     def build(cls, tzid: str, start: datetime | None, end: datetime | None, *,
@@ -347,8 +348,12 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
             body["calgate_write"] = write
     if visible is not None:
         body |= {"summary": visible.summary or "", "description": visible.description or ""}
-        if visible.location:
-            body["location"] = {"description": visible.location}
+        if visible.location or (query.include_geo and visible.geo):
+            body["location"] = {"description": visible.location or ""}
+            if query.include_geo and visible.geo:
+                body["location"] |= {"lat": visible.geo[0], "long": visible.geo[1]}
+        if visible.url:
+            body["url"] = visible.url
         if visible.meeting_url:
             body["meeting_url"] = visible.meeting_url
             meeting = _recognise_meeting(row, visible.meeting_url)
@@ -368,7 +373,13 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
             body["organizer"] = {"email": organizer.email,
                                  "display_name": organizer.display_name}
     writable = not calendar_readonly and not row.deleted
-    body |= {"transparency": row.transparency, "status": row.status,
+    body["transparency"] = row.transparency
+    extended = (visible.extended_transparency if visible else None) or row.transparency
+    if extended != "unknown":
+        body["extended_transparency"] = extended
+    if visible is not None and visible.reminders is not None:
+        body["reminders"] = [{"minutes": m} for m in visible.reminders]
+    body |= {"status": row.status,
              "categories": list(visible.categories) if visible else [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),
              "options": {"delete": writable and managed, "update": writable and managed,

@@ -11,10 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..domain.desired import DesiredEvent
+from providers.model import GATED_WRITE_FIELDS
+from providers.registry import find_entry
+
+from ..domain.desired import DesiredEvent, EventUpsert
 from ..domain.managed import managed_context, managed_key
-from ..domain.sealing import DataKeys, seal
+from ..domain.sealing import DataKeys, seal, unseal
 from ..persistence.generation import bump_generation
 from ..persistence.tables import (
     calendars,
@@ -41,6 +45,18 @@ class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
 
+class UnsupportedField(WriteError):
+    """The calendar's provider cannot carry a field the write uses (a 422 naming it)."""
+
+    def __init__(self, field: str, provider: str) -> None:
+        super().__init__(f"{field} cannot be written to a {provider} calendar")
+        self.field = field
+        self.provider = provider
+
+
+MERGE_ATTEMPTS = 5  # a concurrent upsert of the same event: merge again over its result
+
+
 PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 
 
@@ -53,7 +69,7 @@ class WriteService:
 
     def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
         row = conn.execute(
-            select(calendars.c.readonly, calendars.c.deleted)
+            select(calendars.c.readonly, calendars.c.deleted, profiles.c.provider_name)
             .join(profiles, profiles.c.id == calendars.c.profile_id)
             .where(calendars.c.id == calendar_id, profiles.c.account_id == subject)).first()
         if row is None:
@@ -63,32 +79,63 @@ class WriteService:
         return row
 
     def upsert(self, subject: str, calendar_id: str, event_id: str,
-               desired: DesiredEvent) -> tuple[int, int]:
-        """Record the desired event; returns (managed event id, version) to wait on."""
+               upsert: EventUpsert | DesiredEvent) -> tuple[int, int]:
+        """Merge the write over the event's stored desired state (a new event: over the
+        defaults) and record it; returns (managed event id, version) to wait on.
+
+        The merge reads and writes the row in one transaction, and the write only lands if
+        the row's version is still the one merged over (PostgreSQL also locks the row): a
+        concurrent upsert of the same event makes this one merge again over its result, so
+        two quick partial upserts compose and neither loses the other's fields."""
         key = self.keys.key(subject)
         if key is None:  # no such account (any more): nothing of it can be written
             raise CalendarNotFound(calendar_id)
-        sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
+        context = managed_context(calendar_id, event_id)
+        for _attempt in range(MERGE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    done = self._merge(conn, subject, calendar_id, event_id, upsert, key,
+                                       context)
+            except IntegrityError:  # a concurrent first write made the row: merge over it
+                continue
+            if done is not None:
+                return done
+        raise RuntimeError(f"upsert of {event_id!r} kept losing to concurrent writes")
+
+    def _merge(self, conn: Connection, subject: str, calendar_id: str, event_id: str,
+               upsert: EventUpsert | DesiredEvent, key: bytes, context: str
+               ) -> tuple[int, int] | None:
+        calendar = self._calendar(conn, subject, calendar_id)
+        _check_fields(calendar.provider_name, upsert)
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            self._calendar(conn, subject, calendar_id)
-            row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
-                managed_events.c.calendar_id == calendar_id,
-                managed_events.c.event_id == event_id)).first()
-            if row is None:
-                result = conn.execute(insert(managed_events).values(
-                    account_id=subject, calendar_id=calendar_id, event_id=event_id,
-                    managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
-                    version=1, applied_version=0, attempts=0, next_attempt_at=now,
-                    created_at=now, updated_at=now))
-                assert result.inserted_primary_key is not None
-                return int(result.inserted_primary_key[0]), 1
-            conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
-                desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
-                last_error=None, updated_at=now))
-            # The event's read now shows the write pending (calgate_write): no cached page.
-            bump_generation(conn, account_id=subject)
-            return int(row.id), int(row.version) + 1
+        row = conn.execute(select(
+            managed_events.c.id, managed_events.c.version, managed_events.c.applied_version,
+            managed_events.c.desired).where(
+            managed_events.c.calendar_id == calendar_id,
+            managed_events.c.event_id == event_id).with_for_update()).first()
+        current = None
+        if row is not None and row.desired is not None:  # a deleted event is made anew
+            current = DesiredEvent.from_stored(unseal(key, row.desired, context))
+        desired = upsert.merge(current, pending=row is not None
+                               and row.applied_version < row.version)
+        sealed = seal(key, desired.to_stored(), context)
+        if row is None:
+            result = conn.execute(insert(managed_events).values(
+                account_id=subject, calendar_id=calendar_id, event_id=event_id,
+                managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
+                version=1, applied_version=0, attempts=0, next_attempt_at=now,
+                created_at=now, updated_at=now))
+            assert result.inserted_primary_key is not None
+            return int(result.inserted_primary_key[0]), 1
+        won = conn.execute(update(managed_events).where(
+            managed_events.c.id == row.id, managed_events.c.version == row.version).values(
+            desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
+            last_error=None, updated_at=now)).rowcount
+        if won != 1:
+            return None
+        # The event's read now shows the write pending (calgate_write): no cached page.
+        bump_generation(conn, account_id=subject)
+        return int(row.id), int(row.version) + 1
 
     def delete(self, subject: str, calendar_id: str, event_id: str) -> tuple[int, int] | None:
         """Mark the event for deletion; None if the app never made it (still a 202)."""
@@ -151,3 +198,13 @@ class WriteService:
             row = conn.execute(select(managed_events.c.applied_version).where(
                 managed_events.c.id == managed_id)).first()
         return row is not None and row.applied_version >= version
+
+
+def _check_fields(provider_name: str, upsert: EventUpsert | DesiredEvent) -> None:
+    """Refuse, before accepting it, a write that uses a field the calendar's provider
+    cannot carry upstream (its registry entry's ``write_fields``)."""
+    entry = find_entry(provider_name)
+    offered = entry.write_fields if entry is not None else frozenset()
+    for row in sorted(upsert.gated_fields() - offered):
+        raise UnsupportedField(GATED_WRITE_FIELDS[row],
+                               entry.display_name if entry else provider_name)

@@ -25,7 +25,7 @@ from providers.errors import (
     RateLimited,
     Unavailable,
 )
-from providers.model import ChangeSet, Event
+from providers.model import ChangeSet
 from providers.registry import ProviderOptions
 
 from ..domain.desired import DesiredEvent
@@ -190,13 +190,8 @@ class Outbox:
                 changes = ChangeSet(deleted=(old,) if old else ())
             else:
                 draft = row["draft"]
-                changes = ChangeSet(changed={resource_id: [Event(
-                    resource_id=resource_id, instance_id=resource_id, start=draft.start,
-                    end=draft.end, summary=draft.summary, description=draft.description,
-                    location=draft.location, start_tzid=draft.start_tzid,
-                    end_tzid=draft.end_tzid, transparency=draft.transparency,
-                    attendees=draft.attendees, url=draft.url, private=draft.private,
-                    managed_key=draft.managed_key, etag=etag)]})
+                changes = ChangeSet(changed={resource_id: [draft.as_event(resource_id,
+                                                                          etag)]})
             apply_changes(conn, row["calendar_id"], changes, policy, key, now)
 
     def _failed(self, row: dict[str, Any], error: str, retry_after: float | None,
