@@ -17,7 +17,6 @@ from typing import Any, Literal, cast
 from providers.model import EventDraft, ExtendedTransparency, Person, When
 
 Transparency = Literal["opaque", "transparent"]
-STORED_FORMAT = 2  # 2: "reminders" [] means none at all (1: the calendar's defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +49,10 @@ class DesiredEvent:
     removed: tuple[Invitee, ...] = ()
 
     def to_stored(self) -> dict[str, Any]:
-        """The JSON form sealed into the outbox (the keys older releases wrote, plus the
-        newer ones, which older rows lack)."""
-        return {
+        """The JSON form sealed into the outbox: the keys older releases read and wrote,
+        plus a newer key only when its field is set, so a row without the newer fields is
+        the same as ever, and an older release still applies one with them."""
+        stored = {
             "summary": self.summary, "description": self.description,
             "location": self.location,
             "start": self.start.isoformat(), "end": self.end.isoformat(),
@@ -61,14 +61,16 @@ class DesiredEvent:
             "attendees": [{"email": a.email, "display_name": a.display_name}
                           for a in self.attendees],
             "url": self.url, "private": self.private,
-            "reminders": None if self.reminders is None else list(self.reminders),
-            "conferencing": self.conferencing,
-            "format": STORED_FORMAT, "reminders_create_only": self.reminders_create_only,
+            "reminders": list(self.reminders or ()), "conferencing": self.conferencing,
+        }
+        newer: dict[str, Any] = {
+            "no_reminders": self.reminders == (),  # [] above is "the calendar's defaults"
+            "reminders_create_only": self.reminders_create_only,
             "extended_transparency": self.extended_transparency, "color": self.color,
             "geo": list(self.geo) if self.geo else None,
             "removed": [{"email": a.email, "display_name": a.display_name}
-                        for a in self.removed],
-        }
+                        for a in self.removed]}
+        return stored | {k: v for k, v in newer.items() if v}
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> DesiredEvent:
@@ -125,11 +127,10 @@ def _gated(color: str | None, url: str | None, geo: tuple[str, str] | None,
 
 
 def _stored_reminders(stored: Mapping[str, Any]) -> tuple[int, ...] | None:
-    """Rows before format 2 wrote ``[]`` for "not given" (the calendar's defaults)."""
-    reminders = stored.get("reminders")
-    if reminders is None or (not reminders and stored.get("format", 1) < STORED_FORMAT):
-        return None
-    return tuple(int(m) for m in reminders)
+    """``[]`` has always meant the calendar's defaults; ``no_reminders`` says none at all."""
+    if stored.get("no_reminders"):
+        return ()
+    return tuple(int(m) for m in stored.get("reminders") or ()) or None
 
 
 @dataclass(frozen=True, slots=True)
