@@ -112,7 +112,7 @@ def test_pycronofy_upsert_event_updates_only_what_it_sends(
     got = consent_over_http(client.user_auth_link(callback.url, scope=SCOPE, state="s"),
                             server, callback)
     client.get_authorization_from_code(got["code"], redirect_uri=callback.url)
-    calendar_id = client.list_calendars()[0]["calendar_id"]
+    calendar_id = eventually(client.list_calendars)[0]["calendar_id"]  # the first sync
     start, end = datetime(2031, 5, 6, 9, tzinfo=UTC), datetime(2031, 5, 6, 10, tzinfo=UTC)
     client.upsert_event(calendar_id, {
         "event_id": "booking-7", "summary": "Mentoring", "description": "Agenda",
