@@ -30,7 +30,19 @@ from oauth_server.scopes import expand
 from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
-from .api import batch, calendars, channels, events, identity, openapi, webhooks, writes
+from .api import (
+    batch,
+    calendars,
+    channels,
+    events,
+    identity,
+    openapi,
+    permissions,
+    smart_invites,
+    webhooks,
+    writes,
+)
+from .api.app_auth import ClientSecretAuth
 from .api.auth import Authenticator
 from .api.errors import (
     ApiError,
@@ -58,16 +70,24 @@ from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
 from .services.connectors import register_defaults
+from .services.external_writes import ExternalWriteService
+from .services.inbound_token import InboundToken
 from .services.linking import ConnectorRegistry
 from .services.pagecache import PageCache
+from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
+from .services.relink import RelinkLinks
 from .services.signing import ClientSecrets
+from .services.smart_invites import NOTIFICATION_PURPOSE as smart_invite_notice_purpose
+from .services.smart_invites import InviteSettings, SmartInviteService
 from .services.writes import WriteService
 from .settings import Settings
 from .sync.answers import Answers
 from .sync.delivery import Deliverer, DeliverySettings
 from .sync.engine import SyncEngine, SyncSettings
+from .sync.external import ExternalOutbox
+from .sync.invite_delivery import InviteDeliverer
 from .sync.outbox import Outbox
 from .worker import Worker
 
@@ -103,6 +123,11 @@ class Gateway:
     calendars: CalendarService  # listing and creating calendars, with the provider settings
     batches: BatchService  # batch progress
     pages: PageCache | None = None  # rendered read pages (None: the cache is off)
+    permissions: PermissionService | None = None  # elevated permissions (API.md s6.3)
+    external_writes: ExternalWriteService | None = None  # writes to events of others
+    invites: SmartInviteService | None = None  # Smart Invites and their answers
+    inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
+    relinks: RelinkLinks | None = None  # signs profile_relink_url
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -118,7 +143,8 @@ class Gateway:
         if connectors is None:
             connectors = ConnectorRegistry()
             register_defaults(connectors, options, apps)
-        host = GatewayAccountHost(accounts, connectors)
+        relinks = RelinkLinks(keys.derive("relink"), settings.issuer)
+        host = GatewayAccountHost(accounts, connectors, relinks)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
                               grace=settings.refresh_grace_seconds, code=settings.code_ttl,
@@ -138,26 +164,46 @@ class Gateway:
         push = PushService(engine, opener, PushSettings(
             settings.push_enabled, settings.issuer, settings.push_channel_ttl))
         accounts.release = lambda profile_id: _run_async(push.release, profile_id)
-        deliverer = Deliverer(engine, signing.sign, DeliverySettings(
+        delivery = DeliverySettings(
             timeout=settings.notify_timeout, retry_base=settings.notify_retry_base,
             max_backoff=settings.notify_max_backoff,
             retry_period=settings.notify_retry_hours * 3600,
             claim=settings.notify_timeout * 2 + 10, log_days=settings.delivery_log_days,
-            outbound=outbound))
+            outbound=outbound)
+        deliverer = Deliverer(engine, signing.sign, delivery)
+        callbacks = ChannelSettings(per_account=settings.channels_per_account,
+                                    http_hosts=settings.callback_hosts, outbound=outbound)
+        invites = SmartInviteService(engine, keys, InviteSettings(
+            settings.smart_invite_mailbox, callbacks))
+        invite_deliverer = InviteDeliverer(
+            engine, signing.sign,
+            lambda sealed: keys.unseal(smart_invite_notice_purpose, sealed), delivery)
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
                         deliverer=deliverer, wakeups=Wakeups(engine),
-                        concurrency=settings.worker_concurrency)
-        channel_service = ChannelService(engine, ChannelSettings(
-            per_account=settings.channels_per_account, http_hosts=settings.callback_hosts,
-            outbound=outbound),
+                        concurrency=settings.worker_concurrency,
+                        external=ExternalOutbox(engine, store, keys_cache, options),
+                        invites=invite_deliverer)
+        channel_service = ChannelService(engine, callbacks,
             has_signing_secret=lambda client_id: bool(signing.active(client_id)))
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
                    WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
-                   BatchService(engine), pages)
+                   BatchService(engine), pages, PermissionService(engine),
+                   ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
+                   relinks)
+
+    def find_app(self, client_id: str) -> AppInfo | None:
+        """A client app as the permissions page presents it."""
+        client = self.oauth.registry.find(client_id)
+        if client is None:
+            return None
+        brand = client.branding
+        return AppInfo(client.client_id, brand.display_name, client.redirect_uris,
+                       client.verified, brand.logo_url, brand.privacy_policy_url,
+                       brand.support_url)
 
     async def wake_workers(self) -> None:
         """Work was just recorded: wake this process's worker and, through the database,
@@ -172,6 +218,8 @@ class Gateway:
         """Erase a client app: every account's credentials and rows, then its tokens and
         the upstream apps it registered."""
         done = self.oauth.delete_client(client_id)
+        if self.invites is not None:
+            self.invites.forget_client(client_id)
         self.apps.remove_client(client_id)
         return done
 
@@ -296,17 +344,44 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
     settings = gateway.settings
     window = events.SyncWindow(settings.sync_days_back, settings.sync_days_ahead)
     return [
-        *identity.routes_for(authenticate, gateway.accounts, end_authorization),
+        *identity.routes_for(authenticate, gateway.accounts, end_authorization,
+                             gateway.calendars, gateway.relinks),
         *calendars.routes_for(authenticate, gateway.calendars),
         # The server keys seal next_page URLs.
         *events.routes_for(authenticate, gateway.reads, gateway.pages,
                            gateway.oauth.server.keys, window),
-        *writes.routes_for(authenticate, gateway.writes, gateway.reads, wake),
+        *writes.routes_for(authenticate, gateway.writes, gateway.reads, wake,
+                           gateway.external_writes),
+        *_permission_routes(gateway, authenticate),
         *batch.routes_for(authenticate, gateway.writes, gateway.batches, wake,
                           settings.issuer),
         *webhooks.routes_for(gateway.push, wake),
         *channels.routes_for(authenticate, gateway.channels, wake),
+        *_invite_routes(gateway),
     ]
+
+
+def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    if gateway.permissions is None:
+        return []
+    return permissions.routes_for(authenticate, gateway.permissions, gateway.find_app,
+                                  gateway.settings.issuer)
+
+
+def _invite_routes(gateway: Gateway) -> list[Route]:
+    """Smart Invites: app-level calls authenticated by the client secret, and the
+    inbound-mail webhook."""
+    if gateway.invites is None or gateway.inbound is None:
+        return []
+    registry = gateway.oauth.registry
+
+    def find_client(secret: str) -> str | None:
+        client = registry.find_by_secret(secret)
+        return None if client is None else client.client_id
+
+    authenticate = ClientSecretAuth(find_client, gateway.oauth.server.throttle)
+    return smart_invites.routes_for(authenticate, gateway.invites, gateway.inbound,
+                                    gateway.wake_workers)
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

@@ -187,6 +187,12 @@ class Settings:
         "CALGATE_DELIVERY_LOG_DAYS", 7.0,
         "Days the delivery log and delivered notifications are kept (for "
         "/v1/channels/{id}/deliveries and replay).")
+    smart_invite_mailbox: str = _setting(
+        "CALGATE_SMART_INVITE_MAILBOX", "",
+        "Email address that organizes Smart Invites (ORGANIZER of each invitation): the "
+        "recipients' replies go there, and your inbound-mail service posts them to "
+        "/inbound/smart_invites/<token> (`calgate smart-invites inbound-url`). Empty: "
+        "POST /v1/smart_invites is turned off.")
     read_cache_mb: int = _setting(
         "CALGATE_READ_CACHE_MB", 64,
         "Memory an API process may use to keep rendered GET /v1/events and /v1/free_busy "
@@ -351,8 +357,18 @@ class Settings:
             raise SettingsError("CALGATE_NOTIFY_RETRY_HOURS must be between 0 and 720")
         if not 0 < self.delivery_log_days <= 365:
             raise SettingsError("CALGATE_DELIVERY_LOG_DAYS must be between 0 and 365")
+        _check_mailbox(self.smart_invite_mailbox)
         _check_proxies(self.forwarded_allow_ips)
         _check_public_url(self.issuer)
+
+
+def _check_mailbox(value: str) -> None:
+    """An address an iCalendar ORGANIZER (``mailto:``) carries as it is."""
+    local, at, domain = value.partition("@")
+    if value and (not at or not local or "." not in domain or "@" in domain
+                  or any(c.isspace() or c in '<>,;:"()[]\\' for c in value)):
+        raise SettingsError("CALGATE_SMART_INVITE_MAILBOX must be a plain email address "
+                            "such as invites@calgate.example")
 
 
 def _check_proxies(value: str) -> None:

@@ -26,6 +26,8 @@ from .services.push import PushService
 from .sync.answers import Answered, Answers
 from .sync.delivery import Delivered, Deliverer
 from .sync.engine import Outcome, SyncEngine
+from .sync.external import ExternalApplied, ExternalOutbox
+from .sync.invite_delivery import InviteDeliverer
 from .sync.outbox import Applied, Outbox
 
 log = logging.getLogger("calgate.worker")
@@ -38,8 +40,11 @@ class Worker:
     def __init__(self, sync: SyncEngine, outbox: Outbox, answers: Answers,
                  tick: float = 2.0, push: PushService | None = None,
                  deliverer: Deliverer | None = None, wakeups: Wakeups | None = None,
-                 concurrency: int = 16) -> None:
+                 concurrency: int = 16, external: ExternalOutbox | None = None,
+                 invites: InviteDeliverer | None = None) -> None:
         self.sync = sync
+        self.external = external
+        self.invites = invites  # Smart Invite notifications
         self.outbox = outbox
         self.answers = answers
         self.push = push
@@ -82,11 +87,27 @@ class Worker:
                 return delivered.ok
             return bool(await self._run("notification", notification_id, work))
 
+        async def deliver_invite_notice(notice_id: int) -> bool:
+            async def work() -> bool:
+                assert invites is not None
+                delivered: Delivered = await invites.deliver(notice_id)
+                return delivered.ok
+            return bool(await self._run("invite_notice", notice_id, work))
+
         async def send_answer(answer_id: int) -> bool:
             async def work() -> bool:
                 answered: Answered = await answers.apply(answer_id)
                 return answered.ok
             return bool(await self._run("answer", answer_id, work))
+
+        async def apply_external(write_id: int) -> bool:
+            async def work() -> bool:
+                assert external is not None
+                applied: ExternalApplied = await external.apply(write_id)
+                if applied.ok:
+                    self.wake()  # the sync it asked for
+                return applied.ok
+            return bool(await self._run("external", write_id, work))
 
         async def keep_channels(profile_id: str) -> int:
             async def work() -> int:
@@ -95,9 +116,12 @@ class Worker:
 
         self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
+        self._external = self.broker.register_task(apply_external, "calgate.apply_external")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
         self._apply = self.broker.register_task(apply_write, "calgate.apply_write")
         self._deliver = self.broker.register_task(deliver, "calgate.deliver")
+        self._deliver_invite = self.broker.register_task(deliver_invite_notice,
+                                                         "calgate.deliver_invite_notice")
 
     async def _run(self, kind: str, key: int | str,
                    work: Callable[[], Awaitable[T]]) -> T | None:
@@ -156,8 +180,12 @@ class Worker:
                     self.outbox.release(int(key))
                 elif kind == "answer":
                     self.answers.release(int(key))
+                elif kind == "external" and self.external is not None:
+                    self.external.release(int(key))
                 elif kind == "notification" and self.deliverer is not None:
                     self.deliverer.release(int(key))
+                elif kind == "invite_notice" and self.invites is not None:
+                    self.invites.release(int(key))
             except Exception:  # the lease runs out by itself: a delay, never a loss
                 log.exception("could not release %s %s", kind, key)
 
@@ -175,6 +203,9 @@ class Worker:
         answers = await anyio.to_thread.run_sync(self.answers.due)
         sent = await self._send(self._apply, "write", writes)
         sent += await self._send(self._answer, "answer", answers)
+        if self.external is not None:
+            externals = await anyio.to_thread.run_sync(self.external.due)
+            sent += await self._send(self._external, "external", externals)
         sent += await self._send(self._sync, "sync", profiles)
         if self.push is not None:
             channels = await anyio.to_thread.run_sync(self.push.due)
@@ -183,6 +214,10 @@ class Worker:
             notices = await anyio.to_thread.run_sync(self.deliverer.due)
             sent += await self._send(self._deliver, "notification", notices)
             await anyio.to_thread.run_sync(self.deliverer.prune)
+        if self.invites is not None:
+            notices = await anyio.to_thread.run_sync(self.invites.due)
+            sent += await self._send(self._deliver_invite, "invite_notice", notices)
+            await anyio.to_thread.run_sync(self.invites.prune)
         return sent
 
     async def _pause(self) -> float:
@@ -202,6 +237,8 @@ class Worker:
         times = [self.sync.next_due(), self.outbox.next_due()]
         if self.deliverer is not None:
             times.append(self.deliverer.next_due())
+        if self.invites is not None:
+            times.append(self.invites.next_due())
         known = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if t is not None]
         return min(known, default=None)
 

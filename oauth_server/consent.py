@@ -29,7 +29,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from . import scopes as scope_catalogue
 from .flows import Flow, FlowStore
-from .ports import ConnectFailed, ProviderChoice, UpstreamRequest, UpstreamScopesMissing
+from .ports import (
+    ConnectFailed,
+    LinkTokenInvalid,
+    PendingLink,
+    ProviderChoice,
+    UpstreamRequest,
+    UpstreamScopesMissing,
+)
 from .registry import Client
 from .server import CalgateServer, Request, printable
 
@@ -59,19 +66,20 @@ class ConsentScreen:
         result = await to_thread.run_sync(self._validate, oauth_request)
         if isinstance(result, Response):
             return result
+        client, link_token = result
         session = request.cookies.get(self.session_cookie) or secrets.token_urlsafe(32)
         data = oauth_request.payload.data
         flow_id = await to_thread.run_sync(lambda: self.flows.start(
-            session_hash=self.server.keys.browser_digest(session), client_id=result.client_id,
+            session_hash=self.server.keys.browser_digest(session), client_id=client.client_id,
             redirect_uri=data["redirect_uri"], scope=" ".join(scope_catalogue.parse(data["scope"])),
             state=data.get("state"), code_challenge=data.get("code_challenge"),
-            provider_name=self._preselect(result.client_id, data.get("provider_name")),
-            avoid_linking=_truthy(data.get("avoid_linking"))))
+            provider_name=self._preselect(client.client_id, data.get("provider_name")),
+            avoid_linking=_truthy(data.get("avoid_linking")), link_token=link_token))
         response = RedirectResponse(f"/oauth/flow/{flow_id}", status_code=303)
         self._set_session(response, session)
         return secure_headers(response)
 
-    def _validate(self, request: Request) -> Client | Response:
+    def _validate(self, request: Request) -> tuple[Client, str | None] | Response:
         payload = request.payload
         repeated = payload.repeated()
         client_id, redirect_uri = payload.data.get("client_id"), payload.data.get("redirect_uri")
@@ -94,10 +102,21 @@ class ConsentScreen:
                 raise UnsupportedResponseTypeError(printable(response_type))
             self.server.get_consent_grant(request)
             _check_challenge(client, payload.data)
+            link_token = self._link_token(client, payload.data.get("link_token"))
         except OAuth2Error as error:
             error.redirect_uri, error.state = redirect_uri, payload.data.get("state")
             return secure_headers(RedirectResponse(self.server.error_redirect(error), 303))
-        return client
+        return client, link_token
+
+    def _link_token(self, client: Client, token: str | None) -> str | None:
+        """Explicit linking (API.md s2.1): the host's reference of a live link token minted
+        for this client app; an empty parameter counts as absent."""
+        if not token:
+            return None
+        found = self.server.host.find_link_token(client.client_id, token)
+        if found is None:
+            raise InvalidRequestError("The 'link_token' is invalid, expired or already used.")
+        return found
 
     def _preselect(self, client_id: str, provider_name: str | None) -> str | None:
         choices = {c.name: c for c in self.server.host.provider_choices(client_id)}
@@ -122,6 +141,8 @@ class ConsentScreen:
             "action": f"/oauth/flow/{flow.id}", "typed": typed or {},
         }
         choice = next((c for c in choices if c.name == flow.provider_name), None)
+        if flow.relink is not None:
+            return self._relink_step(flow, choice, context)
         if choice is None:  # none chosen yet, or no longer offered (its app was removed)
             return self.page("choose.html", context | {"choices": choices})
         if flow.pending is None:
@@ -135,6 +156,8 @@ class ConsentScreen:
         flow, session, form = await self._post(request)
         if isinstance(flow, Response):
             return flow
+        if flow.relink is not None:  # a relink reconnects the profile's own provider
+            return _see_other(f"/oauth/flow/{flow.id}")
         name = form.get("provider") or None
         choices = {c.name: c for c in self.server.host.provider_choices(flow.client_id)}
         if name is not None and (name not in choices or not choices[name].available):
@@ -164,7 +187,13 @@ class ConsentScreen:
             secret = {f.name for f in choice.fields if f.kind == "password"} if choice else set()
             typed = {k: v for k, v in values.items() if k not in secret}
             return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed)
-        await to_thread.run_sync(self.flows.set_pending, flow.id, pending)
+        return await to_thread.run_sync(self._advance, flow, session, pending)
+
+    def _advance(self, flow: Flow, session: str, pending: PendingLink) -> Response:
+        """A verified account: on to the review (a relink finishes here instead)."""
+        if flow.relink is not None:
+            return self._finish_relink(flow, session, pending)
+        self.flows.set_pending(flow.id, pending)
         return _see_other(f"/oauth/flow/{flow.id}")
 
     # -- GET /oauth/flow/{id}/upstream -----------------------------------------------
@@ -235,8 +264,7 @@ class ConsentScreen:
             return await to_thread.run_sync(self._missing_page, flow, session, label, exc)
         except ConnectFailed as exc:
             return await to_thread.run_sync(self._render_step, flow, session, str(exc))
-        await to_thread.run_sync(self.flows.set_pending, flow.id, pending)
-        return _see_other(f"/oauth/flow/{flow.id}")
+        return await to_thread.run_sync(self._advance, flow, session, pending)
 
     def _missing_page(self, flow: Flow, session: str, label: str,
                       exc: UpstreamScopesMissing) -> Response:
@@ -244,6 +272,7 @@ class ConsentScreen:
         assert client is not None
         return self.page("missing_scopes.html", {
             "client": client, "branding": client.branding, "flow": flow, "label": label,
+            "choice": self._choice(flow.client_id, flow.provider_name),
             "message": str(exc), "missing": exc.missing,
             "csrf_token": self.server.keys.csrf_token(session, flow.id),
             "action": f"/oauth/flow/{flow.id}"})
@@ -266,7 +295,8 @@ class ConsentScreen:
         if location is None:
             return self.error_page("This request was already answered.", 400)
         response = _see_other(location)
-        if decision == "allow" and not flow.avoid_linking:
+        # A link token named the account: this browser's own linking cookie is left as it is.
+        if decision == "allow" and not flow.avoid_linking and flow.link_token is None:
             response.set_cookie(self.link_cookie, link, max_age=365 * 86400, path="/",
                                 secure=self.secure, httponly=True, samesite="lax")
         return response
@@ -282,7 +312,14 @@ class ConsentScreen:
         assert flow.pending is not None
         link_key = None if flow.avoid_linking else self.server.keys.browser_digest(
             f"{flow.client_id}\x00{link}")
-        profile = self.server.host.link(flow.client_id, flow.pending, link_key, flow.scope)
+        try:
+            profile = self.server.host.link(flow.client_id, flow.pending, link_key, flow.scope,
+                                            link_token=flow.link_token)
+        except LinkTokenInvalid:  # used by another flow, or expired while the user decided
+            self.server.host.discard(flow.pending)
+            return self.server.error_redirect(InvalidRequestError(
+                "The 'link_token' is invalid, expired or already used.",
+                redirect_uri=flow.redirect_uri, state=flow.state))
         code = self.server.store.save_code(
             client_id=flow.client_id, redirect_uri=flow.redirect_uri, scope=flow.scope,
             subject=profile.subject, code_challenge=flow.code_challenge,
@@ -295,6 +332,65 @@ class ConsentScreen:
             params.append(("state", flow.state))
         params.append(("iss", self.server.issuer))
         return str(add_params_to_uri(flow.redirect_uri, params))
+
+    # -- GET /oauth/relink/{token} -----------------------------------------------------
+    async def relink(self, request: HttpRequest) -> Response:
+        """A disconnected profile's ``profile_relink_url``, opened in any browser: a flow that
+        reconnects that profile (same upstream account only) and issues no code.
+
+        ``redirect_uri`` (optional) must be one the app registered: after the reconnection
+        the browser is sent there, with nothing added; without it a page says it is done.
+        """
+        target = await to_thread.run_sync(self.server.host.relink_target,
+                                          request.path_params["token"])
+        if target is None:
+            return self.error_page("This reconnect link has expired, or the calendar was "
+                                   "already reconnected. If it still needs reconnecting, get "
+                                   "a new link from the app.", 404)
+        client = await to_thread.run_sync(self.server.registry.find, target.client_id)
+        back = request.query_params.get("redirect_uri") or ""
+        if client is None or (back and not client.check_redirect_uri(back)):
+            return self.error_page("The app asked to return to an address it has not "
+                                   "registered, so Calgate will not send you there.", 400)
+        session = request.cookies.get(self.session_cookie) or secrets.token_urlsafe(32)
+        flow_id = await to_thread.run_sync(lambda: self.flows.start(
+            session_hash=self.server.keys.browser_digest(session), client_id=target.client_id,
+            redirect_uri=back, scope=target.scope, state=None, code_challenge=None,
+            provider_name=target.provider_name, avoid_linking=True, relink=target.reference))
+        response = _see_other(f"/oauth/flow/{flow_id}")
+        self._set_session(response, session)
+        return response
+
+    def _relink_step(self, flow: Flow, choice: ProviderChoice | None,
+                     context: dict[str, Any]) -> Response:
+        assert flow.relink is not None
+        target = self.server.host.find_relink(flow.relink)
+        if target is None:
+            return self.error_page("This calendar was already reconnected, or removed, since "
+                                   "this link was made. Nothing more to do here.", 400)
+        if choice is None or not choice.available:
+            return self.error_page("This kind of calendar cannot be reconnected on this "
+                                   "server at the moment. Please tell the app's support "
+                                   "team.", 400)
+        return self.page("relink.html", context | {"choice": choice, "target": target})
+
+    def _finish_relink(self, flow: Flow, session: str, pending: PendingLink) -> Response:
+        assert flow.relink is not None
+        target = self.server.host.find_relink(flow.relink)
+        if target is None:
+            self.server.host.discard(pending)
+            return self._render_step(flow, session, None)
+        try:
+            self.server.host.relink(target, pending)
+        except ConnectFailed as exc:  # another account (RelinkRefused), or gone meanwhile
+            return self._render_step(flow, session, str(exc))
+        self.flows.finish(flow.id)
+        if flow.redirect_uri:
+            return _see_other(flow.redirect_uri)
+        client = self.server.registry.find(flow.client_id)
+        assert client is not None
+        return self.page("relinked.html", {"client": client, "branding": client.branding,
+                                           "target": target})
 
     # -- helpers ----------------------------------------------------------------------
     async def _flow(self, request: HttpRequest, flow_id: str | None = None

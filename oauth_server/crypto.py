@@ -39,6 +39,11 @@ class ServerKeys:
     def _derive(self, label: str) -> bytes:
         return hmac.new(self.master, label.encode(), hashlib.sha256).digest()
 
+    def derive(self, purpose: str) -> bytes:
+        """A key of the host's own for ``purpose`` (e.g. signing relink URLs), independent
+        of every key this server uses itself."""
+        return self._derive(f"host:{purpose}")
+
     def token_digest(self, token: str) -> str:
         return hmac.new(self._derive("token"), token.encode(), hashlib.sha256).hexdigest()
 

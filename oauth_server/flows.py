@@ -28,6 +28,11 @@ class Flow:
     pending: PendingLink | None
     expired: bool
     finished: bool
+    # The host's reference of a live link_token (authorize's ``link_token``), if any.
+    link_token: str | None = None
+    # A relink flow: the host's reference of the profile it reconnects (no code at its end;
+    # ``redirect_uri`` is "" unless the app named one of its own).
+    relink: str | None = None
 
 
 class FlowStore:
@@ -39,7 +44,8 @@ class FlowStore:
 
     def start(self, *, session_hash: str, client_id: str, redirect_uri: str, scope: str,
               state: str | None, code_challenge: str | None, provider_name: str | None,
-              avoid_linking: bool) -> str:
+              avoid_linking: bool, link_token: str | None = None,
+              relink: str | None = None) -> str:
         flow_id = new_token()
         t = now()
         with self.engine.begin() as conn:
@@ -47,7 +53,8 @@ class FlowStore:
                 id=flow_id, session_hash=session_hash, client_id=client_id,
                 redirect_uri=redirect_uri, scope=scope, state=state,
                 code_challenge=code_challenge, provider_name=provider_name,
-                avoid_linking=avoid_linking, created_at=t,
+                avoid_linking=avoid_linking, link_key_hash=link_token,
+                relink_profile_id=relink, created_at=t,
                 expires_at=t + timedelta(seconds=self.ttl)))
         return flow_id
 
@@ -63,7 +70,8 @@ class FlowStore:
             code_challenge=m["code_challenge"], provider_name=m["provider_name"],
             avoid_linking=bool(m["avoid_linking"]),
             pending=PendingLink.from_json(m["linked"]) if m["linked"] else None,
-            expired=_aware(m["expires_at"]) <= now(), finished=m["finished_at"] is not None)
+            expired=_aware(m["expires_at"]) <= now(), finished=m["finished_at"] is not None,
+            link_token=m["link_key_hash"], relink=m["relink_profile_id"])
 
     def choose_provider(self, flow_id: str, provider_name: str | None) -> None:
         self._update(flow_id, provider_name=provider_name, linked=None)

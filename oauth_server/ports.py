@@ -38,6 +38,9 @@ class ProviderChoice:
     # Linked by sending the user to the provider's own OAuth server (an upstream redirect)
     # instead of a form.
     redirect: bool = False
+    # Where the user removes the app's access at the provider, which keeps it whatever
+    # Calgate does; shown once the provider has given access (empty: nothing to remove).
+    remove_access: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,32 @@ class LinkedProfile:
     profile_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class RelinkTarget:
+    """A disconnected profile that a relink URL names: the flow reconnects exactly this one.
+
+    ``scope`` is what the account was granted (what to ask the upstream for again);
+    ``reference`` the host's handle on this relink, kept in the flow (never the URL's token).
+    """
+
+    client_id: str
+    profile_id: str
+    provider_name: str
+    profile_name: str
+    scope: str
+    reference: str
+
+
 class ConnectFailed(Exception):
     """The upstream account could not be verified; ``str(exc)`` is shown to the end user."""
+
+
+class RelinkRefused(ConnectFailed):
+    """The user signed in to another upstream account than the profile's: nothing changed."""
+
+
+class LinkTokenInvalid(Exception):
+    """A ``link_token`` is unknown, expired, used, or another client app's."""
 
 
 class UpstreamScopesMissing(ConnectFailed):
@@ -152,10 +179,35 @@ class AccountHost(Protocol):
         ...
 
     def link(self, client_id: str, pending: PendingLink, link_key: str | None,
-             scope: str) -> LinkedProfile:
+             scope: str, link_token: str | None = None) -> LinkedProfile:
         """Attach the account to the subject of ``link_key`` (a new subject if None/unknown).
 
         ``scope`` is what the user granted: the host keeps only the data it allows.
+        ``link_token`` (what :meth:`find_link_token` returned) names the subject instead,
+        and is used up; raises :class:`LinkTokenInvalid` if it no longer can be.
+        """
+        ...
+
+    def find_link_token(self, client_id: str, token: str) -> str | None:
+        """A reference to a live ``link_token`` minted for ``client_id``'s account (to pass
+        to :meth:`link`; never the token itself), or None."""
+        ...
+
+    def relink_target(self, token: str) -> RelinkTarget | None:
+        """The disconnected profile a relink URL's token names, or None when the token is
+        forged, expired, or the profile was reconnected (or erased) since."""
+        ...
+
+    def find_relink(self, reference: str) -> RelinkTarget | None:
+        """The target of a relink flow by its ``reference``, while it can still be relinked."""
+        ...
+
+    def relink(self, target: RelinkTarget, pending: PendingLink) -> LinkedProfile:
+        """Give ``target`` the new credentials of ``pending``, keeping its ids and mirror.
+
+        Raises :class:`RelinkRefused` (and discards ``pending``) when ``pending`` is another
+        upstream account than the profile's, :class:`ConnectFailed` when the profile can no
+        longer be relinked (it was reconnected or erased meanwhile).
         """
         ...
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
 
 from . import crypto
 from . import scopes as scope_catalogue
@@ -181,6 +181,19 @@ class ClientRegistry:
         client = _client(row._mapping)
         self._cache.set(client_id, client)
         return client
+
+    def find_by_secret(self, secret: str) -> Client | None:
+        """The confidential client whose current secret (or previous one, during a
+        rotation's overlap) is ``secret``: Cronofy's app-level calls send
+        ``Authorization: Bearer <client_secret>`` without the client id. Secrets are 256-bit
+        random tokens, so the keyed digest names at most one client."""
+        digest = self._keys.secret_digest(secret)
+        query = select(clients).where(or_(clients.c.secret_hash == digest,
+                                          clients.c.previous_secret_hash == digest))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [_client(r._mapping) for r in rows]
+        return next((c for c in found if c.accepts_digest(digest)), None)
 
     def list(self) -> list[Client]:
         with self._engine.connect() as conn:

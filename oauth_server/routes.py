@@ -92,6 +92,7 @@ class AuthorizationService:
             Route("/oauth/flow/{flow_id}/upstream", consent.upstream, methods=["GET"]),
             Route("/oauth/callback/{provider}", consent.callback, methods=["GET"]),
             Route("/oauth/flow/{flow_id}/decision", consent.decide, methods=["POST"]),
+            Route("/oauth/relink/{token}", consent.relink, methods=["GET"]),
             Route("/oauth/token", token_endpoint(self.server), methods=["POST"]),
             Route("/oauth/token/revoke", revocation_endpoint(self.server), methods=["POST"]),
             Route("/oauth/introspect", introspection_endpoint(self.server), methods=["POST"]),

@@ -137,11 +137,15 @@ transactions = Table(
     Column("code_challenge", String(128), nullable=True),
     Column("provider_name", String(40), nullable=True),
     Column("avoid_linking", Boolean, nullable=False, default=False),
+    # The host's reference of the link_token the request carried (explicit linking), if any.
     Column("link_key_hash", String(64), nullable=True),
     Column("linked", JSON, nullable=True),  # what the connect step linked (no secrets)
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # A relink flow (the host's profile_relink_url): the profile it reconnects; no code is
+    # issued at its end.
+    Column("relink_profile_id", String(64), nullable=True),
 )
 
 # Rate limiting of wrong client secrets, shared by every API process through the database.

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from .recurrence import RecurrenceRule
+
 Transparency = Literal["opaque", "transparent", "unknown"]
 # Cronofy's extended_transparency: the busy state in the words calendars show it.
 ExtendedTransparency = Literal["opaque", "transparent", "tentative", "out_of_office",
@@ -48,6 +50,7 @@ class Capabilities:
     server_side_expansion: bool = False
     create_calendar: bool = False
     participation_status: bool = False
+    recurring_writes: bool = False  # put_event honours EventDraft.recurrence (one series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ class EventDraft:
     geo: tuple[str, str] | None = None  # (latitude, longitude) as the client sent them
     # People this write takes off the event: the upstream tells them (a cancellation).
     removed: tuple[Person, ...] = ()
+    recurrence: RecurrenceRule | None = None  # one series upstream (capabilities)
 
     @property
     def busy_state(self) -> ExtendedTransparency:
@@ -175,6 +179,35 @@ GATED_WRITE_FIELDS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class EventPatch:
+    """Changes to an event a client app did not create (an external event): only the
+    fields that are not None change upstream; everything else the event has stays as it is.
+    ``start`` and ``end`` come together (both dates or both times), each with its zone."""
+
+    summary: str | None = None
+    description: str | None = None  # "" clears it
+    location: str | None = None  # "" clears it
+    start: When | None = None
+    end: When | None = None
+    start_tzid: str = "Etc/UTC"
+    end_tzid: str = "Etc/UTC"
+    transparency: Transparency | None = None
+
+    @property
+    def times(self) -> tuple[When, When] | None:
+        """The new (start, end), checked like a draft's; None when the times stay."""
+        if self.start is None and self.end is None:
+            return None
+        if self.start is None or self.end is None:
+            raise ValueError("a patch moves start and end together")
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            raise ValueError("start and end must both be dates or both be times")
+        if self.end <= self.start:
+            raise ValueError("an event must end after it starts")
+        return self.start, self.end
+
+
+@dataclass(frozen=True, slots=True)
 class Written:
     """Where a write landed upstream."""
 
@@ -214,10 +247,18 @@ class ChangeSet:
 
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
-    """Who the credentials belong to: shown on the consent screen and as the profile name."""
+    """Who the credentials belong to: shown on the consent screen and as the profile name.
+
+    ``name`` (the person's, not the address) and ``tzid`` (IANA) are the account's where the
+    upstream says; ``service`` is Cronofy's ``provider_service`` when it depends on the
+    account (a Google Workspace or a consumer account), else None: the registry entry's.
+    """
 
     profile_name: str
     upstream_id: str
+    name: str | None = None
+    tzid: str | None = None
+    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from .model import (
     Capabilities,
     ChangeSet,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     PushChannel,
@@ -61,6 +62,13 @@ class CalendarProvider(Protocol):
     async def delete_event(self, calendar_id: str, resource_id: str,
                            etag: str | None) -> None:
         """Delete an event; deleting one that is already gone is not an error."""
+        ...
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        """Change only the fields ``patch`` sets on an event Calgate did not create (an
+        external event, found by its upstream id); the rest of it is kept as the upstream
+        has it. Raises NotFound when the event is gone, InvalidInput for a recurring one."""
         ...
 
     async def free_busy(self, calendar_ids: Sequence[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from .model import GATED_WRITE_FIELDS, Capabilities
@@ -71,6 +71,9 @@ class ProviderEntry:
     integrated_conferencing: bool = False  # can add its own meeting to an event
     # Which of the gated upsert fields (providers.model.GATED_WRITE_FIELDS) it writes.
     write_fields: frozenset[str] = frozenset()
+    # -> str: where the user removes the app's access at the upstream, for an upstream whose
+    # grant Calgate cannot give back itself; the consent screen shows it once linked.
+    access_note: str | None = None
     loggers: tuple[str, ...] = ()  # its libraries' loggers, kept at warning (they log URLs)
 
     @property
@@ -110,6 +113,14 @@ class ProviderEntry:
         recognise: Callable[[str], Conferencing | None] = _load(self.conferencing)
         return recognise(url)
 
+    def remove_access_note(self) -> str:
+        """Where the user removes this app's access at the upstream ("": revoking in Calgate
+        gives the grant back, nothing is left for the user to do)."""
+        if self.access_note is None:
+            return ""
+        note: str = _load(self.access_note)
+        return note
+
     def load_settings(self, values: Mapping[str, str]) -> object | None:
         if self.settings is None:
             return None
@@ -121,10 +132,11 @@ class ProviderEntry:
 # checks that they agree.
 _EDITABLE = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                          create_calendar=True, participation_status=True)
+_CALDAV = replace(_EDITABLE, recurring_writes=True)  # an RRULE on the VEVENT
 
 _GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
                       server_side_expansion=True, create_calendar=True,
-                      participation_status=True)
+                      participation_status=True, recurring_writes=True)
 
 # Gated upsert fields per provider (rows of providers.model.GATED_WRITE_FIELDS). Google has
 # no coordinates: they are kept in the event's private extended properties, so Calgate's
@@ -141,7 +153,7 @@ ENTRIES: tuple[ProviderEntry, ...] = (
         "google", "Google Calendar", "redirect",
         Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
                      server_side_expansion=True, create_calendar=True,
-                     participation_status=True),
+                     participation_status=True, recurring_writes=True),
         push="webhook", opener="providers.google.provider:open_account",
         linking="providers.google.linking:GoogleOAuth",
         settings="providers.google.config:GoogleSettings",
@@ -156,21 +168,24 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
                   integrated_conferencing=True, write_fields=_GRAPH_WRITES,
-                  loggers=("msal",)),
+                  loggers=("msal",),
+                  access_note="providers.microsoft.linking:REMOVE_WORK_ACCESS"),
     # Personal accounts; the same Entra app, settings (CALGATE_OFFICE365_*) and provider.
     ProviderEntry("live_connect", "Outlook.com", "redirect", _GRAPH, push="webhook",
+                  service="outlook_com",
                   opener="providers.microsoft.provider:open_account",
                   linking="providers.microsoft.linking:LiveConnectOAuth",
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
                   integrated_conferencing=True, write_fields=_GRAPH_WRITES,
-                  loggers=("msal",)),
+                  loggers=("msal",),
+                  access_note="providers.microsoft.linking:REMOVE_PERSONAL_ACCESS"),
     ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
-    ProviderEntry("apple", "iCloud", "form", _EDITABLE, service="icloud",
+    ProviderEntry("apple", "iCloud", "form", _CALDAV, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",
                   linking="providers.caldav.linking:ICLOUD", write_fields=_CALDAV_WRITES,
                   loggers=("caldav",)),
-    ProviderEntry("caldav", "CalDAV server", "form", _EDITABLE,
+    ProviderEntry("caldav", "CalDAV server", "form", _CALDAV,
                   opener="providers.caldav.provider:open_account",
                   linking="providers.caldav.linking:CALDAV", write_fields=_CALDAV_WRITES,
                   loggers=("caldav",)),

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ..services.batches import MAX_ENTRIES, BatchProgress, BatchService, EntryResult
 from ..services.reads import utc_time
-from ..services.writes import CalendarNotFound, CalendarReadOnly, UnsupportedField, WriteService
+from ..services.writes import CalendarNotFound, CalendarReadOnly, Unsupported, WriteService
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
 from .event_body import event_upsert
@@ -155,8 +155,8 @@ def _write(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
-    except UnsupportedField as exc:
-        raise InvalidParam(exc.field, "unsupported", str(exc)) from None
+    except Unsupported as exc:
+        raise InvalidParam(exc.field, "unsupported", exc.description) from None
 
 
 def _entry_body(answer: _Answer) -> dict[str, object]:

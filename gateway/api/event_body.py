@@ -10,6 +10,7 @@ from typing import Any
 
 from ..domain.desired import DesiredEvent, EventUpsert, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
+from .recurrence_body import recurrence_rule
 
 MAX_SUMMARY, MAX_DESCRIPTION = 1024, 4096
 MAX_EVENT_ID = 256  # it travels upstream (an upstream's extended property, a CalDAV property)
@@ -24,7 +25,7 @@ MAX_URL = 2048
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 # The optional fields whose presence an update honours (absent: kept as they were).
 OPTIONAL = ("description", "location", "url", "transparency", "extended_transparency",
-            "event_private", "reminders", "color", "conferencing")
+            "event_private", "reminders", "color", "conferencing", "recurrence")
 # No whitespace or control characters, one "@" with something either side: an address a
 # provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
@@ -71,6 +72,7 @@ def event_upsert(params: Params) -> EventUpsert:
         reminders=tuple(_reminders(params.raw("reminders"))),
         reminders_create_only=params.flag("reminders_create_only"),
         color=_color(params), conferencing=_conferencing(params.raw("conferencing")),
+        recurrence=recurrence_rule(params.raw("recurrence"), start),
         invite=invite, remove=remove)
 
 

@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..services.accounts import AccountService, Identity
+from ..services.calendars import CalendarService
 from ..services.identity import account_body, profile_body, userinfo_body
+from ..services.relink import RelinkLinks
 from .auth import Authenticator
 from .errors import not_found
 
@@ -33,11 +35,17 @@ class _Handlers:
     accounts: AccountService
     # The account's last calendar went: its authorization ends (oauth_server's token store).
     end_authorization: Callable[[str], Awaitable[None]]
+    calendars: CalendarService | None = None
+    relinks: RelinkLinks | None = None  # signs disconnected profiles' profile_relink_url
 
     async def userinfo(self, request: Request) -> Response:
         caller = await self.authenticate(request, None)
         identity = await _identity(self.accounts, caller.subject)
-        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants))
+        listed: list[dict[str, Any]] = []
+        if self.calendars is not None and "list_calendars" in caller.grants:
+            listed = await to_thread.run_sync(self.calendars.list_calendars, caller.subject)
+        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants,
+                                          listed, self.relinks))
 
     async def account(self, request: Request) -> Response:
         caller = await self.authenticate(request, "read_account")
@@ -47,7 +55,8 @@ class _Handlers:
     async def list_profiles(self, request: Request) -> Response:
         caller = await self.authenticate(request, None)
         identity = await _identity(self.accounts, caller.subject)
-        body: dict[str, Any] = {"profiles": [profile_body(r) for r in identity.profiles]}
+        body: dict[str, Any] = {"profiles": [profile_body(r, self.relinks)
+                                             for r in identity.profiles]}
         return JSONResponse(body)
 
     async def revoke_profile(self, request: Request) -> Response:
@@ -60,12 +69,22 @@ class _Handlers:
             await self.end_authorization(caller.subject)
         return Response(status_code=202)
 
+    async def link_token(self, request: Request) -> Response:
+        """POST /v1/link_tokens (API.md s2.5): any valid token of the account may mint one."""
+        caller = await self.authenticate(request, None)
+        token = await to_thread.run_sync(self.accounts.mint_link_token, caller.subject,
+                                         caller.client_id)
+        return JSONResponse({"link_token": token}, headers={"Cache-Control": "no-store"})
+
 
 def routes_for(authenticate: Authenticator, accounts: AccountService,
-               end_authorization: Callable[[str], Awaitable[None]]) -> list[Route]:
+               end_authorization: Callable[[str], Awaitable[None]],
+               calendars: CalendarService | None = None,
+               relinks: RelinkLinks | None = None) -> list[Route]:
     """The identity routes over the account service, built once (create_app)."""
-    handlers = _Handlers(authenticate, accounts, end_authorization)
+    handlers = _Handlers(authenticate, accounts, end_authorization, calendars, relinks)
     return [
+        Route("/v1/link_tokens", handlers.link_token, methods=["POST"]),
         Route("/v1/userinfo", handlers.userinfo, methods=["GET"]),
         Route("/v1/account", handlers.account, methods=["GET"]),
         Route("/v1/profiles", handlers.list_profiles, methods=["GET"]),

@@ -18,18 +18,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..services.external_writes import ExternalWriteService, NotEditable, NotPermitted
 from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
     CalendarNotFound,
     CalendarReadOnly,
     EventNotFound,
-    UnsupportedField,
+    Unsupported,
     WriteService,
 )
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
 from .event_body import event_upsert, valid_event_id
+from .external_body import event_patch
 from .params import InvalidParam, Params, read_params
 
 T = TypeVar("T")
@@ -45,10 +47,13 @@ class _Handlers:
     writes: WriteService
     reads: ReadService
     wake: Wake
+    external: ExternalWriteService | None = None
 
     async def upsert_event(self, request: Request) -> Response:
         caller = await self.authenticate(request, "create_event")
         params = await read_params(request)
+        if self._external(params):  # an event the app did not create (API.md s6.3)
+            return await self._external_write(request, caller.subject, params, delete=False)
         event_id = event_id_of(params)
         desired = event_upsert(params)
         calendar_id = request.path_params["calendar_id"]
@@ -58,7 +63,10 @@ class _Handlers:
 
     async def delete_event(self, request: Request) -> Response:
         caller = await self.authenticate(request, "delete_event")
-        event_id = event_id_of(await read_params(request))
+        params = await read_params(request)
+        if self._external(params):
+            return await self._external_write(request, caller.subject, params, delete=True)
+        event_id = event_id_of(params)
         written = await _record(partial(self.writes.delete, caller.subject,
                                         request.path_params["calendar_id"], event_id))
         return await self._answer(request, written, None)
@@ -88,6 +96,34 @@ class _Handlers:
         await self.wake()
         return Response(status_code=202)
 
+    def _external(self, params: Params) -> bool:
+        """``event_uid`` without ``event_id`` (``event_id`` wins when both are sent)."""
+        return (self.external is not None and params.raw("event_id") is None
+                and params.raw("event_uid") is not None)
+
+    async def _external_write(self, request: Request, subject: str, params: Params, *,
+                              delete: bool) -> Response:
+        assert self.external is not None
+        event_uid = params.text("event_uid", required=True)
+        assert event_uid is not None
+        calendar_id = request.path_params["calendar_id"]
+        if delete:
+            call = partial(self.external.delete, subject, calendar_id, event_uid)
+        else:
+            call = partial(self.external.patch, subject, calendar_id, event_uid,
+                           event_patch(params))
+        try:
+            await _record(call)
+        except NotPermitted:
+            raise ApiError(403, {"error": "insufficient_permission", "description":
+                                 "changing events the app did not create needs elevated "
+                                 "permissions for this calendar (POST /v1/permissions)"}
+                           ) from None
+        except NotEditable as exc:
+            raise InvalidParam("event_uid", "not_editable", exc.reason) from None
+        await self.wake()
+        return Response(status_code=202)  # Prefer: wait is for the app's own events
+
     async def _answer(self, request: Request, written: tuple[int, int] | None,
                       event: tuple[str, str, str] | None) -> Response:
         """202 at once, or with ``Prefer: wait=N`` 200 once applied upstream (202 if not
@@ -108,9 +144,9 @@ class _Handlers:
 
 
 def routes_for(authenticate: Authenticator, writes: WriteService, reads: ReadService,
-               wake: Wake) -> list[Route]:
+               wake: Wake, external: ExternalWriteService | None = None) -> list[Route]:
     """The write routes over their services, built once (create_app)."""
-    handlers = _Handlers(authenticate, writes, reads, wake)
+    handlers = _Handlers(authenticate, writes, reads, wake, external)
     return [
         Route("/v1/calendars/{calendar_id}/events", handlers.upsert_event, methods=["POST"]),
         Route("/v1/calendars/{calendar_id}/events", handlers.delete_event,
@@ -140,10 +176,10 @@ async def _record(call: Callable[[], T]) -> T:
         raise not_found() from None
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
+    except Unsupported as exc:
+        raise InvalidParam(exc.field, "unsupported", exc.description) from None
     except EventNotFound:
         raise not_found() from None
-    except UnsupportedField as exc:
-        raise InvalidParam(exc.field, "unsupported", str(exc)) from None
 
 
 def _wait(request: Request) -> int:

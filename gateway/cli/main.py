@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     from .clients import add_client_commands
 
     add_client_commands(sub)
+    from .invites import add_invite_commands
+
+    add_invite_commands(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal, cast
 
 from providers.model import EventDraft, ExtendedTransparency, Person, When
+from providers.recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent"]
 
@@ -41,6 +42,7 @@ class DesiredEvent:
     # Minutes before the start, in priority order; None: the calendar's defaults.
     reminders: tuple[int, ...] | None = None
     conferencing: bool = False  # the calendar's own video conference, where it has one
+    recurrence: RecurrenceRule | None = None  # a series; None: a single event
     reminders_create_only: bool = False
     extended_transparency: ExtendedTransparency | None = None
     color: str | None = None
@@ -62,6 +64,9 @@ class DesiredEvent:
                           for a in self.attendees],
             "url": self.url, "private": self.private,
             "reminders": list(self.reminders or ()), "conferencing": self.conferencing,
+            # Only when set, so a single event's stored form is what it always was.
+            **({"recurrence": {"rules": [self.recurrence.to_stored()]}}
+               if self.recurrence else {}),
         }
         newer: dict[str, Any] = {
             "no_reminders": self.reminders == (),  # [] above is "the calendar's defaults"
@@ -87,6 +92,7 @@ class DesiredEvent:
             url=stored.get("url"), private=bool(stored.get("private")),
             reminders=_stored_reminders(stored),
             conferencing=bool(stored.get("conferencing")),
+            recurrence=_recurrence(stored.get("recurrence")),
             reminders_create_only=bool(stored.get("reminders_create_only")),
             extended_transparency=stored.get("extended_transparency"),
             color=stored.get("color"),
@@ -112,7 +118,8 @@ class DesiredEvent:
             transparency=self.transparency,
             attendees=tuple(Person(a.email, a.display_name) for a in self.attendees),
             url=self.url, private=self.private, reminders_minutes=self.reminders,
-            conferencing=self.conferencing, reminders_create_only=self.reminders_create_only,
+            conferencing=self.conferencing, recurrence=self.recurrence,
+            reminders_create_only=self.reminders_create_only,
             extended_transparency=self.extended_transparency, color=self.color, geo=self.geo,
             removed=tuple(Person(a.email, a.display_name) for a in self.removed))
 
@@ -159,6 +166,7 @@ class EventUpsert:
     reminders_create_only: bool = False
     color: str | None = None
     conferencing: bool = False
+    recurrence: RecurrenceRule | None = None
     invite: tuple[Invitee, ...] = ()
     remove: frozenset[str] = field(default_factory=frozenset)  # lower-cased addresses
 
@@ -192,6 +200,8 @@ class EventUpsert:
             changes["color"] = self.color
         if "conferencing" in given:
             changes["conferencing"] = self.conferencing
+        if "recurrence" in given:
+            changes["recurrence"] = self.recurrence
         if "extended_transparency" in given or "transparency" in given:
             changes |= {"transparency": self.transparency,
                         "extended_transparency": self.extended_transparency}
@@ -226,6 +236,11 @@ class EventUpsert:
         removed = tuple({p.email.lower(): p for p in told if p.email.lower() not in here
                          }.values())
         return attendees, removed
+
+
+def _recurrence(stored: Any) -> RecurrenceRule | None:
+    rules = (stored or {}).get("rules") or []
+    return RecurrenceRule.from_stored(rules[0]) if rules else None
 
 
 def _when(value: str) -> When:

@@ -65,6 +65,13 @@ def event_uid(calendar_id: str, instance_id: str) -> str:
     return f"evt_external_{digest[:24]}"
 
 
+def series_identifier(calendar_id: str, resource_id: str) -> str:
+    """What the occurrences of one series share (Cronofy's ``series_identifier``): named
+    by the upstream object they belong to, as ``event_uid`` is by the occurrence."""
+    digest = hashlib.sha256(f"series\x00{calendar_id}\x00{resource_id}".encode()).hexdigest()
+    return f"srs_{digest[:24]}"
+
+
 def text_of(event: Event) -> EventText:
     def person(p: Person) -> TextPerson:
         return TextPerson(p.email, p.display_name, p.status)

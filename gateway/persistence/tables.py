@@ -116,11 +116,19 @@ calendars = Table(
     Column("tzid", String(64), nullable=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("cursor", Text, nullable=True),  # the provider's sync cursor
+    # Moved on by every reset of the cursor; a running sync saves its cursor only if the
+    # epoch it read is still this one (persistence/cursors.py).
+    Column("cursor_epoch", Integer, nullable=False, default=0, server_default="0"),
     Column("synced_at", DateTime(timezone=True), nullable=True),
     # The longest event ever mirrored here (seconds; None until known): lets a window read
     # bound ``start_at`` from below, so the index range is the window, not all that precedes.
     Column("max_event_seconds", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # What the account's client app may do to events it did not create (API.md s6.3):
+    # "sandbox" (only its own), or "unrestricted" once the user approved elevated
+    # permissions for this calendar (``POST /v1/permissions``).
+    Column("permission_level", String(16), nullable=False, default="sandbox",
+           server_default="sandbox"),
     Index("ux_calendars_profile_upstream", "profile_id", "upstream_id", unique=True),
 )
 
@@ -306,4 +314,115 @@ batch_entries = Table(
     Column("managed_id", Integer, ForeignKey("managed_events.id", ondelete="CASCADE"),
            nullable=True, index=True),
     Column("version", Integer, nullable=True),
+)
+
+# -- elevated permissions and external events (issue 13) -----------------------------------
+
+# An app's request for elevated permissions (POST /v1/permissions), answered by the user on
+# Calgate's page. Only the SHA-256 of the URL's token is kept; it is single-use and expires.
+permission_requests = Table(
+    "permission_requests",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("calendar_ids", JSON, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+# Writes to events the app did not create (``event_uid``), queued like managed writes: a
+# sealed patch of the fields the app sent, or None for a deletion.
+external_writes = Table(
+    "external_writes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("calendar_id", String(64), ForeignKey("calendars.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("event_uid", String(64), nullable=False),
+    Column("resource_id", Text, nullable=False),  # the upstream's id of the event
+    Column("patch", LargeBinary, nullable=True),  # sealed JSON; None: delete the event
+    Column("version", Integer, nullable=False, default=1),
+    Column("applied_version", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_external_calendar_event", "calendar_id", "event_uid", unique=True),
+    Index("ix_external_due", "applied_version", "version", "next_attempt_at"),
+)
+
+# -- Smart Invites (API.md s11): invitations a client app emails itself, per client app ------
+
+smart_invites = Table(
+    "smart_invites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(64), nullable=False),
+    Column("smart_invite_id", String(256), nullable=False),  # the app's own id
+    Column("uid", String(255), nullable=False, unique=True),  # the iCalendar UID, stable
+    Column("sequence", Integer, nullable=False, default=0),
+    Column("fingerprint", String(64), nullable=False),  # of the event as last sent
+    # The event and organizer, sealed with the server key (they are calendar contents).
+    Column("sealed_event", Text, nullable=False),
+    Column("callback_url", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_smart_invites_client_invite", "client_id", "smart_invite_id", unique=True),
+)
+
+smart_invite_recipients = Table(
+    "smart_invite_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invite_id", Integer, ForeignKey("smart_invites.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("email", String(254), nullable=False),  # as the app wrote it
+    Column("email_key", String(254), nullable=False),  # lower case, for matching replies
+    Column("status", String(16), nullable=False),  # pending, accepted, tentative, declined
+    Column("comment", Text, nullable=True),
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Column("replied_at", DateTime(timezone=True), nullable=True),
+    Index("ux_smart_invite_recipients_key", "invite_id", "email_key", unique=True),
+)
+
+# Notifications to a Smart Invite's callback_url, delivered by the worker like channels'.
+smart_invite_notifications = Table(
+    "smart_invite_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(64), nullable=False, unique=True),  # ntf_…, for de-duplication
+    Column("invite_id", Integer, ForeignKey("smart_invites.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("callback_url", Text, nullable=False),
+    Column("sealed_body", Text, nullable=False),  # the smart_invite object, sealed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("first_failed_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_smart_invite_notifications_pending", "delivered_at", "next_attempt_at"),
+)
+
+# POST /v1/link_tokens (API.md s2.5): a short-lived, single-use token that attaches the next
+# profile linked with it (``link_token`` on /oauth/authorize) to this account, from any
+# device. Only a SHA-256 digest of the token is kept (it is 256 random bits).
+link_tokens = Table(
+    "link_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
 )

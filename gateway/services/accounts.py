@@ -5,27 +5,55 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from secrets import token_urlsafe
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, true, update
+
+from providers.model import Calendar
 
 from ..domain.ids import new_id
 from ..domain.mirror import Policy
+from ..persistence.cursors import reset_cursors
 from ..persistence.generation import bump_generation
-from ..persistence.tables import accounts, audit_log, calendars, profiles
+from ..persistence.tables import accounts, audit_log, calendars, link_tokens, profiles
 from ..secrets import SecretStore
+from .calendars import calendar_body, save_calendar
+from .relink import marker
 
 log = logging.getLogger("calgate.accounts")
+LINK_TOKEN_TTL = timedelta(minutes=10)  # a link token is used at once, on another device
 
 
 @dataclass(frozen=True, slots=True)
 class PendingAccount:
+    """A verified upstream account whose credentials are parked at ``credential_path``.
+
+    ``name``/``tzid`` are the account's where the provider says; ``calendars`` its calendar
+    list as read while linking (None: not read; the first sync lists it).
+    """
+
     provider_name: str
     provider_service: str
     profile_name: str
     upstream_id: str
     credential_path: str
+    name: str | None = None
+    tzid: str | None = None
+    calendars: tuple[Calendar, ...] | None = None
+
+
+class LinkTokenUnusable(Exception):
+    """The link token is unknown, expired, used, or another client app's."""
+
+
+class RelinkMismatch(Exception):
+    """The account signed in at a relink is not the profile's upstream account."""
+
+
+class RelinkGone(Exception):
+    """The profile was reconnected or erased since the relink URL was made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +67,12 @@ class Linked:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An account row and its profile rows, as the identity endpoints show them."""
+    """An account row and its profile rows, as the identity endpoints show them, and its
+    calendars as ``GET /v1/calendars`` lists them (userinfo's ``profile_calendars``)."""
 
     account: dict[str, Any]
     profiles: tuple[dict[str, Any], ...]
+    calendars: tuple[dict[str, Any], ...] = ()
 
 
 class Cache(Protocol):
@@ -91,15 +121,23 @@ class AccountService:
         self.secrets.delete(credential_path)
 
     def link(self, client_id: str, pending: PendingAccount, link_key: str | None,
-             scope: Sequence[str] = ()) -> Linked:
-        """Attach a verified upstream account to the subject this browser already has, if any.
+             scope: Sequence[str] = (), link_token: str | None = None) -> Linked:
+        """Attach a verified upstream account to the subject this browser already has, if any
+        (or, with ``link_token``, the digest :meth:`find_link_token` gave, to the subject
+        that minted it: the token is used up here, or LinkTokenUnusable is raised).
 
-        The same upstream account linked again keeps its profile id (a relink).
+        The same upstream account linked again keeps its profile id (a relink). The calendar
+        list read while linking is stored in the same transaction, so the app's first
+        ``GET /v1/calendars`` is complete.
         """
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             subject = None
-            if link_key is not None:
+            if link_token is not None:
+                subject = _use_link_token(conn, link_token, client_id, now)
+                if subject is None:
+                    raise LinkTokenUnusable()
+            elif link_key is not None:
                 subject = conn.execute(select(accounts.c.id).where(
                     accounts.c.client_id == client_id, accounts.c.link_key_hash == link_key)
                 ).scalar()
@@ -107,10 +145,11 @@ class AccountService:
                 subject = new_id("acc_")
                 conn.execute(insert(accounts).values(
                     id=subject, client_id=client_id, email=_email(pending.profile_name),
-                    name=None, default_tzid="Etc/UTC", link_key_hash=link_key,
-                    data_key_wrapped=self.secrets.new_data_key().wrapped,
+                    name=pending.name, default_tzid=_zone_of(pending),
+                    link_key_hash=link_key, data_key_wrapped=self.secrets.new_data_key().wrapped,
                     scope=" ".join(scope), created_at=now))
             else:
+                _fill_details(conn, subject, pending)
                 granted = conn.execute(select(accounts.c.scope).where(
                     accounts.c.id == subject)).scalar_one().split()
                 union = granted + [s for s in scope if s not in granted]
@@ -132,18 +171,80 @@ class AccountService:
                     credential_path=f"profiles/{profile_id}/credentials", connected=True,
                     initial_sync_required=True, created_at=now, next_sync_at=now))
             else:
-                conn.execute(update(profiles).where(profiles.c.id == profile_id)
-                             .values(connected=True, profile_name=pending.profile_name,
-                                     next_sync_at=now, sync_failures=0, last_sync_error=None,
-                                     disconnected_at=None, calendars_listed_at=None))
+                _reconnect(conn, profile_id, pending, now)
+            _save_listing(conn, profile_id, pending.calendars, now)
             _audit(conn, "link_profile", subject, {"profile_id": profile_id,
                                                    "provider": pending.provider_name})
+        self._keep_credentials(profile_id, pending)
+        return Linked(subject, profile_id, pending.provider_name, pending.provider_service,
+                      pending.profile_name)
+
+    def _keep_credentials(self, profile_id: str, pending: PendingAccount) -> None:
         self.cache.clear()
         self.secrets.put(f"profiles/{profile_id}/credentials",
                          self.secrets.get(pending.credential_path))
         self.secrets.delete(pending.credential_path)
-        return Linked(subject, profile_id, pending.provider_name, pending.provider_service,
+
+    # -- relinking a disconnected profile (services/relink.py signs its URL) -------------
+    def find_relink_target(self, profile_id: str, disconnected: int) -> dict[str, Any] | None:
+        """The profile (with its account's client and scope) while it is still the
+        disconnected one a relink token names; None once reconnected, re-disconnected or
+        erased."""
+        query = (select(profiles, accounts.c.client_id, accounts.c.scope)
+                 .join(accounts, accounts.c.id == profiles.c.account_id)
+                 .where(profiles.c.id == profile_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.connected or marker(row.disconnected_at) != disconnected:
+            return None
+        return dict(row._mapping)
+
+    def relink(self, profile_id: str, disconnected: int, pending: PendingAccount) -> Linked:
+        """Restore a disconnected profile's credentials: same upstream account only.
+
+        The profile keeps its id, its account (``sub``) and its calendars' ids; the mirror is
+        kept, and the next sync (due now) catches up from the stored cursors. Raises
+        RelinkMismatch for another upstream account, RelinkGone when the profile is no
+        longer the disconnected one the relink URL named.
+        """
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(profiles).where(profiles.c.id == profile_id)
+                               .with_for_update()).first()
+            if row is None or row.connected or marker(row.disconnected_at) != disconnected:
+                raise RelinkGone(profile_id)
+            if row.provider_name != pending.provider_name or \
+                    row.upstream_id != _digest(pending.upstream_id):
+                raise RelinkMismatch(profile_id)
+            _reconnect(conn, profile_id, pending, now)
+            _save_listing(conn, profile_id, pending.calendars, now)
+            _fill_details(conn, row.account_id, pending)
+            _audit(conn, "relink_profile", row.account_id, {"profile_id": profile_id})
+        self._keep_credentials(profile_id, pending)
+        return Linked(row.account_id, profile_id, row.provider_name, row.provider_service,
                       pending.profile_name)
+
+    # -- link tokens (POST /v1/link_tokens) ------------------------------------------------
+    def mint_link_token(self, subject: str, client_id: str) -> str:
+        """A new single-use link token for ``subject``, valid LINK_TOKEN_TTL, for
+        ``client_id`` only; only its digest is stored."""
+        token = token_urlsafe(32)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(delete(link_tokens).where(link_tokens.c.account_id == subject,
+                                                   link_tokens.c.expires_at < now))
+            conn.execute(insert(link_tokens).values(
+                token_hash=_digest(token), account_id=subject, client_id=client_id,
+                created_at=now, expires_at=now + LINK_TOKEN_TTL))
+        return token
+
+    def find_link_token(self, client_id: str, token: str) -> str | None:
+        """The digest of a live, unused link token of ``client_id``, else None."""
+        digest = _digest(token)
+        with self.engine.connect() as conn:
+            found = conn.execute(select(link_tokens.c.token_hash).where(
+                *_usable(digest, client_id, datetime.now(UTC)))).scalar()
+        return None if found is None else str(found)
 
     def revoke_subject(self, subject: str, reason: str | None = None) -> None:
         """Erase an account: credentials first (for good), then its rows. ``reason`` (why
@@ -210,7 +311,9 @@ class AccountService:
             if account is None:
                 return None
             rows = conn.execute(_PROFILES, {"subject": subject}).all()
-        identity = Identity(dict(account._mapping), tuple(dict(r._mapping) for r in rows))
+            listed = conn.execute(_CALENDARS, {"subject": subject}).all()
+        identity = Identity(dict(account._mapping), tuple(dict(r._mapping) for r in rows),
+                            tuple(calendar_body(r) for r in listed))
         self.cache.set(subject, identity)
         return identity
 
@@ -236,10 +339,83 @@ def _resync(conn: Any, subject: str, now: datetime) -> None:
     """Mirror the account's calendars afresh under the wider grant: a full sync of every
     profile, which ends with a ``change`` covering all its events (sync/engine.py)."""
     owned = select(profiles.c.id).where(profiles.c.account_id == subject)
-    conn.execute(update(calendars).where(calendars.c.profile_id.in_(owned))
-                 .values(cursor=None))
+    reset_cursors(conn, calendars.c.profile_id.in_(owned))
     conn.execute(update(profiles).where(profiles.c.account_id == subject)
                  .values(initial_sync_required=True, next_sync_at=now))
+
+
+def _reconnect(conn: Any, profile_id: str, pending: PendingAccount, now: datetime) -> None:
+    """Working credentials again: sync at once, the failure record cleared. Calendars keep
+    their rows and cursors; the listing read now (if any) replaces the stored one."""
+    conn.execute(update(profiles).where(profiles.c.id == profile_id).values(
+        connected=True, profile_name=pending.profile_name, next_sync_at=now, sync_failures=0,
+        last_sync_error=None, disconnected_at=None, calendars_listed_at=None))
+
+
+def _save_listing(conn: Any, profile_id: str, listed: Sequence[Calendar] | None,
+                  now: datetime) -> None:
+    """Store the calendar list read while linking, as the sync engine would: known calendars
+    keep their ids, new ones get theirs, those no longer listed are marked deleted."""
+    if listed is None:
+        return
+    kept = {save_calendar(conn, profile_id, cal, now) for cal in listed}
+    conn.execute(update(calendars).where(calendars.c.profile_id == profile_id,
+                                         calendars.c.id.not_in(kept) if kept else true(),
+                                         calendars.c.deleted.is_(False))
+                 .values(deleted=True))
+    conn.execute(update(profiles).where(profiles.c.id == profile_id)
+                 .values(calendars_listed_at=now))
+    bump_generation(conn, profile_id=profile_id)
+
+
+def _zone_of(pending: PendingAccount) -> str:
+    """The account's zone: the provider's, else the primary calendar's, else UTC; only
+    zones this machine's tz database knows."""
+    primary = next((c.tzid for c in pending.calendars or () if c.primary and c.tzid), None)
+    for candidate in (pending.tzid, primary):
+        if candidate and _known_zone(candidate):
+            return candidate
+    return "Etc/UTC"
+
+
+def _known_zone(tzid: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _fill_details(conn: Any, subject: str, pending: PendingAccount) -> None:
+    """An account linked before it had a name or a zone takes this profile's."""
+    row = conn.execute(select(accounts.c.name, accounts.c.default_tzid).where(
+        accounts.c.id == subject)).one()
+    values: dict[str, Any] = {}
+    if not row.name and pending.name:
+        values["name"] = pending.name
+    zone = _zone_of(pending)
+    if row.default_tzid in (None, "", "Etc/UTC") and zone != "Etc/UTC":
+        values["default_tzid"] = zone
+    if values:
+        conn.execute(update(accounts).where(accounts.c.id == subject).values(**values))
+
+
+def _usable(digest: str, client_id: str, now: datetime) -> tuple[Any, ...]:
+    return (link_tokens.c.token_hash == digest, link_tokens.c.client_id == client_id,
+            link_tokens.c.used_at.is_(None), link_tokens.c.expires_at > now)
+
+
+def _use_link_token(conn: Any, digest: str, client_id: str, now: datetime) -> str | None:
+    """Use a link token up (atomically: two flows cannot both use it); its account."""
+    subject = conn.execute(select(link_tokens.c.account_id).where(
+        *_usable(digest, client_id, now))).scalar()
+    if subject is None:
+        return None
+    used = conn.execute(update(link_tokens).where(*_usable(digest, client_id, now))
+                        .values(used_at=now)).rowcount
+    return str(subject) if used == 1 else None
 
 
 def _digest(upstream_id: str) -> str:
@@ -262,3 +438,8 @@ def _audit(conn: Any, action: str, subject: str, detail: dict[str, Any] | None) 
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("subject"))
 _PROFILES = (select(profiles).where(profiles.c.account_id == bindparam("subject"))
              .order_by(profiles.c.created_at, profiles.c.id))
+_CALENDARS = (select(calendars, profiles.c.provider_name, profiles.c.profile_name)
+              .join(profiles, profiles.c.id == calendars.c.profile_id)
+              .where(profiles.c.account_id == bindparam("subject"))
+              .order_by(profiles.c.created_at, profiles.c.id, calendars.c.created_at,
+                        calendars.c.id))

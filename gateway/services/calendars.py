@@ -20,6 +20,7 @@ from providers.model import Calendar
 from providers.protocol import CalendarProvider
 from providers.registry import ProviderOptions, UnknownProvider, find_entry
 
+from ..domain.external import PERMISSION_SANDBOX
 from ..domain.ids import new_id
 from ..domain.opener import ProfileOpener
 from ..persistence.generation import bump_generation
@@ -67,7 +68,8 @@ def calendar_body(row: Any) -> dict[str, Any]:
         "calendar_readonly": bool(row.readonly), "calendar_deleted": bool(row.deleted),
         "calendar_primary": bool(row.primary),
         "calendar_integrated_conferencing_available": _conferencing(row.provider_name),
-        "calendar_attachments_available": False, "permission_level": "sandbox",
+        "calendar_attachments_available": False,
+        "permission_level": row.permission_level or PERMISSION_SANDBOX,
         "calendar_color": row.color,
     }
 

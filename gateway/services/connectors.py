@@ -14,13 +14,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from providers.errors import ProviderError
-from providers.model import AccountInfo
 from providers.plugin import FormField, FormLinking
 from providers.registry import ProviderOptions, entries
 
 from ..domain.upstream_apps import UpstreamApps
-from .link_errors import explain
-from .linking import ConnectorRegistry, EntryConnector, VerificationFailed, VerifiedAccount
+from .link_errors import explain, report
+from .linking import (
+    CALENDARS_UNREADABLE,
+    CalendarsUnreadable,
+    ConnectorRegistry,
+    EntryConnector,
+    VerificationFailed,
+    VerifiedAccount,
+    inspect,
+    verified,
+)
 from .upstream import UpstreamConnector
 
 
@@ -42,18 +50,13 @@ class FormConnector(EntryConnector):
     def verify(self, values: Mapping[str, str]) -> VerifiedAccount:
         credentials = self.linking.credentials(values)
         try:
-            info = asyncio.run(self._verify(credentials))
+            info, calendars = asyncio.run(inspect(self.entry, credentials, self.options))
         except ProviderError as exc:
             raise VerificationFailed(explain(self.name, exc, self.linking.hints)) from exc
-        return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
-                               credentials=credentials)
-
-    async def _verify(self, credentials: dict[str, str]) -> AccountInfo:
-        provider = self.entry.open(credentials, self.options)
-        try:
-            return await provider.verify()
-        finally:
-            await provider.close()
+        except CalendarsUnreadable as exc:
+            report(self.name, exc.error)
+            raise VerificationFailed(CALENDARS_UNREADABLE) from exc
+        return verified(info, calendars, credentials)
 
 
 def register_defaults(registry: ConnectorRegistry, options: ProviderOptions,

@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from .accounts import Identity
+from .relink import RelinkLinks
+
+# The keys of a calendar that userinfo's profile_calendars carry (API.md s3.2): a
+# GET /v1/calendars entry without the profile's own fields.
+PROFILE_CALENDAR_KEYS = ("calendar_id", "calendar_name", "calendar_readonly",
+                         "calendar_deleted", "calendar_primary",
+                         "calendar_integrated_conferencing_available",
+                         "calendar_attachments_available", "permission_level")
 
 
-def profile_body(row: dict[str, Any]) -> dict[str, Any]:
+def profile_body(row: dict[str, Any], relinks: RelinkLinks | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "provider_name": row["provider_name"],
         "provider_service": row["provider_service"],
@@ -22,14 +30,20 @@ def profile_body(row: dict[str, Any]) -> dict[str, Any]:
         "profile_initial_sync_required": bool(row["initial_sync_required"]),
     }
     if not row["connected"]:
-        body["profile_relink_url"] = None
+        body["profile_relink_url"] = relinks.url(row) if relinks is not None else None
     return body
 
 
 def userinfo_body(identity: Identity, subject: str, scope: Sequence[str],
-                  grants: frozenset[str]) -> dict[str, Any]:
+                  grants: frozenset[str], calendars: Sequence[dict[str, Any]] = (),
+                  relinks: RelinkLinks | None = None) -> dict[str, Any]:
+    """``calendars``: the account's calendars as ``GET /v1/calendars`` lists them (given
+    only to tokens with ``list_calendars``), each under its profile with the keys of
+    API.md s3.2's ``profile_calendars``."""
     account = identity.account
-    profiles = [profile_body(r) | {"profile_calendars": []} for r in identity.profiles]
+    profiles = [profile_body(r, relinks) | {"profile_calendars": [
+        {k: c[k] for k in PROFILE_CALENDAR_KEYS if k in c}
+        for c in calendars if c["profile_id"] == r["id"]]} for r in identity.profiles]
     body: dict[str, Any] = {"sub": subject}
     if "read_account" in grants:
         body |= {"email": account["email"], "name": account["name"],

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from providers.errors import ProviderError
+from providers.model import AccountInfo, Calendar
 from providers.plugin import FormField as FormField  # re-exported: connectors build forms
-from providers.registry import ProviderEntry, entries
+from providers.registry import ProviderEntry, ProviderOptions, entries
 
 
 class VerificationFailed(Exception):
@@ -31,12 +33,61 @@ class ScopesWithheld(VerificationFailed):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedAccount:
-    """A verified upstream account: ``credentials`` are secret, the rest is not."""
+    """A verified upstream account: ``credentials`` are secret, the rest is not.
+
+    ``name``, ``tzid`` and ``service`` are the account's as the provider says (None: it does
+    not); ``calendars`` its calendar list read while linking (None: not read, the first sync
+    lists them), so the app's first ``GET /v1/calendars`` after the code is complete.
+    """
 
     profile_name: str
     upstream_id: str
     credentials: Mapping[str, str]
     settings: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    tzid: str | None = None
+    service: str | None = None
+    calendars: tuple[Calendar, ...] | None = None
+
+
+CALENDARS_UNREADABLE = ("Calgate signed in to your calendar account but could not read the "
+                        "list of your calendars, so nothing was linked. Please try again in "
+                        "a few minutes.")
+
+
+async def inspect(entry: ProviderEntry, credentials: Mapping[str, str],
+                  options: ProviderOptions) -> tuple[AccountInfo, list[Calendar]]:
+    """Verify an account with a real call, then read its calendar list, on one connection.
+
+    A failure to verify raises the provider's error as it is; a failure to list the calendars
+    raises :class:`CalendarsUnreadable` (linking must not hand the app an empty list).
+    """
+    provider = entry.open(credentials, options)
+    try:
+        info = await provider.verify()
+        try:
+            calendars = await provider.list_calendars()
+        except ProviderError as exc:
+            raise CalendarsUnreadable(exc) from exc
+        return info, calendars
+    finally:
+        await provider.close()
+
+
+class CalendarsUnreadable(Exception):
+    """The account was verified but its calendar list could not be read (``error``: why)."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def verified(info: AccountInfo, calendars: Sequence[Calendar],
+             credentials: Mapping[str, str]) -> VerifiedAccount:
+    """What a connector keeps of an inspected account."""
+    return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
+                           credentials=credentials, name=info.name, tzid=info.tzid,
+                           service=info.service, calendars=tuple(calendars))
 
 
 class Linkable(Protocol):
@@ -99,6 +150,7 @@ class Offering:
     display_name: str
     connector: AnyConnector | None
     note: str = ""
+    remove_access: str = ""  # the entry's access note: where to remove the app upstream
 
 
 class ConnectorRegistry:
@@ -117,13 +169,14 @@ class ConnectorRegistry:
         """What ``client_id``'s users may choose from. A registered connector the deployment
         has not configured is left out altogether: offering it would only fail later."""
         usable = {n: c for n, c in self._connectors.items() if c.configured(client_id)}
-        listed = [(e.name, e.display_name) for e in entries() if e.link != "none"]
-        planned = [Offering(name, label, usable.get(name),
-                            "" if name in usable else "Not yet available")
-                   for name, label in listed
-                   if name in usable or name not in self._connectors]
+        listed = [e for e in entries() if e.link != "none"]
+        planned = [Offering(e.name, e.display_name, usable.get(e.name),
+                            "" if e.name in usable else "Not yet available",
+                            e.remove_access_note() if e.name in usable else "")
+                   for e in listed
+                   if e.name in usable or e.name not in self._connectors]
         extra = [Offering(c.name, c.display_name, c) for n, c in usable.items()
-                 if n not in dict(listed)]
+                 if n not in {e.name for e in listed}]
         return extra + planned
 
 

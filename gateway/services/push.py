@@ -35,6 +35,7 @@ from providers.registry import push_providers
 from ..domain.ids import new_id
 from ..domain.opener import ProfileOpener
 from ..observe import metrics
+from ..persistence.cursors import reset_cursors
 from ..persistence.tables import calendars, profiles, push_channels
 
 log = logging.getLogger("calgate.push")
@@ -236,8 +237,7 @@ class PushService:
                 conn.execute(update(push_channels).where(push_channels.c.id == channel_id)
                              .values(expires_at=now))
             if state == "resync":  # no cursor: the calendar's next sync is a full one
-                conn.execute(update(calendars).where(calendars.c.id == row.calendar_id)
-                             .values(cursor=None))
+                reset_cursors(conn, calendars.c.id == row.calendar_id)
             if state != "sync":
                 conn.execute(update(profiles).where(profiles.c.id == row.profile_id).values(
                     next_sync_at=now, sync_requested_at=now))

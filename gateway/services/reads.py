@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, select
@@ -17,18 +17,22 @@ from sqlalchemy import ColumnElement, Engine, Select, and_, func, null, or_, sel
 from providers.plugin import Conferencing
 from providers.registry import find_entry
 
+from ..domain.external import PERMISSION_UNRESTRICTED
 from ..domain.managed import managed_key
+from ..domain.mirror import series_identifier
 from ..domain.sealing import DataKeys, EventText, unseal_text
 from ..persistence.generation import read_generation
 from ..persistence.tables import (
     MAX_SPAN_SECONDS,
     calendars,
     events,
+    external_writes,
     managed_events,
     profiles,
 )
 
 PAGE_SIZE = 100
+CalendarAccess = Literal["readonly", "sandbox", "unrestricted"]
 Key = tuple[datetime, int]  # (start_at, row id): where the next page continues
 
 
@@ -129,18 +133,20 @@ class ReadService:
         key = managed_key(subject, calendar_id, event_id)
         with self.engine.connect() as conn:
             row = conn.execute(_columns(True).select_from(_JOINED).add_columns(
-                calendars.c.readonly.label("calendar_readonly")).where(
+                calendars.c.readonly.label("calendar_readonly"),
+                calendars.c.permission_level).where(
                 profiles.c.account_id == subject, events.c.calendar_id == calendar_id,
-                events.c.managed_key == key, events.c.deleted.is_(False))).first()
+                events.c.managed_key == key, events.c.deleted.is_(False))
+                .order_by(events.c.start_at)).first()  # a series: its first occurrence
         if row is None:
             return None
         query = ReadQuery("Etc/UTC", row.start_at, row.end_at, default_window=True)
         return event_body(row, _text(self.keys.key(subject), row), False, query,
-                          bool(row.calendar_readonly))
+                          _access(row.calendar_readonly, row.permission_level))
 
     def _page(self, subject: str, query: ReadQuery, where: list[ColumnElement[bool]],
               page: int, after: Key | None, *, managed: bool
-              ) -> tuple[list[Any], int, dict[str, bool]]:
+              ) -> tuple[list[Any], int, dict[str, CalendarAccess]]:
         with self.engine.connect() as conn:
             count, rows_of, live = statements(conn, subject, query, where, after,
                                               managed=managed)
@@ -154,8 +160,8 @@ class ReadService:
 
 def statements(conn: Any, subject: str, query: ReadQuery, where: list[ColumnElement[bool]],
                after: Key | None, *, managed: bool
-               ) -> tuple[Select[Any] | None, Select[Any] | None, dict[str, bool]]:
-    """(count of what is left, the page's rows, live calendar id -> read-only) for a read;
+               ) -> tuple[Select[Any] | None, Select[Any] | None, dict[str, CalendarAccess]]:
+    """(count of what is left, the page's rows, live calendar id -> access) for a read;
     the statements are None when the read covers no live calendar."""
     live, span = _calendars(conn, subject, query)
     if not live:
@@ -188,12 +194,25 @@ _PROVIDER = (select(profiles.c.provider_name)
              .join(calendars, calendars.c.profile_id == profiles.c.id)
              .where(calendars.c.id == events.c.calendar_id)
              .scalar_subquery().label("provider_name"))
+_THEIRS = (external_writes.c.calendar_id == events.c.calendar_id,
+           external_writes.c.event_uid == events.c.event_uid)
+
+
+def _external(column: ColumnElement[Any], name: str) -> Any:
+    """How the app's latest write to an external event stands (``event_uid`` writes)."""
+    return select(column).where(*_THEIRS).limit(1).scalar_subquery().label(name)
+
+
+_EXTERNAL_WRITE = (
+    _external(external_writes.c.version - external_writes.c.applied_version,
+              "external_behind"),
+    _external(external_writes.c.last_error, "external_error"))
 _WITH_EVENT_ID = select(
     events, _managed(managed_events.c.event_id, "event_id"),
     _managed(managed_events.c.version - managed_events.c.applied_version, "write_behind"),
-    _managed(managed_events.c.last_error, "write_error"), _PROVIDER)
+    _managed(managed_events.c.last_error, "write_error"), _PROVIDER, *_EXTERNAL_WRITE)
 _WITHOUT_EVENT_ID = select(events, null().label("event_id"), null().label("write_behind"),
-                           null().label("write_error"), _PROVIDER)
+                           null().label("write_error"), _PROVIDER, *_EXTERNAL_WRITE)
 
 
 def _columns(managed: bool) -> Select[Any]:
@@ -202,13 +221,13 @@ def _columns(managed: bool) -> Select[Any]:
 
 
 def _calendars(conn: Any, subject: str, query: ReadQuery
-               ) -> tuple[dict[str, bool], timedelta | None]:
-    """The live calendars the read covers (id -> read-only) and the longest event in any of
+               ) -> tuple[dict[str, CalendarAccess], timedelta | None]:
+    """The live calendars the read covers (id -> access) and the longest event in any of
     them (None when not known); :class:`UnknownCalendar` for a requested one that is not the
     account's."""
     rows = conn.execute(
         select(calendars.c.id, calendars.c.readonly, calendars.c.deleted,
-               calendars.c.max_event_seconds)
+               calendars.c.max_event_seconds, calendars.c.permission_level)
         .join(profiles, profiles.c.id == calendars.c.profile_id)
         .where(profiles.c.account_id == subject)).all()
     if query.calendar_ids:
@@ -224,7 +243,15 @@ def _calendars(conn: Any, subject: str, query: ReadQuery
     # An event as long as the column holds may be longer still: no lower bound then.
     span = None if longest is None or longest >= MAX_SPAN_SECONDS else timedelta(
         seconds=longest)
-    return {r.id: bool(r.readonly) for r in live}, span
+    return {r.id: _access(r.readonly, r.permission_level) for r in live}, span
+
+
+def _access(readonly: bool, permission_level: str | None) -> CalendarAccess:
+    """What the app may do to events in a calendar: nothing (read-only), its own events
+    (sandbox), or every event (unrestricted: the user approved elevated permissions)."""
+    if readonly:
+        return "readonly"
+    return "unrestricted" if permission_level == PERMISSION_UNRESTRICTED else "sandbox"
 
 
 def _lower_bound(query: ReadQuery, span: timedelta | None) -> datetime | None:
@@ -337,13 +364,17 @@ def _recognise_meeting(row: Any, url: str) -> Conferencing | None:
 
 
 def event_body(row: Any, text: EventText | None, show_text: bool,
-               query: ReadQuery, calendar_readonly: bool) -> dict[str, Any]:
+               query: ReadQuery, access: CalendarAccess) -> dict[str, Any]:
     managed = row.managed_key is not None
     visible = text if (show_text or managed) else None
     body: dict[str, Any] = {"calendar_id": row.calendar_id, "event_uid": row.event_uid}
     if managed and row.event_id is not None:
         body["event_id"] = row.event_id
         write = write_state(row.write_behind, row.write_error)
+        if write is not None:
+            body["calgate_write"] = write
+    elif not managed:  # the app's own writes to an external event (event_uid)
+        write = write_state(row.external_behind, row.external_error)
         if write is not None:
             body["calgate_write"] = write
     if visible is not None:
@@ -372,7 +403,9 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
         if organizer:
             body["organizer"] = {"email": organizer.email,
                                  "display_name": organizer.display_name}
-    writable = not calendar_readonly and not row.deleted
+    writable = access != "readonly" and not row.deleted
+    # External events: only with elevated permissions, and never an instance of a series.
+    editable = writable and (managed or (access == "unrestricted" and not row.recurring))
     body["transparency"] = row.transparency
     extended = (visible.extended_transparency if visible else None) or row.transparency
     if extended != "unknown":
@@ -382,9 +415,11 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
     body |= {"status": row.status,
              "categories": list(visible.categories) if visible else [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),
-             "options": {"delete": writable and managed, "update": writable and managed,
+             "options": {"delete": editable, "update": editable,
                          "change_participation_status": writable and not managed
                          and participation != "unknown"}}
+    if row.recurring:  # the occurrences of one series share it
+        body["series_identifier"] = series_identifier(row.calendar_id, row.resource_id)
     return body
 
 

@@ -25,14 +25,22 @@ from providers.errors import (
     AdminApprovalRequired,
     ProviderError,
 )
-from providers.model import AccountInfo
 from providers.plugin import AuthorizationRequest, UpstreamApp, UpstreamOAuth
 from providers.registry import ProviderOptions
 
 from ..domain.upstream_apps import AppNotConfigured, UpstreamApps
 from ..secrets import SecretStoreUnavailable
 from .link_errors import explain, report
-from .linking import EntryConnector, ScopesWithheld, VerificationFailed, VerifiedAccount
+from .linking import (
+    CALENDARS_UNREADABLE,
+    CalendarsUnreadable,
+    EntryConnector,
+    ScopesWithheld,
+    VerificationFailed,
+    VerifiedAccount,
+    inspect,
+    verified,
+)
 
 # What the user decided or their organisation decided, at the upstream: each has its own page.
 CONSENT_REFUSED = (AccessDeclined, AdminApprovalRequired, AccountNotAccepted)
@@ -102,13 +110,15 @@ class UpstreamConnector(EntryConnector):
         stored = self.oauth.credentials(grant) | {"app": owner}
         credentials = stored | {"client_id": app.client_id, "client_secret": app.client_secret}
         try:
-            info = asyncio.run(self._verify(credentials))
+            info, calendars = asyncio.run(inspect(self.entry, credentials, self.options))
         except ProviderError as exc:
             unreadable = (f"{self.display_name} could not be read with the access you gave. "
                           "Please try again in a few minutes.")
             raise VerificationFailed(explain(self.name, exc, {ProviderError: unreadable})) from exc
-        return VerifiedAccount(profile_name=info.profile_name, upstream_id=info.upstream_id,
-                               credentials=stored)
+        except CalendarsUnreadable as exc:
+            report(self.name, exc.error)
+            raise VerificationFailed(CALENDARS_UNREADABLE) from exc
+        return verified(info, calendars, stored)
 
     def refused(self, params: Mapping[str, str]) -> str:
         """The sentence for an authorization redirect that carries an ``error``."""
@@ -118,12 +128,6 @@ class UpstreamConnector(EntryConnector):
             return ""
         return explain(self.name, error, self.oauth.hints)
 
-    async def _verify(self, credentials: dict[str, str]) -> AccountInfo:
-        provider = self.entry.open(credentials, self.options)
-        try:
-            return await provider.verify()
-        finally:
-            await provider.close()
 
 
 def _nonce(code_verifier: str) -> str:

@@ -45,13 +45,12 @@ class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
 
-class UnsupportedField(WriteError):
-    """The calendar's provider cannot carry a field the write uses (a 422 naming it)."""
+class Unsupported(WriteError):
+    """The calendar's provider cannot store a field of the event (a 422 naming it)."""
 
-    def __init__(self, field: str, provider: str) -> None:
-        super().__init__(f"{field} cannot be written to a {provider} calendar")
-        self.field = field
-        self.provider = provider
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(description)
+        self.field, self.description = field, description
 
 
 MERGE_ATTEMPTS = 5  # a concurrent upsert of the same event: merge again over its result
@@ -118,6 +117,7 @@ class WriteService:
             current = DesiredEvent.from_stored(unseal(key, row.desired, context))
         desired = upsert.merge(current, pending=row is not None
                                and row.applied_version < row.version)
+        _check_capable(calendar.provider_name, desired)
         sealed = seal(key, desired.to_stored(), context)
         if row is None:
             result = conn.execute(insert(managed_events).values(
@@ -206,5 +206,15 @@ def _check_fields(provider_name: str, upsert: EventUpsert | DesiredEvent) -> Non
     entry = find_entry(provider_name)
     offered = entry.write_fields if entry is not None else frozenset()
     for row in sorted(upsert.gated_fields() - offered):
-        raise UnsupportedField(GATED_WRITE_FIELDS[row],
-                               entry.display_name if entry else provider_name)
+        field = GATED_WRITE_FIELDS[row]
+        raise Unsupported(field, f"{field} cannot be written to a "
+                                 f"{entry.display_name if entry else provider_name} calendar")
+
+
+def _check_capable(provider_name: str, desired: DesiredEvent) -> None:
+    """Refuse what the calendar's provider cannot store, before it reaches the outbox."""
+    entry = find_entry(provider_name)
+    if desired.recurrence is not None and (
+            entry is None or not entry.capabilities.recurring_writes):
+        raise Unsupported("recurrence", "this calendar cannot store recurring events: "
+                                        "write each occurrence as its own event")

@@ -94,6 +94,36 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+async def post(notification_id: int, url: str, headers: dict[str, str], body: bytes,
+               settings: DeliverySettings,
+               transport: httpx.AsyncBaseTransport | None = None) -> Delivered:
+    """POST one signed notification through the outbound guard; never raises."""
+    started = time.perf_counter()
+    # A redirect is an answer like any other non-2xx (max_redirects=0): a callback is
+    # never re-sent elsewhere, and the notification is retried at the URL registered.
+    transport = transport or GuardedTransport(
+        httpx.AsyncHTTPTransport(trust_env=False), settings.outbound, max_redirects=0)
+    status: int | None = None
+    error: str | None = None
+    try:
+        async with httpx.AsyncClient(transport=transport, follow_redirects=False,
+                                     trust_env=False,
+                                     timeout=settings.timeout) as client:
+            response = await client.post(url, content=body, headers=headers)
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except ProviderError as exc:  # the guard: a refused address, an unresolvable name
+        error = str(exc)[:300]
+    except httpx.TimeoutException:
+        error = f"no answer in {settings.timeout:g} s"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    elapsed = int((time.perf_counter() - started) * 1000)
+    return Delivered(notification_id, ok=error is None, status_code=status, error=error,
+                     duration_ms=elapsed)
+
+
 class Deliverer:
     """Claims, sends and records notifications."""
 
@@ -165,30 +195,7 @@ class Deliverer:
 
     async def _post(self, notification_id: int, url: str, headers: dict[str, str],
                     body: bytes) -> Delivered:
-        started = time.perf_counter()
-        # A redirect is an answer like any other non-2xx (max_redirects=0): a callback is
-        # never re-sent elsewhere, and the notification is retried at the URL registered.
-        transport = self._transport or GuardedTransport(
-            httpx.AsyncHTTPTransport(trust_env=False), self.settings.outbound, max_redirects=0)
-        status: int | None = None
-        error: str | None = None
-        try:
-            async with httpx.AsyncClient(transport=transport, follow_redirects=False,
-                                         trust_env=False,
-                                         timeout=self.settings.timeout) as client:
-                response = await client.post(url, content=body, headers=headers)
-            status = response.status_code
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except ProviderError as exc:  # the guard: a refused address, an unresolvable name
-            error = str(exc)[:300]
-        except httpx.TimeoutException:
-            error = f"no answer in {self.settings.timeout:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
-        elapsed = int((time.perf_counter() - started) * 1000)
-        return Delivered(notification_id, ok=error is None, status_code=status, error=error,
-                         duration_ms=elapsed)
+        return await post(notification_id, url, headers, body, self.settings, self._transport)
 
     def _claim(self, notification_id: int) -> Any:
         now = datetime.now(UTC)

@@ -46,6 +46,7 @@ from ..domain.notify import (
 from ..domain.opener import ProfileOpener
 from ..domain.sealing import DataKeys
 from ..observe import metrics
+from ..persistence.cursors import save_cursor
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
@@ -68,6 +69,17 @@ class SyncSettings:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return TimeWindow(today - timedelta(days=self.days_back),
                           today + timedelta(days=self.days_ahead))
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A live calendar of the mirror as a sync starts on it: its cursor, and the cursor's
+    epoch (a reset meanwhile moves it on, and the sync's own cursor is then not kept)."""
+
+    id: str
+    upstream_id: str
+    cursor: str | None
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +198,11 @@ class SyncEngine:
         done: set[str] = set()
         pending = list(mirror)
         while pending:
-            calendar_id, upstream_id, cursor = pending.pop(0)
+            known = pending.pop(0)
+            calendar_id = known.id
             try:
-                changes = await self._sync_calendar(provider, upstream_id, cursor, window)
+                changes = await self._sync_calendar(provider, known.upstream_id, known.cursor,
+                                                    window)
             except Forbidden as exc:
                 # The grant does not reach this calendar (e.g. a write-only upstream grant
                 # and a calendar the user does not own): skip it, sync the rest.
@@ -203,11 +217,11 @@ class SyncEngine:
                 # with what the list says; a calendar no longer there is marked deleted.
                 listed = True
                 mirror = await self._list_calendars(provider, row["id"], now)
-                pending = [m for m in mirror if m[0] not in done]
+                pending = [m for m in mirror if m.id not in done]
                 continue
             done.add(calendar_id)
-            changed += await to_thread.run_sync(self._apply, calendar_id, changes, policy, key,
-                                                now, window)
+            changed += await to_thread.run_sync(self._apply, known, changes, policy, key, now,
+                                                window)
         return changed
 
     def _listing_due(self, row: dict[str, Any], now: datetime) -> bool:
@@ -221,7 +235,7 @@ class SyncEngine:
         return not now - interval < listed_at <= now
 
     async def _list_calendars(self, provider: CalendarProvider, profile_id: str,
-                              now: datetime) -> list[tuple[str, str, str | None]]:
+                              now: datetime) -> list[Known]:
         upstream = await provider.list_calendars()
         return await to_thread.run_sync(self._save_calendars, profile_id, upstream, now)
 
@@ -234,12 +248,16 @@ class SyncEngine:
         except CursorExpired:
             return await provider.sync(upstream_id, None, window)
 
-    def _apply(self, calendar_id: str, changes: Any, policy: Policy, key: bytes | None,
+    def _apply(self, known: Known, changes: ChangeSet, policy: Policy, key: bytes | None,
                now: datetime, window: TimeWindow) -> int:
         with self.engine.begin() as conn:
-            written = apply_changes(conn, calendar_id, changes, policy, key, now, window)
-            conn.execute(update(calendars).where(calendars.c.id == calendar_id).values(
-                cursor=changes.cursor.value if changes.cursor else None, synced_at=now))
+            written = apply_changes(conn, known.id, changes, policy, key, now, window)
+            cursor = changes.cursor.value if changes.cursor else None
+            if not save_cursor(conn, known.id, known.epoch, cursor, now):
+                # Reset while this round ran (the upstream lost changes): the next sync,
+                # already due, is a full one.
+                log.info("calendar %s was reset during its sync; its cursor is not kept",
+                         known.id)
         return written
 
     def _lease(self, profile_id: str, now: datetime) -> bool:
@@ -256,21 +274,23 @@ class SyncEngine:
         with self.engine.connect() as conn:
             return dict(conn.execute(query).one()._mapping)
 
-    def _known_calendars(self, profile_id: str) -> list[tuple[str, str, str | None]]:
-        """(id, upstream id, cursor) of the profile's live calendars, as last listed."""
-        query = (select(calendars.c.id, calendars.c.upstream_id, calendars.c.cursor)
+    def _known_calendars(self, profile_id: str) -> list[Known]:
+        """The profile's live calendars, as last listed."""
+        query = (select(calendars.c.id, calendars.c.upstream_id, calendars.c.cursor,
+                        calendars.c.cursor_epoch)
                  .where(calendars.c.profile_id == profile_id, calendars.c.deleted.is_(False))
                  .order_by(calendars.c.created_at, calendars.c.id))
         with self.engine.connect() as conn:
-            return [(r.id, r.upstream_id, r.cursor) for r in conn.execute(query).all()]
+            return [Known(r.id, r.upstream_id, r.cursor, r.cursor_epoch)
+                    for r in conn.execute(query).all()]
 
     def _save_calendars(self, profile_id: str, upstream: list[Calendar],
-                        now: datetime) -> list[tuple[str, str, str | None]]:
-        """Upsert the profile's calendars; returns (id, upstream id, cursor) of live ones."""
+                        now: datetime) -> list[Known]:
+        """Upsert the profile's calendars; returns the live ones."""
         with self.engine.begin() as conn:
             known = {r.upstream_id: r for r in conn.execute(
                 select(calendars).where(calendars.c.profile_id == profile_id)).all()}
-            live: list[tuple[str, str, str | None]] = []
+            live: list[Known] = []
             changed = False
             for cal in upstream:
                 values = {"name": cal.name, "readonly": cal.readonly, "primary": cal.primary,
@@ -281,14 +301,14 @@ class SyncEngine:
                     conn.execute(insert(calendars).values(
                         id=calendar_id, profile_id=profile_id, upstream_id=cal.calendar_id,
                         created_at=now, **values))
-                    live.append((calendar_id, cal.calendar_id, None))
+                    live.append(Known(calendar_id, cal.calendar_id, None, 0))
                     changed = True
                 else:
                     if any(getattr(row, k) != v for k, v in values.items()):
                         conn.execute(update(calendars).where(calendars.c.id == row.id)
                                      .values(**values))
                         changed = True
-                    live.append((row.id, cal.calendar_id, row.cursor))
+                    live.append(Known(row.id, cal.calendar_id, row.cursor, row.cursor_epoch))
             gone = [r.id for u, r in known.items()
                     if u not in {c.calendar_id for c in upstream} and not r.deleted]
             if gone:

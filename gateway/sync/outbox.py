@@ -25,7 +25,7 @@ from providers.errors import (
     RateLimited,
     Unavailable,
 )
-from providers.model import ChangeSet
+from providers.model import ChangeSet, EventDraft
 from providers.registry import ProviderOptions
 
 from ..domain.desired import DesiredEvent
@@ -51,6 +51,36 @@ class Applied:
     managed_id: int
     ok: bool
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedWrite:
+    """A write this worker claimed: one version of a managed event, its desired state
+    opened (None: delete it upstream), and where it goes.
+
+    ``unreadable`` says why the sealed desired state could not be read back as a
+    :class:`DesiredEvent` (a poison row): the same bytes fail the same way every time, so
+    the version is given up before any upstream call."""
+
+    id: int
+    version: int
+    attempts: int
+    account_id: str
+    calendar_id: str
+    event_id: str
+    managed_key: str
+    resource_id: str | None
+    profile_id: str
+    provider_name: str
+    credential_path: str
+    upstream_calendar: str
+    scope: str
+    desired: DesiredEvent | None
+    unreadable: str | None = None
+
+    def draft(self) -> EventDraft | None:
+        """What the provider is asked to make (None: a delete)."""
+        return None if self.desired is None else self.desired.draft(self.managed_key)
 
 
 class Outbox:
@@ -96,12 +126,17 @@ class Outbox:
 
     async def apply(self, managed_id: int) -> Applied:
         try:
-            claimed = await to_thread.run_sync(self._claim, managed_id)
+            claimed = await to_thread.run_sync(self.claim, managed_id)
         except SecretStoreUnavailable as exc:  # the data key is in a sealed Vault
             await to_thread.run_sync(self.release, managed_id, SECRET_STORE_RETRY)
             return Applied(managed_id, ok=False, error=str(exc))
         if claimed is None:
             return Applied(managed_id, ok=False, error="not due or claimed elsewhere")
+        if claimed.unreadable is not None:  # before any upstream call: a poison write makes none
+            log.error("write %s cannot be read back: %s", managed_id, claimed.unreadable)
+            await to_thread.run_sync(self._failed, claimed, claimed.unreadable, None, True,
+                                     False)
+            return Applied(managed_id, ok=False, error=claimed.unreadable)
         try:
             resource_id, etag = await self._upstream(claimed)
         except SecretStoreUnavailable as exc:  # a sealed Vault: the write waits, kept
@@ -121,34 +156,34 @@ class Outbox:
             # upstream's encoding refuses, a value its mapping rejects): the same bytes fail
             # the same way on every retry, so this version is given up, with the reason.
             log.exception("write %s cannot be mapped for the upstream", managed_id)
-            error = f"the event cannot be written upstream ({type(exc).__name__}: {exc})"
+            error = _cannot_write(exc)
             await to_thread.run_sync(self._failed, claimed, error, None, True, False)
             return Applied(managed_id, ok=False, error=error)
         await to_thread.run_sync(self._applied, claimed, resource_id, etag)
         return Applied(managed_id, ok=True)
 
-    async def _upstream(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        name = row["provider_name"]
-        if row["desired"] is not None:  # before any upstream call: a poison write makes none
-            desired = DesiredEvent.from_stored(row["desired"])
-            row["draft"] = desired.draft(row["managed_key"])
-        provider = await self.opener.open(name, row["credential_path"])
+    async def _upstream(self, claimed: ClaimedWrite) -> tuple[str | None, str | None]:
+        name = claimed.provider_name
+        draft = claimed.draft()
+        provider = await self.opener.open(name, claimed.credential_path)
         try:
-            if row["desired"] is None:
-                if row["resource_id"]:
+            if draft is None:
+                if claimed.resource_id:
                     # Already gone upstream: that is the goal (counted as NotFound).
                     with suppress(NotFound), metrics.upstream_call(name, "delete_event"):
-                        await provider.delete_event(row["upstream_calendar"],
-                                                    row["resource_id"], None)
+                        await provider.delete_event(claimed.upstream_calendar,
+                                                    claimed.resource_id, None)
                 return None, None
             with metrics.upstream_call(name, "put_event"):
-                written = await provider.put_event(row["upstream_calendar"], row["draft"],
-                                                   row["resource_id"], None)
+                written = await provider.put_event(claimed.upstream_calendar, draft,
+                                                   claimed.resource_id, None)
             return written.resource_id, written.etag
         finally:
             await provider.close()
 
-    def _claim(self, managed_id: int) -> dict[str, Any] | None:
+    def claim(self, managed_id: int) -> ClaimedWrite | None:
+        """Take a due write for this worker (for :data:`CLAIM`, after which another worker
+        may retry it); None when it is not due or another worker has it."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             won = conn.execute(update(managed_events).where(
@@ -166,64 +201,95 @@ class Outbox:
                 .join(profiles, profiles.c.id == calendars.c.profile_id)
                 .join(accounts, accounts.c.id == managed_events.c.account_id)
                 .where(managed_events.c.id == managed_id)).one()
-        data = dict(row._mapping)
-        data["draft"] = None  # made by _upstream, where a mapping failure is caught
-        if data["desired"] is not None:
-            key = self.keys.key(data["account_id"])
-            assert key is not None
-            data["desired"] = unseal(key, data["desired"],
-                                     managed_context(data["calendar_id"], data["event_id"]))
-        return data
+        desired, unreadable = self._open_desired(row)
+        return ClaimedWrite(
+            id=row.id, version=row.version, attempts=row.attempts, account_id=row.account_id,
+            calendar_id=row.calendar_id, event_id=row.event_id, managed_key=row.managed_key,
+            resource_id=row.resource_id, profile_id=row.profile_id,
+            provider_name=row.provider_name, credential_path=row.credential_path,
+            upstream_calendar=row.upstream_calendar, scope=row.scope, desired=desired,
+            unreadable=unreadable)
 
-    def _applied(self, row: dict[str, Any], resource_id: str | None, etag: str | None) -> None:
+    def _open_desired(self, row: Any) -> tuple[DesiredEvent | None, str | None]:
+        """The row's desired state (None: a delete), or why it cannot be read."""
+        if row.desired is None:
+            return None, None
+        key = self.keys.key(row.account_id)
+        assert key is not None
+        stored = unseal(key, row.desired, managed_context(row.calendar_id, row.event_id))
+        try:
+            return DesiredEvent.from_stored(stored), None
+        except (ValueError, TypeError, KeyError) as exc:
+            return None, _cannot_write(exc)
+
+    def _applied(self, claimed: ClaimedWrite, resource_id: str | None,
+                 etag: str | None) -> None:
         now = datetime.now(UTC)
-        policy = Policy.for_scope(row["account_id"], row["scope"].split())
-        key = self.keys.key(row["account_id"])
+        policy = Policy.for_scope(claimed.account_id, claimed.scope.split())
+        key = self.keys.key(claimed.account_id)
+        draft = claimed.draft()
         with self.engine.begin() as conn:
             # Only mark what we applied: a newer version written meanwhile stays due.
             conn.execute(update(managed_events).where(and_(
-                managed_events.c.id == row["id"])).values(
-                applied_version=row["version"], resource_id=resource_id or row["resource_id"],
-                etag=etag, attempts=0, last_error=None, next_attempt_at=now, updated_at=now))
-            old = row["resource_id"]
-            if resource_id is None:  # deleted upstream: tombstone the mirror rows
+                managed_events.c.id == claimed.id)).values(
+                applied_version=claimed.version,
+                resource_id=resource_id or claimed.resource_id, etag=etag, attempts=0,
+                last_error=None, next_attempt_at=now, updated_at=now))
+            old = claimed.resource_id
+            if resource_id is None or draft is None:  # deleted upstream: tombstone the mirror
                 changes = ChangeSet(deleted=(old,) if old else ())
+            elif draft.recurrence is not None:
+                # A series: only the upstream knows its occurrences' ids (Graph's are its
+                # own), so the profile syncs now and the mirror gets them from there.
+                _sync_soon(conn, claimed.profile_id, now)
+                bump_generation(conn, account_id=claimed.account_id)  # calgate_write went
+                return
             else:
-                draft = row["draft"]
                 changes = ChangeSet(changed={resource_id: [draft.as_event(resource_id,
                                                                           etag)]})
-            apply_changes(conn, row["calendar_id"], changes, policy, key, now)
+            apply_changes(conn, claimed.calendar_id, changes, policy, key, now)
 
-    def _failed(self, row: dict[str, Any], error: str, retry_after: float | None,
+    def _failed(self, claimed: ClaimedWrite, error: str, retry_after: float | None,
                 permanent: bool, throttled: bool = False) -> None:
         now = datetime.now(UTC)
-        attempts = row["attempts"] + 1
+        attempts = claimed.attempts + 1
         delay = retry_after or min(self.max_backoff, 5 * 2 ** min(attempts, 20))
         retry_at = now + timedelta(seconds=delay)
         values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500],
                                   "next_attempt_at": retry_at}
         if permanent:  # retrying cannot help: give up on this version, keep the error
-            values["applied_version"] = row["version"]
-        log.warning("write %s failed (attempt %d): %s", row["id"], attempts, error)
+            values["applied_version"] = claimed.version
+        log.warning("write %s failed (attempt %d): %s", claimed.id, attempts, error)
         with self.engine.begin() as conn:
-            conn.execute(update(managed_events).where(managed_events.c.id == row["id"])
+            conn.execute(update(managed_events).where(managed_events.c.id == claimed.id)
                          .values(**values))
-            bump_generation(conn, account_id=row["account_id"])  # calgate_write changed
+            bump_generation(conn, account_id=claimed.account_id)  # calgate_write changed
             if throttled:
-                held = self._hold_profile(conn, row, retry_at)
+                held = self._hold_profile(conn, claimed, retry_at)
                 if held:
                     log.info("profile %s throttled: %d more writes wait until %s",
-                             row["profile_id"], held, retry_at.isoformat())
+                             claimed.profile_id, held, retry_at.isoformat())
 
     @staticmethod
-    def _hold_profile(conn: Connection, row: dict[str, Any], retry_at: datetime) -> int:
+    def _hold_profile(conn: Connection, claimed: ClaimedWrite, retry_at: datetime) -> int:
         """Push every other pending write of the row's profile back to ``retry_at``: when an
         upstream says "slow down" (429, or 503), a backfill of hundreds of writes must not
         go on hitting it one write at a time. Writes of other profiles are not touched."""
-        mine = select(calendars.c.id).where(calendars.c.profile_id == row["profile_id"])
+        mine = select(calendars.c.id).where(calendars.c.profile_id == claimed.profile_id)
         return conn.execute(update(managed_events).where(
             managed_events.c.calendar_id.in_(mine),
-            managed_events.c.id != row["id"],
+            managed_events.c.id != claimed.id,
             managed_events.c.applied_version < managed_events.c.version,
             managed_events.c.next_attempt_at < retry_at,
         ).values(next_attempt_at=retry_at)).rowcount
+
+
+def _sync_soon(conn: Connection, profile_id: str, now: datetime) -> None:
+    """Ask for the profile's next sync at once (as a push does): a sync already running
+    when this commits runs again after it, so it cannot miss the write."""
+    conn.execute(update(profiles).where(profiles.c.id == profile_id).values(
+        next_sync_at=now, sync_requested_at=now))
+
+
+def _cannot_write(exc: Exception) -> str:
+    return f"the event cannot be written upstream ({type(exc).__name__}: {exc})"

@@ -24,6 +24,7 @@ from ..model import (
     Calendar,
     Event,
     EventDraft,
+    EventPatch,
     EventStatus,
     FreeBusyBlock,
     Participation,
@@ -447,6 +448,9 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         event.add("organizer", icalendar.vCalAddress(f"mailto:{organizer}"))
     for person in draft.attendees:
         event.add("attendee", _attendee(person))
+    if draft.recurrence is not None:  # one object: the series (RFC 5545 s3.8.5.3)
+        rule = draft.recurrence.rrule(start, draft.start_tzid)
+        event.add("rrule", icalendar.vRecur.from_ical(rule))
     event.add(MANAGED_KEY, draft.managed_key)
     if alarms is not None:
         for kept in alarms:
@@ -459,12 +463,72 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         alarm.add("trigger", timedelta(minutes=-minutes))
         event.add_component(alarm)
     for zone in zones.values():
-        calendar.add_component(_timezone_component(zone, start, end))
+        calendar.add_component(_timezone_component(zone, start, _series_end(draft, end)))
     calendar.add_component(event)
     return _text(calendar)
 
 
+def _series_end(draft: EventDraft, end: When) -> When:
+    """How far the VTIMEZONE must reach: a series' last day (ten years for an open one,
+    or one ended by count; later occurrences fall back on the zone's last rule)."""
+    rule = draft.recurrence
+    if rule is None:
+        return end
+    last = rule.last_day(draft.start, draft.start_tzid)
+    return last if last is not None and last > _day(end) else date(end.year + 10, 1, 1)
+
+
+def _day(value: When) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
 _PARTSTAT_OF: dict[Participation, str] = {v: k for k, v in PARTSTATS.items()}
+
+
+def patch_object(text: str, patch: EventPatch, *, stamp: datetime) -> str:
+    """The stored object with only the patch's properties replaced (RFC 5545 s3.6.1), its
+    SEQUENCE raised and DTSTAMP renewed; everything else (attendees, alarms, X- properties)
+    is kept byte for byte as far as icalendar round-trips it. A recurring object (an RRULE,
+    RDATE or overrides) is refused: changing one component would not move its instances."""
+    calendar = icalendar.Calendar.from_ical(text)
+    components = calendar.walk("VEVENT")
+    if len(components) != 1 or any(components[0].get(k) is not None
+                                   for k in ("RRULE", "RDATE", "RECURRENCE-ID")):
+        raise InvalidInput("the event is recurring: it is not edited here")
+    event = components[0]
+    for name, new in (("summary", patch.summary), ("description", patch.description),
+                      ("location", patch.location)):
+        if new is not None:
+            event.pop(name, None)
+            if new:
+                event.add(name, new)
+    times = patch.times
+    if times is not None:
+        _patch_times(calendar, event, times, patch)
+    if patch.transparency is not None and patch.transparency != "unknown":
+        event.pop("transp", None)
+        event.add("transp", patch.transparency.upper())
+    sequence = int(event.get("SEQUENCE", 0)) + 1
+    for name, stamped in (("sequence", sequence), ("dtstamp", stamp.astimezone(UTC))):
+        event.pop(name, None)
+        event.add(name, stamped)
+    return _text(calendar)
+
+
+def _patch_times(calendar: icalendar.Calendar, event: Any, times: tuple[When, When],
+                 patch: EventPatch) -> None:
+    known = {str(c.get("TZID")) for c in calendar.walk("VTIMEZONE")}
+    for name in ("dtstart", "dtend", "duration"):
+        event.pop(name, None)
+    for name, value, tzid in (("dtstart", times[0], patch.start_tzid),
+                              ("dtend", times[1], patch.end_tzid)):
+        zone = check_tzid(tzid) if isinstance(value, datetime) else None
+        if isinstance(value, datetime):
+            value = value.astimezone(zone or UTC)
+        event.add(name, value)
+        if zone is not None and tzid not in known:
+            calendar.add_component(_timezone_component(zone, times[0], times[1]))
+            known.add(tzid)
 
 
 def parse_instance_id(resource_id: str, instance_id: str | None) -> When | None:

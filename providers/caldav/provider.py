@@ -25,6 +25,7 @@ from ..model import (
     Capabilities,
     ChangeSet,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     SyncCursor,
@@ -57,7 +58,8 @@ class CalDavProvider:
 
     name = "caldav"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: CalDavClient, *, server: str, username: str,
                  sync_mode: SyncMode = "auto", free_busy_mode: FreeBusyMode = "auto",
@@ -121,8 +123,13 @@ class CalDavProvider:
         # without authentication (a personal Xandikos) has no user name.
         parts = urlsplit(principal.principal_url)
         who = self.username or unquote(parts.path)
-        return AccountInfo(profile_name=self.username or principal.display_name or who,
-                           upstream_id=f"{parts.scheme}://{parts.netloc}|{who}")
+        # The principal's DAV:displayname is the person's name where the server keeps one
+        # (many echo the user name: that is no name). The zone is the primary calendar's
+        # calendar-timezone, which the gateway reads off the calendar list.
+        shown = (principal.display_name or "").strip()
+        return AccountInfo(profile_name=self.username or shown or who,
+                           upstream_id=f"{parts.scheme}://{parts.netloc}|{who}",
+                           name=shown if shown and shown not in (self.username, who) else None)
 
     def _list_calendars(self) -> list[Calendar]:
         home = self.client.principal().home_url
@@ -258,6 +265,22 @@ class CalDavProvider:
     async def delete_event(self, calendar_id: str, resource_id: str, etag: str | None) -> None:
         """DELETE (with If-Match when an etag is given); an event already gone is fine."""
         await self._run(self._delete_event, calendar_id, resource_id, etag)
+
+    def _patch_event(self, calendar_id: str, resource_id: str, patch: EventPatch) -> Written:
+        _, existing = self._find(calendar_id, resource_id)
+        if existing is None:
+            raise NotFound(f"no event {resource_id}")
+        text = mapping.patch_object(existing.data, patch, stamp=self.clock())
+        try:
+            return Written(resource_id, self.client.put(self._object_url(existing), text,
+                                                        if_match=existing.etag))
+        except PreconditionFailed:
+            raise Conflict(f"event {resource_id} changed upstream meanwhile") from None
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        """Replace only the patch's properties in the stored object, If-Match its ETag."""
+        return await self._run(self._patch_event, calendar_id, resource_id, patch)
 
     def _set_participation(self, calendar_id: str, resource_id: str,
                            instance_id: str | None, status: Participation) -> None:

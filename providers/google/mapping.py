@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import InvalidInput
 from ..model import (
+    AccountInfo,
     Calendar,
     Event,
     EventDraft,
+    EventPatch,
     EventStatus,
     FreeBusyBlock,
     Participation,
@@ -196,6 +198,29 @@ def calendar_from_entry(entry: CalendarEntry) -> Calendar:
                     tzid=entry.get("timeZone"))
 
 
+# Consumer Google accounts; any other domain signing in to Google Calendar is a Google
+# Workspace ("G Suite") account, Cronofy's ``provider_service`` ``gsuite``.
+CONSUMER_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def account_from_primary(entry: CalendarEntry) -> AccountInfo:
+    """Whose account this is, from the primary calendar's list entry alone (the only scope
+    Calgate always holds is calendar.calendarlist.readonly: no profile or email scope).
+
+    The primary calendar's id is the account's address and its ``timeZone`` the account's
+    zone (https://developers.google.com/calendar/api/v3/reference/calendarList). Its
+    ``summary`` is the owner's name on newer accounts and the address on older ones: only a
+    summary that is not an address is taken as the name.
+    """
+    address = entry["id"]
+    summary = (entry.get("summary") or "").strip()
+    domain = address.rpartition("@")[2].lower()
+    return AccountInfo(profile_name=address, upstream_id=address,
+                       name=summary if summary and "@" not in summary else None,
+                       tzid=entry.get("timeZone") or None,
+                       service="google" if domain in CONSUMER_DOMAINS else "gsuite")
+
+
 def normalise_color(color: str | None) -> str | None:
     if color and COLOR.fullmatch(color):
         return color.lower()
@@ -254,6 +279,10 @@ def body_from_draft(draft: EventDraft, *, creating: bool = False) -> dict[str, A
             MANAGED_KEY: draft.managed_key,
             GEO_KEY: ",".join(draft.geo) if draft.geo else ""}},
         "status": "confirmed",
+        # One series: Google expands it (RFC 5545 lines; null makes it a single event again).
+        # https://developers.google.com/calendar/api/concepts/events-calendars#recurring_events
+        "recurrence": ["RRULE:" + draft.recurrence.rrule(draft.start, draft.start_tzid)]
+        if draft.recurrence else None,
     }
     if draft.reminders_create_only and not creating:
         del body["reminders"]
@@ -261,6 +290,26 @@ def body_from_draft(draft: EventDraft, *, creating: bool = False) -> dict[str, A
         body["conferenceData"] = {"createRequest": {
             "requestId": conference_request_id(draft.managed_key),
             "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    return body
+
+
+def body_from_patch(patch: EventPatch) -> dict[str, Any]:
+    """Only the fields an external event's patch sets (events.patch leaves the rest alone;
+    ``None`` clears a text field)."""
+    body: dict[str, Any] = {}
+    if patch.summary is not None:
+        body["summary"] = patch.summary
+    for name in ("description", "location"):
+        value = getattr(patch, name)
+        if value is not None:
+            body[name] = value or None
+    times = patch.times
+    if times is not None:
+        body["start"] = write_when(times[0], patch.start_tzid)
+        body["end"] = write_when(times[1], patch.end_tzid)
+    if patch.transparency is not None:
+        body["transparency"] = "transparent" if patch.transparency == "transparent" \
+            else "opaque"
     return body
 
 

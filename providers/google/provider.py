@@ -30,6 +30,7 @@ from ..model import (
     ChangeSet,
     Event,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     PushChannel,
@@ -62,7 +63,8 @@ class GoogleProvider:
     name = "google"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                                 native_push=True, server_side_expansion=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: GoogleClient, retry: RetryPolicy | None = None) -> None:
         self.client = client
@@ -93,7 +95,7 @@ class GoogleProvider:
         """The primary calendar's id is the account's email address: asking for it needs
         only calendar.calendarlist.readonly, no email/openid scope."""
         entry = await self._call(self.client.calendar_entry, "primary")
-        return AccountInfo(profile_name=entry["id"], upstream_id=entry["id"])
+        return mapping.account_from_primary(entry)
 
     async def list_calendars(self) -> list[Calendar]:
         """The calendar list; read-only where the access role is reader or freeBusyReader."""
@@ -235,6 +237,19 @@ class GoogleProvider:
             raise Conflict(f"event {resource_id} changed upstream since it was read") from None
         except NotFound:
             return
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        """events.patch with only the patch's fields, If-Match the version just read (412:
+        Conflict, retried by the outbox); a series is refused: its instances follow it."""
+        body = await self._pure(mapping.body_from_patch, patch)
+        event = await self._call(self.client.get_event, calendar_id, resource_id)
+        if event.get("recurrence") or event.get("recurringEventId"):
+            raise InvalidInput(f"event {resource_id} is recurring: it is not edited here")
+        if event.get("status") == "cancelled":
+            raise NotFound(f"event {resource_id} is deleted upstream")
+        # Guests hear of the change as they would from Google Calendar's own "send".
+        return await self._patch(calendar_id, resource_id, body, "all", event.get("etag"))
 
     async def set_participation(self, calendar_id: str, resource_id: str,
                                 instance_id: str | None, status: Participation) -> None:

@@ -19,6 +19,7 @@ from ..model import (
     ChangeSet,
     Event,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     SyncCursor,
@@ -157,6 +158,10 @@ class IcsFeedProvider:
 
     async def delete_event(self, calendar_id: str, resource_id: str,
                            etag: str | None) -> None:
+        raise Forbidden(READ_ONLY)
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
         raise Forbidden(READ_ONLY)
 
     async def free_busy(self, calendar_ids: Sequence[str],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from threading import Lock
 
-from ..errors import Conflict, CursorExpired, Forbidden, NotFound, Unauthorized
+from ..errors import Conflict, CursorExpired, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..model import (
     AccountInfo,
     Calendar,
@@ -20,6 +20,7 @@ from ..model import (
     ChangeSet,
     Event,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     FreeBusyStatus,
     Participation,
@@ -167,6 +168,27 @@ class MemoryProvider:
         event = draft.as_event(rid, str(self.world.tick()))
         self.world.put(self.account_name, calendar_id, rid, [event])
         return Written(rid, event.etag)
+
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        cal = self._calendar(calendar_id)
+        if cal.calendar.readonly:
+            raise Forbidden("read-only calendar")
+        found = cal.resources.get(resource_id)
+        if not found:
+            raise NotFound(f"no event {resource_id}")
+        if len(found) != 1 or found[0].recurring:
+            raise InvalidInput("a recurring event is not edited here")
+        changes: dict[str, object] = {k: getattr(patch, k) for k in
+                                      ("summary", "description", "location", "transparency")
+                                      if getattr(patch, k) is not None}
+        times = patch.times
+        if times is not None:
+            changes |= {"start": times[0], "end": times[1], "start_tzid": patch.start_tzid,
+                        "end_tzid": patch.end_tzid}
+        event = replace(found[0], etag=str(self.world.tick()), **changes)  # type: ignore[arg-type]
+        self.world.put(self.account_name, calendar_id, resource_id, [event])
+        return Written(resource_id, event.etag)
 
     async def delete_event(self, calendar_id: str, resource_id: str, etag: str | None) -> None:
         cal = self._calendar(calendar_id)

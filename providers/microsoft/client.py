@@ -137,12 +137,6 @@ class GraphClient:
             {"startDateTime": start, "endDateTime": end}, self._read_prefer())
         return items
 
-    async def find_managed(self, calendar_id: str, filter_: str) -> list[GraphEvent]:
-        items, _ = await self._pages(
-            "events.list", f"/me/calendars/{_seg(calendar_id)}/events",
-            {"$filter": filter_, "$expand": EXPAND_MANAGED}, {"Prefer": READ_PREFER})
-        return items
-
     async def create_event(self, calendar_id: str, body: dict[str, Any]) -> GraphEvent:
         """POST with the body's transactionId: a retry after a lost answer (the retry loop
         or a later job) gets the event the first attempt made."""

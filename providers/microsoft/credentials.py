@@ -39,6 +39,9 @@ class AccountSecrets:
     client_id: str
     client_secret: str | None
     scopes: tuple[str, ...]
+    # The ID token's ``name`` claim (the ``profile`` scope Calgate always asks for): the
+    # account's display name without User.Read. Not secret; empty when Microsoft sent none.
+    display_name: str = ""
 
     @property
     def personal(self) -> bool:
@@ -53,7 +56,8 @@ class AccountSecrets:
         return cls(credentials["refresh_token"], credentials["account_id"],
                    credentials["tenant"], credentials["client_id"],
                    credentials.get("client_secret") or None,
-                   tuple(credentials["scopes"].split()))
+                   tuple(credentials["scopes"].split()),
+                   credentials.get("display_name") or "")
 
     def to_mapping(self) -> dict[str, str]:
         out = {"refresh_token": self.refresh_token, "account_id": self.account_id,
@@ -61,6 +65,8 @@ class AccountSecrets:
                "scopes": " ".join(self.scopes)}
         if self.client_secret:
             out["client_secret"] = self.client_secret
+        if self.display_name:
+            out["display_name"] = self.display_name
         return out
 
 

@@ -4,7 +4,9 @@ PATCH bodies, an invitation answer, a new calendar, a getSchedule query.
 Idempotent creates: every create carries a ``transactionId`` made from the managed key
 (Graph does not make a second event for a repeated POST with the same one; sync reads the
 key back from it, as delta cannot expand extended properties) and the key itself in a
-single-value extended property, so the provider can also find the event by ``$filter``.
+single-value extended property, which writes read back through ``$expand``. A create retried
+after a lost answer needs no look-up: the repeated ``transactionId`` returns the first
+attempt's event.
 https://learn.microsoft.com/graph/api/resources/event (transactionId)
 https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties
 """
@@ -15,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
-from ..model import EventDraft, ExtendedTransparency, Participation, TimeWindow
+from ..model import EventDraft, EventPatch, ExtendedTransparency, Participation, TimeWindow
 from .mapping import MANAGED_PROPERTY, TEAMS, transaction_id
+from .recurrence import patterned_recurrence
 from .times import utc_text, write_when
 
 # Graph keeps one reminder per event; Cronofy's list is in the client's order and Outlook
@@ -92,6 +95,8 @@ def update_body(draft: EventDraft, teams_allowed: bool, *, creating: bool = Fals
         "singleValueExtendedProperties": [{"id": MANAGED_PROPERTY,
                                            "value": draft.managed_key}],
     }
+    # One series (a seriesMaster); null turns a series back into a single event.
+    body["recurrence"] = patterned_recurrence(draft)
     if draft.conferencing and teams_allowed:
         body["isOnlineMeeting"] = True
         body["onlineMeetingProvider"] = TEAMS
@@ -105,11 +110,25 @@ def create_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
     return body
 
 
-def find_managed_filter(managed_key: str) -> str:
-    """The ``$filter`` finding a managed event by its key (after a lost create answer)."""
-    quoted = managed_key.replace("'", "''")  # OData string literal escaping
-    return (f"singleValueExtendedProperties/any(ep: ep/id eq '{MANAGED_PROPERTY}' "
-            f"and ep/value eq '{quoted}')")
+def patch_body(patch: EventPatch) -> dict[str, Any]:
+    """Only the fields an external event's patch sets: a Graph PATCH leaves the others as
+    they are (attendees, reminders, the online meeting, categories)."""
+    body: dict[str, Any] = {}
+    if patch.summary is not None:
+        body["subject"] = patch.summary
+    if patch.description is not None:
+        body["body"] = {"contentType": "text", "content": patch.description}
+    if patch.location is not None:
+        body["location"] = {"displayName": patch.location}
+    times = patch.times
+    if times is not None:
+        all_day = not isinstance(times[0], datetime)
+        body["start"] = write_when(times[0], patch.start_tzid)
+        body["end"] = write_when(times[1], patch.start_tzid if all_day else patch.end_tzid)
+        body["isAllDay"] = all_day
+    if patch.transparency is not None:
+        body["showAs"] = "free" if patch.transparency == "transparent" else "busy"
+    return body
 
 
 def answer_action(status: Participation) -> str:

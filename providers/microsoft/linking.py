@@ -25,13 +25,16 @@ from .credentials import TOKENS, AccountSecrets
 from .errors import ADMIN_HINT, AccountTypeRefused, AdminConsentRequired, from_identity
 from .scopes import describe_scope, graph_scopes, missing_scopes
 
-# Where a user removes the app's access: Graph has no call that revokes one delegated grant
-# (an administrator can delete a tenant's oauth2PermissionGrant, a user cannot).
+# Where a user removes the app's access (the registry entries' ``access_note``, shown on the
+# consent screen once the account is linked): Graph has no call that revokes one delegated
+# grant (an administrator can delete a tenant's oauth2PermissionGrant, a user cannot).
 # https://learn.microsoft.com/graph/api/oauth2permissiongrant-delete
-REMOVE_ACCESS = (
-    "Microsoft keeps your consent until you remove it: personal accounts at "
-    "https://account.live.com/consent/Manage, work or school accounts at "
-    "https://myapps.microsoft.com (the app, then 'Manage your application').")
+_KEPT = ("Microsoft keeps the permission you gave on its page, even after you disconnect "
+         "this calendar. To remove it, ")
+REMOVE_WORK_ACCESS = _KEPT + (
+    "go to https://myapps.microsoft.com, choose the app, then \"Manage your application\" "
+    "(or start from https://myaccount.microsoft.com).")
+REMOVE_PERSONAL_ACCESS = _KEPT + "go to https://account.live.com/consent/Manage."
 HINTS: dict[type[ProviderError], str] = {
     AdminConsentRequired: ADMIN_HINT,
     AccountTypeRefused: "This kind of Microsoft account cannot be linked here. Choose "
@@ -89,7 +92,8 @@ class MicrosoftOAuth:
 
     def revoke(self, app: UpstreamApp, grant: UpstreamGrant) -> None:
         """Graph cannot revoke one delegated grant: forget the tokens Calgate holds (the
-        gateway erases the refresh token); :data:`REMOVE_ACCESS` tells the user the rest."""
+        gateway erases the refresh token); :data:`REMOVE_WORK_ACCESS` and
+        :data:`REMOVE_PERSONAL_ACCESS` tell the user the rest."""
         if grant.refresh_token:
             TOKENS.drop(TOKENS.key(self.settings.authority, app.client_id,
                                    grant.refresh_token))

@@ -279,6 +279,15 @@ def teams_allowed(entry: GraphCalendar) -> bool:
 
 # -- free/busy ----------------------------------------------------------------------------
 
+def zone_from_schedule(info: ScheduleInformation) -> str | None:
+    """The mailbox's zone as IANA, from getSchedule's ``workingHours`` (the mailbox
+    settings' zone, readable with Calendars.ReadBasic where ``/me/mailboxSettings`` would
+    need MailboxSettings.Read); None when Graph names none or no zone IANA knows."""
+    if info.get("error"):
+        return None
+    return iana_zone((info.get("workingHours") or {}).get("timeZone", {}).get("name"))
+
+
 def busy_from_schedule(info: ScheduleInformation) -> list[FreeBusyBlock]:
     """getSchedule's scheduleItems as blocks; free and working-elsewhere time is left out.
     An ``error`` on the schedule (no such mailbox, no permission) raises."""

@@ -206,7 +206,8 @@ def account_secrets(settings: GraphSettings, app: EntraApp, result: Mapping[str,
     secrets = AccountSecrets(
         refresh_token=str(refresh), account_id=f"{claims['oid']}.{claims['tid']}",
         tenant=str(claims["tid"]), client_id=app.client_id, client_secret=app.client_secret,
-        scopes=tuple(s for s in granted(result) if s not in IDENTITY_SCOPES))
+        scopes=tuple(s for s in granted(result) if s not in IDENTITY_SCOPES),
+        display_name=str(claims.get("name") or ""))
     TOKENS.put(TOKENS.key(settings.authority, app.client_id, secrets.refresh_token),
                str(result["access_token"]), float(result.get("expires_in") or 0))
     return secrets

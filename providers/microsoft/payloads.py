@@ -141,8 +141,17 @@ class FreeBusyError(TypedDict, total=False):
     responseCode: str
 
 
+class WorkingHoursZone(TypedDict, total=False):
+    name: str  # a Windows or IANA zone name
+
+
+class WorkingHours(TypedDict, total=False):
+    timeZone: WorkingHoursZone
+
+
 class ScheduleInformation(TypedDict, total=False):
     scheduleId: str
     availabilityView: str
     scheduleItems: list[ScheduleItem]
+    workingHours: WorkingHours
     error: FreeBusyError

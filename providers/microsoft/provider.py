@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderError
 from ..model import (
     AccountInfo,
     Calendar,
@@ -28,6 +28,7 @@ from ..model import (
     ChangeSet,
     Event,
     EventDraft,
+    EventPatch,
     FreeBusyBlock,
     Participation,
     PushChannel,
@@ -61,7 +62,8 @@ class GraphProvider:
     name = "microsoft"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                                 native_push=True, server_side_expansion=True,
-                                create_calendar=True, participation_status=True)
+                                create_calendar=True, participation_status=True,
+                                recurring_writes=True)
 
     def __init__(self, client: GraphClient, secrets: AccountSecrets,
                  token: TokenSource | None = None) -> None:
@@ -81,7 +83,23 @@ class GraphProvider:
                        calendars[0] if calendars else None)
         owner = mapping.calendar_owner(default) if default else None
         return AccountInfo(profile_name=owner or self.secrets.account_id,
-                           upstream_id=self.secrets.account_id)
+                           upstream_id=self.secrets.account_id,
+                           name=self.secrets.display_name or None,
+                           tzid=await self._mailbox_zone(owner))
+
+    async def _mailbox_zone(self, owner: str | None) -> str | None:
+        """The mailbox's zone from getSchedule's working hours (work or school accounts:
+        personal ones have no getSchedule). Asked over the shortest window; any failure
+        leaves the zone unknown rather than failing the link."""
+        if not owner or self.secrets.personal:
+            return None
+        start = datetime.now(UTC).replace(second=0, microsecond=0)
+        window = TimeWindow(start, start + timedelta(minutes=drafts.SCHEDULE_INTERVAL_MINUTES))
+        try:
+            found = await self.client.get_schedule(drafts.schedule_body(owner, window))
+        except ProviderError:
+            return None
+        return next((z for z in map(mapping.zone_from_schedule, found) if z), None)
 
     async def list_calendars(self) -> list[Calendar]:
         return [mapping.calendar_from_graph(c) for c in await self.client.calendars()]
@@ -184,6 +202,17 @@ class GraphProvider:
         except NotFound:
             return
 
+    async def patch_event(self, calendar_id: str, resource_id: str,
+                          patch: EventPatch) -> Written:
+        """PATCH only the patch's fields. The gateway sends no series here (the mirror
+        marks recurring events, which are not editable); Graph itself refuses what the
+        account may not change (an invitation's time: a Forbidden)."""
+        try:
+            body = drafts.patch_body(patch)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self._patch(resource_id, body, None)
+
     async def set_participation(self, calendar_id: str, resource_id: str,
                                 instance_id: str | None, status: Participation) -> None:
         """accept / tentativelyAccept / decline on the event (or the one instance)."""
@@ -257,9 +286,9 @@ class GraphProvider:
 
     async def revoke_upstream(self) -> None:
         """Graph cannot revoke one delegated grant: delete this app's subscriptions for the
-        account and forget the access token. The user removes the app's access at
-        https://account.microsoft.com/privacy/app-access (personal) or
-        https://myapps.microsoft.com (work or school)."""
+        account and forget the access token. The user removes the app's access where
+        :data:`.linking.REMOVE_PERSONAL_ACCESS` and :data:`.linking.REMOVE_WORK_ACCESS`
+        say (the consent screen shows them)."""
         for found in await self.client.subscriptions():
             try:
                 await self.client.unsubscribe(str(found["id"]))

@@ -6,8 +6,8 @@ from datetime import UTC
 
 import pytest
 
-from providers.errors import CursorExpired, Forbidden
-from providers.model import EventDraft, SyncCursor, TimeWindow
+from providers.errors import CursorExpired, Forbidden, NotFound
+from providers.model import EventDraft, EventPatch, SyncCursor, TimeWindow
 from tests.contract.harness import SERIES_EXPECTED_STARTS, WINDOW, at
 from tests.support import aio
 
@@ -114,6 +114,28 @@ def test_managed_event_update_and_delete(h):
     run(h.provider.delete_event(h.calendar_id, written.resource_id, None))  # already gone: fine
     changes = run(h.provider.sync(h.calendar_id, None, WINDOW))
     assert written.resource_id not in changes.changed
+
+
+def test_external_event_patch_changes_only_the_fields_sent(h):
+    """patch_event (elevated permissions): the owner's event, by its upstream id; what the
+    patch does not name stays as the owner made it."""
+    if not h.writable:
+        with pytest.raises(Forbidden):
+            run(h.provider.patch_event(h.calendar_id, "ext", EventPatch(summary="No")))
+        return
+    h.upstream_add("ext", "Owner's meeting", at(13, 9), transparent=True)
+    run(h.provider.patch_event(h.calendar_id, "ext", EventPatch(
+        summary="Moved by the app", start=at(13, 11), end=at(13, 12))))
+    changes = run(h.provider.sync(h.calendar_id, None, WINDOW))
+    (event,) = changes.changed["ext"]
+    assert (event.summary, event.start, event.end) == ("Moved by the app", at(13, 11),
+                                                       at(13, 12))
+    assert event.transparency == "transparent" and event.managed_key is None
+    run(h.provider.patch_event(h.calendar_id, "ext", EventPatch(description="Notes")))
+    (event,) = run(h.provider.sync(h.calendar_id, None, WINDOW)).changed["ext"]
+    assert (event.summary, event.description) == ("Moved by the app", "Notes")
+    with pytest.raises(NotFound):
+        run(h.provider.patch_event(h.calendar_id, "never-made", EventPatch(summary="No")))
 
 
 def test_all_day_events_are_dates_with_exclusive_end(h):

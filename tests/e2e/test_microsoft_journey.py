@@ -22,6 +22,7 @@ import pytest
 from gateway.domain.upstream_apps import UpstreamApps
 from gateway.secrets.local import LocalSecretStore
 from tests.emulators.microsoft import MicrosoftEmulator
+from tests.integration.test_microsoft_gateway import REMOVE_AT
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.waiting import eventually
 
@@ -82,6 +83,8 @@ def link(context: Any, server: GatewayServer, app: RegisteredApp, callback: Call
         page.wait_for_selector("#allow")  # back on Calgate's review step
         shots(page, f"{provider}-review")
         assert email in page.content()
+        # Microsoft keeps its grant whatever Calgate does: the page says where to remove it.
+        assert REMOVE_AT[provider] in (page.text_content("#remove-access") or "")
         page.click("#allow")
         page.wait_for_load_state()
     finally:

@@ -26,6 +26,9 @@ from tests.support.oauth import Pkce, csrf, decide, exchange, make_client, start
 
 APP_ID, APP_SECRET = "gw-entra-app", "gw-entra-secret"
 WRITE = "read_write"
+# Where the consent screen tells the user to remove the app from their Microsoft account.
+REMOVE_AT = {"office365": "https://myapps.microsoft.com",
+             "live_connect": "https://account.live.com/consent/Manage"}
 FREE_BUSY = "read_free_busy"
 
 
@@ -92,6 +95,8 @@ def link(http, emu, browser, gateway, *, provider: str = "office365", scope: str
         flow.split("?")[0].removeprefix(ISSUER)), back.text
     review = http.get(flow).text
     assert email in review and 'id="allow"' in review, review
+    # Microsoft keeps its grant whatever Calgate does: the review says where to remove it.
+    assert 'id="remove-access"' in review and REMOVE_AT[provider] in review, review
     token = exchange(http, client, decide(http, flow)["code"], pkce)
     assert token["_status"] == 200, token
     linking = token["linking_profile"]
@@ -206,6 +211,82 @@ def test_admin_consent_and_a_refused_account_type_have_their_own_pages(
     _flow, url, _pkce = to_microsoft(http, client, "office365", WRITE)
     page = come_back(http, "office365", sign_in(browser, url, email, accept=False))
     assert page.status_code == 200 and "cancelled" in page.text, page.text
+
+
+def test_the_withheld_permission_page_says_where_to_remove_what_was_granted(
+        configured, emu, browser, http):
+    """Nothing is linked, yet Microsoft keeps what the user did grant on its page."""
+    email = f"untick-{uuid.uuid4().hex[:8]}@outlook.example"
+    emu.add_user(email, personal=True)
+    client = make_client(configured, scopes=WRITE)
+    _flow, url, _pkce = to_microsoft(http, client, "live_connect", WRITE)
+    page = come_back(http, "live_connect", sign_in(browser, url, email,
+                                                   untick=("Calendars.ReadWrite",)))
+    assert page.status_code == 200 and 'id="missing-scopes"' in page.text, page.text
+    assert 'id="remove-access"' in page.text and REMOVE_AT["live_connect"] in page.text
+
+
+def test_answers_to_invitations_reach_graph_through_the_api(configured, emu, browser, http):
+    """POST .../participation_status: accept, decline and, for one occurrence of a series,
+    tentativelyAccept, sent by the worker to Graph's event actions."""
+    gateway = configured
+    email, headers = link(http, emu, browser, gateway)
+    at = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(
+        days=2)
+    boss = ("Boss", "boss@contoso.example")
+    made = {subject: emu.add_event(email, invite(subject, at + timedelta(hours=hours), email,
+                                                 **more), invited_by=boss)
+            for subject, hours, more in [
+                ("Board", 0, {}), ("Offsite", 2, {}),
+                ("Standup", 4, {"recurrence": {
+                    "pattern": {"type": "daily", "interval": 1},
+                    "range": {"type": "numbered", "startDate": at.date().isoformat(),
+                              "numberOfOccurrences": 3}}})]}
+    sync(gateway, profile_of(gateway, email))
+    read = invitations(http, headers)
+    assert [(e["summary"], e["participation_status"]) for e in read] == [
+        ("Board", "needs_action"), ("Offsite", "needs_action")] + [
+        ("Standup", "needs_action")] * 3
+    assert all(e["options"]["change_participation_status"] for e in read)
+    for event, status in [(read[0], "accepted"), (read[1], "declined"),
+                          (read[3], "tentative")]:
+        url = (f"/v1/calendars/{event['calendar_id']}/events/{event['event_uid']}"
+               "/participation_status")
+        answer = http.post(url, headers=headers, json={"status": status})
+        assert answer.status_code == 202, answer.text
+    answers = gateway.worker.answers
+    for answer_id in answers.due():
+        assert aio.run(answers.apply(answer_id)).ok
+    assert answers.due() == []
+
+    assert [emu.count(f"events.{action}", user=email, status=202)
+            for action in ("accept", "decline", "tentativelyAccept")] == [1, 1, 1]
+    assert emu.event(email, made["Board"]["id"])["responseStatus"]["response"] == "accepted"
+    assert emu.event(email, made["Offsite"]["id"])["responseStatus"]["response"] == "declined"
+    # Only the one occurrence answered: it is an exception now, the series is not.
+    standup = emu.event(email, made["Standup"]["id"])
+    assert standup["responseStatus"]["response"] == "notResponded"
+    sync(gateway, profile_of(gateway, email))
+    assert [(e["summary"], e["participation_status"]) for e in invitations(http, headers)] == [
+        ("Board", "accepted"), ("Offsite", "declined"), ("Standup", "needs_action"),
+        ("Standup", "tentative"), ("Standup", "needs_action")]
+
+
+def invite(subject: str, at: datetime, attendee: str, **more: object) -> dict[str, object]:
+    def graph_time(moment: datetime) -> dict[str, str]:
+        return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+    return {"subject": subject, "start": graph_time(at),
+            "end": graph_time(at + timedelta(minutes=30)),
+            "attendees": [{"emailAddress": {"address": attendee}, "type": "required"}], **more}
+
+
+def invitations(http, headers) -> list[dict]:
+    """The invitations /v1/events reads, by start (a day's Board, Offsite, then Standups)."""
+    read = http.get("/v1/events", headers=headers, params={"tzid": "Etc/UTC"})
+    assert read.status_code == 200, read.text
+    found = [e for e in read.json()["events"]
+             if e["summary"] in ("Board", "Offsite", "Standup")]
+    return sorted(found, key=lambda e: e["start"])
 
 
 def test_invalid_grant_disconnects_the_profile(configured, emu, browser, http):

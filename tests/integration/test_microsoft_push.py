@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, update
 
 from gateway.domain.upstream_apps import UpstreamApps
-from gateway.persistence.tables import profiles, push_channels
+from gateway.persistence.tables import calendars, profiles, push_channels
 from gateway.secrets.local import LocalSecretStore
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.emulators.microsoft.signin import sign_in
@@ -164,21 +164,26 @@ def full_rounds(emu: MicrosoftEmulator, email: str) -> int:
                and "startDateTime" in r.query)
 
 
+@pytest.mark.parametrize(("provider", "personal"), [(PROVIDER, False), (PERSONAL, True)],
+                         ids=["microsoft365", "outlook.com"])
 def test_a_graph_subscription_carries_changes_and_lifecycle_events(
-        server, api, emu, browser, engine):
-    email = f"push-{uuid.uuid4().hex[:8]}@contoso.example"
-    calendar = emu.add_user(email)
+        server, api, emu, browser, engine, provider, personal):
+    """On a Microsoft 365 mailbox and on an Outlook.com one (``live_connect``: its own
+    webhook path, the same lifecycle handling)."""
+    domain = "outlook.example" if personal else "contoso.example"
+    email = f"push-{uuid.uuid4().hex[:8]}@{domain}"
+    calendar = emu.add_user(email, personal=personal)
     first = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0,
                                                              microsecond=0)
     master = emu.add_event(email, weekly_series("Standup", first))
-    _app, headers = link(api, server, emu, browser, email)
+    _app, headers = link(api, server, emu, browser, email, provider)
 
     # The first sync, then a subscription whose handshake Calgate answered (Graph creates
     # none otherwise).
     eventually(lambda: not profile_row(engine, email).initial_sync_required)
     (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
     assert sub["clientState"] and sub["notificationUrl"].startswith(
-        f"{server.url}/webhooks/{PROVIDER}?")
+        f"{server.url}/webhooks/{provider}?")
     channel = parse_qs(urlsplit(sub["notificationUrl"]).query)["channel"][0]
     # Graph holds the subscription before Calgate has its answer and stores the channel.
     (stored,) = eventually(lambda: channels_in(engine))
@@ -201,7 +206,7 @@ def test_a_graph_subscription_carries_changes_and_lifecycle_events(
     forged = {"value": [{"subscriptionId": sub["id"], "clientState": "not-the-token",
                          "changeType": "updated", "resource": f"Users/x/Events/{master['id']}",
                          "tenantId": "t", "resourceData": {"id": master["id"]}}]}
-    answer = api.post(f"/webhooks/{PROVIDER}", params={"channel": channel}, json=forged)
+    answer = api.post(f"/webhooks/{provider}", params={"channel": channel}, json=forged)
     assert answer.status_code == 404
     after = profile_row(engine, email)
     assert (after.next_sync_at, after.sync_requested_at) == (before.next_sync_at,
@@ -285,3 +290,45 @@ def test_invalid_grant_sends_profile_disconnected(server, api, emu, browser, eng
         assert profile_row(engine, email).connected is False
     finally:
         hook.stop()
+
+
+def cursor_of(engine: Engine, calendar_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(calendars.c.cursor).where(
+            calendars.c.id == calendar_id)).scalar_one()
+
+
+def test_missed_while_a_sync_runs_still_ends_in_a_full_resync(
+        server, api, emu, browser, engine):
+    """``missed`` clears the cursor; a sync already running read the old one. Held at
+    Graph's answer to its delta round, it ends after the notification: it must not save its
+    own cursor over the cleared one, so the next sync is a full one."""
+    email = f"race-{uuid.uuid4().hex[:8]}@contoso.example"
+    calendar = emu.add_user(email)
+    _app, headers = link(api, server, emu, browser, email)
+    eventually(lambda: not profile_row(engine, email).initial_sync_required)
+    (sub,) = eventually(lambda: subscriptions_of(emu, calendar))
+    (channel,) = eventually(lambda: channels_in(engine))
+    eventually(lambda: settled(engine, email))
+    assert cursor_of(engine, channel.calendar_id) is not None
+    full = full_rounds(emu, email)
+
+    # A change notification starts an incremental sync, held at its delta answer.
+    hold = emu.hold_answer(email, "delta", query="$deltatoken")
+    try:
+        at = datetime.now(UTC) + timedelta(days=1)
+        emu.add_event(email, {"subject": "During the race", "start": graph_time(at),
+                              "end": graph_time(at + timedelta(hours=1))})
+        eventually(hold.reached.is_set)
+        emu.lifecycle(sub["id"], "missed")
+        eventually(lambda: cursor_of(engine, channel.calendar_id) is None)
+    finally:
+        hold.release()
+
+    # The held round ends, then the calendar is synced in full (the notification asked for
+    # a sync while the round ran, so it is due at once).
+    eventually(lambda: full_rounds(emu, email) == full + 1)
+    eventually(lambda: settled(engine, email))
+    assert full_rounds(emu, email) == full + 1
+    assert cursor_of(engine, channel.calendar_id) is not None
+    assert [e["summary"] for e in read(api, headers)] == ["During the race"]

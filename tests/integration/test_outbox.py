@@ -14,6 +14,7 @@ from gateway.domain.desired import DesiredEvent, Invitee
 from gateway.persistence.tables import events, managed_events
 from gateway.secrets.local import LocalSecretStore
 from gateway.services.accounts import PendingAccount
+from gateway.sync.outbox import ClaimedWrite
 from providers.memory.provider import WORLD
 from tests.support import aio
 from tests.support.stored_writes import store_as_old_release
@@ -146,6 +147,37 @@ def test_a_row_stored_in_the_old_json_form_is_applied(gateway, account):
     assert event.start_tzid == "Europe/London" and event.transparency == "transparent"
     assert [(p.email, p.display_name) for p in event.attendees] == [
         ("guest@example.com", "Guest")]
+
+
+def test_a_claimed_write_is_a_typed_value_with_its_desired_state(gateway, account):
+    subject, calendar_id, _name, _upstream_cal = account
+    wanted = desired("Typed claim")
+    managed_id, version = gateway.writes.upsert(subject, calendar_id, "evt-typed", wanted)
+    outbox = gateway.worker.outbox
+    claimed = outbox.claim(managed_id)
+    assert isinstance(claimed, ClaimedWrite)
+    assert (claimed.id, claimed.version, claimed.calendar_id) == (managed_id, version,
+                                                                   calendar_id)
+    assert claimed.desired == wanted and claimed.unreadable is None
+    draft = claimed.draft()
+    assert draft is not None and (draft.summary, draft.start) == ("Typed claim", wanted.start)
+    assert draft.managed_key == claimed.managed_key
+    assert outbox.claim(managed_id) is None  # one worker at a time
+
+
+def test_a_row_that_cannot_be_read_back_is_given_up_before_any_upstream_call(
+        gateway, account):
+    subject, calendar_id, name, upstream_cal = account
+    managed_id = store_as_old_release(gateway, subject, calendar_id, "evt-poison", {
+        "summary": "Poison", "start": "next tuesday", "end": "2030-01-02"})
+    applied = aio.run(gateway.worker.outbox.apply(managed_id))
+    assert not applied.ok and "cannot be written upstream (ValueError" in str(applied.error)
+    assert gateway.writes.applied(managed_id, 1)  # given up: never retried
+    assert upstream_events(name, upstream_cal) == []
+    with gateway.engine.connect() as conn:
+        row = conn.execute(select(managed_events).where(managed_events.c.id == managed_id)
+                           ).one()
+    assert row.last_error.startswith("the event cannot be written upstream")
 
 
 def test_the_stored_form_is_unchanged_and_round_trips():

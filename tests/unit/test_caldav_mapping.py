@@ -378,3 +378,31 @@ def test_presets(server_url, preset, username, expected):
 def test_presets_refuse_what_they_cannot_resolve(server_url, preset):
     with pytest.raises(InvalidInput):
         resolve_server_url(server_url, preset, "me")
+
+
+def test_patch_object_changes_only_what_the_patch_names_and_refuses_a_series():
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from providers.caldav.mapping import patch_object
+    from providers.errors import InvalidInput
+    from providers.model import EventPatch
+
+    stored = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Owner//EN\r\nBEGIN:VEVENT\r\n"
+              "UID:own-1\r\nDTSTAMP:20270101T000000Z\r\nSEQUENCE:2\r\n"
+              "DTSTART:20270310T090000Z\r\nDTEND:20270310T100000Z\r\nSUMMARY:Standup\r\n"
+              "DESCRIPTION:Owner's notes\r\nATTENDEE;CN=Bo:mailto:bo@example.com\r\n"
+              "X-OWNER-THING:kept\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    stamp = datetime(2027, 3, 1, tzinfo=UTC)
+    patched = patch_object(stored, EventPatch(summary="Renamed", location="Room 2"),
+                           stamp=stamp)
+    assert "SUMMARY:Renamed" in patched and "LOCATION:Room 2" in patched
+    assert "DESCRIPTION:Owner's notes" in patched and "X-OWNER-THING:kept" in patched
+    assert "mailto:bo@example.com" in patched and "SEQUENCE:3" in patched
+    assert "DTSTART:20270310T090000Z" in patched and "SUMMARY:Standup" not in patched
+    cleared = patch_object(stored, EventPatch(description=""), stamp=stamp)
+    assert "DESCRIPTION" not in cleared
+    series = stored.replace("SUMMARY:Standup", "RRULE:FREQ=WEEKLY\r\nSUMMARY:Standup")
+    with pytest.raises(InvalidInput):
+        patch_object(series, EventPatch(summary="No"), stamp=stamp)

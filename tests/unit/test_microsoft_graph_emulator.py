@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,6 +23,7 @@ WINDOW = {"startDateTime": "2027-01-01T00:00:00Z", "endDateTime": "2027-03-01T00
 PROP = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calgate_event_id"
 UTC_PREFER = 'outlook.timezone="UTC", IdType="ImmutableId"'
 _clients: list[httpx.Client] = []
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -275,10 +276,10 @@ def test_subscription_handshake_notifications_and_lifecycle(emu: MicrosoftEmulat
         deaf.close()
 
 
-# msgraph-sdk's generated code warns about its own deprecated classes on import
-@pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning")
-def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
+def with_sdk(emu: MicrosoftEmulator, client: httpx.Client,
+             calls: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``calls(sdk)`` with Microsoft's msgraph-sdk, as ``client``'s user, against the
+    emulator."""
     from kiota_abstractions.authentication import (
         AccessTokenProvider,
         AllowedHostsValidator,
@@ -287,13 +288,7 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph_core import GraphClientFactory
 
-    email = "sdk@contoso.example"
-    client = graph(emu, email)
     token = client.headers["Authorization"][7:]
-    emu.add_calendar(email, "Shared", can_edit=False, owner=("Boss", "boss@contoso.example"))
-    emu.add_event(email, event("From SDK", 8, attendees=[
-        {"emailAddress": {"address": "a@example.com", "name": "A"}, "type": "required"}],
-        location={"displayName": "Room 1"}, isOnlineMeeting=True))
 
     class Static(AccessTokenProvider):  # type: ignore[misc]
         async def get_authorization_token(self, uri: str, additional: Any = None) -> str:
@@ -302,7 +297,7 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
         def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
             return AllowedHostsValidator([])
 
-    async def run() -> tuple[Any, Any]:
+    async def run() -> T:
         raw = httpx.AsyncClient(verify=emu.ca.client_context(), trust_env=False)
         inner = raw._transport  # the SDK's wrapping transport does not close it
         # Microsoft's middleware (retry, redirect, the /users/me-token-to-replace -> /me
@@ -311,15 +306,30 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
             adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(Static()),
                                           client=http)
             adapter.base_url = emu.graph_url
-            sdk = GraphServiceClient(request_adapter=adapter)
-            calendars = await sdk.me.calendars.get()
-            events = await sdk.me.calendars.by_calendar_id(
-                calendars.value[0].id).events.get()
-            found = calendars, events
+            found = await calls(GraphServiceClient(request_adapter=adapter))
         await inner.aclose()
         return found
 
-    calendars, events = aio.run(run())  # a thread of its own: see tests/support/aio.py
+    return aio.run(run())  # a thread of its own: see tests/support/aio.py
+
+
+# msgraph-sdk's generated code warns about its own deprecated classes on import
+@pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning")
+def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
+    email = "sdk@contoso.example"
+    client = graph(emu, email)
+    emu.add_calendar(email, "Shared", can_edit=False, owner=("Boss", "boss@contoso.example"))
+    emu.add_event(email, event("From SDK", 8, attendees=[
+        {"emailAddress": {"address": "a@example.com", "name": "A"}, "type": "required"}],
+        location={"displayName": "Room 1"}, isOnlineMeeting=True))
+
+    async def calls(sdk: Any) -> tuple[Any, Any]:
+        calendars = await sdk.me.calendars.get()
+        events = await sdk.me.calendars.by_calendar_id(calendars.value[0].id).events.get()
+        return calendars, events
+
+    calendars, events = with_sdk(emu, client, calls)
     assert [(c.name, c.can_edit, c.owner.address) for c in calendars.value] == [
         ("Calendar", True, email), ("Shared", False, "boss@contoso.example")]
     found = events.value[0]
@@ -328,3 +338,117 @@ def test_msgraph_sdk_reads_calendars_and_events(emu: MicrosoftEmulator) -> None:
     assert found.attendees[0].email_address.address == "a@example.com"
     assert found.online_meeting.join_url.startswith("https://teams.microsoft.com/")
     assert found.last_modified_date_time is not None and found.i_cal_u_id
+
+
+def invitation(emu: MicrosoftEmulator, email: str, subject: str, day: int,
+               **extra: Any) -> dict[str, Any]:
+    return emu.add_event(email, event(subject, day, attendees=[
+        {"emailAddress": {"address": email}, "type": "required"}], **extra),
+        invited_by=("Boss", "boss@contoso.example"))
+
+
+WEEKLY = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+          "range": {"type": "numbered", "startDate": "2027-01-04", "numberOfOccurrences": 4}}
+
+
+def test_instances_of_a_series_in_a_window(emu: MicrosoftEmulator) -> None:
+    email = "instances@contoso.example"
+    client = graph(emu, email, scopes=("Calendars.ReadBasic",))  # enough, as documented
+    master = emu.add_event(email, event("Weekly", 4, 10, recurrence=WEEKLY))
+    url = f"/me/events/{master['id']}/instances"
+    first = client.get(url, params=WINDOW).json()
+    assert first["@odata.context"].endswith(f"/events('{master['id']}')/instances")
+    occurrences = first["value"]
+    assert [(o["type"], o["start"]["dateTime"][:10], o["seriesMasterId"]) for o in occurrences
+            ] == [("occurrence", f"2027-01-{d:02d}", master["id"]) for d in (4, 11, 18, 25)]
+    emu.update_event(email, occurrences[1]["id"], {"subject": "Moved"})
+    emu.delete_event(email, occurrences[2]["id"])
+    later = client.get(f"/me/calendar/events/{master['id']}/instances", params={
+        "startDateTime": "2027-01-10T00:00:00Z", "endDateTime": "2027-02-01T00:00:00Z"})
+    assert [(o["type"], o["subject"]) for o in later.json()["value"]] == [
+        ("exception", "Moved"), ("occurrence", "Weekly")]  # the cancelled one is left out
+    single = emu.add_event(email, event("Once", 6))
+    assert client.get(f"/me/events/{single['id']}/instances",
+                      params=WINDOW).json()["value"] == []
+    assert client.get(url).status_code == 400  # the window is required
+    assert client.get("/me/events/AAMkNope/instances", params=WINDOW).status_code == 404
+
+
+def test_answers_to_invitations(emu: MicrosoftEmulator) -> None:
+    email = "answers@contoso.example"
+    client = graph(emu, email)
+    single = invitation(emu, email, "Board", 5)
+    assert (single["isOrganizer"], single["responseStatus"]["response"]) == (
+        False, "notResponded")
+    accepted = client.post(f"/me/events/{single['id']}/accept",
+                           json={"comment": "Yes", "sendResponse": True})
+    assert accepted.status_code == 202 and accepted.content == b""
+    assert emu.event(email, single["id"])["responseStatus"]["response"] == "accepted"
+    assert client.post(f"/me/events/{single['id']}/decline",
+                       json={"sendResponse": False}).status_code == 202
+    assert emu.event(email, single["id"])["responseStatus"]["response"] == "declined"
+
+    # One occurrence of a series: it becomes an exception, the series stays unanswered.
+    master = invitation(emu, email, "Series", 4, recurrence=WEEKLY)
+    view = client.get(f"/me/events/{master['id']}/instances", params=WINDOW).json()["value"]
+    answer = client.post(f"/me/calendar/events/{view[1]['id']}/tentativelyAccept", json={})
+    assert answer.status_code == 202
+    after = client.get(f"/me/events/{master['id']}/instances", params=WINDOW).json()["value"]
+    assert [(o["type"], o["responseStatus"]["response"]) for o in after] == [
+        ("occurrence", "notResponded"), ("exception", "tentativelyAccepted"),
+        ("occurrence", "notResponded"), ("occurrence", "notResponded")]
+
+    mine = emu.add_event(email, event("Mine", 7))  # the organizer cannot answer
+    refused = client.post(f"/me/events/{mine['id']}/accept", json={})
+    assert refused.status_code == 400 and "organizer" in refused.json()["error"]["message"]
+    odd = client.post(f"/me/events/{single['id']}/accept", json={"sendResponses": True})
+    assert odd.status_code == 400 and odd.json()["error"]["code"] == "RequestBodyRead"
+    assert client.post(f"/me/events/{single['id']}/maybe", json={}).status_code == 400
+    reader = graph(emu, "reader@contoso.example", scopes=("Calendars.Read",))
+    theirs = invitation(emu, "reader@contoso.example", "Read only", 8)
+    assert reader.post(f"/me/events/{theirs['id']}/accept", json={}).status_code == 403
+    assert emu.count("events.accept", user=email, status=202) == 1
+    assert emu.count("events.tentativelyAccept", user=email, status=202) == 1
+
+
+# msgraph-sdk's generated code warns about its own deprecated classes on import
+@pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning")
+def test_msgraph_sdk_lists_instances_and_answers(emu: MicrosoftEmulator) -> None:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.users.item.events.item.accept.accept_post_request_body import (
+        AcceptPostRequestBody,
+    )
+    from msgraph.generated.users.item.events.item.decline.decline_post_request_body import (
+        DeclinePostRequestBody,
+    )
+    from msgraph.generated.users.item.events.item.instances.instances_request_builder import (
+        InstancesRequestBuilder,
+    )
+
+    email = "sdk-answers@contoso.example"
+    client = graph(emu, email)
+    master = invitation(emu, email, "SDK series", 4, recurrence=WEEKLY)
+    single = invitation(emu, email, "SDK single", 6)
+    window = RequestConfiguration(query_parameters=InstancesRequestBuilder.
+                                  InstancesRequestBuilderGetQueryParameters(
+                                      start_date_time=WINDOW["startDateTime"],
+                                      end_date_time=WINDOW["endDateTime"]))
+
+    async def calls(sdk: Any) -> Any:
+        events = sdk.me.events
+        listed = await events.by_event_id(master["id"]).instances.get(window)
+        await events.by_event_id(single["id"]).accept.post(
+            AcceptPostRequestBody(comment="See you", send_response=True))
+        await events.by_event_id(listed.value[0].id).decline.post(
+            DeclinePostRequestBody(send_response=False))
+        return listed
+
+    listed = with_sdk(emu, client, calls)
+    assert [(i.subject, i.series_master_id, i.start.date_time[:10]) for i in listed.value] == [
+        ("SDK series", master["id"], f"2027-01-{d:02d}") for d in (4, 11, 18, 25)]
+    assert listed.value[0].response_status.response.value == "notResponded"
+    assert emu.event(email, single["id"])["responseStatus"]["response"] == "accepted"
+    first = client.get(f"/me/events/{master['id']}/instances", params=WINDOW).json()["value"]
+    assert [o["responseStatus"]["response"] for o in first] == [
+        "declined", "notResponded", "notResponded", "notResponded"]

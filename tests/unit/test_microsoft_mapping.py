@@ -373,10 +373,6 @@ def test_a_body_read_back_gives_the_draft():
     assert [a.email for a in event.attendees] == ["ann@example.com"]
 
 
-def test_find_filter_quotes_the_key():
-    assert "'it''s'" in drafts.find_managed_filter("it's")
-
-
 @pytest.mark.parametrize(("status", "action"), [
     ("accepted", "accept"), ("tentative", "tentativelyAccept"), ("declined", "decline")])
 def test_answers_map_to_event_actions(status, action):

@@ -23,7 +23,10 @@ PROFILE = obj({
     "profile_name": string(),
     "profile_connected": {"type": "boolean"},
     "profile_initial_sync_required": {"type": "boolean"},
-    "profile_relink_url": nullable(string(format="uri")),
+    "profile_relink_url": nullable(string(
+        "only while disconnected: opens Calgate's page to sign in to the same account "
+        "again, in any browser; it expires, and stops working once reconnected",
+        format="uri")),
 }, ("provider_name", "provider_service", "profile_id", "profile_name", "profile_connected",
     "profile_initial_sync_required"))
 
@@ -39,6 +42,20 @@ CALENDAR = obj({
 }, ("provider_name", "profile_id", "profile_name", "calendar_id", "calendar_name",
     "calendar_readonly", "calendar_deleted", "calendar_primary", "permission_level"))
 
+PROFILE_CALENDAR = obj({
+    "calendar_id": string(pattern="^cal_"), "calendar_name": string(),
+    "calendar_readonly": {"type": "boolean"}, "calendar_deleted": {"type": "boolean"},
+    "calendar_primary": {"type": "boolean"},
+    "calendar_integrated_conferencing_available": {"type": "boolean"},
+    "calendar_attachments_available": {"type": "boolean"},
+    "permission_level": string(enum=["sandbox", "unrestricted"]),
+}, ("calendar_id", "calendar_name", "calendar_readonly", "calendar_deleted",
+    "calendar_primary"))
+
+LINK_TOKEN = obj({"link_token": string("pass as link_token to /oauth/authorize; single "
+                                       "use, for this client app, valid 10 minutes")},
+                 ("link_token",))
+
 USERINFO = obj({
     "sub": string(pattern="^acc_"),
     "email": nullable(string(description="only with read_account")),
@@ -49,7 +66,7 @@ USERINFO = obj({
         "authorization": obj({"scope": string(), "status": string(enum=["active"])},
                              ("scope", "status")),
         "profiles": array({"allOf": [ref("Profile"), obj({
-            "profile_calendars": array(ref("Calendar"))}, ("profile_calendars",))]}),
+            "profile_calendars": array(ref("ProfileCalendar"))}, ("profile_calendars",))]}),
         "conferencing_profiles": array({"type": "object"}),
     }, ("authorization", "profiles", "conferencing_profiles")),
 }, ("sub", "cronofy.type", "cronofy.data"))
@@ -66,7 +83,8 @@ CREATE_CALENDAR = obj({
     "color": string("a colour such as #49BED8 (where the provider keeps one)"),
 }, ("profile_id", "name"))
 
-SCHEMAS: dict[str, Json] = {"Profile": PROFILE, "Calendar": CALENDAR}
+SCHEMAS: dict[str, Json] = {"Profile": PROFILE, "Calendar": CALENDAR,
+                            "ProfileCalendar": PROFILE_CALENDAR}
 
 
 def _get(summary: str, scope: str | None, schema: Json, *statuses: int) -> Json:
@@ -91,6 +109,13 @@ PATHS: dict[str, Json] = {
                    "last one ends the authorization.",
         "parameters": [path("profile_id", "a profile of this account")],
         "responses": {"202": reply("Revoked."), **errors(404)}}},
+    "/v1/link_tokens": {"post": {
+        "operationId": "createLinkToken", "tags": ["Account"], "security": BEARER,
+        "summary": "A link token: the next calendar linked with it (link_token on "
+                   "/oauth/authorize, from any device) joins this account.",
+        "description": "Any valid access token of the account may mint one. The token is "
+                       "single use, bound to this client app and valid for 10 minutes.",
+        "responses": {"200": reply("OK", LINK_TOKEN), **errors()}}},
     "/v1/calendars": {
         "get": _get("The account's calendars, from the mirror.", "list_calendars", obj(
             {"sub": string(pattern="^acc_"), "calendars": array(ref("Calendar"))},

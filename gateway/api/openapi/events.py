@@ -5,6 +5,7 @@ from __future__ import annotations
 from providers.support import FIELD_SUPPORT
 
 from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY, MAX_URL
+from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
     BOOL_PARAM,
@@ -171,7 +172,33 @@ UPSERT = obj({
         "taken off a cancellation, by the provider: " + FIELD_SUPPORT["attendees"])),
     "conferencing": obj({"profile_id": string(enum=["default", "integrated"])},
                         ("profile_id",), description=_KEPT),
-}, ("event_id", "summary", "start", "end"))
+    "event_uid": string("instead of event_id: change an event the app did not create "
+                        "(elevated permissions); only the fields sent change, start and end "
+                        "together; attendees, reminders, conferencing, url and "
+                        "event_private are refused (422)", minLength=1),
+}, description="event_id, summary, start and end for the app's own events; event_uid and "
+               "at least one field to change for another's (event_id wins if both)")
+
+# Recurring managed events (Cronofy's recurrence.rules[]; one rule): one series upstream.
+RECURRENCE_RULE = obj({
+    "frequency": string(enum=["daily", "weekly", "monthly", "yearly"]),
+    "interval": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL},
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT,
+              "description": "occurrences in all; not with until"},
+    "until": {"anyOf": [DATE, TIME], "description": "the last day an occurrence may start "
+              "on (inclusive, in the event's zone); not with count"},
+    "by_day": array(string(enum=["monday", "tuesday", "wednesday", "thursday", "friday",
+                                 "saturday", "sunday"]),
+                    description="weekly rules only; default: the start's weekday"),
+}, ("frequency",))
+UPSERT["properties"]["recurrence"] = nullable(obj(
+    {"rules": array(RECURRENCE_RULE, maxItems=1)}, ("rules",))) | {
+    "description": "a series, {rules: [{frequency, interval?, count? | until?, by_day?}]}: "
+                   "one rule (an empty list or null: a single event; omitted on an update: "
+                   "kept); read back as one event per occurrence. A calendar whose provider "
+                   "cannot keep a series: 422 errors.unsupported"}
+EVENT["properties"]["series_identifier"] = string(
+    "recurring events only: the same for every occurrence of one series")
 
 UPSERT_DESCRIPTION = (
     "Create or update the app's event (event_id). Needs `create_event`. An update changes "
@@ -181,7 +208,9 @@ UPSERT_DESCRIPTION = (
     "(errors.unsupported) before anything is accepted.")
 
 DELETE = obj({"event_id": string(minLength=1),
-              "event_uid": string("an external event: 403, not offered yet")}, ("event_id",))
+              "event_uid": string("instead of event_id: delete an event the app did not "
+                                  "create (elevated permissions; 403 without)", minLength=1)},
+             description="event_id, or event_uid (event_id wins if both)")
 BULK_DELETE = obj({"delete_all": BOOL_PARAM,
                    "calendar_ids": array(string(minLength=1), minItems=1)},
                   description="exactly one of delete_all=true or calendar_ids")

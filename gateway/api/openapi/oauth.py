@@ -105,7 +105,9 @@ PATHS: dict[str, Json] = {
         query("provider_name", string(), "preselect a provider"),
         query("avoid_linking", string(), "true: always link a new account"),
         query("code_challenge", string(minLength=43, maxLength=128), "PKCE (S256)"),
-        query("code_challenge_method", string(enum=["S256"]), "PKCE method"))},
+        query("code_challenge_method", string(enum=["S256"]), "PKCE method"),
+        query("link_token", string(), "from POST /v1/link_tokens: link the new profile to "
+              "that account (single use; an invalid one is error=invalid_request)"))},
     "/oauth/flow/{flow_id}": {"get": _page_op("consentStep", "The flow's current step.",
                                               _FLOW)},
     "/oauth/flow/{flow_id}/provider": {"post": _page_op(
@@ -125,6 +127,16 @@ PATHS: dict[str, Json] = {
     "/oauth/flow/{flow_id}/decision": {"post": _page_op(
         "decide", "Allow or deny the app.", _FLOW,
         post=obj(_CSRF | {"decision": string(enum=["allow", "deny"])}, ("csrf_token",)))},
+    "/oauth/relink/{token}": {"get": _page_op(
+        "relink", "A disconnected profile's profile_relink_url: sign in to the same upstream "
+        "account again to reconnect it (no code is issued).",
+        path("token", "signed by Calgate; expires, and works until the profile is "
+             "reconnected"),
+        query("redirect_uri", string(format="uri"), "optional, one the app registered: "
+              "where the browser goes once reconnected (else a page says it is done)"))
+        | {"responses": {"200": _PAGE, "303": _SEE_OTHER, "400": _ERROR_PAGE,
+                         "404": reply("An unknown, expired or used relink link.", string(),
+                                      media=HTML)}}},
     "/oauth/token": {"post": {
         "operationId": "token", "tags": ["OAuth"], "security": _CLIENT_AUTH,
         "summary": "Exchange a code, or refresh (the refresh token rotates).",

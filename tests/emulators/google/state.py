@@ -122,7 +122,9 @@ class World:
         if user is None:
             user = self.users[email] = User(email, name or email.split("@")[0], tz)
             self.entries[email] = {}
-            self.add_calendar(email, email, tz, calendar_id=email)
+            # Newer Google accounts title the primary calendar with the owner's name, older
+            # ones with the address: a user added with a name gets the newer kind.
+            self.add_calendar(email, name or email, tz, calendar_id=email)
         return user
 
     def add_calendar(self, owner: str, summary: str, tz: str, *,

@@ -19,7 +19,7 @@ from typing import Any
 
 from .delta import Delta
 from .events import Events
-from .faults import Fault, Faults, LoggedRequest
+from .faults import Fault, Faults, Hold, LoggedRequest
 from .identity import Identity
 from .push import Delivery, Push
 from .render import event_json
@@ -176,13 +176,18 @@ class MicrosoftEmulator:
         return Events(self.world, self.world.mailbox(email))
 
     def add_event(self, email: str, event: dict[str, Any], calendar_id: str | None = None,
-                  *, event_id: str | None = None) -> dict[str, Any]:
+                  *, event_id: str | None = None,
+                  invited_by: tuple[str, str] | None = None) -> dict[str, Any]:
         """Create an event (Graph's create body) as the owner would in Outlook; with
-        ``event_id`` under that id rather than one the emulator picks."""
+        ``event_id`` under that id rather than one the emulator picks; with
+        ``invited_by=(name, address)`` as an invitation from that organizer, unanswered."""
         with self.world.lock:
             box = self.world.mailbox(email)
             calendar = box.calendars[calendar_id] if calendar_id else box.default()
-            stored, _ = self._events(email).create(calendar, copy.deepcopy(event), event_id)
+            events = self._events(email)
+            stored, _ = events.create(calendar, copy.deepcopy(event), event_id)
+            if invited_by is not None:
+                events.invited(stored, invited_by)
             return event_json(stored, "UTC")
 
     def update_event(self, email: str, event_id: str,
@@ -274,6 +279,15 @@ class MicrosoftEmulator:
         with self.world.lock:
             self.faults.add(Fault(email.lower() if email else None, re.compile(path), method,
                                   0, None, times, drop_answer=True))
+
+    def hold_answer(self, email: str, kind: str, *, query: str | None = None) -> Hold:
+        """Apply the mailbox's next ``kind`` request (with the ``query`` parameter, if
+        given: ``$deltatoken`` for an incremental delta round), then keep its caller waiting
+        for the answer until ``release()``; ``reached`` tells when it waits."""
+        with self.world.lock:
+            hold = Hold(email.lower(), kind, query)
+            self.faults.holds.append(hold)
+            return hold
 
     def clear_faults(self) -> None:
         with self.world.lock:

@@ -1,6 +1,8 @@
 """Events in one mailbox: create (with ``transactionId`` idempotency), update (an
 occurrence's id makes an exception of it), delete (an occurrence's id cancels it), look-up
-by any id, and the instances of a time window (singles, occurrences, exceptions)."""
+by any id, the instances of a time window (singles, occurrences, exceptions) or of one
+series, and the mailbox owner's answers to invitations (accept, tentativelyAccept, decline:
+an occurrence's id answers that occurrence, making an exception of it)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,22 @@ from typing import Any
 
 from .errors import GraphError, invalid, not_found
 from .state import Calendar, Mailbox, StoredEvent, World, new_change_key, new_id
-from .timeutil import UTC, at_local, iso_z, occurrence_dates, parse_when, zone
+from .timeutil import (
+    UTC,
+    at_local,
+    check_recurrence,
+    iso_z,
+    occurrence_dates,
+    parse_when,
+    zone,
+)
 
 WRITABLE = ("subject", "body", "isAllDay", "location", "locations", "attendees", "showAs",
             "categories", "importance", "sensitivity", "isReminderOn", "recurrence",
             "reminderMinutesBeforeStart", "responseRequested", "allowNewTimeProposals",
             "isOnlineMeeting", "onlineMeetingProvider", "hideAttendees")
 NO_RESPONSE = {"response": "none", "time": "0001-01-01T00:00:00Z"}
+NOT_ANSWERED = {"response": "notResponded", "time": "0001-01-01T00:00:00Z"}
 OCCURRENCE_PREFIX = "AAMkOcc"
 
 
@@ -100,13 +111,22 @@ class Events:
                 if _overlaps(stored, lo, hi):
                     out.append(stored)
                 continue
-            for start, key in self.series_starts(stored, lo, hi):
-                if key in stored.cancelled or key in stored.exceptions:
-                    continue
-                view = self._occurrence_view(stored, start)
-                if _overlaps(view, lo, hi):
-                    out.append(view)
-            out.extend(e for e in stored.exceptions.values() if _overlaps(e, lo, hi))
+            out.extend(self.instances(stored, lo, hi))
+        return sorted(out, key=lambda e: (e.start, e.id))
+
+    def instances(self, master: StoredEvent, lo: datetime, hi: datetime) -> list[StoredEvent]:
+        """A series' occurrences and exceptions overlapping [lo, hi), cancelled ones left
+        out; nothing for an event that is not a series master."""
+        if master.resource.get("type") != "seriesMaster":
+            return []
+        out: list[StoredEvent] = []
+        for start, key in self.series_starts(master, lo, hi):
+            if key in master.cancelled or key in master.exceptions:
+                continue
+            view = self._occurrence_view(master, start)
+            if _overlaps(view, lo, hi):
+                out.append(view)
+        out.extend(e for e in master.exceptions.values() if _overlaps(e, lo, hi))
         return sorted(out, key=lambda e: (e.start, e.id))
 
     # -- writes -------------------------------------------------------------------------
@@ -150,17 +170,46 @@ class Events:
         return stored, True
 
     def update(self, event_id: str, body: dict[str, Any]) -> StoredEvent:
+        calendar, stored = self._changing(event_id)
+        if "start" in body:
+            stored.start, stored.resource["originalStartTimeZone"] = parse_when(body["start"])
+        if "end" in body:
+            stored.end, stored.resource["originalEndTimeZone"] = parse_when(body["end"])
+        self._apply(calendar, stored, body)
+        self.world.changed(self.box.user.email, calendar.id, stored.id, "updated")
+        return stored
+
+    def _changing(self, event_id: str) -> tuple[Calendar, StoredEvent]:
+        """The event to change; an occurrence becomes an exception of its series first."""
         calendar, stored = self.find(event_id)
         if stored.master_id is not None and stored.resource.get("type") == "occurrence":
             master = calendar.events[stored.master_id]
             assert stored.original_start is not None
             stored.resource = dict(copy.deepcopy(stored.resource), type="exception")
             master.exceptions[iso_z(stored.original_start)] = stored
-        if "start" in body:
-            stored.start, stored.resource["originalStartTimeZone"] = parse_when(body["start"])
-        if "end" in body:
-            stored.end, stored.resource["originalEndTimeZone"] = parse_when(body["end"])
-        self._apply(calendar, stored, body)
+        return calendar, stored
+
+    def invited(self, stored: StoredEvent, organizer: tuple[str, str]) -> None:
+        """Make a new event an invitation from ``organizer`` (name, address), unanswered."""
+        name, address = organizer
+        stored.resource.update(isOrganizer=False, responseRequested=True,
+                               organizer={"emailAddress": {"name": name, "address": address}},
+                               responseStatus=dict(NOT_ANSWERED))
+
+    def answer(self, event_id: str, response: str) -> StoredEvent:
+        """The mailbox's owner answers an invitation (accepted, tentativelyAccepted,
+        declined): a series master for the whole series, an occurrence for itself alone.
+        The organizer cannot answer their own meeting."""
+        if self.find(event_id)[1].resource.get("isOrganizer"):
+            raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. "
+                             "You can't respond to this meeting because you're the meeting "
+                             "organizer.")
+        calendar, stored = self._changing(event_id)
+        answered = {"response": response, "time": iso_z(datetime.now(UTC))}
+        for one in [stored, *stored.exceptions.values()]:
+            one.resource["responseStatus"] = dict(answered)
+            one.resource["changeKey"] = new_change_key()
+            one.resource["lastModifiedDateTime"] = answered["time"]
         self.world.changed(self.box.user.email, calendar.id, stored.id, "updated")
         return stored
 
@@ -187,6 +236,10 @@ class Events:
             attendee.setdefault("status", dict(NO_RESPONSE))
         for prop in body.get("singleValueExtendedProperties") or []:
             stored.extended[str(prop["id"])] = str(prop.get("value", ""))
+        if resource.get("recurrence") is not None:
+            check_recurrence(resource["recurrence"])
+            if resource.get("type") == "singleInstance":  # a PATCH makes a series of it
+                resource["type"] = "seriesMaster"
         if resource.get("type") == "seriesMaster" and resource.get("recurrence") is None:
             resource["type"] = "singleInstance"
         self._online_meeting(calendar, resource)

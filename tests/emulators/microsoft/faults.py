@@ -1,10 +1,12 @@
 """Fault injection and the request log: "the next N Graph requests of this mailbox (and
-path, method) answer 429, 503 or 504 with Retry-After, unapplied", or "apply the next
-matching request, then lose its answer" (for idempotency tests)."""
+path, method) answer 429, 503 or 504 with Retry-After, unapplied", "apply the next
+matching request, then lose its answer" (for idempotency tests), or "apply the next
+matching request, then hold its answer until the test releases it" (for races)."""
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 from .errors import GraphError
@@ -47,9 +49,45 @@ class LoggedRequest:
     injected: bool = False
 
 
+HOLD_LIMIT = 120.0  # seconds: a test that never releases a hold does not wedge the server
+
+
+@dataclass
+class Hold:
+    """The next answer of this kind (``delta``, ``events.create``, ...) to the mailbox, for a
+    request that carries ``query`` (a parameter name), is held after it was computed: the
+    client waits, mid-call, until :meth:`release`. ``reached`` is set when it is held."""
+
+    user: str
+    kind: str
+    query: str | None
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    taken: bool = False
+
+    def matches(self, entry: LoggedRequest) -> bool:
+        return not self.taken and entry.user == self.user and entry.kind == self.kind \
+            and (self.query is None or self.query in entry.query)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait(self) -> None:
+        self.reached.set()
+        self.released.wait(HOLD_LIMIT)
+
+
 @dataclass
 class Faults:
     pending: list[Fault] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+
+    def take_hold(self, entry: LoggedRequest) -> Hold | None:
+        for hold in self.holds:
+            if hold.matches(entry):
+                hold.taken = True
+                return hold
+        return None
 
     def add(self, fault: Fault) -> None:
         self.pending.append(fault)
@@ -63,3 +101,6 @@ class Faults:
 
     def clear(self) -> None:
         self.pending.clear()
+        for hold in self.holds:
+            hold.release()
+        self.holds.clear()

@@ -1,5 +1,6 @@
-"""Graph v1.0: ``/me``, calendars, events, calendarView and its delta, getSchedule and
-subscriptions, each checked against the token's delegated scopes."""
+"""Graph v1.0: ``/me``, calendars, events (a series' instances; accept, tentativelyAccept
+and decline), calendarView and its delta, getSchedule and subscriptions, each checked
+against the token's delegated scopes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import schedule
@@ -147,14 +149,64 @@ def _event(call: Call) -> Result:
 
 def _view(call: Call) -> Result:
     call.need(READ)
+    lo, hi = _time_window(call)
+    rows = call.events.window(call.calendar(), lo, hi)
+    return 200, {"@odata.context": CONTEXT + "Collection(event)",
+                 "value": [call.event(s) for s in rows]}, "calendarView"
+
+
+def _time_window(call: Call) -> tuple[datetime, datetime]:
     if "startDateTime" not in call.query or "endDateTime" not in call.query:
         raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window "
                          "specified by the query string parameters StartDateTime and "
                          "EndDateTime.")
-    rows = call.events.window(call.calendar(), parse_query_time(call.query["startDateTime"]),
-                              parse_query_time(call.query["endDateTime"]))
-    return 200, {"@odata.context": CONTEXT + "Collection(event)",
-                 "value": [call.event(s) for s in rows]}, "calendarView"
+    return (parse_query_time(call.query["startDateTime"]),
+            parse_query_time(call.query["endDateTime"]))
+
+
+def _instances(call: Call) -> Result:
+    """``GET /me/events/{id}/instances?startDateTime&endDateTime``: a series master's
+    occurrences and exceptions in the window (cancelled ones left out).
+    https://learn.microsoft.com/graph/api/event-list-instances"""
+    call.need(READ)
+    lo, hi = _time_window(call)
+    master = call.events.find(call.params["id"])[1]
+    rows = call.events.instances(master, lo, hi)
+    context = f"users('{call.user.email}')/events('{master.id}')/instances"
+    return 200, {"@odata.context": CONTEXT + context,
+                 "value": [call.event(s) for s in rows]}, "events.instances"
+
+
+# The event actions that answer an invitation, and the responseStatus each leaves.
+# https://learn.microsoft.com/graph/api/event-accept (-tentativelyaccept, -decline)
+ANSWERS = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted",
+           "decline": "declined"}
+# Action parameters are matched without regard to case: msgraph-sdk sends ``Comment`` and
+# ``SendResponse``, the documentation's examples ``comment`` and ``sendResponse``.
+ANSWER_FIELDS = {"accept": {"comment", "sendresponse"},
+                 "tentativelyAccept": {"comment", "sendresponse", "proposednewtime"},
+                 "decline": {"comment", "sendresponse", "proposednewtime"}}
+
+
+def _answer(call: Call) -> Result:
+    """``POST /me/events/{id}/accept`` (``tentativelyAccept``, ``decline``) with an optional
+    ``{comment, sendResponse}``: 202 Accepted, no body."""
+    call.need(WRITE)
+    action = call.params["action"]
+    given = call.body if call.body is not None else {}
+    if not isinstance(given, dict):
+        raise invalid("The request body must be a JSON object.")
+    unknown = sorted(k for k in given if k.lower() not in ANSWER_FIELDS[action])
+    if unknown:
+        raise GraphError(400, "RequestBodyRead", f"The property '{unknown[0]}' does not exist "
+                         f"on type 'microsoft.graph.{action}'.")
+    body = {k.lower(): v for k, v in given.items()}
+    if not isinstance(body.get("sendresponse", True), bool) or \
+            not isinstance(body.get("comment", ""), str):
+        raise GraphError(400, "RequestBodyRead", "Cannot convert the literal to the expected "
+                         "type.")
+    call.events.answer(call.params["id"], ANSWERS[action])
+    return 202, None, f"events.{action}"
 
 
 def _delta(call: Call) -> Result:
@@ -217,6 +269,10 @@ ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
         (_CAL + "/events", "GET POST", _events),
         ("/me/events", "POST", _events),
         (r"/me/(?:calendars/[^/]+/)?events/(?P<id>[^/]+)", "GET PATCH DELETE", _event),
+        (r"/me/(?:calendars/[^/]+/|calendar/)?events/(?P<id>[^/]+)/instances", "GET",
+         _instances),
+        (r"/me/(?:calendars/[^/]+/|calendar/)?events/(?P<id>[^/]+)/"
+         r"(?P<action>accept|tentativelyAccept|decline)", "POST", _answer),
         (_CAL + "/calendarView", "GET", _view),
         ("/me/calendarView", "GET", _view),
         (_CAL + "/calendarView/delta", "GET", _delta),

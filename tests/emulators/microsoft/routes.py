@@ -36,7 +36,10 @@ def handle(emu: MicrosoftEmulator, request: Request) -> Response:
         else:
             response = _identity(emu, request, entry)
         entry.status = response.status
-        return response
+        hold = emu.faults.take_hold(entry)
+    if hold is not None:  # outside the lock: the rest of the world goes on meanwhile
+        hold.wait()
+    return response
 
 
 def _graph(emu: MicrosoftEmulator, request: Request, entry: LoggedRequest) -> Response:

@@ -80,6 +80,37 @@ def parse_query_time(text: str) -> datetime:
 
 # -- recurrence ------------------------------------------------------------------------------
 
+PATTERN_TYPES = ("daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly",
+                 "relativeYearly")
+
+
+def check_recurrence(recurrence: Any) -> None:
+    """A patternedRecurrence as Graph accepts it (pattern + range), else its 400.
+    https://learn.microsoft.com/graph/api/resources/patternedrecurrence"""
+    pattern = recurrence.get("pattern") if isinstance(recurrence, dict) else None
+    rng = recurrence.get("range") if isinstance(recurrence, dict) else None
+    if not isinstance(pattern, dict) or not isinstance(rng, dict):
+        raise _bad("A recurrence needs a pattern and a range.")
+    if pattern.get("type") not in PATTERN_TYPES or int(pattern.get("interval") or 0) < 1:
+        raise _bad("The recurrence pattern's type or interval is invalid.")
+    if pattern["type"] in ("weekly", "relativeMonthly", "relativeYearly") and not \
+            pattern.get("daysOfWeek"):
+        raise _bad("daysOfWeek is required for this recurrence pattern.")
+    if any(str(d).lower() not in WEEKDAYS for d in pattern.get("daysOfWeek") or []):
+        raise _bad("daysOfWeek names an unknown day.")
+    kind = rng.get("type")
+    if kind not in ("endDate", "noEnd", "numbered") or not rng.get("startDate"):
+        raise _bad("The recurrence range needs a type and a startDate.")
+    if kind == "endDate" and (not rng.get("endDate") or rng["endDate"] < rng["startDate"]):
+        raise _bad("The recurrence range's endDate must not be before its startDate.")
+    if kind == "numbered" and int(rng.get("numberOfOccurrences") or 0) < 1:
+        raise _bad("numberOfOccurrences must be at least 1.")
+
+
+def _bad(message: str) -> GraphError:
+    return GraphError(400, "ErrorInvalidRequest", message)
+
+
 def occurrence_dates(recurrence: dict[str, Any], first: date, until: date) -> Iterator[date]:
     """The local dates of a series' occurrences from ``first`` up to ``until`` inclusive."""
     pattern, rng = recurrence["pattern"], recurrence["range"]
