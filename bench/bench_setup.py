@@ -69,7 +69,8 @@ def prepare(data_dir: Path, port: int, batches: dict[str, int]) -> Fixture:
     gateway = Gateway.build(settings)
     try:
         client, secret = gateway.oauth.registry.create(
-            name="Bench App", redirect_uris=[REDIRECT], scopes=[SCOPE])
+            name="Bench App", redirect_uris=[REDIRECT], scopes=[SCOPE],
+            rotate_refresh_tokens=True)  # the bench measures rotation, the costlier refresh
         assert secret is not None
         path = gateway.accounts.park_credentials("bench", {"username": "bench@example.com",
                                                            "password": "unused"})

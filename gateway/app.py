@@ -66,6 +66,7 @@ from .persistence.database import make_engine
 from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
+from .services.application_calendars import ApplicationCalendars
 from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
@@ -144,7 +145,8 @@ class Gateway:
             connectors = ConnectorRegistry()
             register_defaults(connectors, options, apps)
         relinks = RelinkLinks(keys.derive("relink"), settings.issuer)
-        host = GatewayAccountHost(accounts, connectors, relinks)
+        host = GatewayAccountHost(accounts, connectors,
+                                  ApplicationCalendars(engine, accounts, options), relinks)
         lifetimes = Lifetimes(access=settings.access_token_ttl, refresh=settings.refresh_token_ttl,
                               refresh_idle=settings.refresh_token_idle_ttl,
                               grace=settings.refresh_grace_seconds, code=settings.code_ttl,

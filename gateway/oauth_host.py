@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from oauth_server.endpoints import APPLICATION_SCOPE
 from oauth_server.ports import (
     ConnectFailed,
     ConnectField,
@@ -33,6 +34,7 @@ from .services.accounts import (
     RelinkGone,
     RelinkMismatch,
 )
+from .services.application_calendars import ApplicationCalendars
 from .services.linking import (
     ConnectorRegistry,
     RedirectConnector,
@@ -54,9 +56,11 @@ class GatewayAccountHost:
     """
 
     def __init__(self, accounts: AccountService, connectors: ConnectorRegistry,
+                 application_calendars: ApplicationCalendars,
                  relinks: RelinkLinks | None = None) -> None:
         self.accounts = accounts
         self.connectors = connectors
+        self.application_calendars = application_calendars
         self.relinks = relinks
 
     def provider_choices(self, client_id: str) -> Sequence[ProviderChoice]:
@@ -174,6 +178,13 @@ class GatewayAccountHost:
             raise ConnectFailed("This calendar was already reconnected, or removed, since "
                                 "this link was made. Nothing was changed.") from None
         return _linked(linked)
+
+    def application_calendar(self, client_id: str,
+                             application_calendar_id: str) -> LinkedProfile:
+        linked = self.application_calendars.provision(
+            client_id, application_calendar_id, sorted(expand([APPLICATION_SCOPE])))
+        return LinkedProfile(linked.subject, linked.profile_id, linked.provider_name,
+                             linked.provider_service, linked.profile_name)
 
     def revoke_subject(self, subject: str, reason: str) -> None:
         self.accounts.revoke_subject(subject, reason)

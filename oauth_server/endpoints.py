@@ -117,6 +117,33 @@ def _revoke(server: CalgateServer, request: Request) -> tuple[int, Any, list[tup
     return 200, "", []
 
 
+APPLICATION_SCOPE = "read_write"  # what an application calendar's tokens carry (API.md s11)
+MAX_APPLICATION_CALENDAR_ID = 200
+
+
+def _application_calendar(server: CalgateServer, request: Request
+                          ) -> tuple[int, Any, list[tuple[str, str]]]:
+    """Cronofy's ``POST /v1/application_calendars``: the confidential client authenticates in
+    the body (or with Basic) and gets tokens for its own calendar, made on the first call."""
+    client = server.authenticate_client(request, ["client_secret_basic", "client_secret_post"],
+                                        "application_calendars")
+    name = request.payload.data.get("application_calendar_id", "")
+    if not name.strip() or len(name) > MAX_APPLICATION_CALENDAR_ID:
+        return 422, {"errors": {"application_calendar_id": [{
+            "key": "errors.required" if not name.strip() else "errors.too_long",
+            "description": "application_calendar_id must be 1 to "
+                           f"{MAX_APPLICATION_CALENDAR_ID} characters"}]}}, []
+    linked = server.host.application_calendar(client.client_id, name)
+    issued = server.store.issue(client.client_id, linked.subject, APPLICATION_SCOPE)
+    body = {"token_type": "bearer", **issued.as_dict(), "sub": linked.subject,
+            "application_calendar_id": name,
+            "linking_profile": {"provider_name": linked.provider_name,
+                                "provider_service": linked.provider_service,
+                                "profile_id": linked.profile_id,
+                                "profile_name": linked.profile_name}}
+    return 200, body, []
+
+
 def _introspect(server: CalgateServer, request: Request) -> tuple[int, Any, list[tuple[str, str]]]:
     """RFC 7662, for the client the token was issued to; anything else is inactive."""
     client = server.authenticate_client(request, ["client_secret_basic", "client_secret_post"],
@@ -154,6 +181,10 @@ def token_endpoint(server: CalgateServer) -> Callable[[HttpRequest], Any]:
 
 def revocation_endpoint(server: CalgateServer) -> Callable[[HttpRequest], Any]:
     return _handler(server, _revoke)
+
+
+def application_calendar_endpoint(server: CalgateServer) -> Callable[[HttpRequest], Any]:
+    return _handler(server, _application_calendar)
 
 
 def introspection_endpoint(server: CalgateServer) -> Callable[[HttpRequest], Any]:

@@ -12,7 +12,7 @@ commit their rotations together (:meth:`GrantStore.batch`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -53,10 +53,14 @@ _BATCH: ContextVar[RotationBatch | None] = ContextVar("calgate_rotation_batch", 
 class GrantStore:
     """Codes and tokens, stored only as keyed digests."""
 
-    def __init__(self, engine: Engine, keys: ServerKeys, lifetimes: Lifetimes) -> None:
+    def __init__(self, engine: Engine, keys: ServerKeys, lifetimes: Lifetimes,
+                 clock: Callable[[], datetime] = now) -> None:
         self.engine = engine
         self.keys = keys
         self.lifetimes = lifetimes
+        # Every expiry is judged, and every timestamp written, by this clock (tests swap in
+        # a simulated one to live through a month of refreshes without waiting for it).
+        self.clock = clock
         self._valid: TtlCache[str, TokenInfo] = TtlCache(lifetimes.cache)
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
         # handler (which sleeps up to 100 ms between tries) keeps the latency tail short.
@@ -66,6 +70,8 @@ class GrantStore:
         self._rotate = Prepared(_ROTATE, dialect)
         self._insert_token = Prepared(_INSERT_PAIR, dialect)
         self._prune = Prepared(_PRUNE, dialect)
+        self._keep = Prepared(_KEEP, dialect)
+        self._prune_access = Prepared(_PRUNE_ACCESS, dialect)
         self._checkpoints = Checkpointer(engine) if dialect.name == "sqlite" else None
 
     @contextmanager
@@ -114,7 +120,7 @@ class GrantStore:
     def save_code(self, *, client_id: str, redirect_uri: str, scope: str, subject: str,
                   linking_profile: dict[str, Any] | None, code_challenge: str | None) -> str:
         code = new_token()
-        t = now()
+        t = self.clock()
         with self._begin() as conn:
             conn.execute(insert(codes).values(
                 code_hash=self.keys.token_digest(code), client_id=client_id,
@@ -135,7 +141,7 @@ class GrantStore:
         return CodeRecord(
             code_hash=m["code_hash"], client_id=m["client_id"], redirect_uri=m["redirect_uri"],
             scope=m["scope"], subject=m["subject"], linking_profile=m["linking_profile"],
-            code_challenge=m["code_challenge"], expired=_aware(m["expires_at"]) <= now(),
+            code_challenge=m["code_challenge"], expired=_aware(m["expires_at"]) <= self.clock(),
             used=m["used_at"] is not None, family_id=m["family_id"])
 
     def redeem_code(self, record: CodeRecord) -> Issued | None:
@@ -143,7 +149,7 @@ class GrantStore:
         with self._begin() as conn:
             won = conn.execute(update(codes).where(
                 codes.c.code_hash == record.code_hash, codes.c.used_at.is_(None)
-            ).values(used_at=now())).rowcount
+            ).values(used_at=self.clock())).rowcount
             if won != 1:
                 return None
             family_id, issued = self._new_family(conn, record.client_id, record.subject,
@@ -151,6 +157,12 @@ class GrantStore:
             conn.execute(update(codes).where(codes.c.code_hash == record.code_hash)
                          .values(family_id=family_id))
         return issued
+
+    def issue(self, client_id: str, subject: str, scope: str) -> Issued:
+        """A new token family without a code: the client authenticated itself for an account
+        it owns (an application calendar)."""
+        with self._begin() as conn:
+            return self._new_family(conn, client_id, subject, scope)[1]
 
     def revoke_code_family(self, code_hash: str) -> str | None:
         """A used code came back: revoke what its first redemption issued (RFC 6749 s4.1.2).
@@ -168,7 +180,7 @@ class GrantStore:
 
     def delete_expired_codes(self) -> int:
         with self._begin() as conn:
-            return conn.execute(delete(codes).where(codes.c.expires_at < now())).rowcount
+            return conn.execute(delete(codes).where(codes.c.expires_at < self.clock())).rowcount
 
     def delete_expired_tokens(self) -> int:
         """Housekeeping: expired tokens go, and successors sealed for the grace window too.
@@ -176,7 +188,7 @@ class GrantStore:
         Rotated-out tokens need no housekeeping: each rotation deletes the family's rows
         older than the token it consumed (:meth:`_apply`).
         """
-        t = now()
+        t = self.clock()
         with self._begin() as conn:
             gone = conn.execute(delete(tokens).where(tokens.c.expires_at < t)).rowcount
             conn.execute(update(tokens).where(
@@ -190,7 +202,7 @@ class GrantStore:
     def _new_family(self, conn: Connection, client_id: str, subject: str,
                     scope: str) -> tuple[str, Issued]:
         family_id = new_id("fam_")
-        t = now()
+        t = self.clock()
         conn.execute(insert(families).values(
             id=family_id, client_id=client_id, subject=subject, scope=scope, created_at=t,
             expires_at=t + timedelta(seconds=self.lifetimes.refresh)))
@@ -221,7 +233,7 @@ class GrantStore:
         if not ids:
             return
         conn.execute(update(families).where(families.c.id.in_(ids), families.c.revoked_at.is_(None))
-                     .values(revoked_at=now(), revoked_reason=reason))
+                     .values(revoked_at=self.clock(), revoked_reason=reason))
         conn.execute(delete(tokens).where(tokens.c.family_id.in_(ids)))
         self._valid.clear()  # revocations are rare: forget every cached validation
 
@@ -258,7 +270,7 @@ class GrantStore:
             m = self._find_refresh.one(conn, {"digest": digest})
         if m is None:
             return None
-        t = now()
+        t = self.clock()
         live = (m["revoked_at"] is None and _aware(m["family_expires"]) > t
                 and _aware(m["expires_at"]) > t)
         return RefreshRecord(
@@ -282,7 +294,7 @@ class GrantStore:
             row = conn.execute(_NEWEST, {"family": family_id}).first()
         if row is None or row.client_id != client_id or row.newest is None:
             return None
-        if row.revoked_at is not None or _aware(row.expires_at) <= now():
+        if row.revoked_at is not None or _aware(row.expires_at) <= self.clock():
             return None
         return (family_id, row.subject) if generation < row.newest else None
 
@@ -295,7 +307,7 @@ class GrantStore:
         generation = record.generation + 1
         pair = self._new_pair(record.family_id, generation, access_scope)
         sealed = seal_with_token(presented, pair.as_dict()) if self.lifetimes.grace else None
-        t = now()
+        t = self.clock()
         rotation = _Rotation(record.token_hash, t, sealed,
                              self._pair_rows(pair, record.family_id, record.scope, t,
                                              generation),
@@ -306,6 +318,33 @@ class GrantStore:
             return pair
         with self._raw() as conn:
             return pair if self._apply(conn, [rotation]) == [True] else None
+
+    def keep(self, record: RefreshRecord, presented: str, access_scope: str) -> Issued | None:
+        """A new access token, ``presented`` kept as the refresh token (a non-rotating client).
+
+        The refresh token's idle expiry starts again (the family's absolute lifetime still
+        bounds it); its row's generation counts the refreshes, so that, as with rotation, the
+        access token of the previous refresh stays valid until it expires and older ones end.
+        None if ``presented`` was rotated meanwhile (the caller decides, as for
+        :meth:`rotate`). Queued inside a :meth:`batch` like a rotation.
+        """
+        generation = record.generation + 1
+        access = new_token()
+        t = self.clock()
+        row = {"token_hash": self.keys.token_digest(access), "kind": "access",
+               "family_id": record.family_id, "scope": access_scope, "created_at": t,
+               "expires_at": t + timedelta(seconds=self.lifetimes.access),
+               "generation": generation}
+        renewal = _Rotation(record.token_hash, t, None, [row], record.family_id,
+                            record.generation, kept_until=t + timedelta(
+                                seconds=self.lifetimes.refresh_idle))
+        pair = Issued(access, presented, self.lifetimes.access, access_scope)
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.pending.append(renewal)
+            return pair
+        with self._raw() as conn:
+            return pair if self._apply(conn, [renewal]) == [True] else None
 
     def _apply(self, conn: DBAPIConnection, rotations: Sequence[_Rotation]) -> list[bool]:
         """Each conditional UPDATE decides; winners insert their new pair; one COMMIT.
@@ -325,6 +364,9 @@ class GrantStore:
             try:
                 for i in sorted(range(len(rotations)), key=lambda i: rotations[i].digest):
                     rotation = rotations[i]
+                    if rotation.kept_until is not None:
+                        won[i] = self._renew(conn, rotation)
+                        continue
                     won[i] = self._rotate.run(conn, {
                         "digest": rotation.digest, "at": rotation.at,
                         "sealed": rotation.sealed}) == 1
@@ -338,12 +380,22 @@ class GrantStore:
                 raise
         return won
 
+    def _renew(self, conn: DBAPIConnection, renewal: _Rotation) -> bool:
+        """:meth:`keep`'s statements: the kept token's row, the new access token, pruning."""
+        kept = self._keep.run(conn, {"digest": renewal.digest, "until": renewal.kept_until,
+                                     "generation": renewal.consumed + 1}) == 1
+        if kept:
+            self._insert_token.run_many(conn, renewal.rows)
+            self._prune_access.run(conn, {"family": renewal.family_id,
+                                          "below": renewal.consumed})
+        return kept
+
     def successor_in_grace(self, presented: str) -> Issued | None:
         """The pair a rotation of ``presented`` produced, if still inside the grace window."""
         record = self.find_refresh(presented)
         if record is None or not record.live or record.rotated_at is None:
             return None
-        if now() - record.rotated_at > timedelta(seconds=self.lifetimes.grace):
+        if self.clock() - record.rotated_at > timedelta(seconds=self.lifetimes.grace):
             return None
         if record.successor is None:
             return None
@@ -358,7 +410,7 @@ class GrantStore:
         """``validate_access`` through the short-lived cache, one query per token at a time."""
         digest = self.keys.token_digest(access_token)
         info = await self._valid.load(digest, lambda: self.validate_access(access_token))
-        return info if info is not None and info.expires_at > now() else None
+        return info if info is not None and info.expires_at > self.clock() else None
 
     def validate_access(self, access_token: str) -> TokenInfo | None:
         digest = self.keys.token_digest(access_token)
@@ -367,7 +419,7 @@ class GrantStore:
         if row is None:
             return None
         expires = _aware(row.expires_at)
-        if expires <= now():
+        if expires <= self.clock():
             return None
         info = TokenInfo(subject=row.subject, client_id=row.client_id,
                          scope=tuple(row.scope.split()), expires_at=expires,
@@ -402,7 +454,7 @@ class GrantStore:
         found = self.lookup_any(token)
         if found is None or found["revoked_at"] is not None:
             return None
-        if _aware(found["expires_at"]) <= now():
+        if _aware(found["expires_at"]) <= self.clock():
             return None
         if found["kind"] == "refresh":
             record = self.find_refresh(token)
@@ -435,6 +487,14 @@ _NEWEST = (select(families.c.client_id, families.c.subject, families.c.revoked_a
                   .where(tokens.c.family_id == families.c.id, tokens.c.kind == "refresh")
                   .scalar_subquery().label("newest"))
            .where(families.c.id == bindparam("family")))
+# A kept refresh token: idle expiry restarts, the generation counts the refresh. A token
+# rotated meanwhile (its client turned rotation on) is left alone: reuse rules apply.
+_KEEP = (update(tokens)
+         .where(tokens.c.token_hash == bindparam("digest"), tokens.c.rotated_at.is_(None))
+         .values(expires_at=bindparam("until"), generation=bindparam("generation")))
+_PRUNE_ACCESS = delete(tokens).where(tokens.c.family_id == bindparam("family"),
+                                     tokens.c.kind == "access",
+                                     tokens.c.generation < bindparam("below"))
 _ROTATE = (update(tokens)
            .where(tokens.c.token_hash == bindparam("digest"), tokens.c.rotated_at.is_(None))
            .values(rotated_at=bindparam("at"), successor=bindparam("sealed")))
@@ -448,6 +508,8 @@ class _Rotation:
     rows: list[dict[str, Any]]
     family_id: str
     consumed: int  # the generation of the token this rotation consumes
+    # Set for :meth:`GrantStore.keep`: the presented token stays, idle until then.
+    kept_until: datetime | None = None
 
 
 class RotationBatch:

@@ -211,6 +211,12 @@ class AccountHost(Protocol):
         """
         ...
 
+    def application_calendar(self, client_id: str,
+                             application_calendar_id: str) -> LinkedProfile:
+        """The client app's own calendar of that id (Cronofy's application calendars), kept
+        by the host: provisioned on the first call, the same subject on later ones."""
+        ...
+
     def revoke_subject(self, subject: str, reason: str) -> None:
         """The authorization of ``subject`` ended: erase its profiles, credentials and data,
         and record why (``revoked`` by the app, ``refresh_token_reuse`` or ``code_reuse``

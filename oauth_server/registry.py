@@ -52,6 +52,19 @@ class Client:
     # During a rotation with overlap the previous secret also authenticates, until then.
     previous_secret_hash: str | None = field(default=None, repr=False)
     previous_secret_until: datetime | None = None
+    # A confidential client's opt-in to refresh-token rotation (public clients always rotate).
+    rotate_refresh_tokens: bool = False
+
+    @property
+    def rotates_refresh_tokens(self) -> bool:
+        """Whether a refresh answers with a new refresh token (and a reused one ends the grant).
+
+        A public client always rotates (RFC 9700 s4.14.2). A confidential client authenticates
+        with its secret at every refresh, which RFC 9700 s4.14 accepts in place of rotation;
+        by default it keeps one refresh token for the life of the grant, as Cronofy does (an
+        app that stores only the refresh token of the code exchange keeps working).
+        """
+        return self.public or self.rotate_refresh_tokens
 
     def accepts_digest(self, digest: str, now: datetime | None = None) -> bool:
         """Whether ``digest`` (``ServerKeys.secret_digest`` of a presented secret) is that
@@ -149,7 +162,8 @@ class ClientRegistry:
 
     def create(self, *, name: str, redirect_uris: Sequence[str], scopes: Sequence[str],
                branding: Branding | None = None, public: bool = False,
-               legacy_no_pkce: bool = False, verified: bool = False) -> tuple[Client, str | None]:
+               legacy_no_pkce: bool = False, verified: bool = False,
+               rotate_refresh_tokens: bool = False) -> tuple[Client, str | None]:
         """Register a client; returns it with its secret, shown this once (None if public)."""
         secret = None if public else new_token()
         branding = replace(branding or Branding(display_name=name), display_name=name)
@@ -162,6 +176,7 @@ class ClientRegistry:
             public=public,
             legacy_no_pkce=legacy_no_pkce and not public,
             verified=verified,
+            rotate_refresh_tokens=rotate_refresh_tokens and not public,
         )
         _validate(client)
         with self._engine.begin() as conn:
@@ -229,6 +244,29 @@ class ClientRegistry:
             raise ClientError(f"no confidential client {client_id}")
         return secret
 
+    def update(self, client_id: str, *, rotate_refresh_tokens: bool | None = None) -> Client:
+        """Change a client's settings (only what is given); the changed client.
+
+        Turning rotation on or off applies from each grant's next refresh: a kept refresh
+        token is rotated at its next use, and a rotating grant keeps its newest one.
+        """
+        values: dict[str, object] = {}
+        if rotate_refresh_tokens is not None:
+            values["rotate_refresh_tokens"] = rotate_refresh_tokens
+        with self._engine.begin() as conn:
+            current = conn.execute(_FIND, {"client_id": client_id}).first()
+            if current is None:
+                raise ClientError(f"no client {client_id}")
+            if values.get("rotate_refresh_tokens") is False and current._mapping["public"]:
+                raise ClientError("a public client always rotates its refresh tokens")
+            if values:
+                conn.execute(update(clients).where(clients.c.client_id == client_id)
+                             .values(**values))
+        self._cache.discard(client_id)
+        found = self.find(client_id)
+        assert found is not None
+        return found
+
     def delete(self, client_id: str) -> bool:
         """Remove the client; its codes, token families and flows go with it (FK cascade)."""
         from .tables import codes, families, tokens, transactions
@@ -259,6 +297,7 @@ def _row(client: Client) -> dict[str, object]:
         "public": client.public,
         "legacy_no_pkce": client.legacy_no_pkce,
         "verified": client.verified,
+        "rotate_refresh_tokens": client.rotate_refresh_tokens,
         "previous_secret_hash": client.previous_secret_hash,
         "previous_secret_until": client.previous_secret_until,
         "logo_url": b.logo_url,
@@ -289,6 +328,7 @@ def _client(m: object) -> Client:
         verified=bool(m["verified"]),
         previous_secret_hash=m["previous_secret_hash"],
         previous_secret_until=_aware(m["previous_secret_until"]),
+        rotate_refresh_tokens=bool(m["rotate_refresh_tokens"]),
     )
 
 

@@ -15,7 +15,13 @@ from starlette.staticfiles import StaticFiles
 from .bearer import BearerAuth
 from .consent import ConsentScreen
 from .crypto import ServerKeys
-from .endpoints import introspection_endpoint, metadata, revocation_endpoint, token_endpoint
+from .endpoints import (
+    application_calendar_endpoint,
+    introspection_endpoint,
+    metadata,
+    revocation_endpoint,
+    token_endpoint,
+)
 from .flows import FlowStore
 from .grants_store import GrantStore, Lifetimes
 from .ports import AccountHost
@@ -96,6 +102,8 @@ class AuthorizationService:
             Route("/oauth/token", token_endpoint(self.server), methods=["POST"]),
             Route("/oauth/token/revoke", revocation_endpoint(self.server), methods=["POST"]),
             Route("/oauth/introspect", introspection_endpoint(self.server), methods=["POST"]),
+            Route("/v1/application_calendars", application_calendar_endpoint(self.server),
+                  methods=["POST"]),
             *(Route(path, post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
               for path in ("/oauth/token", "/oauth/token/revoke", "/oauth/introspect")),
             Route("/oauth/branding/{client_id}.css", self._branding_css, methods=["GET"]),

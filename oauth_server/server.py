@@ -346,7 +346,10 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
-    """Refresh with rotation, reuse detection and a short retry grace window (OAUTH.md 68-77)."""
+    """Refresh with rotation, reuse detection and a short retry grace window (OAUTH.md 68-77),
+    for the clients that rotate (``Client.rotates_refresh_tokens``); the others keep their
+    refresh token and get a new access token (RFC 9700 s4.14: client authentication instead
+    of rotation)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     server: CalgateServer
@@ -377,8 +380,10 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
             raise InvalidGrantError()
         scope = " ".join(scope_catalogue.parse(self.request.payload.scope)) or record.scope
         issued: Issued | None = None
-        if record.rotated_at is None:
+        if record.rotated_at is None and self.request.client.rotates_refresh_tokens:
             issued = self.server.store.rotate(record, presented, scope)
+        elif record.rotated_at is None:  # a confidential client that keeps its token
+            issued = self.server.store.keep(record, presented, scope)
         if issued is None:
             issued = self.server.store.successor_in_grace(presented)
         if issued is None:

@@ -51,6 +51,10 @@ clients = Table(
     # During a rotation the previous secret stays valid until ``previous_secret_until``.
     Column("previous_secret_hash", String(128), nullable=True),
     Column("previous_secret_until", DateTime(timezone=True), nullable=True),
+    # A confidential client keeps one refresh token per grant unless it opted into rotation
+    # (public clients always rotate): see registry.Client.rotates_refresh_tokens.
+    Column("rotate_refresh_tokens", Boolean, nullable=False, default=False,
+           server_default="0"),
 )
 
 # One family per code exchange: every access and refresh token of that grant belongs to it,

@@ -51,6 +51,7 @@ class Capabilities:
     create_calendar: bool = False
     participation_status: bool = False
     recurring_writes: bool = False  # put_event honours EventDraft.recurrence (one series)
+    invitations: bool = True  # attendees on a written event are invited (False: refused)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,9 @@ class ProviderEntry:
     # grant Calgate cannot give back itself; the consent screen shows it once linked.
     access_note: str | None = None
     loggers: tuple[str, ...] = ()  # its libraries' loggers, kept at warning (they log URLs)
+    # Accounts owned by a client app and kept by Calgate, no upstream and no consent screen:
+    # Cronofy's application calendars (POST /v1/application_calendars). At most one entry.
+    app_owned: bool = False
 
     @property
     def implemented(self) -> bool:
@@ -194,6 +197,13 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   linking="providers.ics.settings:LINKING",
                   settings="providers.ics.settings:IcsSettings",
                   loggers=("icalendar", "recurring_ical_events")),
+    # Cronofy's application calendars: kept by Calgate, provisioned by the client app
+    # (POST /v1/application_calendars), never offered on the consent screen.
+    ProviderEntry("cronofy", "Application calendar", "none",
+                  Capabilities(writable=True, incremental_sync=True, invitations=False),
+                  opener="providers.application.provider:open_account", app_owned=True,
+                  # The mirror is its store: it keeps all but a colour (reads have none).
+                  write_fields=frozenset(GATED_WRITE_FIELDS) - {"color"}),
     ProviderEntry("memory", "In-memory (tests)", "none", _EDITABLE,
                   opener="providers.memory.provider:open_account",
                   write_fields=frozenset(GATED_WRITE_FIELDS)),
@@ -219,6 +229,11 @@ def find_entry(name: str) -> ProviderEntry | None:
 def entries() -> tuple[ProviderEntry, ...]:
     """Every entry, in the consent screen's display order."""
     return ENTRIES
+
+
+def app_owned_entry() -> ProviderEntry:
+    """The provider of application calendars (accounts a client app owns)."""
+    return next(e for e in ENTRIES if e.app_owned)
 
 
 def redirect_providers() -> tuple[str, ...]:

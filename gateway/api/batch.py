@@ -22,13 +22,21 @@ from starlette.routing import Route
 
 from ..services.batches import MAX_ENTRIES, BatchProgress, BatchService, EntryResult
 from ..services.reads import utc_time
-from ..services.writes import CalendarNotFound, CalendarReadOnly, Unsupported, WriteService
+from ..services.writes import (
+    AttendeesNotInvited,
+    CalendarNotFound,
+    CalendarReadOnly,
+    Unsupported,
+    WriteService,
+)
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
 from .event_body import event_upsert
 from .guard import BadInput, check_text
 from .params import InvalidParam, Params, read_params
-from .writes import event_id_of  # the single-event endpoints' rule, so entries never drift
+
+# the single-event endpoints' rules, so entries never drift
+from .writes import event_id_of, no_invitations
 
 T = TypeVar("T")
 EVENTS_URL = re.compile(r"/v1/calendars/([^/?#]+)/events")
@@ -157,6 +165,8 @@ def _write(call: Callable[[], T]) -> T:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
     except Unsupported as exc:
         raise InvalidParam(exc.field, "unsupported", exc.description) from None
+    except AttendeesNotInvited:
+        raise no_invitations() from None
 
 
 def _entry_body(answer: _Answer) -> dict[str, object]:

@@ -22,6 +22,7 @@ from ..services.external_writes import ExternalWriteService, NotEditable, NotPer
 from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
+    AttendeesNotInvited,
     CalendarNotFound,
     CalendarReadOnly,
     EventNotFound,
@@ -178,8 +179,15 @@ async def _record(call: Callable[[], T]) -> T:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
     except Unsupported as exc:
         raise InvalidParam(exc.field, "unsupported", exc.description) from None
+    except AttendeesNotInvited:
+        raise no_invitations() from None
     except EventNotFound:
         raise not_found() from None
+
+
+def no_invitations() -> InvalidParam:
+    return InvalidParam("attendees", "not_supported",
+                        "this calendar cannot invite attendees (an application calendar)")
 
 
 def _wait(request: Request) -> int:

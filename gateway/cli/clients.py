@@ -1,4 +1,4 @@
-"""``calgate clients create|list|show|rotate-secret|delete``."""
+"""``calgate clients create|list|show|update|rotate-secret|delete``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,16 @@ def add_client_commands(sub: Any) -> None:
     create.add_argument("--legacy-no-pkce", action="store_true",
                         help="allow code flows without PKCE (apps on the Cronofy SDKs)")
     create.add_argument("--verified", action="store_true", help="mark the app verified")
+    create.add_argument("--rotate-refresh-tokens", action="store_true",
+                        help="answer every refresh with a new refresh token (a reused one "
+                             "ends the grant); public clients always rotate")
     create.set_defaults(func=_create)
+    update = csub.add_parser("update", help="change a client app's settings")
+    update.add_argument("client_id")
+    update.add_argument("--rotate-refresh-tokens", action=argparse.BooleanOptionalAction,
+                        default=None, help="rotate refresh tokens at every refresh, or keep "
+                                           "one per grant (confidential clients only)")
+    update.set_defaults(func=_update)
     csub.add_parser("list", help="list client apps").set_defaults(func=_list)
     for name, func, text in (("show", _show, "show one client app"),
                              ("rotate-secret", _rotate, "issue a new secret"),
@@ -53,7 +62,9 @@ def _describe(client: Any) -> dict[str, Any]:
     return {"client_id": client.client_id, "name": b.display_name,
             "redirect_uris": list(client.redirect_uris), "scope": " ".join(client.allowed_scopes),
             "public": client.public, "legacy_no_pkce": client.legacy_no_pkce,
-            "verified": client.verified, "logo_url": b.logo_url, "accent_color": b.accent_color,
+            "verified": client.verified,
+            "rotate_refresh_tokens": client.rotates_refresh_tokens, "logo_url": b.logo_url,
+            "accent_color": b.accent_color,
             "privacy_policy_url": b.privacy_policy_url, "support_url": b.support_url}
 
 
@@ -68,7 +79,8 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
             name=args.name, redirect_uris=args.redirect_uris, scopes=args.scope.split(),
             branding=Branding(args.name, args.logo_url, args.accent_color,
                               args.privacy_policy_url, args.support_url),
-            public=args.public, legacy_no_pkce=args.legacy_no_pkce, verified=args.verified)
+            public=args.public, legacy_no_pkce=args.legacy_no_pkce, verified=args.verified,
+            rotate_refresh_tokens=args.rotate_refresh_tokens)
     except ClientError as exc:
         print(f"calgate: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +114,24 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
     if client is None:
         print(f"calgate: no client {args.client_id}", file=sys.stderr)
         return 1
+    emit(_describe(client))
+    return 0
+
+
+def _update(settings: Settings, args: argparse.Namespace) -> int:
+    from oauth_server.registry import ClientError
+
+    from .main import emit
+
+    gateway = _gateway(settings)
+    try:
+        client = gateway.oauth.registry.update(
+            args.client_id, rotate_refresh_tokens=args.rotate_refresh_tokens)
+    except ClientError as exc:
+        print(f"calgate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        gateway.close()
     emit(_describe(client))
     return 0
 

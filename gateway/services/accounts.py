@@ -57,6 +57,16 @@ class RelinkGone(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class OwnedAccount:
+    """An account a client app owns, kept by Calgate (an application calendar)."""
+
+    provider_name: str
+    provider_service: str
+    name: str  # the app's own id for it; also the profile's name
+    credentials: Mapping[str, str]  # what the provider opens it with (nothing secret)
+
+
+@dataclass(frozen=True, slots=True)
 class Linked:
     subject: str
     profile_id: str
@@ -245,6 +255,41 @@ class AccountService:
             found = conn.execute(select(link_tokens.c.token_hash).where(
                 *_usable(digest, client_id, datetime.now(UTC)))).scalar()
         return None if found is None else str(found)
+
+    def provision_owned(self, client_id: str, owned: OwnedAccount,
+                        scope: Sequence[str]) -> tuple[Linked, bool]:
+        """The client app's own account named ``owned.name``, made on first use (an ``apc_``
+        subject with one profile); whether it was made now."""
+        upstream_id = _digest(f"{client_id}\x00{owned.name}")
+        with self.engine.connect() as conn:
+            found = conn.execute(select(profiles.c.id, profiles.c.account_id)
+                                 .join(accounts, accounts.c.id == profiles.c.account_id)
+                                 .where(accounts.c.client_id == client_id,
+                                        profiles.c.provider_name == owned.provider_name,
+                                        profiles.c.upstream_id == upstream_id)).first()
+        if found is not None:
+            return Linked(found.account_id, found.id, owned.provider_name,
+                          owned.provider_service, owned.name), False
+        now = datetime.now(UTC)
+        subject, profile_id = new_id("apc_"), new_id("pro_")
+        path = f"profiles/{profile_id}/credentials"
+        self.secrets.put(path, owned.credentials)
+        with self.engine.begin() as conn:
+            conn.execute(insert(accounts).values(
+                id=subject, client_id=client_id, email=None, name=None,
+                default_tzid="Etc/UTC", link_key_hash=None,
+                data_key_wrapped=self.secrets.new_data_key().wrapped,
+                scope=" ".join(scope), created_at=now))
+            conn.execute(insert(profiles).values(
+                id=profile_id, account_id=subject, provider_name=owned.provider_name,
+                provider_service=owned.provider_service, profile_name=owned.name,
+                upstream_id=upstream_id, credential_path=path, connected=True,
+                initial_sync_required=True, created_at=now, next_sync_at=now))
+            _audit(conn, "provision_account", subject, {"profile_id": profile_id,
+                                                        "provider": owned.provider_name})
+        self.cache.clear()
+        return Linked(subject, profile_id, owned.provider_name, owned.provider_service,
+                      owned.name), True
 
     def revoke_subject(self, subject: str, reason: str | None = None) -> None:
         """Erase an account: credentials first (for good), then its rows. ``reason`` (why

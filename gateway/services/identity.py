@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from providers.registry import find_entry
+
 from .accounts import Identity
 from .relink import RelinkLinks
 
@@ -54,7 +56,22 @@ def userinfo_body(identity: Identity, subject: str, scope: Sequence[str],
         "profiles": profiles,
         "conferencing_profiles": [],
     }
+    owned = application_calendar_id(identity)
+    if owned is not None:  # API.md s3.2: the application calendar variant
+        body["cronofy.type"] = "application_calendar"
+        body["application_calendar_id"] = owned
+        body["cronofy.data"]["application_calendar"] = {"application_calendar_id": owned}
     return body
+
+
+def application_calendar_id(identity: Identity) -> str | None:
+    """The app's id for its application calendar, if the account is one (its profile is the
+    registry's app-owned provider and is named by that id)."""
+    for row in identity.profiles:
+        entry = find_entry(row["provider_name"])
+        if entry is not None and entry.app_owned:
+            return str(row["profile_name"])
+    return None
 
 
 def account_body(identity: Identity, subject: str, scope: Sequence[str]) -> dict[str, Any]:

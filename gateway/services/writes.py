@@ -41,6 +41,10 @@ class CalendarReadOnly(WriteError):
     pass
 
 
+class AttendeesNotInvited(WriteError):
+    """The calendar's provider cannot invite attendees (an application calendar)."""
+
+
 class EventNotFound(WriteError):
     """No external event with that ``event_uid`` in the calendar."""
 
@@ -118,6 +122,8 @@ class WriteService:
         desired = upsert.merge(current, pending=row is not None
                                and row.applied_version < row.version)
         _check_capable(calendar.provider_name, desired)
+        if desired.attendees and not _invites(calendar.provider_name):
+            raise AttendeesNotInvited(calendar_id)
         sealed = seal(key, desired.to_stored(), context)
         if row is None:
             result = conn.execute(insert(managed_events).values(
@@ -218,3 +224,9 @@ def _check_capable(provider_name: str, desired: DesiredEvent) -> None:
             entry is None or not entry.capabilities.recurring_writes):
         raise Unsupported("recurrence", "this calendar cannot store recurring events: "
                                         "write each occurrence as its own event")
+
+
+def _invites(provider_name: str) -> bool:
+    """Whether the provider invites the attendees of an event it writes."""
+    entry = find_entry(provider_name)
+    return entry is None or entry.capabilities.invitations

@@ -60,8 +60,9 @@ def test_pycronofy_full_lifecycle(server: GatewayServer, app: RegisteredApp,
     assert tokens["access_token"] and tokens["refresh_token"] and tokens["token_expiration"]
 
     refreshed = client.refresh_authorization()
-    assert refreshed["access_token"] != tokens["access_token"]  # rotation
-    assert refreshed["refresh_token"] != tokens["refresh_token"]
+    assert refreshed["access_token"] != tokens["access_token"]
+    # A confidential client keeps its refresh token, as on Cronofy (API.md s2.2).
+    assert refreshed["refresh_token"] == tokens["refresh_token"]
     assert client.auth.access_token == refreshed["access_token"]
 
     info = client.userinfo()

@@ -120,3 +120,41 @@ def test_rotate_secret_with_overlap_keeps_both_secrets(env, db_url, tmp_path):
         assert gateway.secrets.list("clients") == []
     finally:
         gateway.close()
+
+
+def test_rotate_refresh_tokens_flag_round_trip(env, db_url):
+    """``clients create --rotate-refresh-tokens`` and ``clients update --[no-]rotate-…``: what
+    the CLI shows is what is stored; confidential clients keep their refresh token by
+    default, public clients always rotate and cannot be told otherwise."""
+    assert calgate(env, "migrate").returncode == 0
+    base = ["clients", "create", "--redirect-uri", "https://app.example/cb",
+            "--scope", "read_account"]
+    kept = json.loads(calgate(env, *base, "--name", "Kept").stdout)
+    rotating = json.loads(calgate(env, *base, "--name", "Rotating",
+                                  "--rotate-refresh-tokens").stdout)
+    public = json.loads(calgate(env, *base, "--name", "Public", "--public").stdout)
+    assert (kept["rotate_refresh_tokens"], rotating["rotate_refresh_tokens"],
+            public["rotate_refresh_tokens"]) == (False, True, True)
+
+    def stored(client_id: str) -> bool:
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            value = conn.execute(select(clients.c.rotate_refresh_tokens)
+                                 .where(clients.c.client_id == client_id)).scalar_one()
+        engine.dispose()
+        return bool(value)
+
+    assert (stored(kept["client_id"]), stored(rotating["client_id"])) == (False, True)
+    on = calgate(env, "clients", "update", kept["client_id"], "--rotate-refresh-tokens")
+    assert on.returncode == 0, on.stderr
+    assert json.loads(on.stdout)["rotate_refresh_tokens"] is True and stored(kept["client_id"])
+    shown = json.loads(calgate(env, "clients", "show", kept["client_id"]).stdout)
+    assert shown["rotate_refresh_tokens"] is True
+    off = calgate(env, "clients", "update", kept["client_id"], "--no-rotate-refresh-tokens")
+    assert json.loads(off.stdout)["rotate_refresh_tokens"] is False
+    assert not stored(kept["client_id"])
+    refused = calgate(env, "clients", "update", public["client_id"],
+                      "--no-rotate-refresh-tokens")
+    assert refused.returncode == 1 and "always rotates" in refused.stderr
+    missing = calgate(env, "clients", "update", "cli_nosuchclient", "--rotate-refresh-tokens")
+    assert missing.returncode == 1 and "no client" in missing.stderr

@@ -12,7 +12,14 @@ from oauth_server.grants_store import GrantStore
 from oauth_server.server import Request
 from oauth_server.tables import tokens
 from tests.support.oauth import RegisteredClient
-from tests.support.oauth_extra import api, creds, custom_gateway, grant, refresh
+from tests.support.oauth_extra import (
+    api,
+    creds,
+    custom_gateway,
+    grant,
+    refresh,
+    rotating_client,
+)
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")  # SQLAlchemy's SQLite DATETIME
 
@@ -33,7 +40,7 @@ def answer(gateway, *requests: Request) -> list[tuple[int, dict]]:
 def test_one_token_twice_in_a_batch_gets_one_pair(http, gateway):
     """OAUTH.md 71-72: the second presentation loses the rotation and, being inside the
     grace window, gets the pair the first one produced."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway))
     (s1, first), (s2, second) = answer(gateway, make_request(g.client, g.refresh_token),
                                        make_request(g.client, g.refresh_token))
     assert (s1, s2) == (200, 200)
@@ -48,7 +55,7 @@ def test_without_grace_a_second_presentation_in_a_batch_is_reuse(settings, conne
     """OAUTH.md 69-70: with no grace window the loser is reuse, and the family dies."""
     with custom_gateway(settings, connector, tmp_path / "g0",
                         refresh_grace_seconds=0) as (gw, http):
-        g = grant(http, gw)
+        g = grant(http, gw, rotating_client(gw))
         (s1, first), (s2, second) = answer(gw, make_request(g.client, g.refresh_token),
                                            make_request(g.client, g.refresh_token))
         assert (s1, s2) == (200, 400) and second["error"] == "invalid_grant"
@@ -91,7 +98,7 @@ def test_a_failed_group_commit_answers_each_request_alone(http, gateway, monkeyp
 def test_rotations_store_rows_as_sqlalchemy_core_does(http, gateway):
     """The prepared DB-API statements write what Core writes: the rows of a code exchange
     (Core) and of a refresh (prepared) read back alike, and on SQLite are the same text."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway))
     rotated = refresh(http, g.client, g.refresh_token).json()
     digest = gateway.oauth.server.keys.token_digest
     with gateway.engine.connect() as conn:
@@ -106,6 +113,28 @@ def test_rotations_store_rows_as_sqlalchemy_core_does(http, gateway):
     assert new.family_id == old.family_id and new.kind == "refresh"
     for value in (v for row in raw for v in row if v is not None):
         assert ISO_UTC.match(value), value
+
+
+def test_kept_tokens_in_a_batch_each_get_an_access_token(http, gateway):
+    """A confidential client that keeps its refresh token: the same token twice in one batch
+    gets two 200s, the same refresh token and two live access tokens; the kept token's row
+    is written as Core writes it (idle expiry moved on, not rotated)."""
+    g = grant(http, gateway)
+    (s1, first), (s2, second) = answer(gateway, make_request(g.client, g.refresh_token),
+                                       make_request(g.client, g.refresh_token))
+    assert (s1, s2) == (200, 200)
+    assert first["refresh_token"] == second["refresh_token"] == g.refresh_token
+    assert first["access_token"] != second["access_token"]
+    for body in (first, second):
+        assert api(http, body["access_token"]).status_code == 200
+    digest = gateway.oauth.server.keys.token_digest(g.refresh_token)
+    with gateway.engine.connect() as conn:
+        row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).one()
+        raw = conn.execute(text("SELECT expires_at FROM oauth_tokens WHERE token_hash = :d"),
+                           {"d": digest}).scalar_one()
+    assert row.rotated_at is None and row.generation == 1
+    if gateway.engine.dialect.name == "sqlite":
+        assert ISO_UTC.match(raw), raw
 
 
 def test_batches_leave_sqlite_checkpoints_as_they_found_them(gateway):

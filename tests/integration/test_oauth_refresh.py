@@ -1,4 +1,10 @@
-"""OAUTH.md 68-78: the refresh token grant (rotation, reuse detection, grace window)."""
+"""OAUTH.md 68-78: the refresh token grant (rotation, reuse detection, grace window).
+
+Rotation (68-72) is what public clients always get and confidential clients opt into
+(``rotate_refresh_tokens``): those tests run for both. A confidential client that has not
+opted in keeps its refresh token (Cronofy's behaviour; RFC 9700 s4.14): see
+test_oauth_refresh_kept.py.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from tests.support.oauth_extra import (
     post,
     refresh,
     revoke,
+    rotating_client,
 )
 
 
@@ -38,12 +45,17 @@ def assert_family_dead(http, g, *tokens_of_family: dict) -> None:
     for pair in tokens_of_family:
         assert_invalid_grant(refresh(http, g.client, pair["refresh_token"]))
         assert api(http, pair["access_token"]).status_code == 401
-        assert introspect(http, g.client, pair["access_token"]).json() == {"active": False}
+        if g.client.secret:  # introspection needs client authentication (OAUTH.md 86)
+            assert introspect(http, g.client, pair["access_token"]).json() == {"active": False}
 
 
-def test_refresh_rotates_both_tokens(http, gateway):
+ROTATING = ["public", "confidential_opted_in"]
+
+
+@pytest.mark.parametrize("kind", ROTATING)
+def test_refresh_rotates_both_tokens(http, gateway, kind):
     """OAUTH.md 68; API.md s2.2: ``refresh_token`` is always in the response."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway, kind))
     r = refresh(http, g.client, g.refresh_token)
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
@@ -67,29 +79,32 @@ def test_refresh_accepts_json_and_ignores_bearer_none(http, gateway):
     assert r.json()["refresh_token"]
 
 
-def test_reused_refresh_token_kills_the_family(settings, connector, tmp_path):
+@pytest.mark.parametrize("kind", ROTATING)
+def test_reused_refresh_token_kills_the_family(settings, connector, tmp_path, kind):
     """OAUTH.md 69-70 (no grace window): the old RT is refused and the whole family dies."""
     with custom_gateway(settings, connector, tmp_path / "g0",
                         refresh_grace_seconds=0) as (gw, http):
-        g = grant(http, gw)
+        g = grant(http, gw, rotating_client(gw, kind))
         newer = refresh(http, g.client, g.refresh_token).json()
         assert_invalid_grant(refresh(http, g.client, g.refresh_token))
         assert_family_dead(http, g, newer, g.body)
 
 
-def test_reuse_after_the_grace_window_kills_the_family(http, gateway):
+@pytest.mark.parametrize("kind", ROTATING)
+def test_reuse_after_the_grace_window_kills_the_family(http, gateway, kind):
     """OAUTH.md 69-71 (default grace): the rotation is aged past the window in the database."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway, kind))
     newer = refresh(http, g.client, g.refresh_token).json()
     age_token(gateway, g.refresh_token, rotated_at=past(60))
     assert_invalid_grant(refresh(http, g.client, g.refresh_token))
     assert_family_dead(http, g, newer, g.body)
 
 
-def test_retry_inside_the_grace_window_gets_the_same_pair(http, gateway):
+@pytest.mark.parametrize("kind", ROTATING)
+def test_retry_inside_the_grace_window_gets_the_same_pair(http, gateway, kind):
     """OAUTH.md 71: short (a few seconds), same successor, and the family stays alive."""
     assert 0 < gateway.settings.refresh_grace_seconds <= 5
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway, kind))
     first = refresh(http, g.client, g.refresh_token).json()
     again = refresh(http, g.client, g.refresh_token)
     assert again.status_code == 200
@@ -103,7 +118,7 @@ def test_grace_window_follows_the_setting_in_real_time(settings, connector, tmp_
     """OAUTH.md 71: with a 1 s window, a retry after 1.2 s is reuse (the one test that sleeps)."""
     with custom_gateway(settings, connector, tmp_path / "g1",
                         refresh_grace_seconds=1) as (gw, http):
-        g = grant(http, gw)
+        g = grant(http, gw, rotating_client(gw, "confidential_opted_in"))
         first = refresh(http, g.client, g.refresh_token).json()
         assert refresh(http, g.client, g.refresh_token).json()["refresh_token"] == \
             first["refresh_token"]
@@ -129,9 +144,10 @@ def _parallel_refresh(http, g, n: int = 8):
         return list(pool.map(one, range(n)))
 
 
-def test_parallel_refreshes_share_one_pair_inside_the_grace_window(http, gateway):
+@pytest.mark.parametrize("kind", ROTATING)
+def test_parallel_refreshes_share_one_pair_inside_the_grace_window(http, gateway, kind):
     """OAUTH.md 72: no 5xx, and every success carries the same pair."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway, kind))
     results = _parallel_refresh(http, g)
     statuses = [r.status_code for r in results]
     assert all(s < 500 for s in statuses), statuses
@@ -141,11 +157,13 @@ def test_parallel_refreshes_share_one_pair_inside_the_grace_window(http, gateway
     assert statuses.count(200) == len(statuses), statuses
 
 
-def test_parallel_refreshes_without_grace_give_exactly_one_200(settings, connector, tmp_path):
+@pytest.mark.parametrize("kind", ROTATING)
+def test_parallel_refreshes_without_grace_give_exactly_one_200(settings, connector, tmp_path,
+                                                                kind):
     """OAUTH.md 72 (grace 0): exactly one success, the rest invalid_grant, no 5xx."""
     with custom_gateway(settings, connector, tmp_path / "g0",
                         refresh_grace_seconds=0) as (gw, http):
-        g = grant(http, gw)
+        g = grant(http, gw, rotating_client(gw, kind))
         results = _parallel_refresh(http, g)
     statuses = [r.status_code for r in results]
     assert all(s < 500 for s in statuses), statuses

@@ -17,6 +17,7 @@ from tests.support.oauth_extra import (
     post,
     refresh,
     revoke,
+    rotating_client,
 )
 
 
@@ -223,7 +224,7 @@ def test_introspection_of_a_live_access_token(http, gateway):
 
 def test_introspection_of_dead_or_foreign_tokens_is_just_inactive(http, gateway):
     """OAUTH.md 88: unknown, expired, revoked, or another client's token."""
-    g = grant(http, gateway)
+    g = grant(http, gateway, rotating_client(gateway))
     other = make_client(gateway)
     inactive = {"active": False}
     assert introspect(http, g.client, "no-such-token").json() == inactive

@@ -9,7 +9,16 @@ import pytest
 
 from gateway.settings import SettingsError
 from tests.support.oauth import Pkce, authorize, exchange, make_client
-from tests.support.oauth_extra import age_codes, api, creds, grant, introspect, post, refresh
+from tests.support.oauth_extra import (
+    age_codes,
+    api,
+    creds,
+    grant,
+    introspect,
+    post,
+    refresh,
+    rotating_client,
+)
 
 URLSAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -246,8 +255,9 @@ def test_parallel_redemptions_issue_at_most_one_pair(http, gateway):
 
 
 def test_tokens_are_long_random_unique_and_opaque(http, gateway):
-    """OAUTH.md 67: >= 128 bits, unique, no user data inside."""
-    client = make_client(gateway)
+    """OAUTH.md 67: >= 128 bits, unique, no user data inside (a rotating client, so that
+    each refresh issues a new refresh token too)."""
+    client = rotating_client(gateway)
     seen: set[str] = set()
     for username in ("jane@example.com", "john@example.com"):
         g = grant(http, gateway, client, username=username)

@@ -64,6 +64,17 @@ def grant(http: TestClient, gateway: Gateway, client: RegisteredClient | None = 
     return Grant(client, pkce, dict(body))
 
 
+def rotating_client(gateway: Gateway, kind: str = "confidential_opted_in") -> RegisteredClient:
+    """A client whose refresh tokens rotate: a confidential one that opted in (``calgate
+    clients update --rotate-refresh-tokens``), or with ``kind="public"`` a public one."""
+    if kind == "public":
+        return make_client(gateway, public=True)
+    client = make_client(gateway)
+    assert gateway.oauth.registry.update(client.client_id, rotate_refresh_tokens=True
+                                         ).rotates_refresh_tokens
+    return client
+
+
 def basic(client_id: str, secret: str) -> str:
     """RFC 6749 s2.3.1: each part form-urlencoded, then base64 of ``id:secret``."""
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()

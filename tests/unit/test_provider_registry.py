@@ -24,7 +24,8 @@ CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret
                "caldav": {"server_url": "https://dav.example.com/", "username": "u",
                           "password": "p"},
                "apple": {"username": "u@example.com", "password": "p"},
-               "ics": {"url": "https://example.com/feed.ics"}, "memory": {}}
+               "ics": {"url": "https://example.com/feed.ics"}, "memory": {},
+               "cronofy": {"application_calendar_id": "app-cal-1"}}
 MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_id": "c",
              "scopes": "Calendars.ReadWrite"}
 CREDENTIALS |= {"office365": MICROSOFT, "live_connect": MICROSOFT}

@@ -53,6 +53,24 @@ INTROSPECTION = obj({
     "token_type": string(enum=["Bearer", "refresh_token"]),
 }, ("active",))
 
+# POST /v1/application_calendars (API.md s2.2, s11): a calendar the client app owns.
+APPLICATION_CALENDAR_REQUEST = obj({
+    "application_calendar_id": string("the app's own id for the calendar", minLength=1,
+                                      maxLength=200), **_CLIENT,
+}, ("application_calendar_id",))
+APPLICATION_CALENDAR_TOKEN = obj({
+    "token_type": string(enum=["bearer"]), "access_token": string(),
+    "refresh_token": string(), "expires_in": {"type": "integer", "minimum": 0},
+    "scope": string(enum=["read_write"]), "sub": string(pattern="^apc_"),
+    "application_calendar_id": string(),
+    "linking_profile": obj({"provider_name": string(enum=["cronofy"]),
+                            "provider_service": string(enum=["cronofy"]),
+                            "profile_id": string(), "profile_name": string()},
+                           ("provider_name", "provider_service", "profile_id",
+                            "profile_name")),
+}, ("token_type", "access_token", "refresh_token", "expires_in", "scope", "sub",
+    "application_calendar_id", "linking_profile"))
+
 SCHEMAS: dict[str, Json] = {"TokenResponse": TOKEN}
 
 _NO_STORE = {"Cache-Control": header("no-store")}
@@ -139,7 +157,8 @@ PATHS: dict[str, Json] = {
                                       media=HTML)}}},
     "/oauth/token": {"post": {
         "operationId": "token", "tags": ["OAuth"], "security": _CLIENT_AUTH,
-        "summary": "Exchange a code, or refresh (the refresh token rotates).",
+        "summary": "Exchange a code, or refresh (a confidential client keeps its refresh "
+                   "token; a public or opted-in one gets a new one).",
         "description": "Form or JSON body; the Authorization header is read only for Basic "
                        "client credentials. A code exchange adds account_id, sub and "
                        "linking_profile.",
@@ -152,6 +171,16 @@ PATHS: dict[str, Json] = {
                    "unknown token (RFC 7009).",
         "requestBody": _form(REVOKE_REQUEST),
         "responses": {"200": reply("Revoked (or nothing to revoke)."), **_OAUTH_ERRORS}}},
+    "/v1/application_calendars": {"post": {
+        "operationId": "applicationCalendar", "tags": ["OAuth"], "security": _CLIENT_AUTH,
+        "summary": "Tokens for the client app's own calendar, kept by Calgate; made on the "
+                   "first call for an application_calendar_id, the same one afterwards.",
+        "description": "Client authentication in the body (as the Cronofy SDKs send it) or "
+                       "Basic; confidential clients only. The calendar cannot invite "
+                       "attendees; revoke it with /oauth/token/revoke (token or sub).",
+        "requestBody": _form(APPLICATION_CALENDAR_REQUEST),
+        "responses": {"200": reply("Tokens.", APPLICATION_CALENDAR_TOKEN, headers=_NO_STORE),
+                      "422": response_ref("Invalid"), **_OAUTH_ERRORS}}},
     "/oauth/introspect": {"post": {
         "operationId": "introspect", "tags": ["OAuth"], "security": [{"clientBasic": []}, {}],
         "summary": "Is this token live, and whose? (RFC 7662; own tokens only)",
