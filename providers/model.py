@@ -16,6 +16,9 @@ from typing import Literal
 from .recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent", "unknown"]
+# Cronofy's extended_transparency: the busy state in the words calendars show it.
+ExtendedTransparency = Literal["opaque", "transparent", "tentative", "out_of_office",
+                               "working_elsewhere"]
 EventStatus = Literal["confirmed", "tentative", "cancelled", "unknown"]
 Participation = Literal["needs_action", "accepted", "declined", "tentative", "unknown"]
 FreeBusyStatus = Literal["busy", "tentative", "free", "unknown"]
@@ -94,6 +97,12 @@ class Event:
     etag: str | None = None
     upstream_updated: datetime | None = None
     meeting_url: str | None = None  # the video conference link (a Google Meet), if any
+    # Where the upstream has them: reminders (minutes before the start, in priority order;
+    # None: the calendar's defaults or not known), the location's coordinates as Cronofy
+    # sends them (strings), and the busy state in Cronofy's extended_transparency words.
+    reminders: tuple[int, ...] | None = None
+    geo: tuple[str, str] | None = None
+    extended_transparency: ExtendedTransparency | None = None
 
     @property
     def all_day(self) -> bool:
@@ -116,9 +125,58 @@ class EventDraft:
     attendees: tuple[Person, ...] = ()
     url: str | None = None
     private: bool = False
-    reminders_minutes: tuple[int, ...] = ()
+    # Minutes before the start, in the client's priority order; None: the calendar's
+    # defaults; (): no reminders at all.
+    reminders_minutes: tuple[int, ...] | None = None
     conferencing: bool = False  # ask the upstream for a video conference (a Google Meet)
+    # Reminders set when the event is created and never again (the owner may change them).
+    reminders_create_only: bool = False
+    extended_transparency: ExtendedTransparency | None = None  # None: from transparency
+    color: str | None = None  # "#rrggbb"; None: the calendar's colour
+    geo: tuple[str, str] | None = None  # (latitude, longitude) as the client sent them
+    # People this write takes off the event: the upstream tells them (a cancellation).
+    removed: tuple[Person, ...] = ()
     recurrence: RecurrenceRule | None = None  # one series upstream (capabilities)
+
+    @property
+    def busy_state(self) -> ExtendedTransparency:
+        """The extended transparency to write: the client's, else its transparency's."""
+        if self.extended_transparency is not None:
+            return self.extended_transparency
+        return "transparent" if self.transparency == "transparent" else "opaque"
+
+    @property
+    def notifies(self) -> bool:
+        """Whether the write concerns anyone but the owner (invitations, updates, or the
+        cancellation a removed guest receives)."""
+        return bool(self.attendees or self.removed)
+
+    def as_event(self, resource_id: str, etag: str | None) -> Event:
+        """The event as the upstream now holds it (the mirror's read-your-writes row)."""
+        return Event(
+            resource_id=resource_id, instance_id=resource_id, start=self.start, end=self.end,
+            summary=self.summary, description=self.description, location=self.location,
+            start_tzid=self.start_tzid, end_tzid=self.end_tzid,
+            transparency=self.transparency, attendees=self.attendees, url=self.url,
+            private=self.private, managed_key=self.managed_key, etag=etag,
+            reminders=self.reminders_minutes, geo=self.geo,
+            extended_transparency=self.busy_state)
+
+
+# The optional upsert fields a provider may be unable to carry upstream, as the rows of a
+# provider's ``ProviderEntry.write_fields`` name them: the API refuses (422, naming the
+# field) a write that uses one its calendar's provider does not declare, before accepting
+# it. A field not listed here is written by every writable provider. To add a row: name it
+# here, have the API's upsert report it (``EventUpsert.gated_fields``) and list it in the
+# entries of the providers that can write it (providers/registry.py).
+GATED_WRITE_FIELDS: dict[str, str] = {
+    "color": "color",  # row -> the request field a 422 names
+    "url": "url",
+    "location.geo": "location",  # location.lat / location.long
+    "extended_transparency.tentative": "extended_transparency",
+    "extended_transparency.out_of_office": "extended_transparency",
+    "extended_transparency.working_elsewhere": "extended_transparency",
+}
 
 
 @dataclass(frozen=True, slots=True)

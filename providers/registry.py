@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
-from .model import Capabilities
+from .model import GATED_WRITE_FIELDS, Capabilities
 from .outbound import OutboundPolicy
 from .plugin import (
     Conferencing,
@@ -69,6 +69,8 @@ class ProviderEntry:
     push_parser: str | None = None  # -> PushParser
     conferencing: str | None = None  # -> Callable[[str], Conferencing | None]
     integrated_conferencing: bool = False  # can add its own meeting to an event
+    # Which of the gated upsert fields (providers.model.GATED_WRITE_FIELDS) it writes.
+    write_fields: frozenset[str] = frozenset()
     # -> str: where the user removes the app's access at the upstream, for an upstream whose
     # grant Calgate cannot give back itself; the consent screen shows it once linked.
     access_note: str | None = None
@@ -139,6 +141,16 @@ _GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, nati
                       server_side_expansion=True, create_calendar=True,
                       participation_status=True, recurring_writes=True)
 
+# Gated upsert fields per provider (rows of providers.model.GATED_WRITE_FIELDS). Google has
+# no coordinates: they are kept in the event's private extended properties, so Calgate's
+# reads give them back. Graph has no event URL and colours events only through the
+# mailbox's named categories, so neither is offered; its showAs carries every busy state.
+_GOOGLE_WRITES = frozenset({"color", "url", "location.geo"})
+_GRAPH_WRITES = frozenset({"location.geo", "extended_transparency.tentative",
+                           "extended_transparency.out_of_office",
+                           "extended_transparency.working_elsewhere"})
+_CALDAV_WRITES = frozenset({"color", "url", "location.geo"})  # COLOR (RFC 7986), URL, GEO
+
 ENTRIES: tuple[ProviderEntry, ...] = (
     ProviderEntry(
         "google", "Google Calendar", "redirect",
@@ -150,7 +162,7 @@ ENTRIES: tuple[ProviderEntry, ...] = (
         settings="providers.google.config:GoogleSettings",
         push_parser="providers.google.push:parse",
         conferencing="providers.google.push:recognise_meeting",
-        integrated_conferencing=True,
+        integrated_conferencing=True, write_fields=_GOOGLE_WRITES,
         loggers=("googleapiclient", "google", "google_auth_httplib2")),
     ProviderEntry("office365", "Microsoft 365", "redirect", _GRAPH, push="webhook",
                   opener="providers.microsoft.provider:open_account",
@@ -158,7 +170,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   settings="providers.microsoft.config:GraphSettings",
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
-                  integrated_conferencing=True, loggers=("msal",),
+                  integrated_conferencing=True, write_fields=_GRAPH_WRITES,
+                  loggers=("msal",),
                   access_note="providers.microsoft.linking:REMOVE_WORK_ACCESS"),
     # Personal accounts; the same Entra app, settings (CALGATE_OFFICE365_*) and provider.
     ProviderEntry("live_connect", "Outlook.com", "redirect", _GRAPH, push="webhook",
@@ -167,15 +180,18 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   linking="providers.microsoft.linking:LiveConnectOAuth",
                   push_parser="providers.microsoft.push:parse",
                   conferencing="providers.microsoft.push:recognise_meeting",
-                  integrated_conferencing=True, loggers=("msal",),
+                  integrated_conferencing=True, write_fields=_GRAPH_WRITES,
+                  loggers=("msal",),
                   access_note="providers.microsoft.linking:REMOVE_PERSONAL_ACCESS"),
     ProviderEntry("exchange", "Exchange (on-premises)", "form", loggers=("exchangelib",)),
     ProviderEntry("apple", "iCloud", "form", _CALDAV, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",
-                  linking="providers.caldav.linking:ICLOUD", loggers=("caldav",)),
+                  linking="providers.caldav.linking:ICLOUD", write_fields=_CALDAV_WRITES,
+                  loggers=("caldav",)),
     ProviderEntry("caldav", "CalDAV server", "form", _CALDAV,
                   opener="providers.caldav.provider:open_account",
-                  linking="providers.caldav.linking:CALDAV", loggers=("caldav",)),
+                  linking="providers.caldav.linking:CALDAV", write_fields=_CALDAV_WRITES,
+                  loggers=("caldav",)),
     ProviderEntry("ics", "Calendar feed (ICS)", "url", Capabilities(),
                   opener="providers.ics.provider:open_account",
                   linking="providers.ics.settings:LINKING",
@@ -185,9 +201,12 @@ ENTRIES: tuple[ProviderEntry, ...] = (
     # (POST /v1/application_calendars), never offered on the consent screen.
     ProviderEntry("cronofy", "Application calendar", "none",
                   Capabilities(writable=True, incremental_sync=True, invitations=False),
-                  opener="providers.application.provider:open_account", app_owned=True),
+                  opener="providers.application.provider:open_account", app_owned=True,
+                  # The mirror is its store: it keeps all but a colour (reads have none).
+                  write_fields=frozenset(GATED_WRITE_FIELDS) - {"color"}),
     ProviderEntry("memory", "In-memory (tests)", "none", _EDITABLE,
-                  opener="providers.memory.provider:open_account"),
+                  opener="providers.memory.provider:open_account",
+                  write_fields=frozenset(GATED_WRITE_FIELDS)),
 )
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
 

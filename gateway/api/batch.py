@@ -31,7 +31,7 @@ from ..services.writes import (
 )
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
-from .event_body import desired_event
+from .event_body import event_upsert
 from .guard import BadInput, check_text
 from .params import InvalidParam, Params, read_params
 
@@ -118,7 +118,7 @@ def _dispatch(writes: WriteService, subject: str, grants: frozenset[str],
             raise ApiError(403, {"error": "insufficient_scope", "required_scope": SCOPES[method]})
         event_id = event_id_of(params)
         if method == "POST":
-            desired = desired_event(params)
+            desired = event_upsert(params)
             written: tuple[int, int] | None = _write(
                 lambda: writes.upsert(subject, calendar_id, event_id, desired))
         else:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from math import isfinite
 from typing import Any
 
-from ..domain.desired import DesiredEvent, Invitee
+from ..domain.desired import DesiredEvent, EventUpsert, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
 from .recurrence_body import recurrence_rule
 
@@ -17,13 +17,28 @@ MAX_EVENT_ID = 256  # it travels upstream (an upstream's extended property, a Ca
 MAX_EMAIL, MAX_NAME = 254, 256  # RFC 5321's longest path; a display name of a line
 MAX_REMINDERS, MAX_REMINDER_MINUTES = 10, 40320  # Cronofy's range: up to four weeks before
 TRANSPARENCY = {"opaque", "transparent"}
+EXTENDED_TRANSPARENCY = {"opaque", "transparent", "tentative", "out_of_office",
+                         "working_elsewhere"}
+# The busy states that leave the time open (as Outlook's free and workingElsewhere do).
+OPEN = {"transparent", "working_elsewhere"}
+MAX_URL = 2048
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+# The optional fields whose presence an update honours (absent: kept as they were).
+OPTIONAL = ("description", "location", "url", "transparency", "extended_transparency",
+            "event_private", "reminders", "color", "conferencing", "recurrence")
 # No whitespace or control characters, one "@" with something either side: an address a
 # provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
 
 
 def desired_event(params: Params) -> DesiredEvent:
-    """Validate the body; the result is what the outbox will make upstream."""
+    """The body as the event it would create (every absent field at its default)."""
+    return event_upsert(params).merge(None)
+
+
+def event_upsert(params: Params) -> EventUpsert:
+    """Validate the body; the result, merged over the event's stored state, is what the
+    outbox will make upstream."""
     summary = params.text("summary", required=True)
     assert summary is not None
     if len(summary) > MAX_SUMMARY:
@@ -39,19 +54,51 @@ def desired_event(params: Params) -> DesiredEvent:
         raise InvalidParam("end", "mismatched_types", "start and end must both be dates or times")
     if end <= start:
         raise InvalidParam("end", "end_before_start", "end must be after start")
+    extended = _extended_transparency(params)
     transparency = params.text("transparency") or "opaque"
     if transparency not in TRANSPARENCY:
         raise InvalidParam("transparency", "invalid", "transparency is opaque or transparent")
-    return DesiredEvent(
-        summary=summary, description=description,
-        location=_location(params.raw("location")), start=start, end=end,
-        start_tzid=start_tzid, end_tzid=end_tzid,
+    if extended is not None:
+        transparency = "transparent" if extended in OPEN else "opaque"
+    location, geo = _location(params.raw("location"))
+    invite, remove = _attendees(params.raw("attendees"))
+    return EventUpsert(
+        summary=summary, start=start, end=end, start_tzid=start_tzid, end_tzid=end_tzid,
+        given=frozenset(name for name in (*OPTIONAL, "attendees") if params.given(name)),
+        description=description, location=location, geo=geo, url=_url(params),
         transparency="transparent" if transparency == "transparent" else "opaque",
-        attendees=_attendees(params.raw("attendees")),
-        url=params.text("url"), private=params.flag("event_private"),
+        extended_transparency=extended,  # type: ignore[arg-type]  # checked above
+        private=params.flag("event_private"),
         reminders=tuple(_reminders(params.raw("reminders"))),
-        conferencing=_conferencing(params.raw("conferencing")),
-        recurrence=recurrence_rule(params.raw("recurrence"), start))
+        reminders_create_only=params.flag("reminders_create_only"),
+        color=_color(params), conferencing=_conferencing(params.raw("conferencing")),
+        recurrence=recurrence_rule(params.raw("recurrence"), start),
+        invite=invite, remove=remove)
+
+
+def _extended_transparency(params: Params) -> str | None:
+    value = params.text("extended_transparency")
+    if value is not None and value not in EXTENDED_TRANSPARENCY:
+        raise InvalidParam("extended_transparency", "invalid",
+                           "extended_transparency is one of "
+                           + ", ".join(sorted(EXTENDED_TRANSPARENCY)))
+    return value
+
+
+def _url(params: Params) -> str | None:
+    """A URL for the event; ``null`` (or an empty string) clears it."""
+    value = params.text("url")
+    if value is not None and (len(value) > MAX_URL or any(_control(c) for c in value)
+                              or any(c.isspace() for c in value.strip())):
+        raise InvalidParam("url", "invalid", f"url is one line of at most {MAX_URL} characters")
+    return value.strip() if value else None
+
+
+def _color(params: Params) -> str | None:
+    value = params.text("color")
+    if value is not None and not _COLOR.fullmatch(value.strip()):
+        raise InvalidParam("color", "invalid", "color is a hex colour like #49BED8")
+    return value.strip().lower() if value else None
 
 
 def _conferencing(value: Any) -> bool:
@@ -104,25 +151,45 @@ def _control(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
 
 
-def _location(value: Any) -> str:
+def _location(value: Any) -> tuple[str, tuple[str, str] | None]:
+    """``{"description", "lat", "long"}``: the text, and the coordinates (strings, as
+    Cronofy takes them: a latitude from -90 to 90 and a longitude from -180 to 180)."""
     if value is None or isinstance(value, str):
-        return value or ""
+        return value or "", None
     if not isinstance(value, dict) or not isinstance(value.get("description") or "", str):
         raise InvalidParam("location", "invalid", 'location is {"description": "…"}')
-    return str(value.get("description") or "")
+    description = str(value.get("description") or "")
+    lat, long = value.get("lat"), value.get("long")
+    if lat is None and long is None:
+        return description, None
+    return description, (_coordinate(lat, 90), _coordinate(long, 180))
 
 
-def _attendees(value: Any) -> tuple[Invitee, ...]:
-    """``invite`` minus ``reject``/``remove`` (Ruby/PHP say reject, C# sends remove)."""
+def _coordinate(value: Any, limit: int) -> str:
+    text = str(value).strip() if isinstance(value, str | int | float) \
+        and not isinstance(value, bool) else ""
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not isfinite(number) or not -limit <= number <= limit or len(text) > 32:
+        raise InvalidParam("location", "invalid",
+                           "location.lat and location.long are given together, as decimal "
+                           "degrees (-90 to 90, -180 to 180)")
+    return text
+
+
+def _attendees(value: Any) -> tuple[tuple[Invitee, ...], frozenset[str]]:
+    """Who to invite (added, or their names updated) and whose address to take off:
+    ``reject`` (Ruby, PHP, the docs) and ``remove`` (the C# SDK) both remove."""
     if value is None:
-        return ()
+        return (), frozenset()
     if not isinstance(value, dict):
         raise InvalidParam("attendees", "invalid",
                            'attendees is {"invite": [{"email": …}], "reject": [...]}')
-    removed = {_person(p).email.lower() for key in ("reject", "remove")
-               for p in _people(value, key)}
-    invited = [_person(p) for p in _people(value, "invite")]
-    return tuple(p for p in invited if p.email.lower() not in removed)
+    removed = frozenset(_person(p).email.lower() for key in ("reject", "remove")
+                        for p in _people(value, key))
+    return tuple(_person(p) for p in _people(value, "invite")), removed
 
 
 def _people(value: dict[str, Any], key: str) -> list[Any]:

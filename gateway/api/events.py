@@ -179,8 +179,8 @@ def _query(params: Params, window: SyncWindow, *, events: bool) -> ReadQuery:
                              "calendar_ids": params.strings("calendar_ids"),
                              "localized_times": params.flag("localized_times")}
     if events:
-        params.flag("include_geo")  # accepted; the mirror holds no coordinates to add
-        flags |= {"last_modified": params.time("last_modified"),
+        flags |= {"include_geo": params.flag("include_geo"),
+                  "last_modified": params.time("last_modified"),
                   "include_deleted": params.flag("include_deleted"),
                   "include_moved": params.flag("include_moved"),
                   "only_managed": params.flag("only_managed")}

@@ -27,7 +27,7 @@ def event_patch(params: Params) -> EventPatch:
                                f"{name} cannot be changed on an event the app did not create")
     summary = _text(params, "summary", MAX_SUMMARY, allow_empty=False)
     description = _text(params, "description", MAX_DESCRIPTION, allow_empty=True)
-    location = None if params.raw("location") is None else _location(params.raw("location"))
+    location = None if params.raw("location") is None else _place(params.raw("location"))
     transparency = params.text("transparency")
     if transparency is not None and transparency not in TRANSPARENCY:
         raise InvalidParam("transparency", "invalid", "transparency is opaque or transparent")
@@ -66,3 +66,12 @@ def _times(params: Params) -> dict[str, object]:
     if end <= start:
         raise InvalidParam("end", "end_before_start", "end must be after start")
     return {"start": start, "end": end, "start_tzid": start_tzid, "end_tzid": end_tzid}
+
+
+def _place(value: object) -> str:
+    """The location's text; coordinates are not written to another's event (a 422)."""
+    text, geo = _location(value)
+    if geo is not None:
+        raise InvalidParam("location", "not_supported", "location.lat and location.long "
+                           "cannot be changed on an event the app did not create")
+    return text

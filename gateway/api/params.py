@@ -106,17 +106,24 @@ def find_zone(name: str) -> ZoneInfo | None:
 class Params:
     """Merged request parameters; accessors validate and raise :class:`InvalidParam`."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], nulls: Iterable[str] = ()) -> None:
         self.values = {k: v for k, v in values.items() if v is not None}
+        # Keys the body sent as an explicit JSON null (an upsert's ``"url": null`` clears).
+        self.nulls = frozenset(k for k in nulls if k not in self.values)
 
     @classmethod
     def merge(cls, query: Iterable[tuple[str, str]], body: Mapping[str, Any]) -> Params:
         merged = _collect(query)
-        merged.update({k: v for k, v in _normalise(body).items() if v is not None})
-        return cls(merged)
+        normalised = _normalise(body)
+        merged.update({k: v for k, v in normalised.items() if v is not None})
+        return cls(merged, (k for k, v in normalised.items() if v is None))
 
     def raw(self, name: str) -> Any:
         return self.values.get(name)
+
+    def given(self, name: str) -> bool:
+        """Whether the request carried ``name`` at all (a null included)."""
+        return name in self.values or name in self.nulls
 
     def text(self, name: str, *, required: bool = False) -> str | None:
         value = self.values.get(name)

@@ -31,7 +31,7 @@ from ..services.writes import (
 )
 from .auth import Authenticator, Wake
 from .errors import ApiError, not_found
-from .event_body import desired_event, valid_event_id
+from .event_body import event_upsert, valid_event_id
 from .external_body import event_patch
 from .params import InvalidParam, Params, read_params
 
@@ -56,7 +56,7 @@ class _Handlers:
         if self._external(params):  # an event the app did not create (API.md s6.3)
             return await self._external_write(request, caller.subject, params, delete=False)
         event_id = event_id_of(params)
-        desired = desired_event(params)
+        desired = event_upsert(params)
         calendar_id = request.path_params["calendar_id"]
         written = await _record(partial(self.writes.upsert, caller.subject, calendar_id,
                                         event_id, desired))

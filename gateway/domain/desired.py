@@ -1,19 +1,20 @@
 """An event's desired state: what a client app asked a managed event to be.
 
-The API edge validates a body into a ``DesiredEvent``; the write service seals it into the
-outbox (``managed_events.desired``); the outbox opens it and hands the provider its
-``EventDraft``. The stored form is the JSON the outbox has always kept, so rows written
-before this type existed (with fewer keys) still load.
+The API edge validates a body into an ``EventUpsert``; the write service merges it over the
+event's stored state (Cronofy's upsert changes only the fields a request carries) into a
+``DesiredEvent`` and seals that into the outbox (``managed_events.desired``); the outbox
+opens it and hands the provider its ``EventDraft``. The stored form is the JSON the outbox
+has always kept, plus newer keys, so rows written before (with fewer keys) still load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from providers.model import EventDraft, Person, When
+from providers.model import EventDraft, ExtendedTransparency, Person, When
 from providers.recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent"]
@@ -38,13 +39,22 @@ class DesiredEvent:
     attendees: tuple[Invitee, ...] = ()
     url: str | None = None
     private: bool = False
-    reminders: tuple[int, ...] = ()  # minutes before the start
+    # Minutes before the start, in priority order; None: the calendar's defaults.
+    reminders: tuple[int, ...] | None = None
     conferencing: bool = False  # the calendar's own video conference, where it has one
     recurrence: RecurrenceRule | None = None  # a series; None: a single event
+    reminders_create_only: bool = False
+    extended_transparency: ExtendedTransparency | None = None
+    color: str | None = None
+    geo: tuple[str, str] | None = None  # (lat, long) strings, as Cronofy takes them
+    # People taken off the event by writes not yet applied upstream: they are told.
+    removed: tuple[Invitee, ...] = ()
 
     def to_stored(self) -> dict[str, Any]:
-        """The JSON form sealed into the outbox (keys and shapes as they have always been)."""
-        return {
+        """The JSON form sealed into the outbox: the keys older releases read and wrote,
+        plus a newer key only when its field is set, so a row without the newer fields is
+        the same as ever, and an older release still applies one with them."""
+        stored = {
             "summary": self.summary, "description": self.description,
             "location": self.location,
             "start": self.start.isoformat(), "end": self.end.isoformat(),
@@ -53,11 +63,19 @@ class DesiredEvent:
             "attendees": [{"email": a.email, "display_name": a.display_name}
                           for a in self.attendees],
             "url": self.url, "private": self.private,
-            "reminders": list(self.reminders), "conferencing": self.conferencing,
+            "reminders": list(self.reminders or ()), "conferencing": self.conferencing,
             # Only when set, so a single event's stored form is what it always was.
             **({"recurrence": {"rules": [self.recurrence.to_stored()]}}
                if self.recurrence else {}),
         }
+        newer: dict[str, Any] = {
+            "no_reminders": self.reminders == (),  # [] above is "the calendar's defaults"
+            "reminders_create_only": self.reminders_create_only,
+            "extended_transparency": self.extended_transparency, "color": self.color,
+            "geo": list(self.geo) if self.geo else None,
+            "removed": [{"email": a.email, "display_name": a.display_name}
+                        for a in self.removed]}
+        return stored | {k: v for k, v in newer.items() if v}
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> DesiredEvent:
@@ -72,9 +90,24 @@ class DesiredEvent:
             attendees=tuple(Invitee(a["email"], a.get("display_name"))
                             for a in stored.get("attendees", [])),
             url=stored.get("url"), private=bool(stored.get("private")),
-            reminders=tuple(stored.get("reminders", [])),
+            reminders=_stored_reminders(stored),
             conferencing=bool(stored.get("conferencing")),
-            recurrence=_recurrence(stored.get("recurrence")))
+            recurrence=_recurrence(stored.get("recurrence")),
+            reminders_create_only=bool(stored.get("reminders_create_only")),
+            extended_transparency=stored.get("extended_transparency"),
+            color=stored.get("color"),
+            geo=(str(geo[0]), str(geo[1])) if (geo := stored.get("geo")) else None,
+            removed=tuple(Invitee(a["email"], a.get("display_name"))
+                          for a in stored.get("removed") or []))
+
+    def merge(self, current: DesiredEvent | None, *, pending: bool = False) -> DesiredEvent:
+        """As a write, a whole desired state replaces the stored one (tests and internal
+        callers; the API's upserts are :class:`EventUpsert`)."""
+        return self
+
+    def gated_fields(self) -> set[str]:
+        """The rows of ``providers.model.GATED_WRITE_FIELDS`` this state needs."""
+        return _gated(self.color, self.url, self.geo, self.extended_transparency)
 
     def draft(self, managed_key: str) -> EventDraft:
         """What the provider is asked to make, named by the managed key."""
@@ -85,7 +118,124 @@ class DesiredEvent:
             transparency=self.transparency,
             attendees=tuple(Person(a.email, a.display_name) for a in self.attendees),
             url=self.url, private=self.private, reminders_minutes=self.reminders,
-            conferencing=self.conferencing, recurrence=self.recurrence)
+            conferencing=self.conferencing, recurrence=self.recurrence,
+            reminders_create_only=self.reminders_create_only,
+            extended_transparency=self.extended_transparency, color=self.color, geo=self.geo,
+            removed=tuple(Person(a.email, a.display_name) for a in self.removed))
+
+
+def _gated(color: str | None, url: str | None, geo: tuple[str, str] | None,
+           extended: str | None) -> set[str]:
+    needed = {name for name, used in (("color", color), ("url", url),
+                                      ("location.geo", geo)) if used}
+    if extended not in (None, "opaque", "transparent"):
+        needed.add(f"extended_transparency.{extended}")
+    return needed
+
+
+def _stored_reminders(stored: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """``[]`` has always meant the calendar's defaults; ``no_reminders`` says none at all."""
+    if stored.get("no_reminders"):
+        return ()
+    return tuple(int(m) for m in stored.get("reminders") or ()) or None
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpsert:
+    """One upsert body, validated: what it sets, and which optional fields it carried.
+
+    Cronofy's upsert of an existing (calendar_id, event_id) changes only the fields the
+    request carries; on a create the others take their defaults. ``given`` names the
+    optional fields present in the body (``url`` explicitly ``null`` is given: it clears).
+    """
+
+    summary: str
+    start: When
+    end: When
+    start_tzid: str = "Etc/UTC"
+    end_tzid: str = "Etc/UTC"
+    given: frozenset[str] = frozenset()
+    description: str = ""
+    location: str = ""
+    geo: tuple[str, str] | None = None
+    url: str | None = None
+    transparency: Transparency = "opaque"
+    extended_transparency: ExtendedTransparency | None = None
+    private: bool = False
+    reminders: tuple[int, ...] = ()
+    reminders_create_only: bool = False
+    color: str | None = None
+    conferencing: bool = False
+    recurrence: RecurrenceRule | None = None
+    invite: tuple[Invitee, ...] = ()
+    remove: frozenset[str] = field(default_factory=frozenset)  # lower-cased addresses
+
+    def gated_fields(self) -> set[str]:
+        """The rows of ``providers.model.GATED_WRITE_FIELDS`` this write needs."""
+        return _gated(self.color, self.url, self.geo, self.extended_transparency)
+
+    def merge(self, current: DesiredEvent | None, *, pending: bool = False) -> DesiredEvent:
+        """The desired state after this write: over ``current`` (the stored state of the
+        event, None to create it) only the given fields change. ``pending``: ``current``
+        is not yet applied upstream, so the guests it removes are still to be told."""
+        base = current or DesiredEvent(self.summary, self.start, self.end)
+        merged = replace(base, summary=self.summary, start=self.start, end=self.end,
+                         start_tzid=self.start_tzid, end_tzid=self.end_tzid,
+                         **self._changes(current))
+        attendees, removed = self._people(current, pending)
+        return replace(merged, attendees=attendees, removed=removed)
+
+    def _changes(self, current: DesiredEvent | None) -> dict[str, Any]:
+        given = self.given
+        changes: dict[str, Any] = {}
+        if "description" in given:
+            changes["description"] = self.description
+        if "location" in given:
+            changes |= {"location": self.location, "geo": self.geo}
+        if "url" in given:
+            changes["url"] = self.url
+        if "event_private" in given:
+            changes["private"] = self.private
+        if "color" in given:
+            changes["color"] = self.color
+        if "conferencing" in given:
+            changes["conferencing"] = self.conferencing
+        if "recurrence" in given:
+            changes["recurrence"] = self.recurrence
+        if "extended_transparency" in given or "transparency" in given:
+            changes |= {"transparency": self.transparency,
+                        "extended_transparency": self.extended_transparency}
+        # reminders_create_only belongs to the request: reminders given with it set them
+        # on a create only, and later writes leave the event's reminders to its owner.
+        if "reminders" in given and not (current is not None and self.reminders_create_only):
+            changes |= {"reminders": self.reminders,
+                        "reminders_create_only": self.reminders_create_only}
+        return changes
+
+    def _people(self, current: DesiredEvent | None, pending: bool
+                ) -> tuple[tuple[Invitee, ...], tuple[Invitee, ...]]:
+        """Attendees after ``invite`` (added, or their names updated) and ``remove``; and
+        who is to be told they were taken off (with what earlier pending writes took off,
+        unless invited again)."""
+        before = current.attendees if current else ()
+        invited = {p.email.lower(): p for p in self.invite if p.email.lower() not in self.remove}
+        kept: list[Invitee] = []
+        for person in before:
+            key = person.email.lower()
+            if key in self.remove:
+                continue
+            new = invited.pop(key, None)
+            kept.append(Invitee(person.email, new.display_name or person.display_name)
+                        if new else person)
+        kept.extend(invited.values())
+        attendees = tuple(kept)
+        told = [p for p in before if p.email.lower() in self.remove]
+        if pending and current is not None:
+            told = [*current.removed, *told]
+        here = {p.email.lower() for p in attendees}
+        removed = tuple({p.email.lower(): p for p in told if p.email.lower() not in here
+                         }.values())
+        return attendees, removed
 
 
 def _recurrence(stored: Any) -> RecurrenceRule | None:

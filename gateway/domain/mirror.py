@@ -82,7 +82,11 @@ def text_of(event: Event) -> EventText:
         participation_status=event.participation_status,
         attendees=tuple(person(p) for p in event.attendees),
         organizer=person(event.organizer) if event.organizer else None,
-        meeting_url=event.meeting_url or None)
+        meeting_url=event.meeting_url or None, reminders=event.reminders, geo=event.geo,
+        # Only what transparency cannot say (opaque and transparent are its own values), so
+        # rows of events without such a state keep their fingerprints.
+        extended_transparency=event.extended_transparency
+        if event.extended_transparency not in (None, "opaque", "transparent") else None)
 
 
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None

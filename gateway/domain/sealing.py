@@ -85,6 +85,10 @@ class EventText:
     attendees: tuple[TextPerson, ...] = ()
     organizer: TextPerson | None = None
     meeting_url: str | None = None
+    # Where the provider has them (kept only when present, like meeting_url).
+    reminders: tuple[int, ...] | None = None
+    geo: tuple[str, str] | None = None
+    extended_transparency: str | None = None
 
     def to_stored(self) -> dict[str, Any]:
         """The sealed JSON form (the mirror's row fingerprints are computed over it)."""
@@ -97,6 +101,10 @@ class EventText:
             "organizer": self.organizer.to_stored() if self.organizer else None,
             # Only when present, so mirrors written before it existed keep their fingerprints.
             **({"meeting_url": self.meeting_url} if self.meeting_url else {}),
+            **({"reminders": list(self.reminders)} if self.reminders is not None else {}),
+            **({"geo": list(self.geo)} if self.geo else {}),
+            **({"extended_transparency": self.extended_transparency}
+               if self.extended_transparency else {}),
         }
 
     @classmethod
@@ -109,7 +117,11 @@ class EventText:
             participation_status=stored.get("participation_status"),
             attendees=tuple(TextPerson.from_stored(p) for p in stored.get("attendees") or ()),
             organizer=TextPerson.from_stored(organizer) if organizer else None,
-            meeting_url=stored.get("meeting_url"))
+            meeting_url=stored.get("meeting_url"),
+            reminders=tuple(stored["reminders"]) if stored.get("reminders") is not None
+            else None,
+            geo=(str(geo[0]), str(geo[1])) if (geo := stored.get("geo")) else None,
+            extended_transparency=stored.get("extended_transparency"))
 
 
 def seal_text(key: bytes, text: EventText, context: str) -> bytes:

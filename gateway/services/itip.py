@@ -96,7 +96,7 @@ def _vevent(invitation: Invitation, method: Method, now: datetime) -> Event:
                                 "RSVP": "TRUE", "CUTYPE": "INDIVIDUAL"})
         vevent.add("attendee", attendee)
     if method == "REQUEST":
-        for minutes in event.reminders:
+        for minutes in event.reminders or ():
             vevent.add_component(_alarm(minutes, event.summary))
     return vevent
 

@@ -55,6 +55,7 @@ class ReadQuery:
     only_managed: bool = False
     calendar_ids: tuple[str, ...] = ()
     localized_times: bool = False
+    include_geo: bool = False  # location.lat / location.long where the event has them
 
     @classmethod
     def build(cls, tzid: str, start: datetime | None, end: datetime | None, *,
@@ -378,8 +379,12 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
             body["calgate_write"] = write
     if visible is not None:
         body |= {"summary": visible.summary or "", "description": visible.description or ""}
-        if visible.location:
-            body["location"] = {"description": visible.location}
+        if visible.location or (query.include_geo and visible.geo):
+            body["location"] = {"description": visible.location or ""}
+            if query.include_geo and visible.geo:
+                body["location"] |= {"lat": visible.geo[0], "long": visible.geo[1]}
+        if visible.url:
+            body["url"] = visible.url
         if visible.meeting_url:
             body["meeting_url"] = visible.meeting_url
             meeting = _recognise_meeting(row, visible.meeting_url)
@@ -401,7 +406,13 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
     writable = access != "readonly" and not row.deleted
     # External events: only with elevated permissions, and never an instance of a series.
     editable = writable and (managed or (access == "unrestricted" and not row.recurring))
-    body |= {"transparency": row.transparency, "status": row.status,
+    body["transparency"] = row.transparency
+    extended = (visible.extended_transparency if visible else None) or row.transparency
+    if extended != "unknown":
+        body["extended_transparency"] = extended
+    if visible is not None and visible.reminders is not None:
+        body["reminders"] = [{"minutes": m} for m in visible.reminders]
+    body |= {"status": row.status,
              "categories": list(visible.categories) if visible else [],
              "recurring": bool(row.recurring), "event_private": bool(row.private),
              "options": {"delete": editable, "update": editable,

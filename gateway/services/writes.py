@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from providers.model import GATED_WRITE_FIELDS
 from providers.registry import find_entry
 
-from ..domain.desired import DesiredEvent
+from ..domain.desired import DesiredEvent, EventUpsert
 from ..domain.managed import managed_context, managed_key
-from ..domain.sealing import DataKeys, seal
+from ..domain.sealing import DataKeys, seal, unseal
 from ..persistence.generation import bump_generation
 from ..persistence.tables import (
     calendars,
@@ -55,6 +57,9 @@ class Unsupported(WriteError):
         self.field, self.description = field, description
 
 
+MERGE_ATTEMPTS = 5  # a concurrent upsert of the same event: merge again over its result
+
+
 PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 
 
@@ -77,35 +82,66 @@ class WriteService:
         return row
 
     def upsert(self, subject: str, calendar_id: str, event_id: str,
-               desired: DesiredEvent) -> tuple[int, int]:
-        """Record the desired event; returns (managed event id, version) to wait on."""
+               upsert: EventUpsert | DesiredEvent) -> tuple[int, int]:
+        """Merge the write over the event's stored desired state (a new event: over the
+        defaults) and record it; returns (managed event id, version) to wait on.
+
+        The merge reads and writes the row in one transaction, and the write only lands if
+        the row's version is still the one merged over (PostgreSQL also locks the row): a
+        concurrent upsert of the same event makes this one merge again over its result, so
+        two quick partial upserts compose and neither loses the other's fields."""
         key = self.keys.key(subject)
         if key is None:  # no such account (any more): nothing of it can be written
             raise CalendarNotFound(calendar_id)
-        sealed = seal(key, desired.to_stored(), managed_context(calendar_id, event_id))
+        context = managed_context(calendar_id, event_id)
+        for _attempt in range(MERGE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    done = self._merge(conn, subject, calendar_id, event_id, upsert, key,
+                                       context)
+            except IntegrityError:  # a concurrent first write made the row: merge over it
+                continue
+            if done is not None:
+                return done
+        raise RuntimeError(f"upsert of {event_id!r} kept losing to concurrent writes")
+
+    def _merge(self, conn: Connection, subject: str, calendar_id: str, event_id: str,
+               upsert: EventUpsert | DesiredEvent, key: bytes, context: str
+               ) -> tuple[int, int] | None:
+        calendar = self._calendar(conn, subject, calendar_id)
+        _check_fields(calendar.provider_name, upsert)
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            calendar = self._calendar(conn, subject, calendar_id)
-            _check_capable(calendar.provider_name, desired)
-            if desired.attendees and not _invites(calendar.provider_name):
-                raise AttendeesNotInvited(calendar_id)
-            row = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
-                managed_events.c.calendar_id == calendar_id,
-                managed_events.c.event_id == event_id)).first()
-            if row is None:
-                result = conn.execute(insert(managed_events).values(
-                    account_id=subject, calendar_id=calendar_id, event_id=event_id,
-                    managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
-                    version=1, applied_version=0, attempts=0, next_attempt_at=now,
-                    created_at=now, updated_at=now))
-                assert result.inserted_primary_key is not None
-                return int(result.inserted_primary_key[0]), 1
-            conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
-                desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
-                last_error=None, updated_at=now))
-            # The event's read now shows the write pending (calgate_write): no cached page.
-            bump_generation(conn, account_id=subject)
-            return int(row.id), int(row.version) + 1
+        row = conn.execute(select(
+            managed_events.c.id, managed_events.c.version, managed_events.c.applied_version,
+            managed_events.c.desired).where(
+            managed_events.c.calendar_id == calendar_id,
+            managed_events.c.event_id == event_id).with_for_update()).first()
+        current = None
+        if row is not None and row.desired is not None:  # a deleted event is made anew
+            current = DesiredEvent.from_stored(unseal(key, row.desired, context))
+        desired = upsert.merge(current, pending=row is not None
+                               and row.applied_version < row.version)
+        _check_capable(calendar.provider_name, desired)
+        if desired.attendees and not _invites(calendar.provider_name):
+            raise AttendeesNotInvited(calendar_id)
+        sealed = seal(key, desired.to_stored(), context)
+        if row is None:
+            result = conn.execute(insert(managed_events).values(
+                account_id=subject, calendar_id=calendar_id, event_id=event_id,
+                managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
+                version=1, applied_version=0, attempts=0, next_attempt_at=now,
+                created_at=now, updated_at=now))
+            assert result.inserted_primary_key is not None
+            return int(result.inserted_primary_key[0]), 1
+        won = conn.execute(update(managed_events).where(
+            managed_events.c.id == row.id, managed_events.c.version == row.version).values(
+            desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
+            last_error=None, updated_at=now)).rowcount
+        if won != 1:
+            return None
+        # The event's read now shows the write pending (calgate_write): no cached page.
+        bump_generation(conn, account_id=subject)
+        return int(row.id), int(row.version) + 1
 
     def delete(self, subject: str, calendar_id: str, event_id: str) -> tuple[int, int] | None:
         """Mark the event for deletion; None if the app never made it (still a 202)."""
@@ -168,6 +204,17 @@ class WriteService:
             row = conn.execute(select(managed_events.c.applied_version).where(
                 managed_events.c.id == managed_id)).first()
         return row is not None and row.applied_version >= version
+
+
+def _check_fields(provider_name: str, upsert: EventUpsert | DesiredEvent) -> None:
+    """Refuse, before accepting it, a write that uses a field the calendar's provider
+    cannot carry upstream (its registry entry's ``write_fields``)."""
+    entry = find_entry(provider_name)
+    offered = entry.write_fields if entry is not None else frozenset()
+    for row in sorted(upsert.gated_fields() - offered):
+        field = GATED_WRITE_FIELDS[row]
+        raise Unsupported(field, f"{field} cannot be written to a "
+                                 f"{entry.display_name if entry else provider_name} calendar")
 
 
 def _check_capable(provider_name: str, desired: DesiredEvent) -> None:

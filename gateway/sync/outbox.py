@@ -25,7 +25,7 @@ from providers.errors import (
     RateLimited,
     Unavailable,
 )
-from providers.model import ChangeSet, Event, EventDraft
+from providers.model import ChangeSet, EventDraft
 from providers.registry import ProviderOptions
 
 from ..domain.desired import DesiredEvent
@@ -245,13 +245,8 @@ class Outbox:
                 bump_generation(conn, account_id=claimed.account_id)  # calgate_write went
                 return
             else:
-                changes = ChangeSet(changed={resource_id: [Event(
-                    resource_id=resource_id, instance_id=resource_id, start=draft.start,
-                    end=draft.end, summary=draft.summary, description=draft.description,
-                    location=draft.location, start_tzid=draft.start_tzid,
-                    end_tzid=draft.end_tzid, transparency=draft.transparency,
-                    attendees=draft.attendees, url=draft.url, private=draft.private,
-                    managed_key=draft.managed_key, etag=etag)]})
+                changes = ChangeSet(changed={resource_id: [draft.as_event(resource_id,
+                                                                          etag)]})
             apply_changes(conn, claimed.calendar_id, changes, policy, key, now)
 
     def _failed(self, claimed: ClaimedWrite, error: str, retry_after: float | None,

@@ -43,6 +43,14 @@ UTC_TZIDS = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Z", "Zulu", "Etc/Zul
 EXPANSION_MARGIN = timedelta(days=1)
 WRITE_PRIVILEGES = frozenset({"{DAV:}write", "{DAV:}write-content", "{DAV:}all", "{DAV:}bind"})
 
+# RFC 7986 s5.9: COLOR is a CSS3 colour name. A client's hex colour is written as the
+# nearest of CSS's sixteen basic names (and read back as that name's hex value).
+CSS_COLORS: dict[str, str] = {
+    "black": "#000000", "silver": "#c0c0c0", "gray": "#808080", "white": "#ffffff",
+    "maroon": "#800000", "red": "#ff0000", "purple": "#800080", "fuchsia": "#ff00ff",
+    "green": "#008000", "lime": "#00ff00", "olive": "#808000", "yellow": "#ffff00",
+    "navy": "#000080", "blue": "#0000ff", "teal": "#008080", "aqua": "#00ffff"}
+
 PARTSTATS: dict[str, Participation] = {
     "NEEDS-ACTION": "needs_action", "ACCEPTED": "accepted", "DECLINED": "declined",
     "TENTATIVE": "tentative",
@@ -182,6 +190,7 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
     organizer = (_person(component["ORGANIZER"], "unknown")
                  if component.get("ORGANIZER") is not None else None)
     key = component.get(MANAGED_KEY)
+    transparent = _text_of(component, "TRANSP").upper() == "TRANSPARENT"
     return Event(
         resource_id=uid,
         instance_id=f"{uid}@{_original_start(component, start, zone)}" if recurring else uid,
@@ -191,8 +200,8 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
         location=_text_of(component, "LOCATION"),
         start_tzid=_tzid(component["DTSTART"], zone),
         end_tzid=_tzid(component.get("DTEND") or component["DTSTART"], zone),
-        transparency="transparent" if _text_of(component, "TRANSP").upper() == "TRANSPARENT"
-        else "opaque",
+        transparency="transparent" if transparent else "opaque",
+        extended_transparency="transparent" if transparent else "opaque",
         status=STATUSES.get(_text_of(component, "STATUS").upper() or "CONFIRMED", "unknown"),
         participation_status=_participation(attendees, organizer, owner),
         attendees=attendees, organizer=organizer, recurring=recurring,
@@ -202,7 +211,48 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
         managed_key=str(key) if key is not None else None,
         etag=etag,
         upstream_updated=_last_modified(component),
+        reminders=reminders_of(component), geo=geo_of(component),
     )
+
+
+def reminders_of(component: Any) -> tuple[int, ...] | None:
+    """Minutes before the start of each VALARM triggered relative to the start, in the
+    object's order; None when it has no alarms (the calendar's defaults apply)."""
+    minutes = []
+    for alarm in component.walk("VALARM"):
+        trigger = alarm.get("TRIGGER")
+        value = getattr(trigger, "dt", None)
+        related = str(getattr(trigger, "params", {}).get("RELATED", "START")).upper()
+        if isinstance(value, timedelta) and related == "START" and value <= timedelta(0):
+            minutes.append(int(-value.total_seconds() // 60))
+    return tuple(minutes) or None
+
+
+def geo_of(component: Any) -> tuple[str, str] | None:
+    """GEO (RFC 5545 s3.8.1.6) as Cronofy's lat/long strings."""
+    geo = component.get("GEO")
+    if geo is None:
+        return None
+    return format(float(geo.latitude), "g"), format(float(geo.longitude), "g")
+
+
+def css_color(color: str) -> str:
+    """The CSS colour name nearest to ``color`` (``#rrggbb``)."""
+    wanted = _rgb(color)
+    return min(CSS_COLORS, key=lambda name: sum(
+        (a - b) ** 2 for a, b in zip(_rgb(CSS_COLORS[name]), wanted, strict=True)))
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def alarms_of(text: str) -> list[Any]:
+    """The VALARMs of a stored object's first VEVENT (kept when the client's reminders are
+    create-only)."""
+    for component in icalendar.Calendar.from_ical(text).walk("VEVENT"):
+        return list(component.walk("VALARM"))
+    return []
 
 
 def parse_resource(text: str, window: TimeWindow, *, zone: tzinfo | None = None,
@@ -354,11 +404,14 @@ def _attendee(person: Person) -> icalendar.vCalAddress:
 
 
 def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int = 0,
-                organizer: str | None = None) -> str:
+                organizer: str | None = None, alarms: list[Any] | None = None) -> str:
     """A whole VCALENDAR for a managed event (RFC 5545 s3.6.1), VTIMEZONEs included.
 
     ``organizer`` (the owner's address) is written when there are attendees, as
-    scheduling servers (RFC 6638) need it to send the invitations.
+    scheduling servers (RFC 6638) need it to send the invitations; such a server also sends
+    the cancellation to an attendee an update leaves out (RFC 6638 s3.2.1.2), and Calgate
+    leaves out only those the client removed. ``alarms`` (the stored object's) replace the
+    draft's reminders, for an update whose reminders were create-only.
     """
     start, end = draft_times(draft)
     calendar = icalendar.Calendar()
@@ -381,8 +434,12 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
     for name, text in (("description", draft.description), ("location", draft.location)):
         if text:
             event.add(name, text)
-    if draft.transparency != "unknown":
+    if draft.transparency != "unknown":  # the API refuses the busy states TRANSP lacks
         event.add("transp", draft.transparency.upper())
+    if draft.color:
+        event.add("color", css_color(draft.color))
+    if draft.geo:
+        event.add("geo", (float(draft.geo[0]), float(draft.geo[1])))
     if draft.private:
         event.add("class", "PRIVATE")
     if draft.url:
@@ -395,7 +452,11 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         rule = draft.recurrence.rrule(start, draft.start_tzid)
         event.add("rrule", icalendar.vRecur.from_ical(rule))
     event.add(MANAGED_KEY, draft.managed_key)
-    for minutes in draft.reminders_minutes:
+    if alarms is not None:
+        for kept in alarms:
+            event.add_component(kept)
+    wanted = draft.reminders_minutes if alarms is None else None
+    for minutes in wanted or ():
         alarm = icalendar.Alarm()
         alarm.add("action", "DISPLAY")
         alarm.add("description", draft.summary or "Reminder")

@@ -205,14 +205,19 @@ class CalDavProvider:
         addresses = self.client.principal().addresses
         return addresses[0] if addresses else None
 
-    def _build(self, draft: EventDraft, uid: str, sequence: int) -> str:
+    def _build(self, draft: EventDraft, uid: str, sequence: int,
+               stored: str | None = None) -> str:
+        """The object to PUT; ``stored`` (an update's current object) keeps its alarms
+        when the client's reminders were create-only."""
         organizer = self._organizer() if draft.attendees else None
+        alarms = mapping.alarms_of(stored) if stored and draft.reminders_create_only \
+            else None
         return mapping.build_event(draft, uid=uid, stamp=self.clock(), sequence=sequence,
-                                   organizer=organizer)
+                                   organizer=organizer, alarms=alarms)
 
     def _replace(self, url: str, obj: StoredObject, draft: EventDraft, uid: str,
                  if_match: str | None) -> Written:
-        text = self._build(draft, uid, mapping.sequence_of(obj.data) + 1)
+        text = self._build(draft, uid, mapping.sequence_of(obj.data) + 1, obj.data)
         try:
             return Written(uid, self.client.put(url, text, if_match=if_match))
         except PreconditionFailed:

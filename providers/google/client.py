@@ -41,6 +41,16 @@ class Attendee(TypedDict, total=False):
     organizer: bool
 
 
+class Reminder(TypedDict, total=False):
+    method: str
+    minutes: int
+
+
+class Reminders(TypedDict, total=False):
+    useDefault: bool
+    overrides: list[Reminder]
+
+
 class GoogleEvent(TypedDict, total=False):
     id: str
     status: str
@@ -62,6 +72,8 @@ class GoogleEvent(TypedDict, total=False):
     hangoutLink: str
     conferenceData: dict[str, Any]
     source: dict[str, str]
+    reminders: Reminders
+    colorId: str
 
 
 class EventsPage(TypedDict, total=False):

@@ -32,9 +32,25 @@ from ..model import (
     TimeWindow,
     When,
 )
-from .client import Attendee, CalendarEntry, EventDateTime, FreeBusyAnswer, GoogleEvent
+from .client import (
+    Attendee,
+    CalendarEntry,
+    EventDateTime,
+    FreeBusyAnswer,
+    GoogleEvent,
+    Reminders,
+)
 
 MANAGED_KEY = "calgateKey"  # extendedProperties.private key carrying EventDraft.managed_key
+# Google events have no coordinates: a managed event's (Cronofy's location.lat/long) are
+# kept beside its key, as "lat,long" ("" when it has none), so reads give them back.
+GEO_KEY = "calgateGeo"
+# Google's event colours (colors.get, "event"): a client's hex colour becomes the nearest.
+# https://developers.google.com/calendar/api/v3/reference/colors
+EVENT_COLORS: dict[str, str] = {
+    "1": "#a4bdfc", "2": "#7ae7bf", "3": "#dbadff", "4": "#ff887c", "5": "#fbd75b",
+    "6": "#ffb878", "7": "#46d6db", "8": "#e1e1e1", "9": "#5484ed", "10": "#51b749",
+    "11": "#dc2127"}
 READ_ONLY_ROLES = frozenset({"reader", "freeBusyReader"})
 STATUSES: dict[str, EventStatus] = {"confirmed": "confirmed", "tentative": "tentative",
                                     "cancelled": "cancelled"}
@@ -126,12 +142,13 @@ def event_from_google(event: GoogleEvent, calendar_tz: str | None) -> Event:
     end, end_tzid = read_when(event.get("end"), calendar_tz)
     organizer = event.get("organizer")
     private = event.get("extendedProperties", {}).get("private") or {}
+    transparent = event.get("transparency") == "transparent"
     return Event(
         resource_id=resource_of(event), instance_id=event["id"], start=start, end=end,
         summary=event.get("summary", ""), description=event.get("description", ""),
         location=event.get("location", ""), start_tzid=start_tzid, end_tzid=end_tzid,
-        transparency="transparent" if event.get("transparency") == "transparent"
-        else "opaque",
+        transparency="transparent" if transparent else "opaque",
+        extended_transparency="transparent" if transparent else "opaque",
         status=STATUSES.get(event.get("status", "confirmed"), "unknown"),
         participation_status=_participation(event),
         attendees=tuple(_person(a) for a in event.get("attendees") or []),
@@ -142,7 +159,34 @@ def event_from_google(event: GoogleEvent, calendar_tz: str | None) -> Event:
         managed_key=private.get(MANAGED_KEY), etag=event.get("etag"),
         upstream_updated=datetime.fromisoformat(event["updated"].replace("Z", "+00:00"))
         if event.get("updated") else None,
-        meeting_url=meeting_url(event))
+        meeting_url=meeting_url(event), reminders=reminders_of(event),
+        geo=geo_of(private.get(GEO_KEY)))
+
+
+def reminders_of(event: GoogleEvent) -> tuple[int, ...] | None:
+    """The event's own reminder minutes in Google's order; None for the calendar's
+    defaults."""
+    reminders = event.get("reminders") or Reminders()
+    if reminders.get("useDefault", True):
+        return None
+    return tuple(int(r["minutes"]) for r in reminders.get("overrides") or []
+                 if "minutes" in r)
+
+
+def geo_of(text: str | None) -> tuple[str, str] | None:
+    lat, comma, long = (text or "").partition(",")
+    return (lat, long) if comma and lat and long else None
+
+
+def color_id(color: str) -> str:
+    """The event colour nearest to ``color`` (``#rrggbb``) in Google's palette."""
+    wanted = _rgb(color)
+    return min(EVENT_COLORS, key=lambda k: sum(
+        (a - b) ** 2 for a, b in zip(_rgb(EVENT_COLORS[k]), wanted, strict=True)))
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
 def calendar_from_entry(entry: CalendarEntry) -> Calendar:
@@ -199,17 +243,20 @@ def conference_request_id(managed_key: str) -> str:
     return "calgate-" + hashlib.sha256(("meet\0" + managed_key).encode()).hexdigest()[:32]
 
 
-def _reminders(minutes: Sequence[int]) -> dict[str, Any]:
-    if not minutes:
+def _reminders(minutes: Sequence[int] | None) -> dict[str, Any]:
+    """The client's reminders in its priority order (never sorted): Google keeps five
+    overrides, so the first five. None: the calendar's defaults."""
+    if minutes is None:
         return {"useDefault": True}
-    chosen = sorted({min(max(int(m), 0), MAX_REMINDER_MINUTES) for m in minutes})
+    chosen = list(dict.fromkeys(min(max(int(m), 0), MAX_REMINDER_MINUTES) for m in minutes))
     return {"useDefault": False, "overrides": [{"method": "popup", "minutes": m}
                                                for m in chosen[:MAX_REMINDERS]]}
 
 
-def body_from_draft(draft: EventDraft) -> dict[str, Any]:
+def body_from_draft(draft: EventDraft, *, creating: bool = False) -> dict[str, Any]:
     """The full set of fields Calgate owns on a managed event (a PATCH with all of them
-    replaces what an earlier version wrote; ``None`` clears a field)."""
+    replaces what an earlier version wrote; ``None`` clears a field). Reminders set with
+    ``reminders_create_only`` are left out of an update: they are the owner's since."""
     if isinstance(draft.start, datetime) != isinstance(draft.end, datetime):
         raise InvalidInput("start and end must both be dates or both be times")
     body: dict[str, Any] = {
@@ -217,20 +264,28 @@ def body_from_draft(draft: EventDraft) -> dict[str, Any]:
         "location": draft.location or None,
         "start": write_when(draft.start, draft.start_tzid),
         "end": write_when(draft.end, draft.end_tzid),
-        "transparency": draft.transparency if draft.transparency != "unknown" else "opaque",
+        # Google has only busy and free: the API refuses the other states for Google.
+        "transparency": "transparent" if draft.busy_state in ("transparent",
+                                                              "working_elsewhere")
+        else "opaque",
         "visibility": "private" if draft.private else "default",
         "attendees": [{"email": p.email, **({"displayName": p.display_name}
                                             if p.display_name else {})}
                       for p in draft.attendees],
         "reminders": _reminders(draft.reminders_minutes),
+        "colorId": color_id(draft.color) if draft.color else None,
         "source": {"url": draft.url, "title": draft.summary} if draft.url else None,
-        "extendedProperties": {"private": {MANAGED_KEY: draft.managed_key}},
+        "extendedProperties": {"private": {
+            MANAGED_KEY: draft.managed_key,
+            GEO_KEY: ",".join(draft.geo) if draft.geo else ""}},
         "status": "confirmed",
         # One series: Google expands it (RFC 5545 lines; null makes it a single event again).
         # https://developers.google.com/calendar/api/concepts/events-calendars#recurring_events
         "recurrence": ["RRULE:" + draft.recurrence.rrule(draft.start, draft.start_tzid)]
         if draft.recurrence else None,
     }
+    if draft.reminders_create_only and not creating:
+        del body["reminders"]
     if draft.conferencing:
         body["conferenceData"] = {"createRequest": {
             "requestId": conference_request_id(draft.managed_key),
@@ -260,14 +315,18 @@ def body_from_patch(patch: EventPatch) -> dict[str, Any]:
 
 def insert_body(draft: EventDraft) -> dict[str, Any]:
     """:func:`body_from_draft` for events.insert: no nulls, the deterministic id."""
-    body = {k: v for k, v in body_from_draft(draft).items() if v is not None}
+    body = {k: v for k, v in body_from_draft(draft, creating=True).items() if v is not None}
     body["id"] = managed_event_id(draft.managed_key)
     return body
 
 
 def send_updates(draft: EventDraft) -> str:
-    """Invitations go out only when there is someone to invite."""
-    return "all" if draft.attendees else "none"
+    """Google emails guests only when asked to (``sendUpdates``). Cronofy has no flag for
+    it; Calgate asks for ``all`` when the write concerns guests: invitations and updates
+    to the attendees, and the cancellation a guest the client removed (``attendees.reject``)
+    receives. A write of an event without guests, which removed nobody, sends nothing.
+    https://developers.google.com/calendar/api/v3/reference/events/patch"""
+    return "all" if draft.notifies else "none"
 
 
 def answer_of(status: Participation) -> str:

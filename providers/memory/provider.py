@@ -165,12 +165,7 @@ class MemoryProvider:
         existing = next((rid for rid, evs in cal.resources.items()
                          if evs and evs[0].managed_key == draft.managed_key), None)
         rid = resource_id or existing or f"mem-{self.world.tick()}"
-        event = Event(resource_id=rid, instance_id=rid, start=draft.start, end=draft.end,
-                      summary=draft.summary, description=draft.description,
-                      location=draft.location, start_tzid=draft.start_tzid,
-                      end_tzid=draft.end_tzid, transparency=draft.transparency,
-                      attendees=draft.attendees, url=draft.url, private=draft.private,
-                      managed_key=draft.managed_key, etag=str(self.world.tick()))
+        event = draft.as_event(rid, str(self.world.tick()))
         self.world.put(self.account_name, calendar_id, rid, [event])
         return Written(rid, event.etag)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
-from ..model import EventDraft, EventPatch, Participation, TimeWindow
+from ..model import EventDraft, EventPatch, ExtendedTransparency, Participation, TimeWindow
 from .mapping import MANAGED_PROPERTY, TEAMS, transaction_id
 from .recurrence import patterned_recurrence
 from .times import utc_text, write_when
@@ -32,11 +32,31 @@ ACTIONS: dict[Participation, str] = {
 SCHEDULE_INTERVAL_MINUTES = 15
 
 
-def _reminders(minutes: tuple[int, ...]) -> dict[str, Any]:
+# Cronofy's extended_transparency -> showAs (free, tentative, busy, oof, workingElsewhere).
+SHOW_AS: dict[ExtendedTransparency, str] = {
+    "opaque": "busy", "transparent": "free", "tentative": "tentative",
+    "out_of_office": "oof", "working_elsewhere": "workingElsewhere"}
+
+
+def _reminders(minutes: tuple[int, ...] | None) -> dict[str, Any]:
+    """Graph keeps one reminder: the client's first (its highest priority). None: the
+    mailbox's default, so nothing is sent."""
+    if minutes is None:
+        return {}
     if not minutes:
         return {"isReminderOn": False}
     first = min(max(int(minutes[0]), 0), MAX_REMINDER_MINUTES)
     return {"isReminderOn": True, "reminderMinutesBeforeStart": first}
+
+
+def _location(draft: EventDraft) -> dict[str, Any]:
+    """The location; its coordinates (Cronofy's lat/long strings) as Graph's numbers. The
+    whole object is written, so coordinates an earlier version set are cleared."""
+    location: dict[str, Any] = {"displayName": draft.location}
+    if draft.geo:
+        location["coordinates"] = {"latitude": float(draft.geo[0]),
+                                   "longitude": float(draft.geo[1])}
+    return location
 
 
 def _attendees(draft: EventDraft) -> list[dict[str, Any]]:
@@ -45,9 +65,14 @@ def _attendees(draft: EventDraft) -> list[dict[str, Any]]:
              "type": "required"} for p in draft.attendees]
 
 
-def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
+def update_body(draft: EventDraft, teams_allowed: bool, *, creating: bool = False
+                ) -> dict[str, Any]:
     """Every field Calgate owns on a managed event, for a PATCH that replaces what an
-    earlier version wrote (empty strings clear text; an empty list clears attendees).
+    earlier version wrote (empty strings clear text; an empty list clears attendees; Graph
+    itself sends a cancellation to an attendee the PATCH leaves out, and Calgate leaves out
+    only those the client removed). Reminders set with ``reminders_create_only`` are left
+    out of an update. The colour and the URL are refused for Microsoft calendars before
+    a write is accepted (Graph has no event URL; colours are the mailbox's categories).
 
     A Teams meeting is asked for only when the draft wants conferencing and the calendar's
     ``allowedOnlineMeetingProviders`` include Teams. Once an event is online Outlook keeps
@@ -61,11 +86,12 @@ def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
         "start": write_when(draft.start, draft.start_tzid),
         "end": write_when(draft.end, draft.start_tzid if all_day else draft.end_tzid),
         "isAllDay": all_day,
-        "location": {"displayName": draft.location},
-        "showAs": "free" if draft.transparency == "transparent" else "busy",
+        "location": _location(draft),
+        "showAs": SHOW_AS[draft.busy_state],
         "sensitivity": "private" if draft.private else "normal",
         "attendees": _attendees(draft),
-        **_reminders(draft.reminders_minutes),
+        **({} if draft.reminders_create_only and not creating
+           else _reminders(draft.reminders_minutes)),
         "singleValueExtendedProperties": [{"id": MANAGED_PROPERTY,
                                            "value": draft.managed_key}],
     }
@@ -79,7 +105,7 @@ def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
 
 def create_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
     """:func:`update_body` plus the ``transactionId`` for an idempotent POST."""
-    body = update_body(draft, teams_allowed)
+    body = update_body(draft, teams_allowed, creating=True)
     body["transactionId"] = transaction_id(draft.managed_key)
     return body
 

@@ -24,6 +24,7 @@ from ..errors import Unavailable
 from ..model import (
     Calendar,
     Event,
+    ExtendedTransparency,
     FreeBusyBlock,
     FreeBusyStatus,
     Participation,
@@ -65,6 +66,9 @@ ANSWERS: dict[str, Participation] = {
 TRANSPARENCY: dict[str, Transparency] = {
     "free": "transparent", "workingElsewhere": "transparent", "tentative": "opaque",
     "busy": "opaque", "oof": "opaque"}
+EXTENDED: dict[str, ExtendedTransparency] = {
+    "free": "transparent", "workingElsewhere": "working_elsewhere", "tentative": "tentative",
+    "busy": "opaque", "oof": "out_of_office"}
 FREE_BUSY: dict[str, FreeBusyStatus] = {
     "free": "free", "workingElsewhere": "free", "tentative": "tentative", "busy": "busy",
     "oof": "busy"}
@@ -170,9 +174,35 @@ def event_from_graph(item: GraphEvent) -> Event:
         recurring=item.get("type") in ("occurrence", "exception"),
         private=item.get("sensitivity") in PRIVATE,
         categories=tuple(item.get("categories") or ()),
-        url=item.get("webLink") or None, managed_key=managed_key(item),
+        # Graph events have no URL of their own (webLink opens Outlook on the web: not
+        # Cronofy's url, which is the one the client wrote).
+        managed_key=managed_key(item),
         etag=item.get("@odata.etag") or item.get("changeKey"),
-        upstream_updated=_updated(item), meeting_url=meeting_url(item))
+        upstream_updated=_updated(item), meeting_url=meeting_url(item),
+        extended_transparency=EXTENDED.get(item.get("showAs", "")),
+        reminders=reminders_of(item), geo=geo_of(item))
+
+
+def reminders_of(item: GraphEvent) -> tuple[int, ...] | None:
+    """Graph's one reminder; None when the answer does not say."""
+    if "isReminderOn" not in item:
+        return None
+    if not item.get("isReminderOn"):
+        return ()
+    return (int(item.get("reminderMinutesBeforeStart") or 0),)
+
+
+def geo_of(item: GraphEvent) -> tuple[str, str] | None:
+    """location.coordinates as Cronofy's lat/long strings."""
+    coordinates = (item.get("location") or {}).get("coordinates") or {}
+    lat, long = coordinates.get("latitude"), coordinates.get("longitude")
+    if lat is None or long is None:
+        return None
+    return _decimal(lat), _decimal(long)
+
+
+def _decimal(value: float) -> str:
+    return format(float(value), "g") if abs(float(value)) >= 1e-4 else "0"
 
 
 def is_gone(item: GraphEvent) -> bool:

@@ -33,9 +33,15 @@ class Attendee(TypedDict, total=False):
     type: str  # required, optional, resource
 
 
+class Coordinates(TypedDict, total=False):
+    latitude: float
+    longitude: float
+
+
 class Location(TypedDict, total=False):
     displayName: str
     locationUri: str
+    coordinates: Coordinates
 
 
 class ItemBody(TypedDict, total=False):

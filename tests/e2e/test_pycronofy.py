@@ -7,6 +7,7 @@ The consent flow is driven over plain HTTP, as a browser without JavaScript woul
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pycronofy
@@ -16,6 +17,7 @@ from pycronofy.exceptions import PyCronofyRequestError
 from tests.support import consent_http
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.memory_connector import PASSWORD
+from tests.support.waiting import eventually
 
 SCOPE = "read_account list_calendars read_events create_event delete_event"
 STATE = "pycronofy state & é/+="
@@ -101,3 +103,41 @@ def test_pycronofy_code_for_another_redirect_uri_is_refused(
         client.get_authorization_from_code(got["code"], redirect_uri=callback.url + "/other")
     assert raised.value.response.status_code == 400
     assert raised.value.response.json()["error"] == "invalid_grant"
+
+
+def test_pycronofy_upsert_event_updates_only_what_it_sends(
+        server: GatewayServer, app: RegisteredApp, callback: CallbackServer) -> None:
+    """pycronofy's upsert_event, as an app updates a booking: a second call with only the
+    summary, the times and one rejection keeps the rest (Cronofy's semantics)."""
+    client = sdk_client(server, app)
+    got = consent_over_http(client.user_auth_link(callback.url, scope=SCOPE, state="s"),
+                            server, callback)
+    client.get_authorization_from_code(got["code"], redirect_uri=callback.url)
+    calendar_id = eventually(client.list_calendars)[0]["calendar_id"]  # the first sync
+    start, end = datetime(2031, 5, 6, 9, tzinfo=UTC), datetime(2031, 5, 6, 10, tzinfo=UTC)
+    client.upsert_event(calendar_id, {
+        "event_id": "booking-7", "summary": "Mentoring", "description": "Agenda",
+        "start": start, "end": end, "url": "https://app.example/b/7",
+        "location": {"description": "Room 4", "lat": "51.5", "long": "-0.12"},
+        "transparency": "transparent", "reminders": [{"minutes": 30}, {"minutes": 10}],
+        "attendees": {"invite": [{"email": "a@example.org"}, {"email": "b@example.org"}]}})
+    client.upsert_event(calendar_id, {
+        "event_id": "booking-7", "summary": "Mentoring (moved)", "start": start,
+        "end": end + timedelta(minutes=30),
+        "attendees": {"reject": [{"email": "b@example.org"}]}})
+
+    def applied() -> dict[str, object] | None:
+        found = list(client.read_events(calendar_ids=(calendar_id,), only_managed=True,
+                                        include_geo=True, from_date="2031-05-01",
+                                        to_date="2031-05-10"))
+        done = [e for e in found if e["summary"] == "Mentoring (moved)"
+                and "calgate_write" not in e]
+        return done[0] if done else None
+
+    event = eventually(applied)
+    assert event["description"] == "Agenda" and event["transparency"] == "transparent"
+    assert event["location"] == {"description": "Room 4", "lat": "51.5", "long": "-0.12"}
+    assert event["url"] == "https://app.example/b/7"
+    assert [a["email"] for a in event["attendees"]] == ["a@example.org"]
+    assert [r["minutes"] for r in event["reminders"]] == [30, 10]
+    assert event["end"] == "2031-05-06T10:30:00Z"

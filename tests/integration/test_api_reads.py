@@ -64,7 +64,10 @@ def test_page_urls_are_tamper_proof_and_bound_to_the_account(http, link):
     auth = account.token("read_events")
     next_page = get(http, "/v1/events", auth).json()["pages"]["next_page"]
     token = next_page.rsplit("/", 1)[1]
-    tampered = next_page[:-1] + ("A" if token[-1] != "A" else "B")
+    # A character inside the token: the last one may carry only base64 padding bits.
+    middle = len(next_page) - len(token) // 2
+    tampered = next_page[:middle] + ("A" if next_page[middle] != "A" else "B") \
+        + next_page[middle + 1:]
     for url, headers in [(tampered, auth), (next_page, link().token("read_events"))]:
         r = http.get(url, headers=headers)
         assert r.status_code == 404 and r.json() == {"error": "not_found"}

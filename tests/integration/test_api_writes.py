@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from gateway.domain.desired import DesiredEvent
+from gateway.domain.managed import managed_context
+from gateway.domain.sealing import unseal
 from gateway.persistence.tables import calendars, managed_events
 from gateway.services.accounts import PendingAccount
 from providers.memory.provider import WORLD
 from tests.integration.test_caldav_sync_api import bearer_for, sync
+from tests.support import aio
 
 WRITE = "read_events list_calendars create_event delete_event"
 
@@ -149,3 +153,50 @@ def test_external_event_edits_need_elevated_permission(http, setup):
     r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
                   json={**payload, "event_uid": "evt_external_x"})
     assert r.status_code == 403 and r.json()["error"] == "insufficient_permission"
+
+
+def test_concurrent_partial_upserts_of_one_event_lose_nothing(http, gateway, setup):
+    """Each request invites one more person: merged inside the row's transaction, every
+    one of them is on the event afterwards, whichever order the requests landed in."""
+    headers, calendar_id, *_ = setup
+    assert http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                     json=body(description="Agenda")).status_code == 202
+    answers: list[int] = []
+
+    def invite(n: int) -> None:
+        r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=body(
+            attendees={"invite": [{"email": f"p{n}@example.org"}]}))
+        answers.append(r.status_code)
+
+    threads = [threading.Thread(target=invite, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [202] * 8
+    key = gateway.writes.keys.key(setup[4].subject)
+    with gateway.engine.connect() as conn:
+        row = conn.execute(select(managed_events)).one()
+    stored = DesiredEvent.from_stored(unseal(key, row.desired,
+                                             managed_context(calendar_id, "e1")))
+    assert sorted(a.email for a in stored.attendees) == [f"p{n}@example.org" for n in range(8)]
+    assert stored.description == "Agenda" and row.version == 9
+
+
+def test_a_re_upsert_through_the_memory_provider_keeps_the_rest(http, gateway, setup):
+    headers, calendar_id, *_ = setup
+    first = body(description="Agenda", url="https://app.example/1", event_private=True,
+                 attendees={"invite": [{"email": "a@example.org"}, {"email": "b@example.org"}]})
+    assert http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                     json=first).status_code == 202
+    assert http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=body(
+        summary="Renamed", attendees={"reject": [{"email": "b@example.org"}]})
+    ).status_code == 202
+    for managed_id in gateway.worker.outbox.due():
+        assert aio.run(gateway.worker.outbox.apply(managed_id)).ok
+    (event,) = http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "only_managed": "true"}).json()["events"]
+    assert (event["summary"], event["description"], event["url"]) == (
+        "Renamed", "Agenda", "https://app.example/1")
+    assert event["event_private"] is True and event["transparency"] == "opaque"
+    assert [a["email"] for a in event["attendees"]] == ["a@example.org"]

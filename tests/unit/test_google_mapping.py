@@ -104,8 +104,10 @@ def test_a_draft_becomes_the_full_patch_body():
                              "timeZone": "Europe/Berlin"}
     assert body["description"] is None and body["location"] is None  # cleared on patch
     assert body["attendees"] == [{"email": "x@example.org", "displayName": "X"}]
-    assert [o["minutes"] for o in body["reminders"]["overrides"]] == [1, 2, 3, 4, 5]
-    assert body["extendedProperties"] == {"private": {"calgateKey": "cg1.a.e1"}}
+    # Cronofy's priority order, never sorted: the first five distinct (clamped to 4 weeks).
+    assert [o["minutes"] for o in body["reminders"]["overrides"]] == [5, 40320, 1, 2, 3]
+    assert body["extendedProperties"] == {"private": {"calgateKey": "cg1.a.e1",
+                                                      "calgateGeo": ""}}
     assert body["conferenceData"]["createRequest"]["conferenceSolutionKey"] == {
         "type": "hangoutsMeet"}
     assert mapping.send_updates(draft) == "all"

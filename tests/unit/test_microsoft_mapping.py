@@ -348,7 +348,8 @@ def test_teams_only_when_asked_and_allowed():
 
 def test_no_reminders_switch_the_reminder_off_and_all_day_is_dates():
     body = drafts.update_body(make_draft(start=date(2027, 3, 10), end=date(2027, 3, 11),
-                                         start_tzid="Etc/UTC"), teams_allowed=False)
+                                         start_tzid="Etc/UTC", reminders_minutes=()),
+                              teams_allowed=False)
     assert body["isReminderOn"] is False and "reminderMinutesBeforeStart" not in body
     assert body["isAllDay"] is True
     assert body["start"] == {"dateTime": "2027-03-10T00:00:00", "timeZone": "UTC"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY
+from providers.support import FIELD_SUPPORT
+
+from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY, MAX_URL
 from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
@@ -44,7 +46,13 @@ EVENT = obj({
     "calendar_id": string(), "event_uid": string(),
     "event_id": string("the app's own id (managed events only)"),
     "summary": string(), "description": string(),
-    "location": obj({"description": string()}), "meeting_url": string(),
+    "location": obj({"description": string(),
+                     "lat": string("with include_geo=true, where the event has coordinates"),
+                     "long": string("with include_geo=true")}),
+    "url": string("the event's URL, " + FIELD_SUPPORT["url_read"]),
+    "reminders": array(obj({"minutes": {"type": "integer"}}, ("minutes",)),
+                       description="the event's own reminders, where the provider says"),
+    "meeting_url": string(),
     "conferencing": obj({"provider_name": string(), "join_url": string()}),
     "start": WHEN_OUT, "end": WHEN_OUT, "deleted": {"type": "boolean"},
     "created": UTC_TIME, "updated": UTC_TIME,
@@ -54,6 +62,8 @@ EVENT = obj({
                             "status": string()})),
     "organizer": obj({"email": nullable(string()), "display_name": nullable(string())}),
     "transparency": string(enum=["opaque", "transparent", "unknown"]),
+    "extended_transparency": string(enum=["opaque", "transparent", "tentative",
+                                          "out_of_office", "working_elsewhere"]),
     "status": string(enum=["confirmed", "tentative", "cancelled", "unknown"]),
     "categories": array(string()), "recurring": {"type": "boolean"},
     "event_private": {"type": "boolean"},
@@ -91,7 +101,7 @@ _EVENT_READ = [
           "changes_since)"),
     query("include_deleted", BOOL_PARAM, "include deleted events (deleted: true)"),
     query("include_moved", BOOL_PARAM, "accepted; moved events are always included"),
-    query("include_geo", BOOL_PARAM, "accepted; no coordinates are kept"),
+    query("include_geo", BOOL_PARAM, "add location.lat and location.long where known"),
     query("only_managed", BOOL_PARAM, "only the app's own events (create_event or "
           "delete_event suffice)"),
 ]
@@ -119,22 +129,49 @@ def _reminder() -> Json:
     return obj({"minutes": {"type": "integer"}}, ("minutes",))
 
 
+_KEPT = "Omitted on an update: kept."
 UPSERT = obj({
-    "event_id": string("the app's key: the same (calendar_id, event_id) updates", minLength=1),
-    "summary": string(maxLength=MAX_SUMMARY, minLength=1),
-    "description": string(maxLength=MAX_DESCRIPTION),
+    "event_id": string("the app's key: the first upsert of a (calendar_id, event_id) "
+                       "creates the event, later ones update it", minLength=1),
+    "summary": string("required on every upsert", maxLength=MAX_SUMMARY, minLength=1),
+    "description": string("plain text. " + _KEPT + " Empty or null clears it; on a create "
+                          "it defaults to none", maxLength=MAX_DESCRIPTION),
     "start": WHEN_IN, "end": WHEN_IN,
     "tzid": ZONE,
-    "location": obj({"description": string(), "lat": string(), "long": string()}),
-    "url": nullable(string(format="uri")),
-    "transparency": string(enum=["opaque", "transparent"]),
-    "event_private": {"type": "boolean"},
-    "reminders": array(_reminder()),
+    "location": obj({"description": string(), "lat": string("decimal degrees, -90 to 90"),
+                     "long": string("decimal degrees, -180 to 180")},
+                    description="lat and long come together. " + _KEPT + " Sent, it "
+                    "replaces the whole location (null clears it). "
+                    + FIELD_SUPPORT["location"]),
+    "url": nullable(string("the event's URL. " + _KEPT + " An explicit null clears it. "
+                           + FIELD_SUPPORT["url"], maxLength=MAX_URL)),
+    "transparency": string("busy or free. " + _KEPT + " On a create: opaque",
+                           enum=["opaque", "transparent"]),
+    "extended_transparency": string(
+        "the busy state; it sets transparency too (transparent and working_elsewhere are "
+        "free). " + _KEPT + " " + FIELD_SUPPORT["extended_transparency"],
+        enum=["opaque", "transparent", "tentative", "out_of_office", "working_elsewhere"]),
+    "event_private": {"type": "boolean", "description": FIELD_SUPPORT["event_private"]
+                      + ". " + _KEPT + " On a create: false"},
+    "reminders": array(_reminder(), maxItems=10, description=(
+        "minutes before the start (0 to 40320), in priority order, never sorted: "
+        + FIELD_SUPPORT["reminders"] + ". [] means no reminders. " + _KEPT
+        + " On a create: the calendar's defaults")),
+    "reminders_create_only": {"type": "boolean", "description": (
+        "apply the reminders only if this upsert creates the event; once created, the "
+        "event's reminders are its owner's and later upserts leave them alone")},
+    "color": string("#RRGGBB. " + FIELD_SUPPORT["color"] + ". " + _KEPT
+                    + " On a create: the calendar's colour",
+                    pattern=r"^#[0-9a-fA-F]{6}$"),
     "attendees": obj({k: array(obj({"email": string(format="email"),
                                     "display_name": string()}, ("email",)))
-                      for k in ("invite", "reject", "remove")}),
+                      for k in ("invite", "reject", "remove")}, description=(
+        "invite adds people (or updates their display_name); reject (remove, the C# SDK's "
+        "spelling) takes them off. People neither invited nor rejected stay as they are; "
+        "omitted, the attendees are kept. Those invited are sent the invitation and those "
+        "taken off a cancellation, by the provider: " + FIELD_SUPPORT["attendees"])),
     "conferencing": obj({"profile_id": string(enum=["default", "integrated"])},
-                        ("profile_id",)),
+                        ("profile_id",), description=_KEPT),
     "event_uid": string("instead of event_id: change an event the app did not create "
                         "(elevated permissions); only the fields sent change, start and end "
                         "together; attendees, reminders, conferencing, url and "
@@ -157,11 +194,18 @@ RECURRENCE_RULE = obj({
 UPSERT["properties"]["recurrence"] = nullable(obj(
     {"rules": array(RECURRENCE_RULE, maxItems=1)}, ("rules",))) | {
     "description": "a series, {rules: [{frequency, interval?, count? | until?, by_day?}]}: "
-                   "one rule (an empty list: a single event); read back as one event per "
-                   "occurrence. A calendar whose provider cannot keep a series: 422 "
-                   "errors.unsupported"}
+                   "one rule (an empty list or null: a single event; omitted on an update: "
+                   "kept); read back as one event per occurrence. A calendar whose provider "
+                   "cannot keep a series: 422 errors.unsupported"}
 EVENT["properties"]["series_identifier"] = string(
     "recurring events only: the same for every occurrence of one series")
+
+UPSERT_DESCRIPTION = (
+    "Create or update the app's event (event_id). Needs `create_event`. An update changes "
+    "only the fields the request carries, merged over the event as Calgate last recorded "
+    "it (so quick successive partial upserts compose, and concurrent ones lose nothing); "
+    "a field the calendar's provider cannot write is refused with a 422 naming it "
+    "(errors.unsupported) before anything is accepted.")
 
 DELETE = obj({"event_id": string(minLength=1),
               "event_uid": string("instead of event_id: delete an event the app did not "
@@ -207,7 +251,7 @@ PATHS: dict[str, Json] = {
     "/v1/calendars/{calendar_id}/events": {
         "post": _write("upsertEvent", "Create or update the app's event (event_id).", UPSERT,
                        _CALENDAR, _PREFER, scope="create_event")
-        | {"responses": {
+        | {"description": UPSERT_DESCRIPTION, "responses": {
             "200": reply("Applied upstream within Prefer: wait=N.", obj(
                 {"event": ref("Event")}, ("event",)), headers=_APPLIED),
             "202": reply("Accepted: recorded, to be applied upstream by the worker."),

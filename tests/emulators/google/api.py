@@ -250,13 +250,27 @@ def events_insert(call: Call) -> Answer:
     return 200, listing.render(event, calendar.id, "full")
 
 
+def _guests(event: dict[str, Any]) -> set[str]:
+    return {a["email"].lower() for a in event.get("attendees") or []}
+
+
 def events_patch(call: Call) -> Answer:
     calendar, events = call.writable()
+    try:
+        before = _guests(events.get(call.path["eventId"]))
+    except ApiError:
+        before = set()
     event = events.update(call.path["eventId"], copy.deepcopy(call.body),
                           replace=call.api_method == "events.update",
                           if_match=call.headers.get("if-match"),
                           conference_version=call.params.get("conferenceDataVersion", 0))
     _mail(call, calendar, event, "updated")
+    removed = sorted(before - _guests(event) - {calendar.id})
+    if removed and call.params.get("sendUpdates", "none") != "none":
+        # Google emails a guest taken off the event its cancellation.
+        call.updates.append({"event_id": event["id"], "action": "cancelled",
+                             "sendUpdates": call.params["sendUpdates"],
+                             "recipients": removed})
     return 200, listing.render(event, calendar.id, "full")
 
 
