@@ -199,10 +199,10 @@ async def _calendars(request: Request) -> list[str]:
     """The calendar texts of the mail, in whichever shape the service posted it."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form(max_part_size=MAX_BODY_BYTES)
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        files = [(v.filename, v.content_type, await v.read())
-                 for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        async with request.form(max_part_size=MAX_BODY_BYTES) as form:  # closes its files
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            files = [(v.filename, v.content_type, await v.read())
+                     for _, v in form.multi_items() if isinstance(v, UploadFile)]
         return await to_thread.run_sync(inbound_mail.calendars_in_form, fields, files)
     raw = await request.body()
     if "json" in kind or raw.lstrip()[:1] == b"{":

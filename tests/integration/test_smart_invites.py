@@ -313,3 +313,20 @@ def test_a_rotated_secret_authenticates_during_its_overlap_only(http, app, gatew
         "smart_invite_id": "mentoring-42", "recipient_email": PARTNER}).status_code == 200
     registry.rotate_secret(app.client_id)  # no overlap: only the newest secret works
     assert invite(http, app).status_code == 401
+
+
+def test_an_answer_posted_beside_a_binary_attachment_is_taken(http, app, gateway, receiver,
+                                                               inbound):
+    """Inbound services post a mail's attachments as file parts (Mailgun's parsed routes):
+    a binary one (NUL bytes) beside the answer must not get the post refused at the edge."""
+    ics = invite(http, app, receiver.url).json()["attachments"]["icalendar"]
+    answer = reply_calendar(ics, PARTNER, "DECLINED")
+    picture = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    posted = http.post(inbound, data={"sender": PARTNER, "recipient": MAILBOX},
+                       files=[("attachment-1", ("logo.png", picture, "image/png")),
+                              ("attachment-2", ("invite.ics", answer.encode(),
+                                                "text/calendar; method=REPLY"))])
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["replies"] == {"recorded": 1}
+    assert deliver_all(gateway) == 1
+    assert receiver.delivered()[0].json["smart_invite"]["recipient"]["status"] == "declined"

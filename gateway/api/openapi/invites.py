@@ -86,6 +86,7 @@ def _inbound(op: str, summary: str) -> Json:
                          "service does not retry it).", _INBOUND_ANSWER),
             "400": reply("Not a mail post at all.", ref("Error")),
             "404": reply("Not the webhook's token.", ref("Error")),
+            "422": {"$ref": "#/components/responses/Invalid"},  # the edge's input checks
             "413": {"$ref": "#/components/responses/TooLarge"},
             "503": {"$ref": "#/components/responses/Unavailable"}}}}
 
