@@ -249,6 +249,14 @@ class AccountService:
                 created_at=now, expires_at=now + LINK_TOKEN_TTL))
         return token
 
+    def purge_link_tokens(self) -> int:
+        """Housekeeping: link tokens used or expired are refused whether their row is there
+        or not, so they go; how many went."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(link_tokens).where(
+                (link_tokens.c.expires_at < datetime.now(UTC))
+                | link_tokens.c.used_at.is_not(None))).rowcount)
+
     def find_link_token(self, client_id: str, token: str) -> str | None:
         """The digest of a live, unused link token of ``client_id``, else None."""
         digest = _digest(token)
