@@ -387,8 +387,7 @@ def _invite_routes(gateway: Gateway) -> list[Route]:
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
-    """Erase credentials parked by consent flows nobody finished, the authorizations of
-    stolen grants whose erasure failed, and expired codes.
+    """Run :func:`housekeep` every ``every`` seconds.
 
     Interim: the worker (ARCHITECTURE.md s4) takes this over when it lands.
     """
@@ -397,13 +396,23 @@ async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:
 
     while True:
         try:
-            await to_thread.run_sync(gateway.oauth.sweep_expired_flows)
-            await to_thread.run_sync(gateway.oauth.sweep_stolen)
-            await to_thread.run_sync(gateway.oauth.store.delete_expired_codes)
-            await to_thread.run_sync(gateway.oauth.store.delete_expired_tokens)
+            await to_thread.run_sync(housekeep, gateway)
         except Exception:
             log.exception("housekeeping failed; retrying in %.0f s", every)
         await anyio.sleep(every)
+
+
+def housekeep(gateway: Gateway) -> None:
+    """Erase credentials parked by consent flows nobody finished, the authorizations of
+    stolen grants whose erasure failed, expired codes and tokens, used or expired link
+    tokens, and permissions requests long expired."""
+    gateway.oauth.sweep_expired_flows()
+    gateway.oauth.sweep_stolen()
+    gateway.oauth.store.delete_expired_codes()
+    gateway.oauth.store.delete_expired_tokens()
+    gateway.accounts.purge_link_tokens()
+    if gateway.permissions is not None:
+        gateway.permissions.purge()
 
 
 def _check_ready(gateway: Gateway) -> None:

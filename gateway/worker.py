@@ -222,8 +222,9 @@ class Worker:
 
     async def _pause(self) -> float:
         """Seconds until the next sweep: the tick, or less when something falls due sooner
-        (a profile's next poll, a write's or a notification's retry), so polling and retries
-        keep their times instead of waiting for the next tick."""
+        (a profile's next poll; a retry of a write, an answer, a write to an event of others
+        or a notification), so polling and retries keep their times instead of waiting for
+        the next tick."""
         try:
             due = await anyio.to_thread.run_sync(self._next_due)
         except Exception:  # the sweep reports database trouble; here, just wait a tick
@@ -234,7 +235,9 @@ class Worker:
         return min(self.tick, max(0.25, wait))
 
     def _next_due(self) -> datetime | None:
-        times = [self.sync.next_due(), self.outbox.next_due()]
+        times = [self.sync.next_due(), self.outbox.next_due(), self.answers.next_due()]
+        if self.external is not None:
+            times.append(self.external.next_due())
         if self.deliverer is not None:
             times.append(self.deliverer.next_due())
         if self.invites is not None:

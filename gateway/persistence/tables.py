@@ -54,6 +54,11 @@ accounts = Table(
     Column("mirror_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_accounts_client_link", "client_id", "link_key_hash"),
+    # An account the client app owns (an application calendar): the digest its profile's
+    # upstream_id holds (of client and the app's name for it). Unique per client, so that
+    # simultaneous first calls make one account; None for every linked account.
+    Column("owned_key", String(64), nullable=True),
+    Index("ux_accounts_client_owned", "client_id", "owned_key", unique=True),
 )
 
 profiles = Table(

@@ -10,6 +10,7 @@ from secrets import token_urlsafe
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from providers.model import Calendar
 
@@ -248,6 +249,14 @@ class AccountService:
                 created_at=now, expires_at=now + LINK_TOKEN_TTL))
         return token
 
+    def purge_link_tokens(self) -> int:
+        """Housekeeping: link tokens used or expired are refused whether their row is there
+        or not, so they go; how many went."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(link_tokens).where(
+                (link_tokens.c.expires_at < datetime.now(UTC))
+                | link_tokens.c.used_at.is_not(None))).rowcount)
+
     def find_link_token(self, client_id: str, token: str) -> str | None:
         """The digest of a live, unused link token of ``client_id``, else None."""
         digest = _digest(token)
@@ -256,40 +265,58 @@ class AccountService:
                 *_usable(digest, client_id, datetime.now(UTC)))).scalar()
         return None if found is None else str(found)
 
-    def provision_owned(self, client_id: str, owned: OwnedAccount,
-                        scope: Sequence[str]) -> tuple[Linked, bool]:
+    def provision_owned(self, client_id: str, owned: OwnedAccount, scope: Sequence[str],
+                        listed: Sequence[Calendar] = ()) -> tuple[Linked, bool]:
         """The client app's own account named ``owned.name``, made on first use (an ``apc_``
-        subject with one profile); whether it was made now."""
+        subject with one profile, its calendars ``listed`` stored with it); whether it was
+        made now. Simultaneous first calls make one account: the unique ``owned_key`` refuses
+        the others, which then return the one made."""
         upstream_id = _digest(f"{client_id}\x00{owned.name}")
-        with self.engine.connect() as conn:
-            found = conn.execute(select(profiles.c.id, profiles.c.account_id)
-                                 .join(accounts, accounts.c.id == profiles.c.account_id)
-                                 .where(accounts.c.client_id == client_id,
-                                        profiles.c.provider_name == owned.provider_name,
-                                        profiles.c.upstream_id == upstream_id)).first()
+        found = self._owned(client_id, upstream_id, owned)
         if found is not None:
-            return Linked(found.account_id, found.id, owned.provider_name,
-                          owned.provider_service, owned.name), False
+            return found, False
         now = datetime.now(UTC)
         subject, profile_id = new_id("apc_"), new_id("pro_")
         path = f"profiles/{profile_id}/credentials"
         self.secrets.put(path, owned.credentials)
-        with self.engine.begin() as conn:
-            conn.execute(insert(accounts).values(
-                id=subject, client_id=client_id, email=None, name=None,
-                default_tzid="Etc/UTC", link_key_hash=None,
-                data_key_wrapped=self.secrets.new_data_key().wrapped,
-                scope=" ".join(scope), created_at=now))
-            conn.execute(insert(profiles).values(
-                id=profile_id, account_id=subject, provider_name=owned.provider_name,
-                provider_service=owned.provider_service, profile_name=owned.name,
-                upstream_id=upstream_id, credential_path=path, connected=True,
-                initial_sync_required=True, created_at=now, next_sync_at=now))
-            _audit(conn, "provision_account", subject, {"profile_id": profile_id,
-                                                        "provider": owned.provider_name})
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(accounts).values(
+                    id=subject, client_id=client_id, email=None, name=None,
+                    default_tzid="Etc/UTC", link_key_hash=None,
+                    data_key_wrapped=self.secrets.new_data_key().wrapped,
+                    scope=" ".join(scope), owned_key=upstream_id, created_at=now))
+                conn.execute(insert(profiles).values(
+                    id=profile_id, account_id=subject, provider_name=owned.provider_name,
+                    provider_service=owned.provider_service, profile_name=owned.name,
+                    upstream_id=upstream_id, credential_path=path, connected=True,
+                    initial_sync_required=True, created_at=now, next_sync_at=now))
+                for calendar in listed:
+                    save_calendar(conn, profile_id, calendar, now)
+                _audit(conn, "provision_account", subject, {"profile_id": profile_id,
+                                                            "provider": owned.provider_name})
+        except IntegrityError:
+            self.secrets.delete(path)
+            found = self._owned(client_id, upstream_id, owned)
+            if found is None:  # not the race with another first call
+                raise
+            return found, False
         self.cache.clear()
         return Linked(subject, profile_id, owned.provider_name, owned.provider_service,
                       owned.name), True
+
+    def _owned(self, client_id: str, upstream_id: str, owned: OwnedAccount) -> Linked | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(profiles.c.id, profiles.c.account_id)
+                                 .join(accounts, accounts.c.id == profiles.c.account_id)
+                                 .where(accounts.c.client_id == client_id,
+                                        accounts.c.owned_key == upstream_id,
+                                        profiles.c.provider_name == owned.provider_name,
+                                        profiles.c.upstream_id == upstream_id)).first()
+        if found is None:
+            return None
+        return Linked(found.account_id, found.id, owned.provider_name, owned.provider_service,
+                      owned.name)
 
     def revoke_subject(self, subject: str, reason: str | None = None) -> None:
         """Erase an account: credentials first (for good), then its rows. ``reason`` (why

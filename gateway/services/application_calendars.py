@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
@@ -18,7 +17,6 @@ from providers.model import Calendar
 from providers.registry import ProviderEntry, ProviderOptions, app_owned_entry
 
 from .accounts import AccountService, Linked, OwnedAccount
-from .calendars import save_calendar
 
 
 class ApplicationCalendars:
@@ -36,14 +34,12 @@ class ApplicationCalendars:
         ``scope`` (individual scopes) is what the account's mirror may keep."""
         entry = app_owned_entry()
         credentials = {"application_calendar_id": application_calendar_id}
-        linked, made = self.accounts.provision_owned(client_id, OwnedAccount(
-            entry.name, entry.provider_service, application_calendar_id, credentials), scope)
-        if made:
-            listed = asyncio.run(_list_calendars(entry, credentials, self.options))
-            now = datetime.now(UTC)
-            with self.engine.begin() as conn:
-                for calendar in listed:
-                    save_calendar(conn, linked.profile_id, calendar, now)
+        # Listed before the account is made, and stored in the same transaction: a caller
+        # that finds the account (a later or a simultaneous call) finds its calendar too.
+        listed = asyncio.run(_list_calendars(entry, credentials, self.options))
+        linked, _made = self.accounts.provision_owned(client_id, OwnedAccount(
+            entry.name, entry.provider_service, application_calendar_id, credentials), scope,
+            listed)
         return linked
 
 

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from ..domain.external import PERMISSION_UNRESTRICTED
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, permission_requests, profiles
 
 REQUEST_TTL = timedelta(hours=1)
+# How long a request's row outlives its expiry (answered or not), so that its page says
+# "expired" or "already answered" rather than "not found" for that long; housekeeping then
+# deletes it.
+REQUEST_KEPT = timedelta(days=1)
 # The upstream write access an approval needs: the account's grant must have made Calgate
 # ask the upstream for write scopes (both, as the page promises "change and delete").
 WRITE_SCOPES = frozenset({"create_event", "delete_event"})
@@ -137,6 +141,13 @@ class PermissionService:
                     permission_level=PERMISSION_UNRESTRICTED))
                 bump_generation(conn, account_id=row.account_id)
         return pending
+
+    def purge(self) -> int:
+        """Housekeeping: delete the requests that expired (answered or not) over
+        REQUEST_KEPT ago; how many went."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(permission_requests).where(
+                permission_requests.c.expires_at < datetime.now(UTC) - REQUEST_KEPT)).rowcount)
 
 
 def _open(conn: Connection, token: str) -> Any:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
 from providers.registry import ProviderOptions
@@ -51,6 +51,14 @@ class Answers:
                  .order_by(table.c.next_attempt_at).limit(limit))
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query).all()]
+
+    def next_due(self) -> datetime | None:
+        """When the next pending answer falls due, a retry's time included (None: nothing is
+        pending): the worker sleeps no longer than that."""
+        query = select(func.min(participation_writes.c.next_attempt_at)).where(
+            participation_writes.c.applied_version < participation_writes.c.version)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     async def apply(self, answer_id: int) -> Answered:
         row = await to_thread.run_sync(self._claim, answer_id)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from providers.errors import NotFound, ProviderError, RateLimited
 from providers.model import ChangeSet
@@ -66,6 +66,14 @@ class ExternalOutbox:
                  .order_by(table.c.next_attempt_at).limit(limit))
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query).all()]
+
+    def next_due(self) -> datetime | None:
+        """When the next pending write falls due, a retry's time included (None: nothing is
+        pending): the worker sleeps no longer than that."""
+        query = select(func.min(external_writes.c.next_attempt_at)).where(
+            external_writes.c.applied_version < external_writes.c.version)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def release(self, write_id: int) -> None:
         """Give up this worker's claim (shutting down): due again at once."""

@@ -2,7 +2,9 @@
 when the code is issued, the account's real name and zone, a link token that joins a
 second device's calendar to the same account, and a profile disconnected on purpose that is
 relinked from a second browser context through ``profile_relink_url``, keeping its
-``profile_id``, ``sub`` and calendars.
+``profile_id``, ``sub`` and calendars; the same for a CalDAV profile on a real Radicale whose
+password changed; and a link token used up by another consent flow between the authorize
+request and Allow.
 
 The server runs no worker of its own (``CALGATE_WORKER_MODE=external``): whatever
 ``GET /v1/calendars`` shows right after the token exchange was stored while linking. The
@@ -22,6 +24,7 @@ import pytest
 from gateway.domain.upstream_apps import UpstreamApps
 from gateway.secrets.local import LocalSecretStore
 from tests.emulators.google import GoogleEmulator
+from tests.support.davservers import DavOwner, RadicaleServer
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.processes import stop_process
 from tests.support.waiting import eventually
@@ -222,3 +225,138 @@ def test_calendar_list_unreadable_while_linking_is_a_plain_page(browser, server,
         context.close()
         emu.clear_faults()
     assert not [q for q in callback.queries if q.get("state") == "s-2"]
+
+
+def caldav_form(page: Any, url: str, username: str, password: str) -> None:
+    """Calgate's CalDAV form (on the connect or the relink page), submitted."""
+    page.fill("#field-server_url", url)
+    page.fill("#field-username", username)
+    page.fill("#field-password", password)
+    page.click("#connect")
+    page.wait_for_load_state()
+
+
+def test_caldav_profile_relinked_with_its_new_password(browser, server, callback, shots):
+    """The user changes their CalDAV password: the profile is disconnected, and relinking it
+    from another browser with the new password keeps its profile_id, sub and calendars."""
+    with RadicaleServer(users={"erin": "first-pw", "frank": "frank-pw"}) as radicale:
+        owner = DavOwner(radicale.url, "erin", "first-pw")
+        path = owner.make_calendar("Lessons")
+        owner.close()
+        app = server.register_client(name="Lesson Planner", redirect_uris=[callback.url],
+                                     scopes=FULL.split(), legacy_no_pkce=True)
+        client = sdk(server, app)
+        context = browser.new_context(java_script_enabled=False)
+        try:
+            page = context.new_page()
+            page.goto(client.user_auth_link(callback.url, scope=FULL, state="dav"))
+            page.click("#provider-caldav")
+            caldav_form(page, radicale.url, "erin", "first-pw")
+            page.click("#allow")
+            page.wait_for_load_state()
+        finally:
+            context.close()
+        client.get_authorization_from_code(callback.queries[-1]["code"],
+                                           redirect_uri=callback.url)
+        before = client.userinfo()
+        (profile,) = before["cronofy.data"]["profiles"]
+        assert profile["provider_name"] == "caldav" and profile["profile_name"] == "erin"
+        calendars = sorted(c["calendar_id"] for c in client.list_calendars())
+
+        worker = server.spawn_worker("relink-caldav")
+        try:
+            eventually(lambda: not client.userinfo()["cronofy.data"]["profiles"][0][
+                "profile_initial_sync_required"], timeout=30)
+            # Disconnected on purpose: erin's password changes on the server.
+            (radicale.dir / "users").write_text("erin:second-pw\nfrank:frank-pw\n")
+            shown = eventually(lambda: [p for p in client.list_profiles()
+                                        if not p["profile_connected"]], timeout=30)
+            relink_url = shown[0]["profile_relink_url"]
+            assert relink_url.startswith(f"{server.url}/oauth/relink/")
+            start = (datetime.now(UTC) + timedelta(days=1)).replace(
+                hour=9, minute=0, second=0, microsecond=0)
+            owner = DavOwner(radicale.url, "erin", "second-pw")
+            owner.add(path, "away-1", "Added while away", start)
+            owner.close()
+
+            context = browser.new_context(java_script_enabled=False)  # none of the first's
+            try:
+                page = context.new_page()
+                page.goto(relink_url)
+                assert page.inner_text("#relink-account") == "erin"
+                assert "Lesson Planner" in page.inner_text("h1")
+                shots(page, "relink-caldav")
+                caldav_form(page, radicale.url, "erin", "first-pw")  # the old password
+                assert "did not accept that username and password" in page.inner_text("#error")
+                assert "Traceback" not in page.content()
+                caldav_form(page, radicale.url, "frank", "frank-pw")  # somebody else
+                assert "this link reconnects" in page.inner_text("#error")
+                assert client.list_profiles()[0]["profile_connected"] is False
+                caldav_form(page, radicale.url, "erin", "second-pw")
+                assert page.inner_text("h1") == "Calendar reconnected"
+                shots(page, "relinked-caldav")
+                assert page.goto(relink_url).status == 404  # works once
+            finally:
+                context.close()
+
+            after = client.userinfo()
+            (again,) = after["cronofy.data"]["profiles"]
+            assert after["sub"] == before["sub"]
+            assert again["profile_id"] == profile["profile_id"]
+            assert again["profile_connected"] is True and "profile_relink_url" not in again
+            assert sorted(c["calendar_id"] for c in client.list_calendars()) == calendars
+            window = {"from_date": start.date().isoformat(),
+                      "to_date": (start + timedelta(days=2)).date().isoformat(),
+                      "tzid": "Etc/UTC"}
+            eventually(lambda: [e for e in client.read_events(**window)
+                                if e["summary"] == "Added while away"], timeout=30)
+        finally:
+            stop_process(worker)
+
+
+def test_link_token_used_up_before_allow(browser, server, emu, callback, shots):
+    """Two consent flows start with the same link token (both are shown the review step):
+    the first Allow uses it up, and the second is refused in plain words, linking nothing."""
+    gina = emu.add_user("gina.relink@gmail.com", name="Gina Ortiz")
+    hal = emu.add_user("hal.relink@gmail.com")
+    ivy = emu.add_user("ivy.relink@gmail.com")
+    app = server.register_client(name="Rota Board", redirect_uris=[callback.url],
+                                 scopes=FULL.split(), legacy_no_pkce=True)
+    first = sdk(server, app)
+    first.get_authorization_from_code(link(browser, server, app, callback, gina, shots)["code"],
+                                      redirect_uri=callback.url)
+    token = httpx.post(f"{server.url}/v1/link_tokens", headers=bearer(first)).json()[
+        "link_token"]
+    url = sdk(server, app).user_auth_link(callback.url, scope=FULL, state="s-3") + "&" + \
+        urlencode({"link_token": token})
+
+    contexts = [browser.new_context(java_script_enabled=False) for _ in range(2)]
+    try:
+        pages = []
+        for context, email in zip(contexts, (hal, ivy), strict=True):
+            page = context.new_page()
+            page.goto(url)
+            page.click("#provider-google")
+            google_sign_in(page, email)
+            page.wait_for_selector("#allow")
+            pages.append(page)
+        pages[0].click("#allow")
+        pages[0].wait_for_load_state()
+        joined = dict(callback.queries[-1])
+        pages[1].click("#allow")
+        pages[1].wait_for_load_state()
+        shots(pages[1], "link-token-used")
+        refused = dict(callback.queries[-1])
+    finally:
+        for context in contexts:
+            context.close()
+
+    assert (refused["error"], refused["state"]) == ("invalid_request", "s-3")
+    assert refused["error_description"] == \
+        "The 'link_token' is invalid, expired or already used."
+    assert "code" not in refused
+    second = sdk(server, app)
+    second.get_authorization_from_code(joined["code"], redirect_uri=callback.url)
+    assert second.userinfo()["sub"] == first.userinfo()["sub"]
+    assert sorted(p["profile_name"] for p in first.userinfo()["cronofy.data"]["profiles"]) \
+        == sorted([gina, hal])  # ivy's calendar was linked nowhere

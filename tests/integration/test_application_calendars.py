@@ -9,15 +9,18 @@ process; the outbox and sync run in-process, as the worker would run them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pycronofy.exceptions import PyCronofyRequestError
 from sqlalchemy import func, select, update
 
-from gateway.app import create_app
+from gateway.app import create_app, provider_options
 from gateway.persistence.tables import accounts, calendars, events, managed_events, profiles
+from gateway.services.application_calendars import ApplicationCalendars
 from tests.support import aio
 from tests.support.oauth import make_client
 from tests.support.oauth_extra import api, creds, post, refresh, revoke
@@ -196,3 +199,31 @@ def test_a_public_client_cannot_have_one(http, gateway):
     r = post(http, "/v1/application_calendars",
              creds(client) | {"application_calendar_id": "a"})
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_simultaneous_first_calls_make_one_account(gateway):
+    """Several first calls for the same calendar at once (an app's retries, two of its
+    servers) all get the one account, with its one profile and calendar."""
+    service = ApplicationCalendars(gateway.engine, gateway.accounts,
+                                   provider_options(gateway.settings))
+    client = make_client(gateway)
+    callers = 6
+    for attempt in range(3):  # each round is a fresh calendar: a fresh race
+        name = f"bookings-{attempt}"
+        start = threading.Barrier(callers)
+
+        def first_call(name: str = name, start: threading.Barrier = start):
+            start.wait()
+            return service.provision(client.client_id, name, ["read_events"])
+
+        with ThreadPoolExecutor(callers) as pool:
+            made = [f.result() for f in [pool.submit(first_call) for _ in range(callers)]]
+        assert len({(m.subject, m.profile_id) for m in made}) == 1, made
+        with gateway.engine.connect() as conn:
+            subjects = conn.execute(select(accounts.c.id).where(
+                accounts.c.client_id == client.client_id)).scalars().all()
+            listed = conn.execute(select(func.count()).select_from(calendars).join(
+                profiles, profiles.c.id == calendars.c.profile_id).where(
+                profiles.c.account_id == made[0].subject)).scalar_one()
+        assert len(subjects) == attempt + 1 and made[0].subject in subjects
+        assert listed == 1

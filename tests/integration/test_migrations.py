@@ -46,3 +46,39 @@ def test_downgrade_to_base_and_up_again(tmp_path):
             engine.dispose()
         migrate(url)
         assert _diff(url) == []
+
+
+def test_existing_application_calendars_get_their_key(tmp_path):
+    """0014 keys the application calendars made before it; where simultaneous first calls
+    had made two for one name, the older keeps the name and the index can be built."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from gateway.persistence.tables import accounts, profiles
+
+    then = datetime(2026, 1, 1, tzinfo=UTC)
+    made = [("apc_old", "app", "k1", then), ("apc_new", "app", "k1", then + timedelta(1)),
+            ("apc_other", "app", "k2", then), ("acc_linked", "app", "k1", then)]
+    for kind in ("sqlite", "postgresql"):
+        with database(kind, tmp_path / kind) as url:
+            migrate(url, "0013")
+            engine = create_engine(url)
+            try:
+                with engine.begin() as conn:
+                    for subject, client_id, key, at in made:
+                        conn.execute(insert(accounts).values(
+                            id=subject, client_id=client_id, default_tzid="Etc/UTC", scope="",
+                            mirror_generation=0, created_at=at))
+                        conn.execute(insert(profiles).values(
+                            id=f"pro_{subject}", account_id=subject, provider_name="cronofy",
+                            provider_service="cronofy", profile_name="x", upstream_id=key,
+                            connected=True, initial_sync_required=False, created_at=at,
+                            sync_failures=0))
+                migrate(url)
+                with engine.connect() as conn:
+                    keys = dict(conn.execute(select(accounts.c.id, accounts.c.owned_key)).all())
+            finally:
+                engine.dispose()
+            assert keys == {"apc_old": "k1", "apc_new": None, "apc_other": "k2",
+                            "acc_linked": None}, kind

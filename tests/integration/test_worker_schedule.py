@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from gateway.persistence.tables import profiles
+from gateway.persistence.tables import external_writes, participation_writes, profiles
 from tests.support.aio import run
 from tests.support.waiting import Deadline, scaled
 
@@ -39,6 +39,30 @@ def test_the_pause_ends_when_the_next_poll_is_due(gateway, link):
     assert run(worker._pause()) == 5.0
     set_profile(gateway, linked.profile_id, sync_lease_until=None)
     assert run(worker._pause()) == 0.25  # overdue: the shortest pause
+
+
+@pytest.mark.parametrize("table", [external_writes, participation_writes],
+                         ids=["external_write", "answer"])
+def test_the_pause_ends_when_a_retry_is_due(gateway, link, table):
+    """A write to an event the app did not create (or an answer to an invitation) waiting
+    for its retry: the worker sweeps at the retry's time, not a tick later."""
+    worker = gateway.worker
+    linked = link()
+    linked.sync()
+    set_profile(gateway, linked.profile_id,
+                next_sync_at=datetime.now(UTC) + timedelta(seconds=60))
+    now = datetime.now(UTC)
+    values = ({"resource_id": "ext-1", "patch": None} if table is external_writes
+              else {"status": "accepted"})
+    with gateway.engine.begin() as conn:
+        conn.execute(table.insert().values(
+            account_id=linked.subject, calendar_id=linked.calendar_id, event_uid="evt_1",
+            version=1, applied_version=0, attempts=1, last_error="upstream unavailable",
+            next_attempt_at=now + timedelta(seconds=3), updated_at=now, **values))
+    assert run(worker._pause()) <= 3.0  # by the retry's time, not the 5 s tick
+    with gateway.engine.begin() as conn:  # applied: nothing waits any more
+        conn.execute(update(table).values(applied_version=1))
+    assert run(worker._pause()) == 5.0
 
 
 def test_a_published_wake_up_reaches_a_listening_worker(gateway, db_url):
