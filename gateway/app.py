@@ -333,7 +333,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
                            gateway.external_writes),
         *_permission_routes(gateway, authenticate),
         *batch.routes_for(authenticate, gateway.writes, gateway.batches, wake,
-                          settings.issuer),
+                          settings.issuer, gateway.external_writes),
         *webhooks.routes_for(gateway.push, wake),
         *channels.routes_for(authenticate, gateway.channels, wake),
     ]
