@@ -61,6 +61,15 @@ class Calendar:
 
 
 @dataclass(frozen=True, slots=True)
+class ConferenceLink:
+    """The app's own meeting link (Cronofy's ``conferencing.profile_id: "explicit"``): the
+    provider writes it where its calendars keep a meeting link, and reads it back."""
+
+    join_url: str  # https only
+    description: str  # whose meeting it is, as the app names it ("Zoom")
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     email: str
     display_name: str | None = None
@@ -93,6 +102,7 @@ class Event:
     etag: str | None = None
     upstream_updated: datetime | None = None
     meeting_url: str | None = None  # the video conference link (a Google Meet), if any
+    conference_name: str | None = None  # an app's own link (ConferenceLink): its description
 
     @property
     def all_day(self) -> bool:
@@ -118,6 +128,7 @@ class EventDraft:
     reminders_minutes: tuple[int, ...] = ()
     conferencing: bool = False  # ask the upstream for a video conference (a Google Meet)
     recurrence: RecurrenceRule | None = None  # one series upstream (capabilities)
+    conference_link: ConferenceLink | None = None  # the app's own meeting link
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,9 @@ import unicodedata
 from datetime import date, datetime
 from math import isfinite
 from typing import Any
+from urllib.parse import urlsplit
+
+from providers.model import ConferenceLink
 
 from ..domain.desired import DesiredEvent, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
@@ -17,6 +20,8 @@ MAX_EVENT_ID = 256  # it travels upstream (an upstream's extended property, a Ca
 MAX_EMAIL, MAX_NAME = 254, 256  # RFC 5321's longest path; a display name of a line
 MAX_REMINDERS, MAX_REMINDER_MINUTES = 10, 40320  # Cronofy's range: up to four weeks before
 TRANSPARENCY = {"opaque", "transparent"}
+CONFERENCING_PROFILES = frozenset({"default", "integrated", "explicit"})
+MAX_JOIN_URL = 2048
 # No whitespace or control characters, one "@" with something either side: an address a
 # provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
@@ -51,22 +56,52 @@ def desired_event(params: Params) -> DesiredEvent:
         url=params.text("url"), private=params.flag("event_private"),
         reminders=tuple(_reminders(params.raw("reminders"))),
         conferencing=_conferencing(params.raw("conferencing")),
-        recurrence=recurrence_rule(params.raw("recurrence"), start))
+        recurrence=recurrence_rule(params.raw("recurrence"), start),
+        conference_link=conference_link(params.raw("conferencing")))
 
 
 def _conferencing(value: Any) -> bool:
     """``{"profile_id": "default" | "integrated"}`` asks for the calendar's own video
     conferencing (the provider's own meeting where its calendars have one; ignored elsewhere).
-    ``explicit`` links and third-party conferencing profiles are not offered."""
+    ``explicit`` is the app's own link (:func:`conference_link`); third-party conferencing
+    profiles are not offered."""
     if value is None:
         return False
     if not isinstance(value, dict) or not isinstance(value.get("profile_id"), str):
         raise InvalidParam("conferencing", "invalid",
                            'conferencing is {"profile_id": "default"}')
-    if value["profile_id"] not in {"default", "integrated"}:
+    if value["profile_id"] not in CONFERENCING_PROFILES:
         raise InvalidParam("conferencing", "unsupported",
-                           "conferencing.profile_id must be default or integrated")
-    return True
+                           "conferencing.profile_id must be default, integrated or explicit")
+    return bool(value["profile_id"] != "explicit")
+
+
+def conference_link(value: Any) -> ConferenceLink | None:
+    """``{"profile_id": "explicit", "provider_description", "join_url"}``: the app's own
+    meeting link, written next to what the calendar offers natively (Cronofy's Conferencing
+    Services reference). Both fields are required; the link must be https."""
+    if not isinstance(value, dict) or value.get("profile_id") != "explicit":
+        return None
+    description = value.get("provider_description")
+    if not isinstance(description, str) or not description.strip():
+        raise InvalidParam("conferencing.provider_description", "required",
+                           "conferencing.provider_description must be specified for explicit "
+                           "conferencing")
+    if len(description) > MAX_NAME or any(_control(c) for c in description):
+        raise InvalidParam("conferencing.provider_description", "invalid",
+                           f"conferencing.provider_description is one line of at most "
+                           f"{MAX_NAME} characters")
+    url = value.get("join_url")
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidParam("conferencing.join_url", "required",
+                           "conferencing.join_url must be specified for explicit conferencing")
+    parts = urlsplit(url)
+    if (parts.scheme.lower() != "https" or not parts.hostname or len(url) > MAX_JOIN_URL
+            or any(c.isspace() or _control(c) for c in url)):
+        raise InvalidParam("conferencing.join_url", "invalid",
+                           f"conferencing.join_url must be an https URL of at most "
+                           f"{MAX_JOIN_URL} characters")
+    return ConferenceLink(url, description.strip())
 
 
 def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime, str]:

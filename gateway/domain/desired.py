@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from providers.model import EventDraft, Person, When
+from providers.model import ConferenceLink, EventDraft, Person, When
 from providers.recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent"]
@@ -41,6 +41,7 @@ class DesiredEvent:
     reminders: tuple[int, ...] = ()  # minutes before the start
     conferencing: bool = False  # the calendar's own video conference, where it has one
     recurrence: RecurrenceRule | None = None  # a series; None: a single event
+    conference_link: ConferenceLink | None = None  # the app's own link (explicit)
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form sealed into the outbox (keys and shapes as they have always been)."""
@@ -57,6 +58,9 @@ class DesiredEvent:
             # Only when set, so a single event's stored form is what it always was.
             **({"recurrence": {"rules": [self.recurrence.to_stored()]}}
                if self.recurrence else {}),
+            **({"conference_link": {"join_url": self.conference_link.join_url,
+                                    "description": self.conference_link.description}}
+               if self.conference_link else {}),
         }
 
     @classmethod
@@ -74,7 +78,8 @@ class DesiredEvent:
             url=stored.get("url"), private=bool(stored.get("private")),
             reminders=tuple(stored.get("reminders", [])),
             conferencing=bool(stored.get("conferencing")),
-            recurrence=_recurrence(stored.get("recurrence")))
+            recurrence=_recurrence(stored.get("recurrence")),
+            conference_link=_conference_link(stored.get("conference_link")))
 
     def draft(self, managed_key: str) -> EventDraft:
         """What the provider is asked to make, named by the managed key."""
@@ -85,12 +90,19 @@ class DesiredEvent:
             transparency=self.transparency,
             attendees=tuple(Person(a.email, a.display_name) for a in self.attendees),
             url=self.url, private=self.private, reminders_minutes=self.reminders,
-            conferencing=self.conferencing, recurrence=self.recurrence)
+            conferencing=self.conferencing, recurrence=self.recurrence,
+            conference_link=self.conference_link)
 
 
 def _recurrence(stored: Any) -> RecurrenceRule | None:
     rules = (stored or {}).get("rules") or []
     return RecurrenceRule.from_stored(rules[0]) if rules else None
+
+
+def _conference_link(stored: Any) -> ConferenceLink | None:
+    if not stored:
+        return None
+    return ConferenceLink(stored["join_url"], stored["description"])
 
 
 def _when(value: str) -> When:

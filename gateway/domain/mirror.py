@@ -82,7 +82,8 @@ def text_of(event: Event) -> EventText:
         participation_status=event.participation_status,
         attendees=tuple(person(p) for p in event.attendees),
         organizer=person(event.organizer) if event.organizer else None,
-        meeting_url=event.meeting_url or None)
+        meeting_url=event.meeting_url or None,
+        conference_name=(event.conference_name or None) if event.meeting_url else None)
 
 
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None

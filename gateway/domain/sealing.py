@@ -85,6 +85,7 @@ class EventText:
     attendees: tuple[TextPerson, ...] = ()
     organizer: TextPerson | None = None
     meeting_url: str | None = None
+    conference_name: str | None = None  # an app's own link: its description
 
     def to_stored(self) -> dict[str, Any]:
         """The sealed JSON form (the mirror's row fingerprints are computed over it)."""
@@ -97,6 +98,7 @@ class EventText:
             "organizer": self.organizer.to_stored() if self.organizer else None,
             # Only when present, so mirrors written before it existed keep their fingerprints.
             **({"meeting_url": self.meeting_url} if self.meeting_url else {}),
+            **({"conference_name": self.conference_name} if self.conference_name else {}),
         }
 
     @classmethod
@@ -109,7 +111,8 @@ class EventText:
             participation_status=stored.get("participation_status"),
             attendees=tuple(TextPerson.from_stored(p) for p in stored.get("attendees") or ()),
             organizer=TextPerson.from_stored(organizer) if organizer else None,
-            meeting_url=stored.get("meeting_url"))
+            meeting_url=stored.get("meeting_url"),
+            conference_name=stored.get("conference_name"))
 
 
 def seal_text(key: bytes, text: EventText, context: str) -> bytes:

@@ -389,6 +389,8 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
         if visible.meeting_url:
             body["meeting_url"] = visible.meeting_url
             meeting = _recognise_meeting(row, visible.meeting_url)
+            if visible.conference_name:  # the app's own link, as it named it
+                meeting = Conferencing(visible.conference_name, visible.meeting_url)
             if meeting is not None:
                 body["conferencing"] = {"provider_name": meeting.provider_name,
                                         "join_url": meeting.join_url}

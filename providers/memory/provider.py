@@ -165,12 +165,18 @@ class MemoryProvider:
         existing = next((rid for rid, evs in cal.resources.items()
                          if evs and evs[0].managed_key == draft.managed_key), None)
         rid = resource_id or existing or f"mem-{self.world.tick()}"
+        link = draft.conference_link
         event = Event(resource_id=rid, instance_id=rid, start=draft.start, end=draft.end,
                       summary=draft.summary, description=draft.description,
-                      location=draft.location, start_tzid=draft.start_tzid,
+                      # The app's own meeting link: in the location when it gave none, as
+                      # Cronofy writes it where a calendar has no conferencing field.
+                      location=draft.location or (link.join_url if link else ""),
+                      start_tzid=draft.start_tzid,
                       end_tzid=draft.end_tzid, transparency=draft.transparency,
                       attendees=draft.attendees, url=draft.url, private=draft.private,
-                      managed_key=draft.managed_key, etag=str(self.world.tick()))
+                      managed_key=draft.managed_key, etag=str(self.world.tick()),
+                      meeting_url=link.join_url if link else None,
+                      conference_name=link.description if link else None)
         self.world.put(self.account_name, calendar_id, rid, [event])
         return Written(rid, event.etag)
 
@@ -234,3 +240,4 @@ def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> Me
 
 
 __all__ = ["WORLD", "MemoryProvider", "MemoryWorld", "open_account"]
+

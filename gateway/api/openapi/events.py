@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from providers.registry import read_extras
 
-from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY
+from ..event_body import MAX_DESCRIPTION, MAX_JOIN_URL, MAX_NAME, MAX_SUMMARY
 from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
@@ -246,3 +246,15 @@ for _extra in read_extras():
     PATHS["/v1/events"]["get"]["parameters"].append(query(
         _extra.flag, BOOL_PARAM, f"add {_extra.field} to the events of the providers that "
         "have it"))
+
+# Explicit conferencing: the app's own meeting link.
+UPSERT["properties"]["conferencing"] = obj({
+    "profile_id": string(enum=["default", "integrated", "explicit"]),
+    "provider_description": string("explicit: whose meeting it is, as the app names it "
+                                   "(read back as conferencing.provider_name)",
+                                   minLength=1, maxLength=MAX_NAME),
+    "join_url": string("explicit: the https link to join (the location too when none is "
+                       "given)", format="uri", maxLength=MAX_JOIN_URL),
+}, ("profile_id",), description="default/integrated: the calendar's own meeting where it "
+   "has one; explicit: the app's own link, written where the calendar keeps meeting links "
+   "(provider_description and join_url required)")
