@@ -34,6 +34,12 @@ from ..model import (
 from .client import Attendee, CalendarEntry, EventDateTime, FreeBusyAnswer, GoogleEvent
 
 MANAGED_KEY = "calgateKey"  # extendedProperties.private key carrying EventDraft.managed_key
+# An app's own meeting link (EventDraft.conference_link) and its description. Google keeps
+# third-party conferenceData only from a Calendar add-on's conference solution (addOn), which
+# a plain API client cannot write; so the link goes in the location (as Cronofy writes it)
+# and these private properties, from which reads recover it.
+# https://developers.google.com/calendar/api/guides/create-events#conferencing
+CONFERENCE_URL, CONFERENCE_NAME = "calgateConferenceUrl", "calgateConferenceName"
 READ_ONLY_ROLES = frozenset({"reader", "freeBusyReader"})
 STATUSES: dict[str, EventStatus] = {"confirmed": "confirmed", "tentative": "tentative",
                                     "cancelled": "cancelled"}
@@ -105,13 +111,26 @@ def _participation(event: GoogleEvent) -> Participation:
 
 
 def meeting_url(event: GoogleEvent) -> str | None:
-    """The Meet link (``hangoutLink``) or the conference's video entry point."""
+    """The Meet link (``hangoutLink``), the conference's video entry point, or an app's own
+    link (its private property)."""
     if event.get("hangoutLink"):
         return event["hangoutLink"]
     for entry in (event.get("conferenceData") or {}).get("entryPoints") or []:
         if entry.get("entryPointType") == "video" and entry.get("uri"):
             return str(entry["uri"])
+    return _private(event).get(CONFERENCE_URL) or None
+
+
+def conference_name(event: GoogleEvent) -> str | None:
+    """The description of an app's own link, when that is the event's meeting link."""
+    private = _private(event)
+    if private.get(CONFERENCE_URL) and meeting_url(event) == private[CONFERENCE_URL]:
+        return private.get(CONFERENCE_NAME) or None
     return None
+
+
+def _private(event: GoogleEvent) -> dict[str, str]:
+    return (event.get("extendedProperties") or {}).get("private") or {}
 
 
 def resource_of(event: GoogleEvent) -> str:
@@ -141,7 +160,7 @@ def event_from_google(event: GoogleEvent, calendar_tz: str | None) -> Event:
         managed_key=private.get(MANAGED_KEY), etag=event.get("etag"),
         upstream_updated=datetime.fromisoformat(event["updated"].replace("Z", "+00:00"))
         if event.get("updated") else None,
-        meeting_url=meeting_url(event))
+        meeting_url=meeting_url(event), conference_name=conference_name(event))
 
 
 def calendar_from_entry(entry: CalendarEntry) -> Calendar:
@@ -188,9 +207,10 @@ def body_from_draft(draft: EventDraft) -> dict[str, Any]:
     replaces what an earlier version wrote; ``None`` clears a field)."""
     if isinstance(draft.start, datetime) != isinstance(draft.end, datetime):
         raise InvalidInput("start and end must both be dates or both be times")
+    link = draft.conference_link
     body: dict[str, Any] = {
         "summary": draft.summary, "description": draft.description or None,
-        "location": draft.location or None,
+        "location": draft.location or (link.join_url if link else None),
         "start": write_when(draft.start, draft.start_tzid),
         "end": write_when(draft.end, draft.end_tzid),
         "transparency": draft.transparency if draft.transparency != "unknown" else "opaque",
@@ -207,6 +227,9 @@ def body_from_draft(draft: EventDraft) -> dict[str, Any]:
         "recurrence": ["RRULE:" + draft.recurrence.rrule(draft.start, draft.start_tzid)]
         if draft.recurrence else None,
     }
+    if link is not None:
+        body["extendedProperties"]["private"] |= {CONFERENCE_URL: link.join_url,
+                                                  CONFERENCE_NAME: link.description}
     if draft.conferencing:
         body["conferenceData"] = {"createRequest": {
             "requestId": conference_request_id(draft.managed_key),

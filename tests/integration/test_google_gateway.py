@@ -224,3 +224,25 @@ def test_google_event_ids_adds_the_id_google_knows(gateway, emu, http, linked):
     assert len(weekly) == 2 and all(i.startswith("weeklyone_") for i in weekly)
     for google_id in weekly:  # each is an id Google's own API answers for
         assert emu.event(email, "primary", google_id)["summary"] == "Weekly"
+
+
+def test_explicit_conferencing_round_trips_through_google(gateway, emu, http, linked):
+    email, profile, headers, calendar_id = linked
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    join = "https://zoom.example/j/42?pwd=x"
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json={
+        "event_id": "zoomed", "summary": "Zoomed", "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "conferencing": {"profile_id": "explicit", "provider_description": "Zoom",
+                         "join_url": join}})
+    assert r.status_code == 202, r.text
+    for managed_id in gateway.worker.outbox.due():
+        assert aio.run(gateway.worker.outbox.apply(managed_id)).ok
+    (upstream,) = [e for e in emu.events(email) if e["summary"] == "Zoomed"]
+    assert upstream["location"] == join and "conferenceData" not in upstream
+    sync(gateway, profile.profile_id)
+    (event,) = [e for e in http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "include_managed": "true"}).json()["events"]
+        if e["summary"] == "Zoomed"]
+    assert event["conferencing"] == {"provider_name": "Zoom", "join_url": join}
+    assert event["meeting_url"] == join and event["location"] == {"description": join}
