@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import icalendar
@@ -111,7 +112,7 @@ def test_recurring_and_explicit_conferencing_through_both_sdks(
         assert len({e["series_identifier"] for e in occurrences}) == 1
         assert all(e["recurring"] for e in occurrences)
         starts = sorted(datetime.fromisoformat(e["start"]) for e in occurrences)
-        assert [b - a for a, b in zip(starts, starts[1:])] == [timedelta(days=7)] * 2
+        assert [b - a for a, b in pairwise(starts)] == [timedelta(days=7)] * 2
     node_read = node.call("readEvents", window).unwrap()["events"]
     zoomed = [e for e in node_read if e["summary"] == "Node weekly"]
     assert len(zoomed) == 3 and all(e["conferencing"] == {
