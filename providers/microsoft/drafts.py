@@ -43,6 +43,16 @@ def _attendees(draft: EventDraft) -> list[dict[str, Any]]:
              "type": "required"} for p in draft.attendees]
 
 
+def _location(draft: EventDraft) -> dict[str, str]:
+    """The app's location; an app's own meeting link (explicit conferencing) rides along as
+    the location's ``locationUri`` (Graph's online-meeting fields are read-only or Teams
+    only), and is the location's text when the app gave none, as Cronofy writes it."""
+    link = draft.conference_link
+    if link is None:
+        return {"displayName": draft.location}
+    return {"displayName": draft.location or link.join_url, "locationUri": link.join_url}
+
+
 def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
     """Every field Calgate owns on a managed event, for a PATCH that replaces what an
     earlier version wrote (empty strings clear text; an empty list clears attendees).
@@ -59,7 +69,7 @@ def update_body(draft: EventDraft, teams_allowed: bool) -> dict[str, Any]:
         "start": write_when(draft.start, draft.start_tzid),
         "end": write_when(draft.end, draft.start_tzid if all_day else draft.end_tzid),
         "isAllDay": all_day,
-        "location": {"displayName": draft.location},
+        "location": _location(draft),
         "showAs": "free" if draft.transparency == "transparent" else "busy",
         "sensitivity": "private" if draft.private else "normal",
         "attendees": _attendees(draft),
