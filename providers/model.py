@@ -65,6 +65,15 @@ class Calendar:
 
 
 @dataclass(frozen=True, slots=True)
+class ConferenceLink:
+    """The app's own meeting link (Cronofy's ``conferencing.profile_id: "explicit"``): the
+    provider writes it where its calendars keep a meeting link, and reads it back."""
+
+    join_url: str  # https only
+    description: str  # whose meeting it is, as the app names it ("Zoom")
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     email: str
     display_name: str | None = None
@@ -103,6 +112,7 @@ class Event:
     reminders: tuple[int, ...] | None = None
     geo: tuple[str, str] | None = None
     extended_transparency: ExtendedTransparency | None = None
+    conference_name: str | None = None  # an app's own link (ConferenceLink): its description
 
     @property
     def all_day(self) -> bool:
@@ -137,6 +147,7 @@ class EventDraft:
     # People this write takes off the event: the upstream tells them (a cancellation).
     removed: tuple[Person, ...] = ()
     recurrence: RecurrenceRule | None = None  # one series upstream (capabilities)
+    conference_link: ConferenceLink | None = None  # the app's own meeting link
 
     @property
     def busy_state(self) -> ExtendedTransparency:
@@ -152,15 +163,21 @@ class EventDraft:
         return bool(self.attendees or self.removed)
 
     def as_event(self, resource_id: str, etag: str | None) -> Event:
-        """The event as the upstream now holds it (the mirror's read-your-writes row)."""
+        """The event as the upstream now holds it (the mirror's read-your-writes row). The
+        app's own meeting link is in the location when it gave none, as Cronofy writes it
+        where a calendar has no conferencing field."""
+        link = self.conference_link
         return Event(
             resource_id=resource_id, instance_id=resource_id, start=self.start, end=self.end,
-            summary=self.summary, description=self.description, location=self.location,
+            summary=self.summary, description=self.description,
+            location=self.location or (link.join_url if link else ""),
             start_tzid=self.start_tzid, end_tzid=self.end_tzid,
             transparency=self.transparency, attendees=self.attendees, url=self.url,
             private=self.private, managed_key=self.managed_key, etag=etag,
             reminders=self.reminders_minutes, geo=self.geo,
-            extended_transparency=self.busy_state)
+            extended_transparency=self.busy_state,
+            meeting_url=link.join_url if link else None,
+            conference_name=link.description if link else None)
 
 
 # The optional upsert fields a provider may be unable to carry upstream, as the rows of a

@@ -181,6 +181,24 @@ class Conferencing:
 ConferencingRecogniser = Callable[[str], Conferencing | None]
 
 
+# -- read extras -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadExtra:
+    """A field a provider adds to its own events on ``GET /v1/events`` when the client sets a
+    flag (Cronofy's ``google_event_ids=true`` adds ``google_event_id``). ``value`` names, as a
+    ``"module:attribute"`` string imported on first use, a :data:`ReadExtraValue`."""
+
+    flag: str  # the boolean query parameter that asks for it
+    field: str  # the event's field
+    value: str  # -> ReadExtraValue
+
+
+# (resource id, instance id) of a mirrored event -> the field's value; None leaves it out.
+ReadExtraValue = Callable[[str, str], str | None]
+
+
 # -- settings --------------------------------------------------------------------------------
 
 

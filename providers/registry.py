@@ -21,6 +21,8 @@ from .plugin import (
     FormLinking,
     ProviderSettings,
     PushParser,
+    ReadExtra,
+    ReadExtraValue,
     UpstreamOAuth,
     UpstreamOAuthFactory,
 )
@@ -74,6 +76,7 @@ class ProviderEntry:
     # -> str: where the user removes the app's access at the upstream, for an upstream whose
     # grant Calgate cannot give back itself; the consent screen shows it once linked.
     access_note: str | None = None
+    read_extras: tuple[ReadExtra, ...] = ()  # fields its events gain on reads, by flag
     loggers: tuple[str, ...] = ()  # its libraries' loggers, kept at warning (they log URLs)
     # Accounts owned by a client app and kept by Calgate, no upstream and no consent screen:
     # Cronofy's application calendars (POST /v1/application_calendars). At most one entry.
@@ -123,6 +126,18 @@ class ProviderEntry:
             return ""
         note: str = _load(self.access_note)
         return note
+    def extra_fields(self, flags: Iterable[str], resource_id: str, instance_id: str
+                     ) -> dict[str, str]:
+        """The read extras asked for by ``flags`` that this provider's event has."""
+        wanted = frozenset(flags)
+        fields: dict[str, str] = {}
+        for extra in self.read_extras:
+            if extra.flag in wanted:
+                value: ReadExtraValue = _load(extra.value)
+                found = value(resource_id, instance_id)
+                if found is not None:
+                    fields[extra.field] = found
+        return fields
 
     def load_settings(self, values: Mapping[str, str]) -> object | None:
         if self.settings is None:
@@ -163,6 +178,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
         push_parser="providers.google.push:parse",
         conferencing="providers.google.push:recognise_meeting",
         integrated_conferencing=True, write_fields=_GOOGLE_WRITES,
+        read_extras=(ReadExtra("google_event_ids", "google_event_id",
+                               "providers.google.extras:google_event_id"),),
         loggers=("googleapiclient", "google", "google_auth_httplib2")),
     ProviderEntry("office365", "Microsoft 365", "redirect", _GRAPH, push="webhook",
                   opener="providers.microsoft.provider:open_account",
@@ -244,6 +261,19 @@ def redirect_providers() -> tuple[str, ...]:
 def push_providers() -> tuple[str, ...]:
     """Implemented providers whose upstream pushes to a webhook."""
     return tuple(e.name for e in ENTRIES if e.push != "none" and e.implemented)
+
+
+def read_extras() -> tuple[ReadExtra, ...]:
+    """Every read extra a provider declares, each flag once (the API accepts them all)."""
+    found: dict[str, ReadExtra] = {}
+    for entry in ENTRIES:
+        for extra in entry.read_extras:
+            found.setdefault(extra.flag, extra)
+    return tuple(found.values())
+
+
+def read_extra_flags() -> tuple[str, ...]:
+    return tuple(extra.flag for extra in read_extras())
 
 
 def build_settings(values: Callable[[str], Mapping[str, str]],

@@ -21,11 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..services.batches import MAX_ENTRIES, BatchProgress, BatchService, EntryResult
+from ..services.external_writes import ExternalWriteService
 from ..services.reads import utc_time
 from ..services.writes import (
     AttendeesNotInvited,
     CalendarNotFound,
     CalendarReadOnly,
+    EventNotFound,
     Unsupported,
     WriteService,
 )
@@ -36,7 +38,7 @@ from .guard import BadInput, check_text
 from .params import InvalidParam, Params, read_params
 
 # the single-event endpoints' rules, so entries never drift
-from .writes import event_id_of, no_invitations
+from .writes import event_id_of, external_write, is_external, no_invitations
 
 T = TypeVar("T")
 EVENTS_URL = re.compile(r"/v1/calendars/([^/?#]+)/events")
@@ -58,14 +60,15 @@ class _Handlers:
     batches: BatchService
     wake: Wake
     issuer: str  # the base of the Location of a recorded batch
+    external: ExternalWriteService | None = None  # event_uid entries (elevated permissions)
 
     async def post_batch(self, request: Request) -> Response:
         caller = await self.authenticate(request, None)
         entries = _entries(await read_params(request))
 
         def run() -> tuple[list[_Answer], str]:
-            answers = [_dispatch(self.writes, caller.subject, caller.grants, entry)
-                       for entry in entries]
+            answers = [_dispatch(self.writes, self.external, caller.subject, caller.grants,
+                                 entry) for entry in entries]
             batch_id, _ = self.batches.record(caller.subject, caller.client_id,
                                               [a.result for a in answers])
             return answers, batch_id
@@ -87,9 +90,10 @@ class _Handlers:
 
 
 def routes_for(authenticate: Authenticator, writes: WriteService, batches: BatchService,
-               wake: Wake, issuer: str) -> list[Route]:
+               wake: Wake, issuer: str, external: ExternalWriteService | None = None
+               ) -> list[Route]:
     """The batch routes over their services, built once (create_app)."""
-    handlers = _Handlers(authenticate, writes, batches, wake, issuer)
+    handlers = _Handlers(authenticate, writes, batches, wake, issuer, external)
     return [
         Route("/v1/batch", handlers.post_batch, methods=["POST"]),
         Route("/v1/batch/{batch_id}", handlers.get_batch, methods=["GET"]),
@@ -109,13 +113,17 @@ def _entries(params: Params) -> list[Any]:
     return entries
 
 
-def _dispatch(writes: WriteService, subject: str, grants: frozenset[str],
-              entry: Any) -> _Answer:
+def _dispatch(writes: WriteService, external: ExternalWriteService | None, subject: str,
+              grants: frozenset[str], entry: Any) -> _Answer:
     """One entry, as its single request would be answered (blocking: call in a thread)."""
     try:
         method, calendar_id, params = _route(entry)
         if SCOPES[method] not in grants:
             raise ApiError(403, {"error": "insufficient_scope", "required_scope": SCOPES[method]})
+        if external is not None and is_external(params):  # an event the app did not create
+            queued = _write(external_write(external, subject, calendar_id, params,
+                                           delete=method == "DELETE"))
+            return _Answer(EntryResult(202, queued, external=True))
         event_id = event_id_of(params)
         if method == "POST":
             desired = event_upsert(params)
@@ -130,7 +138,7 @@ def _dispatch(writes: WriteService, subject: str, grants: frozenset[str],
 
 def _route(entry: Any) -> tuple[str, str, Params]:
     """The entry's method, calendar and parameters; 422 ``errors.unsupported`` for
-    anything but the upsert and delete of a managed event."""
+    anything but an event's upsert or delete (managed, or external with ``event_uid``)."""
     if not isinstance(entry, dict):
         raise InvalidParam("entry", "invalid",
                            "each entry is an object with method, relative_url and data")
@@ -167,6 +175,8 @@ def _write(call: Callable[[], T]) -> T:
         raise InvalidParam(exc.field, "unsupported", exc.description) from None
     except AttendeesNotInvited:
         raise no_invitations() from None
+    except EventNotFound:
+        raise not_found() from None
 
 
 def _entry_body(answer: _Answer) -> dict[str, object]:

@@ -7,6 +7,9 @@ import unicodedata
 from datetime import date, datetime
 from math import isfinite
 from typing import Any
+from urllib.parse import urlsplit
+
+from providers.model import ConferenceLink
 
 from ..domain.desired import DesiredEvent, EventUpsert, Invitee
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
@@ -26,6 +29,8 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 # The optional fields whose presence an update honours (absent: kept as they were).
 OPTIONAL = ("description", "location", "url", "transparency", "extended_transparency",
             "event_private", "reminders", "color", "conferencing", "recurrence")
+CONFERENCING_PROFILES = frozenset({"default", "integrated", "explicit"})
+MAX_JOIN_URL = 2048
 # No whitespace or control characters, one "@" with something either side: an address a
 # provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
@@ -72,6 +77,7 @@ def event_upsert(params: Params) -> EventUpsert:
         reminders=tuple(_reminders(params.raw("reminders"))),
         reminders_create_only=params.flag("reminders_create_only"),
         color=_color(params), conferencing=_conferencing(params.raw("conferencing")),
+        conference_link=conference_link(params.raw("conferencing")),
         recurrence=recurrence_rule(params.raw("recurrence"), start),
         invite=invite, remove=remove)
 
@@ -104,16 +110,45 @@ def _color(params: Params) -> str | None:
 def _conferencing(value: Any) -> bool:
     """``{"profile_id": "default" | "integrated"}`` asks for the calendar's own video
     conferencing (the provider's own meeting where its calendars have one; ignored elsewhere).
-    ``explicit`` links and third-party conferencing profiles are not offered."""
+    ``explicit`` is the app's own link (:func:`conference_link`); third-party conferencing
+    profiles are not offered."""
     if value is None:
         return False
     if not isinstance(value, dict) or not isinstance(value.get("profile_id"), str):
         raise InvalidParam("conferencing", "invalid",
                            'conferencing is {"profile_id": "default"}')
-    if value["profile_id"] not in {"default", "integrated"}:
+    if value["profile_id"] not in CONFERENCING_PROFILES:
         raise InvalidParam("conferencing", "unsupported",
-                           "conferencing.profile_id must be default or integrated")
-    return True
+                           "conferencing.profile_id must be default, integrated or explicit")
+    return bool(value["profile_id"] != "explicit")
+
+
+def conference_link(value: Any) -> ConferenceLink | None:
+    """``{"profile_id": "explicit", "provider_description", "join_url"}``: the app's own
+    meeting link, written next to what the calendar offers natively (Cronofy's Conferencing
+    Services reference). Both fields are required; the link must be https."""
+    if not isinstance(value, dict) or value.get("profile_id") != "explicit":
+        return None
+    description = value.get("provider_description")
+    if not isinstance(description, str) or not description.strip():
+        raise InvalidParam("conferencing.provider_description", "required",
+                           "conferencing.provider_description must be specified for explicit "
+                           "conferencing")
+    if len(description) > MAX_NAME or any(_control(c) for c in description):
+        raise InvalidParam("conferencing.provider_description", "invalid",
+                           f"conferencing.provider_description is one line of at most "
+                           f"{MAX_NAME} characters")
+    url = value.get("join_url")
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidParam("conferencing.join_url", "required",
+                           "conferencing.join_url must be specified for explicit conferencing")
+    parts = urlsplit(url)
+    if (parts.scheme.lower() != "https" or not parts.hostname or len(url) > MAX_JOIN_URL
+            or any(c.isspace() or _control(c) for c in url)):
+        raise InvalidParam("conferencing.join_url", "invalid",
+                           f"conferencing.join_url must be an https URL of at most "
+                           f"{MAX_JOIN_URL} characters")
+    return ConferenceLink(url, description.strip())
 
 
 def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime, str]:

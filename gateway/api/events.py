@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from providers.registry import read_extra_flags
+
 from ..services.pagecache import PageCache
 from ..services.reads import Key, Page, ReadQuery, ReadService, UnknownCalendar
 from .auth import Authenticator, Caller
@@ -183,7 +185,11 @@ def _query(params: Params, window: SyncWindow, *, events: bool) -> ReadQuery:
                   "last_modified": params.time("last_modified"),
                   "include_deleted": params.flag("include_deleted"),
                   "include_moved": params.flag("include_moved"),
-                  "only_managed": params.flag("only_managed")}
+                  "only_managed": params.flag("only_managed"),
+                  "extras": tuple(f for f in read_extra_flags() if params.flag(f))}
+    else:
+        flags |= {"include_ids": params.flag("include_ids"),
+                  "include_free": params.flag("include_free")}
     query = ReadQuery.build(tzid, params.moment("from", zone), params.moment("to", zone),
                             days_back=window.days_back,
                             days_ahead=window.days_ahead, **flags)

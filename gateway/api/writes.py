@@ -98,30 +98,14 @@ class _Handlers:
         return Response(status_code=202)
 
     def _external(self, params: Params) -> bool:
-        """``event_uid`` without ``event_id`` (``event_id`` wins when both are sent)."""
-        return (self.external is not None and params.raw("event_id") is None
-                and params.raw("event_uid") is not None)
+        return self.external is not None and is_external(params)
 
     async def _external_write(self, request: Request, subject: str, params: Params, *,
                               delete: bool) -> Response:
         assert self.external is not None
-        event_uid = params.text("event_uid", required=True)
-        assert event_uid is not None
-        calendar_id = request.path_params["calendar_id"]
-        if delete:
-            call = partial(self.external.delete, subject, calendar_id, event_uid)
-        else:
-            call = partial(self.external.patch, subject, calendar_id, event_uid,
-                           event_patch(params))
-        try:
-            await _record(call)
-        except NotPermitted:
-            raise ApiError(403, {"error": "insufficient_permission", "description":
-                                 "changing events the app did not create needs elevated "
-                                 "permissions for this calendar (POST /v1/permissions)"}
-                           ) from None
-        except NotEditable as exc:
-            raise InvalidParam("event_uid", "not_editable", exc.reason) from None
+        await _record(external_write(self.external, subject,
+                                     request.path_params["calendar_id"], params,
+                                     delete=delete))
         await self.wake()
         return Response(status_code=202)  # Prefer: wait is for the app's own events
 
@@ -156,6 +140,37 @@ def routes_for(authenticate: Authenticator, writes: WriteService, reads: ReadSer
         Route("/v1/calendars/{calendar_id}/events/{event_uid}/participation_status",
               handlers.participation_status, methods=["POST"]),
     ]
+
+
+def is_external(params: Params) -> bool:
+    """``event_uid`` without ``event_id``: a write to an event the app did not create
+    (API.md s6.3; ``event_id`` wins when both are sent)."""
+    return params.raw("event_id") is None and params.raw("event_uid") is not None
+
+
+def external_write(external: ExternalWriteService, subject: str, calendar_id: str,
+                   params: Params, *, delete: bool) -> Callable[[], tuple[int, int]]:
+    """The external event write the body asks for, validated now, as a blocking call that
+    raises the API's refusals (the single endpoints and batch entries share it)."""
+    event_uid = params.text("event_uid", required=True)
+    assert event_uid is not None
+    if delete:
+        write = partial(external.delete, subject, calendar_id, event_uid)
+    else:
+        write = partial(external.patch, subject, calendar_id, event_uid, event_patch(params))
+
+    def call() -> tuple[int, int]:
+        try:
+            return write()
+        except NotPermitted:
+            raise ApiError(403, {"error": "insufficient_permission", "description":
+                                 "changing events the app did not create needs elevated "
+                                 "permissions for this calendar (POST /v1/permissions)"}
+                           ) from None
+        except NotEditable as exc:
+            raise InvalidParam("event_uid", "not_editable", exc.reason) from None
+
+    return call
 
 
 def event_id_of(params: Params) -> str:

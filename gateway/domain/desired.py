@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from providers.model import EventDraft, ExtendedTransparency, Person, When
+from providers.model import ConferenceLink, EventDraft, ExtendedTransparency, Person, When
 from providers.recurrence import RecurrenceRule
 
 Transparency = Literal["opaque", "transparent"]
@@ -49,6 +49,7 @@ class DesiredEvent:
     geo: tuple[str, str] | None = None  # (lat, long) strings, as Cronofy takes them
     # People taken off the event by writes not yet applied upstream: they are told.
     removed: tuple[Invitee, ...] = ()
+    conference_link: ConferenceLink | None = None  # the app's own link (explicit)
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form sealed into the outbox: the keys older releases read and wrote,
@@ -67,6 +68,9 @@ class DesiredEvent:
             # Only when set, so a single event's stored form is what it always was.
             **({"recurrence": {"rules": [self.recurrence.to_stored()]}}
                if self.recurrence else {}),
+            **({"conference_link": {"join_url": self.conference_link.join_url,
+                                    "description": self.conference_link.description}}
+               if self.conference_link else {}),
         }
         newer: dict[str, Any] = {
             "no_reminders": self.reminders == (),  # [] above is "the calendar's defaults"
@@ -98,7 +102,8 @@ class DesiredEvent:
             color=stored.get("color"),
             geo=(str(geo[0]), str(geo[1])) if (geo := stored.get("geo")) else None,
             removed=tuple(Invitee(a["email"], a.get("display_name"))
-                          for a in stored.get("removed") or []))
+                          for a in stored.get("removed") or []),
+            conference_link=_conference_link(stored.get("conference_link")))
 
     def merge(self, current: DesiredEvent | None, *, pending: bool = False) -> DesiredEvent:
         """As a write, a whole desired state replaces the stored one (tests and internal
@@ -121,7 +126,8 @@ class DesiredEvent:
             conferencing=self.conferencing, recurrence=self.recurrence,
             reminders_create_only=self.reminders_create_only,
             extended_transparency=self.extended_transparency, color=self.color, geo=self.geo,
-            removed=tuple(Person(a.email, a.display_name) for a in self.removed))
+            removed=tuple(Person(a.email, a.display_name) for a in self.removed),
+            conference_link=self.conference_link)
 
 
 def _gated(color: str | None, url: str | None, geo: tuple[str, str] | None,
@@ -166,6 +172,7 @@ class EventUpsert:
     reminders_create_only: bool = False
     color: str | None = None
     conferencing: bool = False
+    conference_link: ConferenceLink | None = None  # the app's own link (explicit)
     recurrence: RecurrenceRule | None = None
     invite: tuple[Invitee, ...] = ()
     remove: frozenset[str] = field(default_factory=frozenset)  # lower-cased addresses
@@ -199,7 +206,8 @@ class EventUpsert:
         if "color" in given:
             changes["color"] = self.color
         if "conferencing" in given:
-            changes["conferencing"] = self.conferencing
+            changes |= {"conferencing": self.conferencing,
+                        "conference_link": self.conference_link}
         if "recurrence" in given:
             changes["recurrence"] = self.recurrence
         if "extended_transparency" in given or "transparency" in given:
@@ -241,6 +249,12 @@ class EventUpsert:
 def _recurrence(stored: Any) -> RecurrenceRule | None:
     rules = (stored or {}).get("rules") or []
     return RecurrenceRule.from_stored(rules[0]) if rules else None
+
+
+def _conference_link(stored: Any) -> ConferenceLink | None:
+    if not stored:
+        return None
+    return ConferenceLink(stored["join_url"], stored["description"])
 
 
 def _when(value: str) -> When:

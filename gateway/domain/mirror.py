@@ -86,7 +86,8 @@ def text_of(event: Event) -> EventText:
         # Only what transparency cannot say (opaque and transparent are its own values), so
         # rows of events without such a state keep their fingerprints.
         extended_transparency=event.extended_transparency
-        if event.extended_transparency not in (None, "opaque", "transparent") else None)
+        if event.extended_transparency not in (None, "opaque", "transparent") else None,
+        conference_name=(event.conference_name or None) if event.meeting_url else None)
 
 
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None

@@ -89,6 +89,7 @@ class EventText:
     reminders: tuple[int, ...] | None = None
     geo: tuple[str, str] | None = None
     extended_transparency: str | None = None
+    conference_name: str | None = None  # an app's own link: its description
 
     def to_stored(self) -> dict[str, Any]:
         """The sealed JSON form (the mirror's row fingerprints are computed over it)."""
@@ -105,6 +106,7 @@ class EventText:
             **({"geo": list(self.geo)} if self.geo else {}),
             **({"extended_transparency": self.extended_transparency}
                if self.extended_transparency else {}),
+            **({"conference_name": self.conference_name} if self.conference_name else {}),
         }
 
     @classmethod
@@ -121,7 +123,8 @@ class EventText:
             reminders=tuple(stored["reminders"]) if stored.get("reminders") is not None
             else None,
             geo=(str(geo[0]), str(geo[1])) if (geo := stored.get("geo")) else None,
-            extended_transparency=stored.get("extended_transparency"))
+            extended_transparency=stored.get("extended_transparency"),
+            conference_name=stored.get("conference_name"))
 
 
 def seal_text(key: bytes, text: EventText, context: str) -> bytes:

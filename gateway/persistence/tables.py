@@ -319,6 +319,9 @@ batch_entries = Table(
     Column("managed_id", Integer, ForeignKey("managed_events.id", ondelete="CASCADE"),
            nullable=True, index=True),
     Column("version", Integer, nullable=True),
+    # Or the external event write (event_uid) it recorded; version is that write's.
+    Column("external_id", Integer, ForeignKey("external_writes.id", ondelete="CASCADE"),
+           nullable=True, index=True),
 )
 
 # -- elevated permissions and external events (issue 13) -----------------------------------

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from ..domain.ids import new_id
-from ..persistence.tables import batch_entries, batches, managed_events
+from ..persistence.tables import batch_entries, batches, external_writes, managed_events
 
 MAX_ENTRIES = 50  # Cronofy's limit per batch request
 ACCEPTED = 202
@@ -23,10 +23,12 @@ ACCEPTED = 202
 
 @dataclass(frozen=True, slots=True)
 class EntryResult:
-    """One entry's answer, and the write ``(managed event id, version)`` it recorded."""
+    """One entry's answer, and the write ``(id, version)`` it recorded: of a managed event,
+    or with ``external`` of an external event (``event_uid``)."""
 
     status: int
     written: tuple[int, int] | None = None
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ class BatchService:
             if results:
                 conn.execute(insert(batch_entries), [
                     {"batch_id": batch_id, "position": position, "status": result.status,
-                     "managed_id": result.written[0] if result.written else None,
+                     "managed_id": _id(result, external=False),
+                     "external_id": _id(result, external=True),
                      "version": result.written[1] if result.written else None}
                     for position, result in enumerate(results)])
         return batch_id, now
@@ -82,13 +85,20 @@ class BatchService:
                 return None
             rows = conn.execute(
                 select(batch_entries.c.position, batch_entries.c.status,
-                       batch_entries.c.managed_id, batch_entries.c.version,
-                       managed_events.c.applied_version, managed_events.c.last_error)
+                       batch_entries.c.version,
+                       func.coalesce(managed_events.c.id, external_writes.c.id).label("write"),
+                       func.coalesce(managed_events.c.applied_version,
+                                     external_writes.c.applied_version
+                                     ).label("applied_version"),
+                       func.coalesce(managed_events.c.last_error,
+                                     external_writes.c.last_error).label("last_error"))
                 .outerjoin(managed_events, managed_events.c.id == batch_entries.c.managed_id)
+                .outerjoin(external_writes,
+                           external_writes.c.id == batch_entries.c.external_id)
                 .where(batch_entries.c.batch_id == batch_id)
                 .order_by(batch_entries.c.position)).all()
         accepted = [r for r in rows if r.status == ACCEPTED]
-        done = [r for r in accepted if r.managed_id is None  # a no-op (unknown event deleted)
+        done = [r for r in accepted if r.write is None  # a no-op (unknown event deleted)
                 or (r.applied_version is not None and r.applied_version >= r.version)]
         failures = tuple(Failure(r.position, r.last_error) for r in done
                          if r.last_error is not None)
@@ -97,3 +107,9 @@ class BatchService:
             accepted=len(accepted), rejected=int(batch.entries) - len(accepted),
             applied=len(done) - len(failures), pending=len(accepted) - len(done),
             failed=len(failures), failures=failures)
+
+
+def _id(result: EntryResult, *, external: bool) -> int | None:
+    if result.written is None or result.external != external:
+        return None
+    return result.written[0]

@@ -56,6 +56,9 @@ class ReadQuery:
     calendar_ids: tuple[str, ...] = ()
     localized_times: bool = False
     include_geo: bool = False  # location.lat / location.long where the event has them
+    include_ids: bool = False  # free/busy: each block's event_uid (and event_id if managed)
+    include_free: bool = False  # free/busy: transparent events too, as ``free`` blocks
+    extras: tuple[str, ...] = ()  # provider-declared read extras asked for, by flag
 
     @classmethod
     def build(cls, tzid: str, start: datetime | None, end: datetime | None, *,
@@ -85,6 +88,7 @@ class ReadQuery:
         for name in ("start", "end", "last_modified"):
             values[name] = values[name] and datetime.fromisoformat(values[name])
         values["calendar_ids"] = tuple(values["calendar_ids"])
+        values["extras"] = tuple(values.get("extras") or ())  # pages sealed before extras
         return cls(**values)
 
 
@@ -116,9 +120,11 @@ class ReadService:
     def free_busy(self, subject: str, query: ReadQuery, *, page: int = 1,
                   after: Key | None = None) -> Page:
         query = replace(query, include_deleted=False, last_modified=None)
+        shown = ("opaque", "transparent") if query.include_free else ("opaque",)
         busy = [*_filters(query), events.c.status != "cancelled",
-                events.c.transparency == "opaque"]
-        rows, total, _ = self._page(subject, query, busy, page, after, managed=False)
+                events.c.transparency.in_(shown)]
+        rows, total, _ = self._page(subject, query, busy, page, after,
+                                    managed=query.include_ids and query.include_managed)
         return Page([block_body(r, query) for r in rows], page, total,
                     _after(rows, page, total))
 
@@ -388,6 +394,8 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
         if visible.meeting_url:
             body["meeting_url"] = visible.meeting_url
             meeting = _recognise_meeting(row, visible.meeting_url)
+            if visible.conference_name:  # the app's own link, as it named it
+                meeting = Conferencing(visible.conference_name, visible.meeting_url)
             if meeting is not None:
                 body["conferencing"] = {"provider_name": meeting.provider_name,
                                         "join_url": meeting.join_url}
@@ -420,6 +428,10 @@ def event_body(row: Any, text: EventText | None, show_text: bool,
                          and participation != "unknown"}}
     if row.recurring:  # the occurrences of one series share it
         body["series_identifier"] = series_identifier(row.calendar_id, row.resource_id)
+    if query.extras:  # fields the event's provider declares for the flags asked
+        entry = find_entry(row.provider_name or "")
+        if entry is not None:
+            body |= entry.extra_fields(query.extras, row.resource_id, row.instance_id)
     return body
 
 
@@ -434,10 +446,21 @@ def write_state(behind: int | None, error: str | None) -> dict[str, str] | None:
 
 
 def block_body(row: Any, query: ReadQuery) -> dict[str, Any]:
-    return {"calendar_id": row.calendar_id,
+    body = {"calendar_id": row.calendar_id,
             "start": _when(row.start_at, row.all_day, row.start_tzid, query),
             "end": _when(row.end_at, row.all_day, row.end_tzid, query),
-            "free_busy_status": "tentative" if row.status == "tentative" else "busy"}
+            "free_busy_status": _block_status(row)}
+    if query.include_ids:  # the C# SDK's FreeBusy.EventUid / EventId
+        body["event_uid"] = row.event_uid
+        if row.managed_key is not None and row.event_id is not None:
+            body["event_id"] = row.event_id
+    return body
+
+
+def _block_status(row: Any) -> str:
+    if row.transparency == "transparent":  # only read with include_free
+        return "free"
+    return "tentative" if row.status == "tentative" else "busy"
 
 
 __all__ = ["PAGE_SIZE", "Page", "ReadQuery", "ReadService", "UnknownCalendar"]

@@ -191,6 +191,7 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
                  if component.get("ORGANIZER") is not None else None)
     key = component.get(MANAGED_KEY)
     transparent = _text_of(component, "TRANSP").upper() == "TRANSPARENT"
+    meeting_url, conference_name = _conference(component)
     return Event(
         resource_id=uid,
         instance_id=f"{uid}@{_original_start(component, start, zone)}" if recurring else uid,
@@ -212,6 +213,7 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
         etag=etag,
         upstream_updated=_last_modified(component),
         reminders=reminders_of(component), geo=geo_of(component),
+        meeting_url=meeting_url, conference_name=conference_name,
     )
 
 
@@ -253,6 +255,18 @@ def alarms_of(text: str) -> list[Any]:
     for component in icalendar.Calendar.from_ical(text).walk("VEVENT"):
         return list(component.walk("VALARM"))
     return []
+
+
+def _conference(component: Any) -> tuple[str | None, str | None]:
+    """The meeting link of an RFC 7986 s5.11 ``CONFERENCE`` (the video one, else the first)
+    and its ``LABEL``, the name its writer gave it."""
+    found = [c for c in _listed(component.get("CONFERENCE")) if str(c).strip()]
+    if not found:
+        return None, None
+    video = next((c for c in found
+                  if "VIDEO" in str(c.params.get("FEATURE", "")).upper()), found[0])
+    label = video.params.get("LABEL")
+    return str(video).strip(), str(label) if label else None
 
 
 def parse_resource(text: str, window: TimeWindow, *, zone: tzinfo | None = None,
@@ -431,9 +445,16 @@ def build_event(draft: EventDraft, *, uid: str, stamp: datetime, sequence: int =
         if zone is not None:
             zones[tzid] = zone
         event.add(name, value)
-    for name, text in (("description", draft.description), ("location", draft.location)):
+    link = draft.conference_link
+    # The app's own meeting link is the location when it gave none (as Cronofy writes it),
+    # and a CONFERENCE (RFC 7986 s5.11) that clients show as the meeting to join.
+    location = draft.location or (link.join_url if link else "")
+    for name, text in (("description", draft.description), ("location", location)):
         if text:
             event.add(name, text)
+    if link is not None:
+        event.add("conference", link.join_url, parameters={
+            "VALUE": "URI", "FEATURE": "VIDEO", "LABEL": link.description})
     if draft.transparency != "unknown":  # the API refuses the busy states TRANSP lacks
         event.add("transp", draft.transparency.upper())
     if draft.color:

@@ -51,6 +51,12 @@ EVENT_COLORS: dict[str, str] = {
     "1": "#a4bdfc", "2": "#7ae7bf", "3": "#dbadff", "4": "#ff887c", "5": "#fbd75b",
     "6": "#ffb878", "7": "#46d6db", "8": "#e1e1e1", "9": "#5484ed", "10": "#51b749",
     "11": "#dc2127"}
+# An app's own meeting link (EventDraft.conference_link) and its description. Google keeps
+# third-party conferenceData only from a Calendar add-on's conference solution (addOn), which
+# a plain API client cannot write; so the link goes in the location (as Cronofy writes it)
+# and these private properties, from which reads recover it.
+# https://developers.google.com/calendar/api/guides/create-events#conferencing
+CONFERENCE_URL, CONFERENCE_NAME = "calgateConferenceUrl", "calgateConferenceName"
 READ_ONLY_ROLES = frozenset({"reader", "freeBusyReader"})
 STATUSES: dict[str, EventStatus] = {"confirmed": "confirmed", "tentative": "tentative",
                                     "cancelled": "cancelled"}
@@ -122,13 +128,26 @@ def _participation(event: GoogleEvent) -> Participation:
 
 
 def meeting_url(event: GoogleEvent) -> str | None:
-    """The Meet link (``hangoutLink``) or the conference's video entry point."""
+    """The Meet link (``hangoutLink``), the conference's video entry point, or an app's own
+    link (its private property)."""
     if event.get("hangoutLink"):
         return event["hangoutLink"]
     for entry in (event.get("conferenceData") or {}).get("entryPoints") or []:
         if entry.get("entryPointType") == "video" and entry.get("uri"):
             return str(entry["uri"])
+    return _private(event).get(CONFERENCE_URL) or None
+
+
+def conference_name(event: GoogleEvent) -> str | None:
+    """The description of an app's own link, when that is the event's meeting link."""
+    private = _private(event)
+    if private.get(CONFERENCE_URL) and meeting_url(event) == private[CONFERENCE_URL]:
+        return private.get(CONFERENCE_NAME) or None
     return None
+
+
+def _private(event: GoogleEvent) -> dict[str, str]:
+    return (event.get("extendedProperties") or {}).get("private") or {}
 
 
 def resource_of(event: GoogleEvent) -> str:
@@ -160,7 +179,7 @@ def event_from_google(event: GoogleEvent, calendar_tz: str | None) -> Event:
         upstream_updated=datetime.fromisoformat(event["updated"].replace("Z", "+00:00"))
         if event.get("updated") else None,
         meeting_url=meeting_url(event), reminders=reminders_of(event),
-        geo=geo_of(private.get(GEO_KEY)))
+        geo=geo_of(private.get(GEO_KEY)), conference_name=conference_name(event))
 
 
 def reminders_of(event: GoogleEvent) -> tuple[int, ...] | None:
@@ -259,9 +278,10 @@ def body_from_draft(draft: EventDraft, *, creating: bool = False) -> dict[str, A
     ``reminders_create_only`` are left out of an update: they are the owner's since."""
     if isinstance(draft.start, datetime) != isinstance(draft.end, datetime):
         raise InvalidInput("start and end must both be dates or both be times")
+    link = draft.conference_link
     body: dict[str, Any] = {
         "summary": draft.summary, "description": draft.description or None,
-        "location": draft.location or None,
+        "location": draft.location or (link.join_url if link else None),
         "start": write_when(draft.start, draft.start_tzid),
         "end": write_when(draft.end, draft.end_tzid),
         # Google has only busy and free: the API refuses the other states for Google.
@@ -286,6 +306,9 @@ def body_from_draft(draft: EventDraft, *, creating: bool = False) -> dict[str, A
     }
     if draft.reminders_create_only and not creating:
         del body["reminders"]
+    if link is not None:
+        body["extendedProperties"]["private"] |= {CONFERENCE_URL: link.join_url,
+                                                  CONFERENCE_NAME: link.description}
     if draft.conferencing:
         body["conferenceData"] = {"createRequest": {
             "requestId": conference_request_id(draft.managed_key),

@@ -229,3 +229,4 @@ def open_account(credentials: Mapping[str, str], options: ProviderOptions) -> Me
 
 
 __all__ = ["WORLD", "MemoryProvider", "MemoryWorld", "open_account"]
+

@@ -51,8 +51,15 @@ def _reminders(minutes: tuple[int, ...] | None) -> dict[str, Any]:
 
 def _location(draft: EventDraft) -> dict[str, Any]:
     """The location; its coordinates (Cronofy's lat/long strings) as Graph's numbers. The
-    whole object is written, so coordinates an earlier version set are cleared."""
-    location: dict[str, Any] = {"displayName": draft.location}
+    whole object is written, so coordinates an earlier version set are cleared. An app's own
+    meeting link (explicit conferencing) rides along as the location's ``locationUri``
+    (Graph's online-meeting fields are read-only or Teams only), and is the location's text
+    when the app gave none, as Cronofy writes it."""
+    link = draft.conference_link
+    location: dict[str, Any] = {"displayName": draft.location or (link.join_url if link
+                                                                   else "")}
+    if link is not None:
+        location["locationUri"] = link.join_url
     if draft.geo:
         location["coordinates"] = {"latitude": float(draft.geo[0]),
                                    "longitude": float(draft.geo[1])}

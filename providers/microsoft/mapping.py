@@ -133,11 +133,14 @@ def managed_key(item: GraphEvent) -> str | None:
 
 
 def meeting_url(item: GraphEvent) -> str | None:
-    """The Teams (or other online meeting) join link."""
+    """The Teams (or other online meeting) join link, else an https ``locationUri`` (where
+    an app's own link is written: see drafts._location)."""
     join = (item.get("onlineMeeting") or {}).get("joinUrl")
     if item.get("isOnlineMeeting") and join:
         return join
-    return item.get("onlineMeetingUrl") or join or None
+    uri = (item.get("location") or {}).get("locationUri") or ""
+    linked = uri if uri.lower().startswith("https://") else None  # an app's own link
+    return item.get("onlineMeetingUrl") or join or linked
 
 
 def location_text(item: GraphEvent) -> str:

@@ -270,3 +270,47 @@ def _profile_of(gateway, calendar_id: str) -> str:
     with gateway.engine.connect() as conn:
         return str(conn.execute(select(calendars.c.profile_id).where(
             calendars.c.id == calendar_id)).scalar())
+
+
+def test_batch_entries_edit_and_delete_external_events(http, gateway, account):
+    name, upstream_calendar, _start = account
+    headers, calendar_id, _ = linked(http, gateway, account)
+    found = events_by_summary(http, headers)
+    uid, series_uid = found["Standup"]["event_uid"], found["Weekly"]["event_uid"]
+    url = f"/v1/calendars/{calendar_id}/events"
+
+    def batch(*entries):
+        r = http.post("/v1/batch", headers=headers, json={"batch": [
+            {"method": method, "relative_url": url, "data": data}
+            for method, data in entries]})
+        assert r.status_code == 207, r.text
+        return r.json()
+
+    refused = batch(("POST", {"event_uid": uid, "summary": "Renamed"}))
+    assert refused["batch"][0]["status"] == 403
+    assert refused["batch"][0]["data"]["error"] == "insufficient_permission"
+
+    assert approve(http, page_path(http, headers, calendar_id)).status_code == 303
+    answer = batch(("POST", {"event_uid": uid, "summary": "Renamed"}),
+                   ("POST", {"event_uid": series_uid, "summary": "No"}),
+                   ("DELETE", {"event_uid": "evt_external_nope"}),
+                   ("POST", {"event_uid": uid, "reminders": [{"minutes": 5}]}))
+    assert [e["status"] for e in answer["batch"]] == [202, 422, 404, 422]
+    assert answer["batch"][1]["data"]["errors"]["event_uid"][0]["key"] == \
+        "errors.not_editable"
+    assert list(answer["batch"][3]["data"]["errors"]) == ["reminders"]
+    state = http.get(f"/v1/batch/{answer['batch_id']}", headers=headers).json()["batch"]
+    assert (state["accepted"], state["rejected"], state["pending"]) == (1, 3, 1)
+    assert [a.ok for a in apply_external(gateway)] == [True]
+    state = http.get(f"/v1/batch/{answer['batch_id']}", headers=headers).json()["batch"]
+    assert (state["applied"], state["pending"], state["failed"]) == (1, 0, 0)
+    (changed,) = WORLD.accounts[name].calendars[upstream_calendar].resources["ext-1"]
+    assert changed.summary == "Renamed" and changed.description == "Owner's notes"
+
+    sync(gateway, _profile_of(gateway, calendar_id))
+    gone = batch(("DELETE", {"event_uid": uid}))
+    assert gone["batch"] == [{"status": 202}]
+    assert [a.ok for a in apply_external(gateway)] == [True]
+    assert "ext-1" not in WORLD.accounts[name].calendars[upstream_calendar].resources
+    state = http.get(f"/v1/batch/{gone['batch_id']}", headers=headers).json()["batch"]
+    assert (state["accepted"], state["applied"]) == (1, 1)

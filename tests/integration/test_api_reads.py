@@ -350,3 +350,49 @@ def test_managed_events_ignore_only_the_default_window(http, link):
     blocks = get(http, "/v1/free_busy", auth, include_managed="true").json()["free_busy"]
     assert len(blocks) == 1
     assert get(http, "/v1/free_busy", auth).json()["free_busy"] == []
+
+
+def test_free_busy_include_ids_and_include_free(http, link):
+    account = link("read_write")
+    account.put("busy", hour(24), summary="Therapy")
+    account.put("free", hour(28), summary="Lunch", transparency="transparent")
+    account.put("off", hour(30), summary="Cancelled", status="cancelled")
+    account.sync()
+    write_managed(account, "booking-7", hour(32))
+    account.sync()
+    auth = account.token("read_free_busy")
+    uids = {e["summary"]: e["event_uid"] for e in get(
+        http, "/v1/events", account.token("read_events"), include_managed="true"
+    ).json()["events"]}
+    plain = get(http, "/v1/free_busy", auth).json()["free_busy"]
+    assert [b["free_busy_status"] for b in plain] == ["busy"]
+    assert "event_uid" not in plain[0]
+    r = get(http, "/v1/free_busy", auth, include_ids="True", include_free="True",
+            include_managed="true")
+    assert r.status_code == 200, r.text
+    blocks = r.json()["free_busy"]
+    assert [(b["free_busy_status"], b["event_uid"]) for b in blocks] == [
+        ("busy", uids["Therapy"]), ("free", uids["Lunch"]),
+        ("busy", uids["Managed booking-7"])]
+    assert "event_id" not in blocks[0] and blocks[2]["event_id"] == "booking-7"
+    assert "Therapy" not in r.text and "summary" not in r.text and "ours" not in r.text
+    # Only the flag asked for: free blocks without ids, and a page keeps both flags.
+    free = get(http, "/v1/free_busy", auth, include_free="true").json()["free_busy"]
+    assert [b["free_busy_status"] for b in free] == ["busy", "free"]
+    assert all("event_uid" not in b for b in free)
+    bad = get(http, "/v1/free_busy", auth, include_ids="maybe")
+    assert bad.status_code == 422 and "include_ids" in bad.json()["errors"]
+
+
+def test_free_busy_flags_survive_paging(http, link):
+    account = link()
+    for i in range(101):
+        account.put(f"e{i:03}", hour(24 + i), transparency="transparent")
+    account.sync()
+    auth = account.token("read_free_busy")
+    assert get(http, "/v1/free_busy", auth).json()["free_busy"] == []
+    first = get(http, "/v1/free_busy", auth, include_free="true", include_ids="true").json()
+    second = http.get(first["pages"]["next_page"], headers=auth).json()
+    assert len(first["free_busy"]) == 100 and len(second["free_busy"]) == 1
+    assert second["free_busy"][0]["free_busy_status"] == "free"
+    assert second["free_busy"][0]["event_uid"].startswith("evt_external_")

@@ -200,3 +200,52 @@ def test_a_re_upsert_through_the_memory_provider_keeps_the_rest(http, gateway, s
         "Renamed", "Agenda", "https://app.example/1")
     assert event["event_private"] is True and event["transparency"] == "opaque"
     assert [a["email"] for a in event["attendees"]] == ["a@example.org"]
+
+
+ZOOM = {"profile_id": "explicit", "provider_description": "Zoom",
+        "join_url": "https://zoom.example/j/123?pwd=abc"}
+
+
+@pytest.mark.parametrize(("conferencing", "field", "key"), [
+    ({"profile_id": "explicit", "join_url": ZOOM["join_url"]},
+     "conferencing.provider_description", "errors.required"),
+    ({"profile_id": "explicit", "provider_description": "Zoom"},
+     "conferencing.join_url", "errors.required"),
+    (ZOOM | {"join_url": "http://zoom.example/j/123"}, "conferencing.join_url",
+     "errors.invalid"),
+    (ZOOM | {"join_url": "javascript:alert(1)"}, "conferencing.join_url", "errors.invalid"),
+    (ZOOM | {"join_url": "https://zoom.example/j/1 2"}, "conferencing.join_url",
+     "errors.invalid"),
+    (ZOOM | {"provider_description": "Zoom\nInc"}, "conferencing.provider_description",
+     "errors.invalid"),
+    (ZOOM | {"provider_description": 7}, "conferencing.provider_description",
+     "errors.required"),
+    ({"profile_id": "pro_zoom_1"}, "conferencing", "errors.unsupported"),
+])
+def test_explicit_conferencing_needs_a_description_and_an_https_link(
+        http, setup, conferencing, field, key):
+    headers, calendar_id, *_ = setup
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                  json=body(conferencing=conferencing))
+    assert errors_of(r) == {field: [key]}
+
+
+def test_explicit_conferencing_is_written_and_read_back(http, gateway, setup):
+    headers, calendar_id, name, upstream_cal, profile = setup
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                  json=body(conferencing=ZOOM))
+    assert r.status_code == 202, r.text
+    from tests.support import aio
+
+    for managed_id in gateway.worker.outbox.due():
+        assert aio.run(gateway.worker.outbox.apply(managed_id)).ok
+    (written,) = [e for evs in WORLD.accounts[name].calendars[upstream_cal].resources.values()
+                  for e in evs]
+    assert (written.meeting_url, written.conference_name, written.location) == (
+        ZOOM["join_url"], "Zoom", ZOOM["join_url"])  # no location given: the link is it
+    sync(gateway, profile.profile_id)
+    (event,) = http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "include_managed": "true"}).json()["events"]
+    assert event["conferencing"] == {"provider_name": "Zoom", "join_url": ZOOM["join_url"]}
+    assert event["meeting_url"] == ZOOM["join_url"]
+    assert event["location"] == {"description": ZOOM["join_url"]}

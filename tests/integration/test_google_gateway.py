@@ -188,3 +188,61 @@ def test_creating_a_calendar_goes_to_the_configured_google(gateway, emu, http):
     assert emu.count("calendars.insert") == before + 1
     assert "Mentoring" in {c["calendar_name"] for c in http.get(
         "/v1/calendars", headers=headers).json()["calendars"]}
+
+
+def test_google_event_ids_adds_the_id_google_knows(gateway, emu, http, linked):
+    email, profile, headers, calendar_id = linked
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+
+    def at(hours: int) -> dict[str, str]:
+        return {"dateTime": (start + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    emu.add_event(email, "primary", {"id": "plainone", "summary": "Theirs",
+                                     "start": at(0), "end": at(1)})
+    emu.add_event(email, "primary", {"id": "weeklyone", "summary": "Weekly",
+                                     "start": at(2) | {"timeZone": "Etc/UTC"},
+                                     "end": at(3) | {"timeZone": "Etc/UTC"},
+                                     "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=2"]})
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json={
+        "event_id": "mine", "summary": "Mine", "start": at(4)["dateTime"],
+        "end": at(5)["dateTime"]})
+    assert r.status_code == 202, r.text
+    for managed_id in gateway.worker.outbox.due():
+        assert aio.run(gateway.worker.outbox.apply(managed_id)).ok
+    sync(gateway, profile.profile_id)
+    plain = http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "include_managed": "true"}).json()["events"]
+    assert plain and all("google_event_id" not in e for e in plain)
+    r = http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "include_managed": "true", "google_event_ids": "True"})
+    assert r.status_code == 200, r.text
+    ids = {e["summary"]: e["google_event_id"] for e in r.json()["events"]
+           if e["summary"] != "Weekly"}
+    weekly = [e["google_event_id"] for e in r.json()["events"] if e["summary"] == "Weekly"]
+    upstream = {e["summary"]: e["id"] for e in emu.events(email)}
+    assert ids["Theirs"] == "plainone" and ids["Mine"] == upstream["Mine"]
+    assert len(weekly) == 2 and all(i.startswith("weeklyone_") for i in weekly)
+    for google_id in weekly:  # each is an id Google's own API answers for
+        assert emu.event(email, "primary", google_id)["summary"] == "Weekly"
+
+
+def test_explicit_conferencing_round_trips_through_google(gateway, emu, http, linked):
+    email, profile, headers, calendar_id = linked
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    join = "https://zoom.example/j/42?pwd=x"
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json={
+        "event_id": "zoomed", "summary": "Zoomed", "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "conferencing": {"profile_id": "explicit", "provider_description": "Zoom",
+                         "join_url": join}})
+    assert r.status_code == 202, r.text
+    for managed_id in gateway.worker.outbox.due():
+        assert aio.run(gateway.worker.outbox.apply(managed_id)).ok
+    (upstream,) = [e for e in emu.events(email) if e["summary"] == "Zoomed"]
+    assert upstream["location"] == join and "conferenceData" not in upstream
+    sync(gateway, profile.profile_id)
+    (event,) = [e for e in http.get("/v1/events", headers=headers, params={
+        "tzid": "Etc/UTC", "include_managed": "true"}).json()["events"]
+        if e["summary"] == "Zoomed"]
+    assert event["conferencing"] == {"provider_name": "Zoom", "join_url": join}
+    assert event["meeting_url"] == join and event["location"] == {"description": join}

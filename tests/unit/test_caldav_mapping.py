@@ -24,7 +24,7 @@ from providers.caldav.mapping import (
 )
 from providers.caldav.presets import resolve_server_url
 from providers.errors import CursorExpired, InvalidInput
-from providers.model import EventDraft, Person, SyncCursor, TimeWindow
+from providers.model import ConferenceLink, EventDraft, Person, SyncCursor, TimeWindow
 from tests.contract.harness import SERIES_EXPECTED_STARTS, WINDOW
 from tests.support.davservers import vcalendar, weekly_series
 
@@ -406,3 +406,39 @@ def test_patch_object_changes_only_what_the_patch_names_and_refuses_a_series():
     series = stored.replace("SUMMARY:Standup", "RRULE:FREQ=WEEKLY\r\nSUMMARY:Standup")
     with pytest.raises(InvalidInput):
         patch_object(series, EventPatch(summary="No"), stamp=stamp)
+
+
+ZOOM = ConferenceLink("https://zoom.example/j/123?pwd=a,b;c", "Zoom, by Videotech")
+
+
+def test_an_explicit_conference_link_is_a_conference_and_the_empty_location():
+    text = build_event(draft(location="", conference_link=ZOOM), uid="calgate-1", stamp=STAMP)
+    (component,) = icalendar.Calendar.from_ical(text).walk("VEVENT")
+    conference = component["CONFERENCE"]
+    assert str(conference) == ZOOM.join_url  # a URI value: commas and semicolons as they are
+    assert (conference.params["VALUE"], conference.params["FEATURE"],
+            conference.params["LABEL"]) == ("URI", "VIDEO", "Zoom, by Videotech")
+    assert str(component["LOCATION"]) == ZOOM.join_url
+    (event,) = parse(text).events
+    assert (event.meeting_url, event.conference_name, event.location) == (
+        ZOOM.join_url, "Zoom, by Videotech", ZOOM.join_url)
+
+
+def test_the_apps_location_stays_beside_a_conference_link():
+    text = build_event(draft(conference_link=ZOOM), uid="calgate-1", stamp=STAMP)
+    (event,) = parse(text).events
+    assert (event.location, event.meeting_url) == ("Room 4", ZOOM.join_url)
+    plain = build_event(draft(), uid="calgate-1", stamp=STAMP)
+    assert "CONFERENCE" not in plain
+    (event,) = parse(plain).events
+    assert (event.meeting_url, event.conference_name) == (None, None)
+
+
+def test_a_video_conference_wins_over_other_conference_entries():
+    text = vcalendar("\n".join((
+        "BEGIN:VEVENT", "UID:conf-1", "DTSTART:20270320T140000Z", "DTEND:20270320T150000Z",
+        "SUMMARY:Call", "CONFERENCE;VALUE=URI;FEATURE=PHONE:tel:+1-555-0100",
+        "CONFERENCE;VALUE=URI;FEATURE=AUDIO,VIDEO:https://meet.example/abc",
+        "END:VEVENT", "")))
+    (event,) = parse(text).events
+    assert (event.meeting_url, event.conference_name) == ("https://meet.example/abc", None)

@@ -25,7 +25,14 @@ from providers.google import mapping, sync
 from providers.google.config import RetryPolicy
 from providers.google.errors import Duplicate, Throttled, Transient, translate
 from providers.google.retry import delay_for, with_retries
-from providers.model import EventDraft, FreeBusyBlock, Person, SyncCursor, TimeWindow
+from providers.model import (
+    ConferenceLink,
+    EventDraft,
+    FreeBusyBlock,
+    Person,
+    SyncCursor,
+    TimeWindow,
+)
 from tests.support import aio
 
 WINDOW = TimeWindow(datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
@@ -253,3 +260,29 @@ def test_retries_until_success_within_bounds():
     assert caught.value.retry_after == 30.0
     with pytest.raises(NotFound):  # not retried
         run_retries(policy, [NotFound("x"), None])
+
+
+def test_an_explicit_conference_link_is_the_location_and_private_properties():
+    link = ConferenceLink("https://zoom.example/j/1", "Zoom")
+    draft = EventDraft(managed_key="cg1.a.e1", summary="S", start=datetime(
+        2027, 3, 20, 13, tzinfo=UTC), end=datetime(2027, 3, 20, 14, tzinfo=UTC),
+        conference_link=link)
+    body = mapping.insert_body(draft)
+    assert body["location"] == link.join_url and "conferenceData" not in body
+    assert body["extendedProperties"]["private"] == {
+        "calgateKey": "cg1.a.e1", mapping.CONFERENCE_URL: link.join_url,
+        mapping.CONFERENCE_NAME: "Zoom"}
+    event = mapping.event_from_google(google_event(**body), None)
+    assert (event.meeting_url, event.conference_name, event.location) == (
+        link.join_url, "Zoom", link.join_url)
+    # The app's own location stays; a Meet the owner added later is the meeting link then.
+    body = mapping.body_from_draft(EventDraft(**{**_fields(draft), "location": "Room 4"}))
+    assert body["location"] == "Room 4"
+    met = mapping.event_from_google(google_event(
+        **body, hangoutLink="https://meet.google.com/abc-defg-hij"), None)
+    assert (met.meeting_url, met.conference_name) == (
+        "https://meet.google.com/abc-defg-hij", None)
+
+
+def _fields(draft: EventDraft) -> dict:
+    return {name: getattr(draft, name) for name in EventDraft.__dataclass_fields__}

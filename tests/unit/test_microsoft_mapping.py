@@ -11,7 +11,7 @@ import pytest
 
 from providers.errors import InvalidInput, Unavailable
 from providers.microsoft import drafts, mapping, times
-from providers.model import EventDraft, FreeBusyBlock, Person, TimeWindow
+from providers.model import ConferenceLink, EventDraft, FreeBusyBlock, Person, TimeWindow
 
 WINDOW = TimeWindow(datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
 MASTER = "AAMkMaster=="
@@ -392,3 +392,19 @@ def test_calendar_and_schedule_bodies():
     assert body["schedules"] == ["ann@contoso.com"]
     assert body["startTime"] == {"dateTime": "2027-03-01T00:00:00", "timeZone": "UTC"}
     assert body["endTime"] == {"dateTime": "2027-04-01T00:00:00", "timeZone": "UTC"}
+
+
+def test_an_explicit_conference_link_is_the_locations_uri():
+    link = ConferenceLink("https://zoom.example/j/7", "Zoom")
+    body = drafts.create_body(make_draft(conference_link=link), teams_allowed=True)
+    assert body["location"] == {"displayName": link.join_url, "locationUri": link.join_url}
+    assert "isOnlineMeeting" not in body  # not a Teams meeting
+    kept = drafts.update_body(make_draft(conference_link=link, location="HQ"), False)
+    assert kept["location"] == {"displayName": "HQ", "locationUri": link.join_url}
+    event = mapping.event_from_graph({**body, "id": "AAMk1==", "type": "singleInstance"})
+    assert (event.meeting_url, event.location) == (link.join_url, link.join_url)
+    plain = mapping.event_from_graph({"id": "AAMk2==", "type": "singleInstance",
+                                      "start": body["start"], "end": body["end"],
+                                      "location": {"displayName": "Room",
+                                                   "locationUri": "room@example.com"}})
+    assert plain.meeting_url is None  # only an https locationUri is a link

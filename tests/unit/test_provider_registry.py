@@ -16,6 +16,7 @@ from providers.registry import (
     entries,
     get_entry,
     push_providers,
+    read_extras,
     redirect_providers,
 )
 
@@ -128,3 +129,14 @@ def test_graph_notifications_handshake_changes_and_lifecycle():
     teams = get_entry("live_connect").recognise_meeting(
         "https://teams.microsoft.com/l/meetup-join/19%3ameeting")
     assert teams is not None and teams.provider_name == "ms_teams"
+
+
+def test_read_extras_are_declared_by_the_provider_that_has_them():
+    assert [(x.flag, x.field) for x in read_extras()] == [
+        ("google_event_ids", "google_event_id")]
+    google, caldav = get_entry("google"), get_entry("caldav")
+    assert google.extra_fields(["google_event_ids"], "series", "series_20250101T090000Z") == {
+        "google_event_id": "series_20250101T090000Z"}
+    assert google.extra_fields([], "a", "a") == {}  # only when asked for
+    assert google.extra_fields(["unknown_flag"], "a", "a") == {}
+    assert caldav.extra_fields(["google_event_ids"], "uid", "uid") == {}  # not its field

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from providers.registry import read_extras
 from providers.support import FIELD_SUPPORT
 
-from ..event_body import MAX_DESCRIPTION, MAX_SUMMARY, MAX_URL
+from ..event_body import MAX_DESCRIPTION, MAX_JOIN_URL, MAX_NAME, MAX_SUMMARY, MAX_URL
 from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
@@ -267,3 +268,36 @@ PATHS: dict[str, Json] = {
         PARTICIPATION, _CALENDAR, path("event_uid", "the invitation's event_uid"),
         scope="change_participation_status") | {"requestBody": body(PARTICIPATION)}},
 }
+
+# Free/busy flags (the C# SDK's include_ids / include_free): each block's ids, and the
+# transparent events' blocks as free.
+BLOCK["properties"] |= {
+    "free_busy_status": string(enum=["busy", "tentative", "free"]),
+    "event_uid": string("with include_ids"),
+    "event_id": string("with include_ids, on the app's own events (include_managed)")}
+PATHS["/v1/free_busy"]["get"]["parameters"] = [
+    *_COMMON_READ,
+    query("include_ids", BOOL_PARAM, "each block carries its event's event_uid (and "
+          "event_id for the app's own events)"),
+    query("include_free", BOOL_PARAM, "also the blocks of transparent events, as free")]
+
+# Provider-declared read extras: a flag adds a field to the events of the providers that
+# declare it (the registry names both; no provider is named here).
+for _extra in read_extras():
+    EVENT["properties"][_extra.field] = string(f"with {_extra.flag}=true, on the events of "
+                                               "the providers that have it")
+    PATHS["/v1/events"]["get"]["parameters"].append(query(
+        _extra.flag, BOOL_PARAM, f"add {_extra.field} to the events of the providers that "
+        "have it"))
+
+# Explicit conferencing: the app's own meeting link.
+UPSERT["properties"]["conferencing"] = obj({
+    "profile_id": string(enum=["default", "integrated", "explicit"]),
+    "provider_description": string("explicit: whose meeting it is, as the app names it "
+                                   "(read back as conferencing.provider_name)",
+                                   minLength=1, maxLength=MAX_NAME),
+    "join_url": string("explicit: the https link to join (the location too when none is "
+                       "given)", format="uri", maxLength=MAX_JOIN_URL),
+}, ("profile_id",), description="default/integrated: the calendar's own meeting where it "
+   "has one; explicit: the app's own link, written where the calendar keeps meeting links "
+   "(provider_description and join_url required)")

@@ -106,8 +106,9 @@ PATHS: dict[str, Json] = {
          **errors(404, 422)}, parameters=[_CHANNEL_ID],
         requestBody=body(obj({"since": string(pattern=TIME_PATTERN)}, ("since",))))},
     "/v1/batch": {"post": _op(
-        "batch", "Events", f"Up to {MAX_ENTRIES} upserts and deletes of the app's events; "
-        "each entry answers as its single request would (accepted ones 202).", {
+        "batch", "Events", f"Up to {MAX_ENTRIES} upserts and deletes of events (the app's own "
+        "by event_id; others' by event_uid, with elevated permissions); each entry answers as "
+        "its single request would (accepted ones 202).", {
             "207": reply("One result per entry, in request order.", obj(
                 {"batch": array(ENTRY_RESULT), "batch_id": string()}, ("batch", "batch_id")),
                 headers={"Location": header("GET this to follow the writes upstream",
