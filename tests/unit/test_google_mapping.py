@@ -270,7 +270,7 @@ def test_an_explicit_conference_link_is_the_location_and_private_properties():
     body = mapping.insert_body(draft)
     assert body["location"] == link.join_url and "conferenceData" not in body
     assert body["extendedProperties"]["private"] == {
-        "calgateKey": "cg1.a.e1", mapping.CONFERENCE_URL: link.join_url,
+        "calgateKey": "cg1.a.e1", mapping.GEO_KEY: "", mapping.CONFERENCE_URL: link.join_url,
         mapping.CONFERENCE_NAME: "Zoom"}
     event = mapping.event_from_google(google_event(**body), None)
     assert (event.meeting_url, event.conference_name, event.location) == (
