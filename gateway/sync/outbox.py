@@ -25,12 +25,13 @@ from providers.errors import (
     RateLimited,
     Unavailable,
 )
-from providers.model import ChangeSet, Event
+from providers.model import ChangeSet
 from providers.registry import ProviderOptions
 
 from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context
-from ..domain.mirror import Policy, apply_changes
+from ..domain.mirror import Policy, apply_changes, event_of_draft, withdraw
+from ..domain.notify import calendar_changed
 from ..domain.opener import ProfileOpener
 from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
@@ -44,6 +45,10 @@ CLAIM = timedelta(minutes=2)  # a claimed write is retried after this if its wor
 # Refusals that retrying the same write cannot change: the version is given up and the
 # error kept for the client (GET /v1/batch/{id}, the event's ``calgate_write``).
 PERMANENT = (Forbidden, InvalidInput, NotFound)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite: naive UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +194,15 @@ class Outbox:
             if resource_id is None:  # deleted upstream: tombstone the mirror rows
                 changes = ChangeSet(deleted=(old,) if old else ())
             else:
-                draft = row["draft"]
-                changes = ChangeSet(changed={resource_id: [Event(
-                    resource_id=resource_id, instance_id=resource_id, start=draft.start,
-                    end=draft.end, summary=draft.summary, description=draft.description,
-                    location=draft.location, start_tzid=draft.start_tzid,
-                    end_tzid=draft.end_tzid, transparency=draft.transparency,
-                    attendees=draft.attendees, url=draft.url, private=draft.private,
-                    managed_key=draft.managed_key, etag=etag)]})
-            apply_changes(conn, row["calendar_id"], changes, policy, key, now)
+                changes = ChangeSet(changed={resource_id: [
+                    event_of_draft(row["draft"], resource_id, etag)]})
+            if not apply_changes(conn, row["calendar_id"], changes, policy, key, now):
+                # The mirror already showed this write from when it was accepted (a delete,
+                # an update the upstream took as it was): channels still hear that it is
+                # applied, from the time the mirror changed. Its calgate_write is gone.
+                bump_generation(conn, account_id=row["account_id"])
+                calendar_changed(conn, row["account_id"], row["calendar_id"],
+                                 _aware(row["updated_at"]), True, now)
 
     def _failed(self, row: dict[str, Any], error: str, retry_after: float | None,
                 permanent: bool, throttled: bool = False) -> None:
@@ -214,11 +219,32 @@ class Outbox:
             conn.execute(update(managed_events).where(managed_events.c.id == row["id"])
                          .values(**values))
             bump_generation(conn, account_id=row["account_id"])  # calgate_write changed
+            if permanent:
+                self._settle_refused(conn, row, now)
             if throttled:
                 held = self._hold_profile(conn, row, retry_at)
                 if held:
                     log.info("profile %s throttled: %d more writes wait until %s",
                              row["profile_id"], held, retry_at.isoformat())
+
+    @staticmethod
+    def _settle_refused(conn: Connection, row: dict[str, Any], now: datetime) -> None:
+        """A write refused for good stops showing its desired state: a create the upstream
+        never took disappears (a tombstone, ``deleted: true``); an update or a delete of an
+        event the upstream has brings back what the upstream has, by a full resync of the
+        calendar, due at once. Unless a newer write of the event is pending already."""
+        latest = conn.execute(select(managed_events.c.version).where(
+            managed_events.c.id == row["id"])).scalar()
+        if latest != row["version"]:
+            return
+        if row["resource_id"] is None:
+            if withdraw(conn, row["calendar_id"], row["managed_key"], row["account_id"], now):
+                calendar_changed(conn, row["account_id"], row["calendar_id"], now, True, now)
+            return
+        conn.execute(update(calendars).where(calendars.c.id == row["calendar_id"])
+                     .values(cursor=None))
+        conn.execute(update(profiles).where(profiles.c.id == row["profile_id"])
+                     .values(next_sync_at=now, sync_requested_at=now))
 
     @staticmethod
     def _hold_profile(conn: Connection, row: dict[str, Any], retry_at: datetime) -> int:
