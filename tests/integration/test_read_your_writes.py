@@ -7,11 +7,15 @@ from dataclasses import replace
 
 from gateway.persistence.tables import profiles
 from providers.memory.provider import WORLD
-from tests.integration.test_api_writes import body, setup, stamp  # noqa: F401  (fixture)
+from tests.integration import test_api_writes
+from tests.integration.test_api_writes import body, stamp
 from tests.integration.test_caldav_sync_api import sync
 from tests.support import aio
+from tests.support.openapi_check import conforms
 
+setup = test_api_writes.setup  # the linked memory account with one calendar (a fixture)
 MANAGED = "/v1/events?tzid=Etc/UTC&include_managed=true"
+EVENTS = "/v1/calendars/{calendar_id}/events"
 
 
 def apply_writes(gateway) -> None:
@@ -27,11 +31,12 @@ def managed(http, headers, query: str = MANAGED) -> dict[str, dict]:
 
 def test_an_upsert_shows_at_once_and_keeps_its_event_uid(http, gateway, setup):
     headers, calendar_id, name, upstream_cal, profile = setup
-    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=body())
+    sent = body()
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=sent)
     assert r.status_code == 202
     pending = managed(http, headers)["e1"]
     assert pending["summary"] == "Session" and pending["calendar_id"] == calendar_id
-    assert pending["start"] == body()["start"][:17] + body()["start"][17:]
+    assert (pending["start"], pending["end"]) == (sent["start"], sent["end"])
     assert pending["calgate_write"] == {"status": "pending"}
     assert pending["deleted"] is False and pending["event_uid"].startswith("evt_managed_")
     assert not WORLD.accounts[name].calendars[upstream_cal].resources  # not upstream yet
@@ -77,13 +82,14 @@ def test_only_managed_last_modified_and_free_busy_see_the_pending_write(http, se
     headers, calendar_id, *_ = setup
     before = http.get(MANAGED, headers=headers).json()["events"]
     since = stamp(-0.001)
-    http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=body())
+    sent = body()
+    http.post(f"/v1/calendars/{calendar_id}/events", headers=headers, json=sent)
     assert set(managed(http, headers, "/v1/events?tzid=Etc/UTC&only_managed=true")) == {"e1"}
     changed = managed(http, headers, f"{MANAGED}&last_modified={since}")
     assert set(changed) == {"e1"}
     blocks = http.get("/v1/free_busy?tzid=Etc/UTC&include_managed=true",
                       headers=headers).json()["free_busy"]
-    assert {"calendar_id": calendar_id, "start": body()["start"], "end": body()["end"],
+    assert {"calendar_id": calendar_id, "start": sent["start"], "end": sent["end"],
             "free_busy_status": "busy"} in blocks
     assert len(http.get(MANAGED, headers=headers).json()["events"]) == len(before) + 1
     plain = http.get("/v1/events?tzid=Etc/UTC", headers=headers).json()["events"]
@@ -117,3 +123,20 @@ def test_an_update_refused_for_good_shows_the_upstream_again(http, gateway, setu
     sync(gateway, profile.profile_id)
     event = managed(http, headers)["e1"]
     assert event["summary"] == "Session" and event["calgate_write"]["status"] == "failed"
+
+
+def test_include_userinfo_embeds_userinfo_in_the_write_answer(http, setup):
+    headers, calendar_id, *_ = setup
+    userinfo = http.get("/v1/userinfo", headers=headers).json()
+    r = conforms(http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                           json=body(include_userinfo=True)), "POST", EVENTS)
+    assert r.status_code == 200 and r.json() == {"userinfo": userinfo}
+    assert "preference-applied" not in r.headers  # recorded, not applied yet
+    assert managed(http, headers)["e1"]["calgate_write"] == {"status": "pending"}
+    r = conforms(http.request(
+        "DELETE", f"/v1/calendars/{calendar_id}/events?include_userinfo=true",
+        headers=headers, json={"event_id": "e1"}), "DELETE", EVENTS)
+    assert r.status_code == 200 and r.json() == {"userinfo": userinfo}
+    r = http.post(f"/v1/calendars/{calendar_id}/events", headers=headers,
+                  json=body(include_userinfo=False))
+    assert r.status_code == 202 and r.content == b""

@@ -114,6 +114,21 @@ def _page(op: str, key: str, item: str) -> Json:
                 **errors(403, 404)}}
 
 
+# Calgate's additions to the event (never a Cronofy field's meaning changed): how the app's
+# own latest write stands upstream, absent once applied.
+CALGATE_WRITE = obj({
+    "status": string(enum=["pending", "retrying", "failed"]),
+    "error": string("why the last attempt failed")}, ("status",),
+    description="Calgate: the app's latest write of this event is not applied upstream yet "
+                "(pending, retrying) or was refused for good (failed). Reads show the "
+                "desired state of a pending write at once (read-your-writes).")
+EVENT["properties"]["calgate_write"] = CALGATE_WRITE
+
+_USERINFO = query("include_userinfo", BOOL_PARAM, "answer 200 with the account's "
+                  "userinfo (as GET /v1/userinfo) in the body, under userinfo")
+_USERINFO_BODY = {"type": "object", "description": "with include_userinfo: as GET /v1/userinfo"}
+
+
 def _reminder() -> Json:
     return obj({"minutes": {"type": "integer"}}, ("minutes",))
 
@@ -134,10 +149,12 @@ UPSERT = obj({
                       for k in ("invite", "reject", "remove")}),
     "conferencing": obj({"profile_id": string(enum=["default", "integrated"])},
                         ("profile_id",)),
+    "include_userinfo": BOOL_PARAM,
 }, ("event_id", "summary", "start", "end"))
 
 DELETE = obj({"event_id": string(minLength=1),
-              "event_uid": string("an external event: 403, not offered yet")}, ("event_id",))
+              "event_uid": string("an external event: 403, not offered yet"),
+              "include_userinfo": BOOL_PARAM}, ("event_id",))
 BULK_DELETE = obj({"delete_all": BOOL_PARAM,
                    "calendar_ids": array(string(minLength=1), minItems=1)},
                   description="exactly one of delete_all=true or calendar_ids")
@@ -176,17 +193,25 @@ PATHS: dict[str, Json] = {
     "/v1/free_busy/pages/{token}": {"get": _page("readFreeBusyPage", "free_busy",
                                                   "FreeBusyBlock")},
     "/v1/calendars/{calendar_id}/events": {
-        "post": _write("upsertEvent", "Create or update the app's event (event_id).", UPSERT,
-                       _CALENDAR, _PREFER, scope="create_event")
+        "post": _write("upsertEvent", "Create or update the app's event (event_id). The "
+                       "next read shows it at once, with calgate_write pending.", UPSERT,
+                       _CALENDAR, _PREFER, _USERINFO, scope="create_event")
         | {"responses": {
-            "200": reply("Applied upstream within Prefer: wait=N.", obj(
-                {"event": ref("Event")}, ("event",)), headers=_APPLIED),
+            "200": reply("Applied upstream within Prefer: wait=N (event, and "
+                         "Preference-Applied), or recorded with include_userinfo=true "
+                         "(userinfo).", obj({"event": ref("Event"),
+                                             "userinfo": _USERINFO_BODY}),
+                         headers=_APPLIED),
             "202": reply("Accepted: recorded, to be applied upstream by the worker."),
             **errors(403, 404, 422)}},
-        "delete": _write("deleteEvent", "Delete the app's event (event_id).", DELETE,
-                         _CALENDAR, _PREFER, scope="delete_event")
+        "delete": _write("deleteEvent", "Delete the app's event (event_id). The next read "
+                         "no longer shows it.", DELETE, _CALENDAR, _PREFER, _USERINFO,
+                         scope="delete_event")
         | {"responses": {
-            "200": reply("Applied upstream within Prefer: wait=N.", headers=_APPLIED),
+            "200": reply("Applied upstream within Prefer: wait=N ({} and "
+                         "Preference-Applied), or recorded with include_userinfo=true "
+                         "(userinfo).", obj({"userinfo": _USERINFO_BODY}),
+                         headers=_APPLIED),
             "202": reply("Accepted: recorded, to be applied upstream by the worker."),
             **errors(403, 404, 422)}}},
     "/v1/calendars/{calendar_id}/events/{event_uid}/participation_status": {"post": _write(
