@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -115,21 +115,6 @@ def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
     return values
 
 
-@dataclass(frozen=True, slots=True)
-class ManagedChange:
-    """One of the app's own events changed (``changed``) or went (``deleted``) in the
-    mirror because the upstream said so: what per-event subscriptions hear about."""
-
-    calendar_id: str
-    managed_key: str
-    kind: str  # "changed" or "deleted"
-    before: Any  # the mirror row as it was (start_at, end_at, sealed, …)
-    after: Event | None
-
-
-ManagedObserver = Callable[[Connection, ManagedChange], None]
-
-
 def pending_keys(conn: Connection, calendar_id: str) -> set[str]:
     """Managed keys of the calendar with a write accepted but not yet applied upstream: the
     mirror shows their desired state (read-your-writes), so what the upstream has for them
@@ -140,20 +125,18 @@ def pending_keys(conn: Connection, calendar_id: str) -> set[str]:
 
 
 def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy,
-                  key: bytes | None, now: datetime, window: TimeWindow | None = None, *,
-                  notify: bool = True, observe: ManagedObserver | None = None) -> int:
+                  key: bytes | None, now: datetime, window: TimeWindow | None = None) -> int:
     """Write ``changes`` into the mirror of ``calendar_id``; returns the rows that changed.
 
     ``window`` is what the provider listed: a managed event outside it was simply not
     looked at, so it is kept (managed events have no window); others become tombstones.
     The app's own events with a write still pending keep the desired state the write put
-    in the mirror. ``observe`` hears about each of the app's own events the change set
-    changed or removed.
+    in the mirror.
     """
     query = select(events.c.id, events.c.resource_id, events.c.instance_id,
                    events.c.fingerprint, events.c.deleted, events.c.managed_key,
-                   events.c.start_at, events.c.end_at, events.c.all_day, events.c.status,
-                   events.c.sealed).where(events.c.calendar_id == calendar_id)
+                   events.c.start_at, events.c.end_at).where(
+        events.c.calendar_id == calendar_id)
     if not changes.full:
         touched = set(changes.changed) | set(changes.deleted)
         query = query.where(events.c.resource_id.in_(touched))
@@ -185,10 +168,8 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                 conn.execute(update(events).where(events.c.id == row.id)
                              .values(deleted=False, updated=now, **values))
                 written += 1
-                mine = values["managed_key"] or row.managed_key
-                managed = managed or mine is not None
-                if observe is not None and mine is not None:
-                    observe(conn, ManagedChange(calendar_id, mine, "changed", row, event))
+                managed = managed or values["managed_key"] is not None or (
+                    row.managed_key is not None)
     gone = set(changes.deleted)
     for instance_id, row in existing.items():
         if row.deleted or instance_id in seen or row.id in rekeyed:
@@ -202,22 +183,18 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                          .values(deleted=True, updated=now, sealed=None))
             written += 1
             managed = managed or row.managed_key is not None
-            if observe is not None and row.managed_key is not None:
-                observe(conn, ManagedChange(calendar_id, row.managed_key, "deleted", row,
-                                            None))
     if written:
         _widen_span(conn, calendar_id, changes, policy)
         bump_generation(conn, account_id=policy.account_id)
-        if notify:  # in this transaction: a committed change always has its notification
-            calendar_changed(conn, policy.account_id, calendar_id, now, managed)
+        # In this transaction: a committed change always has its notification.
+        calendar_changed(conn, policy.account_id, calendar_id, now, managed)
     return written
 
 
 def _row_of_managed(conn: Connection, calendar_id: str, managed_key: str) -> Any:
     return conn.execute(select(
         events.c.id, events.c.resource_id, events.c.instance_id, events.c.fingerprint,
-        events.c.deleted, events.c.managed_key, events.c.start_at, events.c.end_at,
-        events.c.all_day, events.c.status, events.c.sealed).where(
+        events.c.deleted, events.c.managed_key, events.c.start_at, events.c.end_at).where(
         events.c.calendar_id == calendar_id, events.c.managed_key == managed_key,
         events.c.recurring.is_(False)).order_by(events.c.deleted, events.c.id).limit(1)
     ).first()
