@@ -6,6 +6,7 @@ answers 200 with the resulting event, or 202 if it is not done in N seconds.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..services.accounts import AccountService
 from ..services.external_writes import ExternalWriteService, NotEditable, NotPermitted
+from ..services.identity import userinfo_body
 from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
@@ -29,7 +32,7 @@ from ..services.writes import (
     Unsupported,
     WriteService,
 )
-from .auth import Authenticator, Wake
+from .auth import Authenticator, Caller, Wake
 from .errors import ApiError, not_found
 from .event_body import event_upsert, valid_event_id
 from .external_body import event_patch
@@ -48,6 +51,7 @@ class _Handlers:
     writes: WriteService
     reads: ReadService
     wake: Wake
+    accounts: AccountService
     external: ExternalWriteService | None = None
 
     async def upsert_event(self, request: Request) -> Response:
@@ -60,7 +64,8 @@ class _Handlers:
         calendar_id = request.path_params["calendar_id"]
         written = await _record(partial(self.writes.upsert, caller.subject, calendar_id,
                                         event_id, desired))
-        return await self._answer(request, written, (caller.subject, calendar_id, event_id))
+        answer = await self._answer(request, written, (caller.subject, calendar_id, event_id))
+        return await self._with_userinfo(params, caller, answer)
 
     async def delete_event(self, request: Request) -> Response:
         caller = await self.authenticate(request, "delete_event")
@@ -70,7 +75,27 @@ class _Handlers:
         event_id = event_id_of(params)
         written = await _record(partial(self.writes.delete, caller.subject,
                                         request.path_params["calendar_id"], event_id))
-        return await self._answer(request, written, None)
+        answer = await self._answer(request, written, None)
+        return await self._with_userinfo(params, caller, answer)
+
+    async def _with_userinfo(self, params: Params, caller: Caller,
+                             answer: Response) -> Response:
+        """``include_userinfo=true`` (API.md s6.1): the answer is 200 and its body carries
+        ``userinfo``, exactly what ``GET /v1/userinfo`` would answer (beside the ``event``
+        of an upsert applied within ``Prefer: wait``; ``Preference-Applied`` says whether
+        it was). A status of its own, so each status keeps one documented body."""
+        if not params.flag("include_userinfo"):
+            return answer
+        identity = await self.accounts.cache.load(
+            caller.subject, lambda: self.accounts.find_identity(caller.subject))
+        if identity is None:
+            raise not_found()
+        body = json.loads(bytes(answer.body)) if answer.body else {}
+        body["userinfo"] = userinfo_body(identity, caller.subject, caller.scope,
+                                         caller.grants)
+        headers = {k: v for k, v in answer.headers.items()
+                   if k.lower() not in {"content-length", "content-type"}}
+        return JSONResponse(body, status_code=200, headers=headers)
 
     async def bulk_delete(self, request: Request) -> Response:
         caller = await self.authenticate(request, "delete_event")
@@ -121,17 +146,18 @@ class _Handlers:
             while not await to_thread.run_sync(self.writes.applied, *written):
                 await anyio.sleep(0.05)
             applied = {"Preference-Applied": f"wait={seconds}"}
-            if event is None:
-                return Response(status_code=200, headers=applied)
+            if event is None:  # a delete: nothing to show but that it is done
+                return JSONResponse({}, headers=applied)
             body = await to_thread.run_sync(self.reads.managed_event, *event)
             return JSONResponse({"event": body}, headers=applied)
         return Response(status_code=202)
 
 
 def routes_for(authenticate: Authenticator, writes: WriteService, reads: ReadService,
-               wake: Wake, external: ExternalWriteService | None = None) -> list[Route]:
+               wake: Wake, accounts: AccountService,
+               external: ExternalWriteService | None = None) -> list[Route]:
     """The write routes over their services, built once (create_app)."""
-    handlers = _Handlers(authenticate, writes, reads, wake, external)
+    handlers = _Handlers(authenticate, writes, reads, wake, accounts, external)
     return [
         Route("/v1/calendars/{calendar_id}/events", handlers.upsert_event, methods=["POST"]),
         Route("/v1/calendars/{calendar_id}/events", handlers.delete_event,

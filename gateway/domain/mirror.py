@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from providers.model import ChangeSet, Event, Person, TimeWindow, When
+from providers.model import ChangeSet, Event, EventDraft, Person, TimeWindow, When
 
 from ..persistence.generation import bump_generation
-from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events
+from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events, managed_events
 from .managed import managed_prefix
 from .notify import calendar_changed
 from .sealing import EventText, TextPerson, seal_text
@@ -72,6 +72,20 @@ def series_identifier(calendar_id: str, resource_id: str) -> str:
     return f"srs_{digest[:24]}"
 
 
+def managed_event_uid(calendar_id: str, managed_key: str) -> str:
+    """A client app's own (non-recurring) event is named by its managed key, not by the
+    upstream's id: the ``event_uid`` is known when the write is accepted, before the
+    upstream has given the event an id, and stays the same after."""
+    digest = hashlib.sha256(f"{calendar_id}\x00managed\x00{managed_key}".encode()).hexdigest()
+    return f"evt_managed_{digest[:24]}"
+
+
+def uid_of(calendar_id: str, event: Event, owned: bool) -> str:
+    if owned and event.managed_key and not event.recurring:
+        return managed_event_uid(calendar_id, event.managed_key)
+    return event_uid(calendar_id, event.instance_id)
+
+
 def text_of(event: Event) -> EventText:
     def person(p: Person) -> TextPerson:
         return TextPerson(p.email, p.display_name, p.status)
@@ -93,10 +107,11 @@ def text_of(event: Event) -> EventText:
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
                ) -> dict[str, Any]:
     text = text_of(event) if policy.keeps_text(event) else None
+    owned = policy.owns(event)
     values: dict[str, Any] = {
         "resource_id": event.resource_id, "instance_id": event.instance_id,
-        "event_uid": event_uid(calendar_id, event.instance_id),
-        "managed_key": event.managed_key if policy.owns(event) else None,
+        "event_uid": uid_of(calendar_id, event, owned),
+        "managed_key": event.managed_key if owned else None,
         "start_at": utc(event.start), "end_at": utc(event.end),
         "all_day": isinstance(event.start, date) and not isinstance(event.start, datetime),
         "start_tzid": event.start_tzid, "end_tzid": event.end_tzid,
@@ -112,12 +127,23 @@ def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
     return values
 
 
+def pending_keys(conn: Connection, calendar_id: str) -> set[str]:
+    """Managed keys of the calendar with a write accepted but not yet applied upstream: the
+    mirror shows their desired state (read-your-writes), so what the upstream has for them
+    is older than what the app asked for and must not overwrite it."""
+    return set(conn.execute(select(managed_events.c.managed_key).where(
+        managed_events.c.calendar_id == calendar_id,
+        managed_events.c.applied_version < managed_events.c.version)).scalars())
+
+
 def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy,
                   key: bytes | None, now: datetime, window: TimeWindow | None = None) -> int:
     """Write ``changes`` into the mirror of ``calendar_id``; returns the rows that changed.
 
     ``window`` is what the provider listed: a managed event outside it was simply not
     looked at, so it is kept (managed events have no window); others become tombstones.
+    The app's own events with a write still pending keep the desired state the write put
+    in the mirror.
     """
     query = select(events.c.id, events.c.resource_id, events.c.instance_id,
                    events.c.fingerprint, events.c.deleted, events.c.managed_key,
@@ -127,7 +153,9 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
         touched = set(changes.changed) | set(changes.deleted)
         query = query.where(events.c.resource_id.in_(touched))
     existing = {r.instance_id: r for r in conn.execute(query).all()}
+    held = pending_keys(conn, calendar_id)
     seen: set[str] = set()
+    rekeyed: set[int] = set()
     written = 0
     managed = False  # did any of the app's own events change (only_managed channels)?
     for instances in changes.changed.values():
@@ -136,7 +164,13 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                 continue
             seen.add(event.instance_id)
             values = row_values(calendar_id, event, policy, key)
+            if values["managed_key"] is not None and values["managed_key"] in held:
+                continue  # the app's newer write is what the mirror shows until applied
             row = existing.get(event.instance_id)
+            if row is None and values["managed_key"] is not None and not event.recurring:
+                row = _row_of_managed(conn, calendar_id, values["managed_key"])
+                if row is not None:  # the accepted write's row (or an older id) re-keyed
+                    rekeyed.add(row.id)
             if row is None:
                 conn.execute(insert(events).values(calendar_id=calendar_id, deleted=False,
                                                    created=now, updated=now, **values))
@@ -150,7 +184,9 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                     row.managed_key is not None)
     gone = set(changes.deleted)
     for instance_id, row in existing.items():
-        if row.deleted or instance_id in seen:
+        if row.deleted or instance_id in seen or row.id in rekeyed:
+            continue
+        if row.managed_key is not None and row.managed_key in held:
             continue
         if window is not None and row.managed_key is not None and not _inside(row, window):
             continue
@@ -165,6 +201,57 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
         # In this transaction: a committed change always has its notification.
         calendar_changed(conn, policy.account_id, calendar_id, now, managed)
     return written
+
+
+def _row_of_managed(conn: Connection, calendar_id: str, managed_key: str) -> Any:
+    return conn.execute(select(
+        events.c.id, events.c.resource_id, events.c.instance_id, events.c.fingerprint,
+        events.c.deleted, events.c.managed_key, events.c.start_at, events.c.end_at).where(
+        events.c.calendar_id == calendar_id, events.c.managed_key == managed_key,
+        events.c.recurring.is_(False)).order_by(events.c.deleted, events.c.id).limit(1)
+    ).first()
+
+
+def overlay(conn: Connection, calendar_id: str, event: Event, policy: Policy,
+            key: bytes | None, now: datetime) -> None:
+    """Show an accepted write's desired state in the mirror at once (read-your-writes):
+    the app's own event's row takes the new values (or is made, named by a provisional id
+    until the upstream gives it one). No notification: the app made the change itself;
+    channels hear about it when the write is applied upstream."""
+    values = row_values(calendar_id, event, policy, key)
+    row = conn.execute(select(events.c.id).where(
+        events.c.calendar_id == calendar_id, events.c.instance_id == event.instance_id)
+    ).first() or _row_of_managed(conn, calendar_id, str(event.managed_key))
+    if row is None:
+        conn.execute(insert(events).values(calendar_id=calendar_id, deleted=False,
+                                           created=now, updated=now, **values))
+    else:
+        conn.execute(update(events).where(events.c.id == row.id)
+                     .values(deleted=False, updated=now, **values))
+    _widen_span(conn, calendar_id, ChangeSet(changed={event.resource_id: [event]}), policy)
+    bump_generation(conn, account_id=policy.account_id)
+
+
+def withdraw(conn: Connection, calendar_id: str, managed_key: str, account_id: str,
+             now: datetime) -> int:
+    """Show the app's own event as deleted at once (an accepted delete, or a create the
+    upstream refused for good); returns the rows tombstoned."""
+    gone = conn.execute(update(events).where(
+        events.c.calendar_id == calendar_id, events.c.managed_key == managed_key,
+        events.c.deleted.is_(False)).values(deleted=True, updated=now, sealed=None)).rowcount
+    if gone:
+        bump_generation(conn, account_id=account_id)
+    return int(gone)
+
+
+def event_of_draft(draft: EventDraft, resource_id: str, etag: str | None = None) -> Event:
+    """The mirror's view of an event the app asked for (before or after it is upstream)."""
+    return draft.as_event(resource_id, etag)
+
+
+def provisional_id(managed_key: str) -> str:
+    """The resource and instance id of an accepted write's row until the upstream has one."""
+    return f"calgate-pending:{managed_key}"
 
 
 def _widen_span(conn: Connection, calendar_id: str, changes: ChangeSet, policy: Policy

@@ -18,9 +18,11 @@ from providers.registry import find_entry
 
 from ..domain.desired import DesiredEvent, EventUpsert
 from ..domain.managed import managed_context, managed_key
+from ..domain.mirror import Policy, event_of_draft, overlay, provisional_id, withdraw
 from ..domain.sealing import DataKeys, seal, unseal
 from ..persistence.generation import bump_generation
 from ..persistence.tables import (
+    accounts,
     calendars,
     events,
     managed_events,
@@ -72,8 +74,10 @@ class WriteService:
 
     def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
         row = conn.execute(
-            select(calendars.c.readonly, calendars.c.deleted, profiles.c.provider_name)
+            select(calendars.c.readonly, calendars.c.deleted, profiles.c.provider_name,
+                   accounts.c.scope)
             .join(profiles, profiles.c.id == calendars.c.profile_id)
+            .join(accounts, accounts.c.id == profiles.c.account_id)
             .where(calendars.c.id == calendar_id, profiles.c.account_id == subject)).first()
         if row is None:
             raise CalendarNotFound(calendar_id)
@@ -113,7 +117,7 @@ class WriteService:
         now = datetime.now(UTC)
         row = conn.execute(select(
             managed_events.c.id, managed_events.c.version, managed_events.c.applied_version,
-            managed_events.c.desired).where(
+            managed_events.c.desired, managed_events.c.resource_id).where(
             managed_events.c.calendar_id == calendar_id,
             managed_events.c.event_id == event_id).with_for_update()).first()
         current = None
@@ -125,23 +129,33 @@ class WriteService:
         if desired.attendees and not _invites(calendar.provider_name):
             raise AttendeesNotInvited(calendar_id)
         sealed = seal(key, desired.to_stored(), context)
+        mkey = managed_key(subject, calendar_id, event_id)
         if row is None:
             result = conn.execute(insert(managed_events).values(
                 account_id=subject, calendar_id=calendar_id, event_id=event_id,
-                managed_key=managed_key(subject, calendar_id, event_id), desired=sealed,
+                managed_key=mkey, desired=sealed,
                 version=1, applied_version=0, attempts=0, next_attempt_at=now,
                 created_at=now, updated_at=now))
             assert result.inserted_primary_key is not None
-            return int(result.inserted_primary_key[0]), 1
-        won = conn.execute(update(managed_events).where(
-            managed_events.c.id == row.id, managed_events.c.version == row.version).values(
-            desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
-            last_error=None, updated_at=now)).rowcount
-        if won != 1:
-            return None
-        # The event's read now shows the write pending (calgate_write): no cached page.
-        bump_generation(conn, account_id=subject)
-        return int(row.id), int(row.version) + 1
+            written = int(result.inserted_primary_key[0]), 1
+        else:
+            won = conn.execute(update(managed_events).where(
+                managed_events.c.id == row.id, managed_events.c.version == row.version).values(
+                desired=sealed, version=row.version + 1, attempts=0, next_attempt_at=now,
+                last_error=None, updated_at=now)).rowcount
+            if won != 1:
+                return None
+            # The event's read now shows the write pending (calgate_write): no cached page.
+            bump_generation(conn, account_id=subject)
+            written = int(row.id), int(row.version) + 1
+        if desired.recurrence is None:
+            # Read-your-writes: the app's next read shows the desired state (and the write
+            # pending, calgate_write) before the worker has applied it upstream. A series
+            # shows once applied: only the upstream knows its occurrences.
+            resource_id = (row.resource_id if row is not None else None) or provisional_id(mkey)
+            overlay(conn, calendar_id, event_of_draft(desired.draft(mkey), resource_id),
+                    Policy.for_scope(subject, calendar.scope.split()), key, now)
+        return written
 
     def delete(self, subject: str, calendar_id: str, event_id: str) -> tuple[int, int] | None:
         """Mark the event for deletion; None if the app never made it (still a 202)."""
@@ -163,12 +177,16 @@ class WriteService:
 
     def _delete_where(self, conn: Connection, *where: Any) -> list[tuple[int, int]]:
         now = datetime.now(UTC)
-        rows = conn.execute(select(managed_events.c.id, managed_events.c.version).where(
+        rows = conn.execute(select(managed_events.c.id, managed_events.c.version,
+                                   managed_events.c.account_id, managed_events.c.calendar_id,
+                                   managed_events.c.managed_key).where(
             *where, managed_events.c.desired.is_not(None))).all()
         for row in rows:
             conn.execute(update(managed_events).where(managed_events.c.id == row.id).values(
                 desired=None, version=row.version + 1, attempts=0, next_attempt_at=now,
                 last_error=None, updated_at=now))
+            # Read-your-writes: gone from the next read (deleted: true with include_deleted).
+            withdraw(conn, row.calendar_id, row.managed_key, row.account_id, now)
         return [(int(r.id), int(r.version) + 1) for r in rows]
 
     def answer(self, subject: str, calendar_id: str, event_uid: str,

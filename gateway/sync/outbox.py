@@ -30,7 +30,8 @@ from providers.registry import ProviderOptions
 
 from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context
-from ..domain.mirror import Policy, apply_changes
+from ..domain.mirror import Policy, apply_changes, withdraw
+from ..domain.notify import calendar_changed
 from ..domain.opener import ProfileOpener
 from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
@@ -44,6 +45,10 @@ CLAIM = timedelta(minutes=2)  # a claimed write is retried after this if its wor
 # Refusals that retrying the same write cannot change: the version is given up and the
 # error kept for the client (GET /v1/batch/{id}, the event's ``calgate_write``).
 PERMANENT = (Forbidden, InvalidInput, NotFound)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite: naive UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ class ClaimedWrite:
     upstream_calendar: str
     scope: str
     desired: DesiredEvent | None
+    accepted_at: datetime  # when this version was accepted (the mirror showed it from then)
     unreadable: str | None = None
 
     def draft(self) -> EventDraft | None:
@@ -208,7 +214,7 @@ class Outbox:
             resource_id=row.resource_id, profile_id=row.profile_id,
             provider_name=row.provider_name, credential_path=row.credential_path,
             upstream_calendar=row.upstream_calendar, scope=row.scope, desired=desired,
-            unreadable=unreadable)
+            accepted_at=_aware(row.updated_at), unreadable=unreadable)
 
     def _open_desired(self, row: Any) -> tuple[DesiredEvent | None, str | None]:
         """The row's desired state (None: a delete), or why it cannot be read."""
@@ -247,7 +253,13 @@ class Outbox:
             else:
                 changes = ChangeSet(changed={resource_id: [draft.as_event(resource_id,
                                                                           etag)]})
-            apply_changes(conn, claimed.calendar_id, changes, policy, key, now)
+            if not apply_changes(conn, claimed.calendar_id, changes, policy, key, now):
+                # The mirror already showed this write from when it was accepted (a delete,
+                # an update the upstream took as it was): channels still hear that it is
+                # applied, from the time the mirror changed. Its calgate_write is gone.
+                bump_generation(conn, account_id=claimed.account_id)
+                calendar_changed(conn, claimed.account_id, claimed.calendar_id,
+                                 claimed.accepted_at, True, now)
 
     def _failed(self, claimed: ClaimedWrite, error: str, retry_after: float | None,
                 permanent: bool, throttled: bool = False) -> None:
@@ -264,11 +276,32 @@ class Outbox:
             conn.execute(update(managed_events).where(managed_events.c.id == claimed.id)
                          .values(**values))
             bump_generation(conn, account_id=claimed.account_id)  # calgate_write changed
+            if permanent:
+                self._settle_refused(conn, claimed, now)
             if throttled:
                 held = self._hold_profile(conn, claimed, retry_at)
                 if held:
                     log.info("profile %s throttled: %d more writes wait until %s",
                              claimed.profile_id, held, retry_at.isoformat())
+
+    @staticmethod
+    def _settle_refused(conn: Connection, claimed: ClaimedWrite, now: datetime) -> None:
+        """A write refused for good stops showing its desired state: a create the upstream
+        never took disappears (a tombstone, ``deleted: true``); an update or a delete of an
+        event the upstream has brings back what the upstream has, by a full resync of the
+        calendar, due at once. Unless a newer write of the event is pending already."""
+        latest = conn.execute(select(managed_events.c.version).where(
+            managed_events.c.id == claimed.id)).scalar()
+        if latest != claimed.version:
+            return
+        if claimed.resource_id is None:
+            if withdraw(conn, claimed.calendar_id, claimed.managed_key, claimed.account_id, now):
+                calendar_changed(conn, claimed.account_id, claimed.calendar_id, now, True, now)
+            return
+        conn.execute(update(calendars).where(calendars.c.id == claimed.calendar_id)
+                     .values(cursor=None))
+        conn.execute(update(profiles).where(profiles.c.id == claimed.profile_id)
+                     .values(next_sync_at=now, sync_requested_at=now))
 
     @staticmethod
     def _hold_profile(conn: Connection, claimed: ClaimedWrite, retry_at: datetime) -> int:

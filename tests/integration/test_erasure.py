@@ -218,7 +218,8 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
                                     DesiredEvent.from_stored({
             "summary": "Session", "start": start.isoformat(),
             "end": (start + timedelta(hours=1)).isoformat()}))
-        assert count(vault_gateway, events) == 1 and count(vault_gateway, managed_events) == 1
+        # The user's event, and the app's own, shown at once (read-your-writes).
+        assert count(vault_gateway, events) == 2 and count(vault_gateway, managed_events) == 1
         assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is not None
         r = browser.post("/oauth/token/revoke", data={
             "client_id": client.client_id, "client_secret": client.secret,

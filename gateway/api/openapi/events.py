@@ -126,6 +126,21 @@ def _page(op: str, key: str, item: str) -> Json:
                 **errors(403, 404)}}
 
 
+# Calgate's additions to the event (never a Cronofy field's meaning changed): how the app's
+# own latest write stands upstream, absent once applied.
+CALGATE_WRITE = obj({
+    "status": string(enum=["pending", "retrying", "failed"]),
+    "error": string("why the last attempt failed")}, ("status",),
+    description="Calgate: the app's latest write of this event is not applied upstream yet "
+                "(pending, retrying) or was refused for good (failed). Reads show the "
+                "desired state of a pending write at once (read-your-writes).")
+EVENT["properties"]["calgate_write"] = CALGATE_WRITE
+
+_USERINFO = query("include_userinfo", BOOL_PARAM, "answer 200 with the account's "
+                  "userinfo (as GET /v1/userinfo) in the body, under userinfo")
+_USERINFO_BODY = {"type": "object", "description": "with include_userinfo: as GET /v1/userinfo"}
+
+
 def _reminder() -> Json:
     return obj({"minutes": {"type": "integer"}}, ("minutes",))
 
@@ -177,6 +192,7 @@ UPSERT = obj({
                         "(elevated permissions); only the fields sent change, start and end "
                         "together; attendees, reminders, conferencing, url and "
                         "event_private are refused (422)", minLength=1),
+    "include_userinfo": BOOL_PARAM,
 }, description="event_id, summary, start and end for the app's own events; event_uid and "
                "at least one field to change for another's (event_id wins if both)")
 
@@ -210,7 +226,8 @@ UPSERT_DESCRIPTION = (
 
 DELETE = obj({"event_id": string(minLength=1),
               "event_uid": string("instead of event_id: delete an event the app did not "
-                                  "create (elevated permissions; 403 without)", minLength=1)},
+                                  "create (elevated permissions; 403 without)", minLength=1),
+              "include_userinfo": BOOL_PARAM},
              description="event_id, or event_uid (event_id wins if both)")
 BULK_DELETE = obj({"delete_all": BOOL_PARAM,
                    "calendar_ids": array(string(minLength=1), minItems=1)},
@@ -250,17 +267,25 @@ PATHS: dict[str, Json] = {
     "/v1/free_busy/pages/{token}": {"get": _page("readFreeBusyPage", "free_busy",
                                                   "FreeBusyBlock")},
     "/v1/calendars/{calendar_id}/events": {
-        "post": _write("upsertEvent", "Create or update the app's event (event_id).", UPSERT,
-                       _CALENDAR, _PREFER, scope="create_event")
+        "post": _write("upsertEvent", "Create or update the app's event (event_id). The "
+                       "next read shows it at once, with calgate_write pending.", UPSERT,
+                       _CALENDAR, _PREFER, _USERINFO, scope="create_event")
         | {"description": UPSERT_DESCRIPTION, "responses": {
-            "200": reply("Applied upstream within Prefer: wait=N.", obj(
-                {"event": ref("Event")}, ("event",)), headers=_APPLIED),
+            "200": reply("Applied upstream within Prefer: wait=N (event, and "
+                         "Preference-Applied), or recorded with include_userinfo=true "
+                         "(userinfo).", obj({"event": ref("Event"),
+                                             "userinfo": _USERINFO_BODY}),
+                         headers=_APPLIED),
             "202": reply("Accepted: recorded, to be applied upstream by the worker."),
             **errors(403, 404, 422)}},
-        "delete": _write("deleteEvent", "Delete the app's event (event_id).", DELETE,
-                         _CALENDAR, _PREFER, scope="delete_event")
+        "delete": _write("deleteEvent", "Delete the app's event (event_id). The next read "
+                         "no longer shows it.", DELETE, _CALENDAR, _PREFER, _USERINFO,
+                         scope="delete_event")
         | {"responses": {
-            "200": reply("Applied upstream within Prefer: wait=N.", headers=_APPLIED),
+            "200": reply("Applied upstream within Prefer: wait=N ({} and "
+                         "Preference-Applied), or recorded with include_userinfo=true "
+                         "(userinfo).", obj({"userinfo": _USERINFO_BODY}),
+                         headers=_APPLIED),
             "202": reply("Accepted: recorded, to be applied upstream by the worker."),
             **errors(403, 404, 422)}}},
     "/v1/calendars/{calendar_id}/events/{event_uid}/participation_status": {"post": _write(
