@@ -15,7 +15,7 @@ from ..services.accounts import AccountService, Identity
 from ..services.calendars import CalendarService
 from ..services.identity import account_body, profile_body, userinfo_body
 from ..services.relink import RelinkLinks
-from .auth import Authenticator
+from .auth import Authenticator, Caller
 from .errors import not_found
 
 
@@ -25,6 +25,24 @@ async def _identity(accounts: AccountService, subject: str) -> Identity:
     if identity is None:
         raise not_found()
     return identity
+
+
+@dataclass(frozen=True, slots=True)
+class Userinfo:
+    """The ``GET /v1/userinfo`` document of a caller, wherever the API answers it (the
+    endpoint itself, and writes with ``include_userinfo``), so the two never drift."""
+
+    accounts: AccountService
+    calendars: CalendarService | None = None
+    relinks: RelinkLinks | None = None  # signs disconnected profiles' profile_relink_url
+
+    async def document(self, caller: Caller) -> dict[str, Any]:
+        identity = await _identity(self.accounts, caller.subject)
+        listed: list[dict[str, Any]] = []
+        if self.calendars is not None and "list_calendars" in caller.grants:
+            listed = await to_thread.run_sync(self.calendars.list_calendars, caller.subject)
+        return userinfo_body(identity, caller.subject, caller.scope, caller.grants, listed,
+                             self.relinks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +58,8 @@ class _Handlers:
 
     async def userinfo(self, request: Request) -> Response:
         caller = await self.authenticate(request, None)
-        identity = await _identity(self.accounts, caller.subject)
-        listed: list[dict[str, Any]] = []
-        if self.calendars is not None and "list_calendars" in caller.grants:
-            listed = await to_thread.run_sync(self.calendars.list_calendars, caller.subject)
-        return JSONResponse(userinfo_body(identity, caller.subject, caller.scope, caller.grants,
-                                          listed, self.relinks))
+        return JSONResponse(await Userinfo(self.accounts, self.calendars,
+                                           self.relinks).document(caller))
 
     async def account(self, request: Request) -> Response:
         caller = await self.authenticate(request, "read_account")

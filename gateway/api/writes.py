@@ -19,9 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..services.accounts import AccountService
 from ..services.external_writes import ExternalWriteService, NotEditable, NotPermitted
-from ..services.identity import userinfo_body
 from ..services.reads import ReadService
 from ..services.writes import (
     PARTICIPATION,
@@ -36,6 +34,7 @@ from .auth import Authenticator, Caller, Wake
 from .errors import ApiError, not_found
 from .event_body import event_upsert, valid_event_id
 from .external_body import event_patch
+from .identity import Userinfo
 from .params import InvalidParam, Params, read_params
 
 T = TypeVar("T")
@@ -51,7 +50,7 @@ class _Handlers:
     writes: WriteService
     reads: ReadService
     wake: Wake
-    accounts: AccountService
+    userinfo: Userinfo
     external: ExternalWriteService | None = None
 
     async def upsert_event(self, request: Request) -> Response:
@@ -86,13 +85,8 @@ class _Handlers:
         it was). A status of its own, so each status keeps one documented body."""
         if not params.flag("include_userinfo"):
             return answer
-        identity = await self.accounts.cache.load(
-            caller.subject, lambda: self.accounts.find_identity(caller.subject))
-        if identity is None:
-            raise not_found()
         body = json.loads(bytes(answer.body)) if answer.body else {}
-        body["userinfo"] = userinfo_body(identity, caller.subject, caller.scope,
-                                         caller.grants)
+        body["userinfo"] = await self.userinfo.document(caller)
         headers = {k: v for k, v in answer.headers.items()
                    if k.lower() not in {"content-length", "content-type"}}
         return JSONResponse(body, status_code=200, headers=headers)
@@ -154,10 +148,10 @@ class _Handlers:
 
 
 def routes_for(authenticate: Authenticator, writes: WriteService, reads: ReadService,
-               wake: Wake, accounts: AccountService,
+               wake: Wake, userinfo: Userinfo,
                external: ExternalWriteService | None = None) -> list[Route]:
     """The write routes over their services, built once (create_app)."""
-    handlers = _Handlers(authenticate, writes, reads, wake, accounts, external)
+    handlers = _Handlers(authenticate, writes, reads, wake, userinfo, external)
     return [
         Route("/v1/calendars/{calendar_id}/events", handlers.upsert_event, methods=["POST"]),
         Route("/v1/calendars/{calendar_id}/events", handlers.delete_event,
