@@ -68,8 +68,9 @@ class GoogleEmulator:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        """Google's four endpoints on this emulator."""
+        """Google's five endpoints on this emulator."""
         return {"api_endpoint": f"{self.base_url}/calendar/v3/",
+                "directory_endpoint": f"{self.base_url}/",
                 "token_uri": f"{self.base_url}/token",
                 "revoke_uri": f"{self.base_url}/revoke",
                 "auth_uri": f"{self.base_url}/o/oauth2/v2/auth"}
