@@ -58,7 +58,7 @@ CHANGE_TYPES = "created,updated,deleted"
 
 GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
                      server_side_expansion=True, create_calendar=True,
-                     participation_status=True, recurring_writes=True)
+                     participation_status=True, recurring_writes=True, resources=True)
 
 
 class GraphProvider:
@@ -67,6 +67,7 @@ class GraphProvider:
     account."""
 
     name = "microsoft"
+    capabilities = GRAPH  # a work or school account's; a personal one has no rooms
 
     def __init__(self, client: GraphClient, secrets: AccountSecrets,
                  token: TokenSource | None = None) -> None:
@@ -75,8 +76,8 @@ class GraphProvider:
         self.token = token
         # Calendars.ReadBasic alone: the mirror must hold times only.
         self.busy_only = bool(missing_scopes([READ], secrets.scopes))
-        # Places are a tenant's: Graph has none for personal accounts.
-        self.capabilities = dataclasses.replace(GRAPH, resources=not secrets.personal)
+        if secrets.personal:  # places are a tenant's: Graph has none for personal accounts
+            self.capabilities = dataclasses.replace(GRAPH, resources=False)
 
     # -- account and calendars ------------------------------------------------------------
 
