@@ -38,6 +38,7 @@ from .api import (
     identity,
     openapi,
     permissions,
+    resources,
     smart_invites,
     webhooks,
     writes,
@@ -79,6 +80,7 @@ from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.relink import RelinkLinks
+from .services.resources import ResourceService
 from .services.signing import ClientSecrets
 from .services.smart_invites import NOTIFICATION_PURPOSE as smart_invite_notice_purpose
 from .services.smart_invites import InviteSettings, SmartInviteService
@@ -129,6 +131,7 @@ class Gateway:
     invites: SmartInviteService | None = None  # Smart Invites and their answers
     inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
     relinks: RelinkLinks | None = None  # signs profile_relink_url
+    resources: ResourceService | None = None  # the organisation's rooms, asked upstream
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -195,7 +198,7 @@ class Gateway:
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
-                   relinks)
+                   relinks, ResourceService(engine, opener))
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -349,6 +352,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *identity.routes_for(authenticate, gateway.accounts, end_authorization,
                              gateway.calendars, gateway.relinks),
         *calendars.routes_for(authenticate, gateway.calendars),
+        *_resource_routes(gateway, authenticate),
         # The server keys seal next_page URLs.
         *events.routes_for(authenticate, gateway.reads, gateway.pages,
                            gateway.oauth.server.keys, window),
@@ -362,6 +366,12 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *channels.routes_for(authenticate, gateway.channels, wake),
         *_invite_routes(gateway),
     ]
+
+
+def _resource_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    if gateway.resources is None:
+        return []
+    return resources.routes_for(authenticate, gateway.resources)
 
 
 def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:

@@ -17,10 +17,17 @@ INDIVIDUAL: dict[str, str] = {
     "delete_event": "Delete the events it created",
     "create_calendar": "Create new calendars",
     "change_participation_status": "Accept or decline invitations for you",
+    # Calgate's extension (Cronofy lists rooms only to Enterprise Connect service accounts):
+    # GET /v1/resources for an ordinary account, in no aggregate (see EXTENSIONS).
+    "read_resources": "See the names and email addresses of your organisation's meeting "
+                      "rooms",
 }
+# Individual scopes no aggregate carries: the upstream permission behind them needs an
+# administrator, so an app asking for ``read_write`` must not make every user need one.
+EXTENSIONS: frozenset[str] = frozenset({"read_resources"})
 
 AGGREGATES: dict[str, frozenset[str]] = {
-    "read_write": frozenset(INDIVIDUAL),
+    "read_write": frozenset(INDIVIDUAL) - EXTENSIONS,
     "read_only": frozenset({"read_account", "list_calendars", "read_events", "read_free_busy"}),
     "write_only": frozenset({"create_event", "delete_event"}),
     "free_busy_write": frozenset({"read_free_busy", "create_event", "delete_event"}),
@@ -97,5 +104,7 @@ def _promises(carried: frozenset[str]) -> list[str]:
         promises.append("It sees only when you are busy, never what you are doing.")
     if not carried & {"read_events", "read_free_busy"}:
         promises.append("It cannot see your existing events.")
+    if "read_resources" in carried:
+        promises.append("It sees the rooms' names and addresses, never their bookings.")
     promises.append("You can disconnect at any time; your calendar data is then erased.")
     return promises

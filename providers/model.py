@@ -52,6 +52,7 @@ class Capabilities:
     participation_status: bool = False
     recurring_writes: bool = False  # put_event honours EventDraft.recurrence (one series)
     invitations: bool = True  # attendees on a written event are invited (False: refused)
+    resources: bool = False  # lists the organisation's rooms (RoomDirectory.list_resources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,15 @@ class ConferenceLink:
 
     join_url: str  # https only
     description: str  # whose meeting it is, as the app names it ("Zoom")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A bookable room (or other resource) of the account's organisation: its calendar's
+    address, which invites it to an event, and its name as the directory shows it."""
+
+    email: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from .model import (
     FreeBusyBlock,
     Participation,
     PushChannel,
+    Resource,
     SyncCursor,
     TimeWindow,
     Written,
@@ -120,4 +121,16 @@ class Revocable(Protocol):
 
     async def revoke_upstream(self) -> None:
         """Revoke the stored upstream grant; one that is already invalid is fine."""
+        ...
+
+
+@runtime_checkable
+class RoomDirectory(Protocol):
+    """A provider whose upstream keeps a directory of the organisation's rooms
+    (``capabilities.resources``): Google Workspace's calendar resources, Microsoft 365's
+    places."""
+
+    async def list_resources(self) -> list[Resource]:
+        """Every room the account may see, all pages walked, in the upstream's order.
+        Forbidden when the upstream refuses (not an administrator, no admin consent)."""
         ...

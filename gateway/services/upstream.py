@@ -44,6 +44,9 @@ from .linking import (
 
 # What the user decided or their organisation decided, at the upstream: each has its own page.
 CONSENT_REFUSED = (AccessDeclined, AdminApprovalRequired, AccountNotAccepted)
+# Calgate's scope for the organisation's rooms (GET /v1/resources): its upstream permission
+# needs an administrator, so a provider without rooms is never asked for it.
+ROOMS_SCOPE = "read_resources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +80,20 @@ class UpstreamConnector(EntryConnector):
                                      "server yet. Please tell the app's support team.") from None
         return UpstreamApp(app.client_id, app.client_secret), app.owner
 
+    def _upstream(self, scopes: frozenset[str]) -> frozenset[str]:
+        """What the upstream is asked to serve: without the rooms scope where the entry
+        has no rooms (personal accounts), as the upstream would refuse or never use it."""
+        return scopes if self.entry.capabilities.resources else scopes - {ROOMS_SCOPE}
+
     def authorization_url(self, client_id: str, scopes: frozenset[str], redirect_uri: str,
                           state: str, code_verifier: str) -> str:
         return self.oauth.authorization_url(self._app(client_id)[0], AuthorizationRequest(
-            redirect_uri, scopes, state, code_verifier, _nonce(code_verifier)))
+            redirect_uri, self._upstream(scopes), state, code_verifier,
+            _nonce(code_verifier)))
 
     def complete(self, client_id: str, scopes: frozenset[str], redirect_uri: str, code: str,
                  code_verifier: str) -> VerifiedAccount:
+        scopes = self._upstream(scopes)
         app, owner = self._app(client_id)
         request = AuthorizationRequest(redirect_uri, scopes, "", code_verifier,
                                        _nonce(code_verifier))

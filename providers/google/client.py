@@ -25,6 +25,9 @@ from .errors import translated
 T = TypeVar("T")
 PAGE_SIZE = 2500  # events.list's largest page
 LIST_PAGE_SIZE = 250  # calendarList.list's largest page
+RESOURCE_PAGE_SIZE = 500  # resources.calendars.list's largest page
+# The organisation of the signed-in administrator (the Directory API's alias).
+MY_CUSTOMER = "my_customer"
 
 
 class EventDateTime(TypedDict, total=False):
@@ -107,6 +110,20 @@ class FreeBusyAnswer(TypedDict, total=False):
     calendars: dict[str, FreeBusyCalendar]
 
 
+class CalendarResource(TypedDict, total=False):
+    resourceId: str
+    resourceName: str
+    resourceEmail: str
+    resourceCategory: str  # CONFERENCE_ROOM, OTHER, CATEGORY_UNKNOWN
+    generatedResourceName: str
+    capacity: int
+
+
+class ResourcePage(TypedDict, total=False):
+    items: list[CalendarResource]
+    nextPageToken: str
+
+
 class ChannelAnswer(TypedDict, total=False):
     id: str
     resourceId: str
@@ -114,10 +131,11 @@ class ChannelAnswer(TypedDict, total=False):
 
 
 @cache
-def _document() -> str:
-    """The calendar v3 discovery document googleapiclient ships (what ``build(...,
-    static_discovery=True)`` reads), loaded once instead of once per thread."""
-    document: str = get_static_doc("calendar", "v3")
+def _document(api: str = "calendar", version: str = "v3") -> str:
+    """A discovery document googleapiclient ships (what ``build(...,
+    static_discovery=True)`` reads: calendar v3, or admin directory_v1 for rooms), loaded
+    once instead of once per thread."""
+    document: str = get_static_doc(api, version)
     return document
 
 
@@ -137,21 +155,29 @@ class GoogleClient:
         self._transports: list[httplib2.Http] = []
 
     def _service(self) -> Any:
-        service = getattr(self._local, "service", None)
+        return self._built("service", _document(), self.endpoints.api_endpoint)
+
+    def _directory(self) -> Any:
+        """The Admin SDK Directory API, built only when rooms are listed."""
+        return self._built("directory", _document("admin", "directory_v1"),
+                           self.endpoints.directory_endpoint)
+
+    def _built(self, attribute: str, document: str, endpoint: str) -> Any:
+        service = getattr(self._local, attribute, None)
         if service is None:
             transport = httplib2.Http(timeout=self.timeout)
             with self._lock:
                 self._transports.append(transport)
             authorised = google_auth_httplib2.AuthorizedHttp(self.credentials, http=transport)
-            service = build_from_document(_document(), http=authorised,
-                                          client_options={"api_endpoint":
-                                                          self.endpoints.api_endpoint})
-            self._local.service = service
+            service = build_from_document(document, http=authorised,
+                                          client_options={"api_endpoint": endpoint})
+            setattr(self._local, attribute, service)
         return service
 
-    def _run(self, what: str, make: Callable[[Any], Any], if_match: str | None = None) -> Any:
+    def _run(self, what: str, make: Callable[[Any], Any], if_match: str | None = None,
+             api: Callable[[], Any] | None = None) -> Any:
         with translated(what):
-            request = make(self._service())
+            request = make((api or self._service)())
             request.headers["user-agent"] = f"{self.user_agent} (gzip)"
             if if_match:
                 request.headers["If-Match"] = if_match
@@ -222,6 +248,14 @@ class GoogleClient:
     def free_busy(self, body: dict[str, Any]) -> FreeBusyAnswer:
         return cast(FreeBusyAnswer, self._run("freebusy.query",
                                               lambda s: s.freebusy().query(body=body)))
+
+    # -- the organisation's rooms (Admin SDK) ----------------------------------------------
+
+    def resource_page(self, page_token: str | None) -> ResourcePage:
+        return cast(ResourcePage, self._run(
+            "resources.calendars.list", lambda s: s.resources().calendars().list(
+                customer=MY_CUSTOMER, maxResults=RESOURCE_PAGE_SIZE, pageToken=page_token),
+            api=self._directory))
 
     # -- push -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Where Google is (four endpoints, overridable for the emulator) and how hard to retry:
+"""Where Google is (five endpoints, overridable for the emulator) and how hard to retry:
 :class:`GoogleSettings`, the provider's typed settings (``CALGATE_GOOGLE_*``).
 """
 
@@ -17,6 +17,9 @@ API_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
 TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
 REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
+# The Admin SDK (Directory API: the organisation's calendar resources, i.e. rooms). Its
+# discovery document's paths start with admin/directory/v1/, so this is the bare origin.
+DIRECTORY_ENDPOINT = "https://admin.googleapis.com/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class GoogleEndpoints:
     token_uri: str = TOKEN_URI
     revoke_uri: str = REVOKE_URI
     auth_uri: str = AUTH_URI
+    directory_endpoint: str = DIRECTORY_ENDPOINT
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> GoogleEndpoints:
@@ -37,13 +41,17 @@ class GoogleEndpoints:
         base = values.get("url", "").rstrip("/")
         derived = ({} if not base else {
             "auth_uri": f"{base}/o/oauth2/v2/auth", "token_uri": f"{base}/token",
-            "revoke_uri": f"{base}/revoke", "api_endpoint": f"{base}/calendar/v3/"})
+            "revoke_uri": f"{base}/revoke", "api_endpoint": f"{base}/calendar/v3/",
+            "directory_endpoint": f"{base}/"})
         merged = derived | {k: v for k, v in values.items() if v}
         api = merged.get("api_endpoint") or API_ENDPOINT
+        directory = merged.get("directory_endpoint") or DIRECTORY_ENDPOINT
         return cls(api_endpoint=api if api.endswith("/") else api + "/",
                    token_uri=merged.get("token_uri") or TOKEN_URI,
                    revoke_uri=merged.get("revoke_uri") or REVOKE_URI,
-                   auth_uri=merged.get("auth_uri") or AUTH_URI)
+                   auth_uri=merged.get("auth_uri") or AUTH_URI,
+                   directory_endpoint=directory if directory.endswith("/")
+                   else directory + "/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,14 @@ from ..model import (
     FreeBusyBlock,
     Participation,
     Person,
+    Resource,
     TimeWindow,
     When,
 )
 from .client import (
     Attendee,
     CalendarEntry,
+    CalendarResource,
     EventDateTime,
     FreeBusyAnswer,
     GoogleEvent,
@@ -394,3 +396,13 @@ def join(blocks: list[FreeBusyBlock]) -> list[FreeBusyBlock]:
         else:
             out.append(block)
     return out
+
+
+def resource_from_directory(item: CalendarResource) -> Resource | None:
+    """A Workspace calendar resource as a room (None without an address to invite: the
+    Directory API always sends one, but nothing here depends on it)."""
+    email = item.get("resourceEmail")
+    if not email:
+        return None
+    return Resource(email, item.get("resourceName") or item.get("generatedResourceName")
+                    or email)

@@ -35,6 +35,10 @@ EVENTS_OWNED = G + "calendar.events.owned"
 EVENTS_OWNED_READONLY = G + "calendar.events.owned.readonly"
 EVENTS_FREEBUSY = G + "calendar.events.freebusy"
 APP_CREATED = G + "calendar.app.created"
+# The Admin SDK's read-only scope for the organisation's calendar resources (rooms). Google
+# has no narrower one, and the call it allows succeeds only for a Workspace administrator
+# whose role may read calendar resources: asked for only with Calgate's read_resources.
+RESOURCES_READONLY = G + "admin.directory.resource.calendar.readonly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,10 @@ SCOPE_TABLE: tuple[ScopeRule, ...] = (
     ScopeRule("change_participation_status", (EVENTS_OWNED,), (EVENTS,),
               ("events.get", "events.patch"),
               "answer invitations in the user's own calendars"),
+    # Not a Calendar API method: the Admin SDK Directory API's (admin.directory_v1).
+    ScopeRule("read_resources", (RESOURCES_READONLY,), (RESOURCES_READONLY,),
+              ("directory.resources.calendars.list",),
+              "the Workspace's rooms (names and addresses) for GET /v1/resources"),
 )
 ALWAYS: tuple[str, ...] = (CALENDARLIST_READONLY,)  # every sync lists the calendars first
 
@@ -104,6 +112,7 @@ DESCRIPTIONS: dict[str, str] = {
     EVENTS_FREEBUSY: "See the availability on Google calendars you have access to",
     APP_CREATED: "Make secondary Google calendars, and see, create, change, and delete "
                  "events on them",
+    RESOURCES_READONLY: "View calendar resources on your domain",
 }
 
 

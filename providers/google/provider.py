@@ -34,6 +34,7 @@ from ..model import (
     FreeBusyBlock,
     Participation,
     PushChannel,
+    Resource,
     SyncCursor,
     TimeWindow,
     Written,
@@ -64,7 +65,7 @@ class GoogleProvider:
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
                                 native_push=True, server_side_expansion=True,
                                 create_calendar=True, participation_status=True,
-                                recurring_writes=True)
+                                recurring_writes=True, resources=True)
 
     def __init__(self, client: GoogleClient, retry: RetryPolicy | None = None) -> None:
         self.client = client
@@ -124,6 +125,20 @@ class GoogleProvider:
             await self._call(self.client.color_calendar, created["id"], chosen)
         return Calendar(calendar_id=created["id"], name=created.get("summary") or name,
                         color=chosen, tzid=created.get("timeZone"))
+
+    async def list_resources(self) -> list[Resource]:
+        """The Workspace's calendar resources (Admin SDK resources.calendars.list for
+        ``my_customer``), every page. Google answers 403 (Forbidden) unless the user is an
+        administrator allowed to read calendar resources, and for consumer accounts."""
+        rooms: list[Resource] = []
+        token: str | None = None
+        while True:
+            page = await self._call(self.client.resource_page, token)
+            rooms += [r for r in map(mapping.resource_from_directory, page.get("items") or [])
+                      if r is not None]
+            token = page.get("nextPageToken")
+            if not token:
+                return rooms
 
     # -- sync -----------------------------------------------------------------------------
 

@@ -20,7 +20,15 @@ import httpx
 from .config import GraphSettings
 from .errors import from_response, translated
 from .mapping import EXPAND_MANAGED
-from .payloads import CalendarsPage, EventsPage, GraphCalendar, GraphEvent, ScheduleInformation
+from .payloads import (
+    CalendarsPage,
+    EventsPage,
+    GraphCalendar,
+    GraphEvent,
+    GraphRoom,
+    RoomsPage,
+    ScheduleInformation,
+)
 from .retry import with_retries
 
 READ_PREFER = 'outlook.timezone="UTC", IdType="ImmutableId"'
@@ -106,6 +114,17 @@ class GraphClient:
         while url:
             page = cast(CalendarsPage, await self._send(
                 "calendars.list", "GET", url, headers={"Prefer": READ_PREFER}))
+            out += page.get("value") or []
+            url = page.get("@odata.nextLink")
+        return out
+
+    async def rooms(self) -> list[GraphRoom]:
+        """Every room of the tenant (List places, 100 a page by default; the nextLink is
+        followed verbatim). https://learn.microsoft.com/graph/api/place-list"""
+        out: list[GraphRoom] = []
+        url: str | None = "/places/microsoft.graph.room"
+        while url:
+            page = cast(RoomsPage, await self._send("places.list", "GET", url))
             out += page.get("value") or []
             url = page.get("@odata.nextLink")
         return out

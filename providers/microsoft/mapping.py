@@ -29,6 +29,7 @@ from ..model import (
     FreeBusyStatus,
     Participation,
     Person,
+    Resource,
     TimeWindow,
     Transparency,
 )
@@ -36,6 +37,7 @@ from .payloads import (
     Attendee,
     GraphCalendar,
     GraphEvent,
+    GraphRoom,
     ResponseStatus,
     ScheduleInformation,
 )
@@ -320,3 +322,12 @@ def busy_from_view(items: Iterable[GraphEvent]) -> list[FreeBusyBlock]:
         blocks.append(FreeBusyBlock(read_when(item.get("start"), all_day),
                                     read_when(item.get("end"), all_day), status))
     return blocks
+
+
+def resource_from_room(room: GraphRoom) -> Resource | None:
+    """A Graph room as a room; None without an address to invite (a room hidden from the
+    address list may come without one)."""
+    email = room.get("emailAddress")
+    if not email:
+        return None
+    return Resource(email, room.get("displayName") or email)

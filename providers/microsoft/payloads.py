@@ -155,3 +155,16 @@ class ScheduleInformation(TypedDict, total=False):
     scheduleItems: list[ScheduleItem]
     workingHours: WorkingHours
     error: FreeBusyError
+
+
+class GraphRoom(TypedDict, total=False):
+    """A place of type room (https://learn.microsoft.com/graph/api/resources/room)."""
+
+    id: str
+    displayName: str
+    emailAddress: str
+    capacity: int
+
+
+RoomsPage = TypedDict("RoomsPage", {"value": list[GraphRoom], "@odata.nextLink": str},
+                      total=False)

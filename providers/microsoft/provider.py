@@ -32,6 +32,7 @@ from ..model import (
     FreeBusyBlock,
     Participation,
     PushChannel,
+    Resource,
     SyncCursor,
     TimeWindow,
     Written,
@@ -55,15 +56,18 @@ MAX_SUBSCRIPTION = timedelta(minutes=4230)
 CHANGE_TYPES = "created,updated,deleted"
 
 
+GRAPH = Capabilities(writable=True, free_busy=True, incremental_sync=True, native_push=True,
+                     server_side_expansion=True, create_calendar=True,
+                     participation_status=True, recurring_writes=True, resources=True)
+
+
 class GraphProvider:
-    """A :class:`providers.protocol.CalendarProvider` (plus ``PushCapable`` and
-    ``Revocable``) over one Microsoft account."""
+    """A :class:`providers.protocol.CalendarProvider` (plus ``PushCapable``,
+    ``Revocable`` and, for work or school accounts, ``RoomDirectory``) over one Microsoft
+    account."""
 
     name = "microsoft"
-    capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                                native_push=True, server_side_expansion=True,
-                                create_calendar=True, participation_status=True,
-                                recurring_writes=True)
+    capabilities = GRAPH  # a work or school account's; a personal one has no rooms
 
     def __init__(self, client: GraphClient, secrets: AccountSecrets,
                  token: TokenSource | None = None) -> None:
@@ -72,6 +76,8 @@ class GraphProvider:
         self.token = token
         # Calendars.ReadBasic alone: the mirror must hold times only.
         self.busy_only = bool(missing_scopes([READ], secrets.scopes))
+        if secrets.personal:  # places are a tenant's: Graph has none for personal accounts
+            self.capabilities = dataclasses.replace(GRAPH, resources=False)
 
     # -- account and calendars ------------------------------------------------------------
 
@@ -113,6 +119,14 @@ class GraphProvider:
             raise Conflict(f"a calendar named {name!r} exists")
         created = await self.client.create_calendar(drafts.calendar_body(name))
         return mapping.calendar_from_graph(created)
+
+    async def list_resources(self) -> list[Resource]:
+        """The tenant's rooms (List places). Graph answers 403 (Forbidden) when the grant
+        lacks Place.Read.All, which needs an administrator's consent."""
+        if self.secrets.personal:
+            raise Forbidden("personal Microsoft accounts have no rooms")
+        return [r for r in map(mapping.resource_from_room, await self.client.rooms())
+                if r is not None]
 
     # -- sync -----------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ READ = "Calendars.Read"
 READ_WRITE = "Calendars.ReadWrite"
 READ_SHARED = "Calendars.Read.Shared"
 READ_WRITE_SHARED = "Calendars.ReadWrite.Shared"
+# The tenant's rooms (List places): delegated, work or school accounts only, and it needs an
+# administrator's consent, so it is asked for only with Calgate's read_resources.
+# https://learn.microsoft.com/graph/api/place-list
+PLACE_READ_ALL = "Place.Read.All"
 
 # Always in the request; msal adds them itself and refuses them as input (its "reserved"
 # scopes), so they are listed here to be shown and checked, not passed to msal.
@@ -81,6 +85,9 @@ SCOPE_TABLE: tuple[ScopeRule, ...] = (
     ScopeRule("change_participation_status", READ_WRITE, READ_WRITE_SHARED,
               ("event-accept", "event-tentativelyaccept", "event-decline"),
               "answer invitations in the user's calendars"),
+    # https://learn.microsoft.com/graph/api/place-list (least privileged: Place.Read.All)
+    ScopeRule("read_resources", PLACE_READ_ALL, PLACE_READ_ALL, ("place-list",),
+              "the tenant's rooms (names and addresses) for GET /v1/resources"),
 )
 
 # Permission -> the narrower ones it makes unnecessary.
@@ -98,6 +105,7 @@ DESCRIPTIONS: dict[str, str] = {
     READ_WRITE: "Have full access to your calendars",
     READ_SHARED: "Read calendars you can access, including shared ones",
     READ_WRITE_SHARED: "Read and write calendars you can access, including shared ones",
+    PLACE_READ_ALL: "Read all company places",
     "offline_access": "Maintain access to data you have given it access to",
     "openid": "Sign you in",
     "profile": "View your basic profile",

@@ -15,16 +15,26 @@ from providers.google.config import GoogleEndpoints
 
 CALGATE_SCOPES = ("read_account", "list_calendars", "read_events", "read_free_busy",
                   "create_event", "delete_event", "create_calendar",
-                  "change_participation_status")
+                  "change_participation_status", "read_resources")
+
+
+def _methods(resource: dict, prefix: str):
+    for name, spec in resource.get("methods", {}).items():
+        yield f"{prefix}{name}", frozenset(spec.get("scopes", ()))
+    for name, nested in resource.get("resources", {}).items():
+        yield from _methods(nested, f"{prefix}{name}.")
 
 
 def method_scopes() -> dict[str, frozenset[str]]:
-    path = resources.files("googleapiclient").joinpath(
-        "discovery_cache", "documents", "calendar.v3.json")
-    document = json.loads(path.read_text())
-    return {f"{r}.{m}": frozenset(spec.get("scopes", ()))
-            for r, resource in document["resources"].items()
-            for m, spec in resource["methods"].items()}
+    """Calendar v3's methods by ``resource.method``, and the Admin SDK Directory API's
+    (read_resources) as ``directory.resources.calendars.list``."""
+    found: dict[str, frozenset[str]] = {}
+    for document_name, prefix in (("calendar.v3.json", ""),
+                                  ("admin.directory_v1.json", "directory.")):
+        path = resources.files("googleapiclient").joinpath(
+            "discovery_cache", "documents", document_name)
+        found |= dict(_methods(json.loads(path.read_text()), prefix))
+    return found
 
 
 def test_the_table_covers_exactly_calgates_scopes():
@@ -113,3 +123,13 @@ def test_code_challenge_is_rfc7636_s256():
     # RFC 7636 appendix B
     assert oauth.code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == \
         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_rooms_are_asked_for_only_with_read_resources():
+    assert oauth.RESOURCES_READONLY not in oauth.upstream_scopes(
+        ["read_account", "list_calendars", "read_events", "create_event", "delete_event",
+         "create_calendar", "change_participation_status"])
+    assert oauth.upstream_scopes(["read_resources"]) == (
+        oauth.RESOURCES_READONLY, oauth.CALENDARLIST_READONLY)
+    assert oauth.describe_scope(oauth.RESOURCES_READONLY) == \
+        "View calendar resources on your domain"

@@ -32,7 +32,9 @@ def test_shared_calendars_widen_to_the_shared_permissions():
 def test_every_row_is_a_calendars_permission_and_never_a_reserved_scope():
     for rule in scopes.SCOPE_TABLE:
         for permission in (rule.owned, rule.any_calendar):
-            assert permission.startswith("Calendars."), rule
+            # The one exception: rooms are places, asked for only with read_resources.
+            expected = "Place." if rule.calgate_scope == "read_resources" else "Calendars."
+            assert permission.startswith(expected), rule
             assert permission not in scopes.ALWAYS
         assert rule.methods and rule.why
     assert set(scopes.ALWAYS) == {"offline_access", "openid", "profile"}
@@ -60,3 +62,12 @@ def test_descriptions_cover_the_table():
     assert scopes.describe_scope("https://graph.microsoft.com/Calendars.Read") == \
         "Read your calendars"
 
+
+
+def test_rooms_need_place_read_all_and_nothing_else_asks_for_it():
+    assert scopes.graph_scopes(("read_resources",)) == ("Calendars.ReadBasic",
+                                                        "Place.Read.All")
+    everything_else = [r.calgate_scope for r in scopes.SCOPE_TABLE
+                       if r.calgate_scope != "read_resources"]
+    assert scopes.PLACE_READ_ALL not in scopes.graph_scopes(everything_else)
+    assert scopes.describe_scope("Place.Read.All") == "Read all company places"

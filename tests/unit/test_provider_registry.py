@@ -29,7 +29,9 @@ CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret
                "cronofy": {"application_calendar_id": "app-cal-1"}}
 MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_id": "c",
              "scopes": "Calendars.ReadWrite"}
-CREDENTIALS |= {"office365": MICROSOFT, "live_connect": MICROSOFT}
+# An Outlook.com account is one of Microsoft's consumer tenant (it has no rooms).
+CREDENTIALS |= {"office365": MICROSOFT,
+                "live_connect": MICROSOFT | {"tenant": "9188040d-6c67-4c5b-b112-36a304b66dad"}}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)

@@ -24,7 +24,7 @@ def test_validate_refuses_empty_and_unknown_scopes():
 
 def test_aggregates_expand_as_api_md_decides():
     """API.md decisions table."""
-    assert scopes.expand(["read_write"]) == frozenset(scopes.INDIVIDUAL)
+    assert scopes.expand(["read_write"]) == frozenset(scopes.INDIVIDUAL) - {"read_resources"}
     assert scopes.expand(["read_only"]) == {"read_account", "list_calendars", "read_events",
                                             "read_free_busy"}
     assert scopes.expand(["write_only"]) == {"create_event", "delete_event"}
@@ -73,3 +73,17 @@ def test_describe_says_each_power_once_in_words():
     assert any("never your other events" in p for p in promises)
     assert all(promises[-1].startswith("You can disconnect") for promises in
                (scopes.describe([s])[1] for s in scopes.KNOWN))
+
+
+def test_read_resources_is_an_extension_no_aggregate_carries():
+    """Its upstream permission needs an administrator: read_write must not ask for it."""
+    assert scopes.validate("read_resources list_calendars") == ["read_resources",
+                                                                 "list_calendars"]
+    assert scopes.expand(["read_resources"]) == {"read_resources"}
+    for aggregate in scopes.AGGREGATES:
+        assert not scopes.allows([aggregate], "read_resources")
+    assert not scopes.within(["read_resources"], ["read_write"])
+    may, promises = scopes.describe(["read_resources"])
+    assert may == [scopes.INDIVIDUAL["read_resources"]]
+    assert "meeting rooms" in may[0]
+    assert any("never their bookings" in p for p in promises)

@@ -8,6 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from .directory import scopes as directory_scopes
 from .discovery import known_scopes
 from .oauth import OTHER_SCOPES, AuthRequest, Code, OAuthState
 from .state import World
@@ -45,7 +46,8 @@ def authorize(oauth: OAuthState, query: dict[str, list[str]]) -> Page:
     if problem:
         return Page(400, oauth.error_page("invalid_request", problem))
     scopes = tuple(dict.fromkeys(_one(query, "scope").split()))
-    unknown = [s for s in scopes if s not in known_scopes() and s not in OTHER_SCOPES]
+    unknown = [s for s in scopes if s not in known_scopes() and s not in OTHER_SCOPES
+               and s not in directory_scopes()]
     if unknown:
         return Page(400, oauth.error_page("invalid_scope",
                                           f"Some requested scopes were invalid: {unknown}"))

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from .directory import Directory
 from .events import Events
 from .faults import Fault, Faults, LoggedRequest
 from .oauth import App, OAuthState
@@ -36,6 +37,7 @@ class GoogleEmulator:
                  refresh_token_ttl: float | None = None, auto_create_users: bool = False,
                  port: int = 0) -> None:
         self.world = World()
+        self.directory = Directory()  # Workspace rooms (Admin SDK), guarded by world.lock
         self.oauth = OAuthState(access_ttl=access_token_ttl, refresh_ttl=refresh_token_ttl)
         self.push = Push()
         self.world.on_change = self.push.changed
@@ -68,8 +70,9 @@ class GoogleEmulator:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        """Google's four endpoints on this emulator."""
+        """Google's five endpoints on this emulator."""
         return {"api_endpoint": f"{self.base_url}/calendar/v3/",
+                "directory_endpoint": f"{self.base_url}/",
                 "token_uri": f"{self.base_url}/token",
                 "revoke_uri": f"{self.base_url}/revoke",
                 "auth_uri": f"{self.base_url}/o/oauth2/v2/auth"}
@@ -108,6 +111,17 @@ class GoogleEmulator:
     def add_group(self, email: str, members: Iterable[str]) -> None:
         with self.world.lock:
             self.world.groups[email.lower()] = Group(email.lower(), list(members))
+
+    def add_room(self, domain: str, email: str, name: str,
+                 capacity: int | None = None) -> None:
+        """A calendar resource (a room) of the Workspace ``domain``."""
+        with self.world.lock:
+            self.directory.add_room(domain.lower(), email, name, capacity)
+
+    def make_admin(self, email: str) -> None:
+        """``email`` administers its domain: it may list the domain's calendar resources."""
+        with self.world.lock:
+            self.directory.admins.add(email.lower())
 
     def issue_refresh_token(self, email: str, client_id: str, scopes: Iterable[str]) -> str:
         """A refresh token as if ``email`` had consented to ``scopes`` for the app."""

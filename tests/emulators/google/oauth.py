@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from .directory import scopes as directory_scopes
 from .discovery import scope_descriptions
 
 OTHER_SCOPES = {"openid": "Associate you with your personal info on Google",
@@ -206,7 +207,7 @@ class OAuthState:
     # -- the consent page -----------------------------------------------------------------
 
     def consent_page(self, request: AuthRequest, txn: str, error: str = "") -> str:
-        described = {**scope_descriptions(), **OTHER_SCOPES}
+        described = {**scope_descriptions(), **OTHER_SCOPES, **directory_scopes()}
         rows = "\n".join(
             f'<li><input type="checkbox" id="scope-{i}" name="scope" '
             f'value="{html.escape(s)}" checked> <label for="scope-{i}">'

@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from . import api, consent, discovery
+from . import api, consent, directory, discovery
 from .errors import ApiError, insufficient_scopes, invalid, unauthenticated
 from .faults import LoggedRequest
 from .oauth import OAuthError
@@ -52,6 +52,14 @@ def _route(emu: GoogleEmulator, request: Request, entry: LoggedRequest) -> Respo
     if path.startswith(API_PREFIX):
         try:
             return _api(emu, request, path[len(API_PREFIX):], entry)
+        except ApiError as exc:
+            return json_response(exc.code, exc.body(), exc.headers)
+    if path.startswith(directory.PREFIX):
+        entry.api_method = "resources.calendars.list"
+        try:
+            return json_response(200, directory.handle(
+                emu.directory, emu.oauth, request.method, path[len(directory.PREFIX):],
+                request.query, request.headers.get("authorization", "")))
         except ApiError as exc:
             return json_response(exc.code, exc.body(), exc.headers)
     if path == "/o/oauth2/v2/auth" and request.method == "GET":

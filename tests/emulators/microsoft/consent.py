@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from .errors import AADSTS_TEXT
 from .identity import OIDC_SCOPES, Code, Identity, graph_scopes
+from .places import Places
 from .state import PERSONAL_TENANT, App, User, World
 
 CARRIED = ("client_id", "redirect_uri", "state", "nonce", "code_challenge",
@@ -61,7 +62,7 @@ def authorize(world: World, tenant: str, query: dict[str, str]) -> Page:
 
 
 def decide(world: World, identity: Identity, tenant: str,
-           form: dict[str, str], grants: list[str]) -> Page | Redirect:
+           form: dict[str, str], grants: list[str], places: Places) -> Page | Redirect:
     app = world.apps.get(form.get("client_id", ""))
     if app is None or form.get("redirect_uri") not in app.redirect_uris:
         return _page("Sign in", "<p>AADSTS50011: invalid request.</p>", 400)
@@ -74,10 +75,13 @@ def decide(world: World, identity: Identity, tenant: str,
     refused = _refused(tenant, app, user)
     if refused is not None:
         return _back(form, error="invalid_request", code=refused)
+    asked = graph_scopes(form.get("scope", ""))
+    if user.admin_consent_error is None and not user.personal and \
+            places.needs_admin(user.tenant, set(asked)):
+        return _back(form, error="access_denied", code=90094)
     if user.admin_consent_error is not None:
         error = "consent_required" if user.admin_consent_error == 65001 else "access_denied"
         return _back(form, error=error, code=user.admin_consent_error)
-    asked = graph_scopes(form.get("scope", ""))
     scopes = (asked & OIDC_SCOPES) | (asked & set(grants))
     code = identity.issue_code(Code(
         user.email, app.client_id, form["redirect_uri"], frozenset(scopes),

@@ -21,11 +21,12 @@ from .delta import Delta
 from .events import Events
 from .faults import Fault, Faults, Hold, LoggedRequest
 from .identity import Identity
+from .places import Places
 from .push import Delivery, Push
 from .render import event_json
 from .routes import handle
 from .server import Server, TestCA
-from .state import App, World
+from .state import DEFAULT_TENANT, App, World
 
 __all__ = ["MicrosoftEmulator"]
 
@@ -38,6 +39,7 @@ class MicrosoftEmulator:
         self.world = World()
         self.identity = Identity(self.world, access_token_ttl)
         self.delta = Delta()
+        self.places = Places()  # tenants' rooms and admin consents, guarded by world.lock
         self.push = Push(validation_timeout=validation_timeout)
         self.world.listeners.append(self.push.changed)
         self.faults = Faults()
@@ -133,6 +135,18 @@ class MicrosoftEmulator:
             user = self.world.users[email.lower()]
             return {"oid": user.oid, "tid": user.tenant, "personal": user.personal,
                     "email": user.email, "name": user.name}
+
+    def add_room(self, email: str, name: str, *, capacity: int | None = None,
+                 tenant: str = DEFAULT_TENANT) -> None:
+        """A room (a place of type room) of the work or school ``tenant``."""
+        with self.world.lock:
+            self.places.add_room(tenant, email, name, capacity)
+
+    def grant_admin_consent(self, permission: str, tenant: str = DEFAULT_TENANT) -> None:
+        """An administrator of ``tenant`` consents to ``permission`` (Place.Read.All) for
+        every user: until then signing in with it answers AADSTS90094."""
+        with self.world.lock:
+            self.places.admin_consented.setdefault(tenant, set()).add(permission)
 
     def require_admin_consent(self, email: str, code: int | None = 90094) -> None:
         """Consent for this user needs an administrator (AADSTS90094 or 65001)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import schedule
+from . import places, schedule
 from .errors import GraphError, access_denied, invalid, not_found
 from .events import Events
 from .push import Subscription
@@ -260,6 +260,12 @@ def _subscription(call: Call) -> Result:
     return 200, sub.json(), "subscriptions.get"
 
 
+def _rooms(call: Call) -> Result:
+    link = f"{call.emu.graph_url}/places/microsoft.graph.room"
+    return 200, places.rooms_page(call.emu.places, call.user.tenant, call.user.personal,
+                                  call.scopes, call.query, link), "places.rooms"
+
+
 Handler = Callable[[Call], Result]
 ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
     (re.compile(p + "$"), frozenset(m.split()), h) for p, m, h in [
@@ -279,7 +285,8 @@ ROUTES: list[tuple[re.Pattern[str], frozenset[str], Handler]] = [
         ("/me/calendarView/delta", "GET", _delta),
         ("/me/calendar/getSchedule", "POST", _get_schedule),
         ("/subscriptions", "GET POST", _subscriptions),
-        ("/subscriptions/(?P<id>[^/]+)", "GET PATCH DELETE", _subscription)]]
+        ("/subscriptions/(?P<id>[^/]+)", "GET PATCH DELETE", _subscription),
+        ("/places/microsoft.graph.room", "GET", _rooms)]]
 
 
 def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:

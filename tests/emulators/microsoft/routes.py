@@ -103,7 +103,8 @@ def _identity(emu: MicrosoftEmulator, request: Request, entry: LoggedRequest) ->
     if rest == "oauth2/v2.0/authorize/consent" and request.method == "POST":
         entry.kind = "consent"
         grants = parse_qs(request.body.decode()).get("grant", [])
-        decided = consent.decide(emu.world, emu.identity, tenant, request.form(), grants)
+        decided = consent.decide(emu.world, emu.identity, tenant, request.form(), grants,
+                                 emu.places)
         if isinstance(decided, consent.Redirect):
             return Response(302, b"", {"Location": decided.location})
         return Response(decided.status, decided.html.encode(), {"Content-Type": "text/html"})
