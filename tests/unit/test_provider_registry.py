@@ -28,6 +28,7 @@ CREDENTIALS = {"google": {"refresh_token": "r", "client_id": "c", "client_secret
 MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_id": "c",
              "scopes": "Calendars.ReadWrite"}
 CREDENTIALS |= {"office365": MICROSOFT, "live_connect": MICROSOFT}
+CREDENTIALS["exchange"] = {"email": "u@example.com", "password": "p"}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)
