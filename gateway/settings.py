@@ -153,6 +153,13 @@ class Settings:
         "CALGATE_OFFICE365_PAGE_SIZE", 200,
         "Events per page Calgate asks Microsoft Graph for when it syncs (1 to 1000); "
         "larger pages mean fewer requests.")
+    exchange_ca_bundle: str = _setting(
+        "CALGATE_EXCHANGE_CA_BUNDLE", "",
+        "A PEM file of certificate authorities to trust for Exchange servers instead of the "
+        "system's (servers with an organisation's own CA); empty: the system's.")
+    exchange_timeout_seconds: float = _setting(
+        "CALGATE_EXCHANGE_TIMEOUT_SECONDS", 30.0,
+        "Seconds Calgate waits for one Exchange (EWS) request.")
     provider_push: str = _setting(
         "CALGATE_PROVIDER_PUSH", "auto",
         "Ask providers to push changes (Google watch channels, Microsoft Graph "

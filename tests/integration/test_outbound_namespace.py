@@ -94,3 +94,31 @@ def test_callbacks_to_a_forbidden_name_are_refused(scenario: dict[str, Any]) -> 
     assert "169.254.169.254 is a link-local" in scenario["results"][
         "callback name meta.example"]["error"]
     assert scenario["results"]["channel create meta.example"]["code"] == "forbidden_address"
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "10.0.0.1", "127.0.0.1"])
+def test_requests_adapter_refuses_a_forbidden_literal(scenario: dict[str, Any],
+                                                      host: str) -> None:
+    assert scenario["results"][f"requests literal {host}"]["raised"] == "BlockedAddress"
+
+
+@pytest.mark.parametrize("name", ["meta.example", "loop.example", "ten.example",
+                                  "mixed.example"])
+def test_requests_adapter_refuses_a_name_resolving_to_a_forbidden_address(
+        scenario: dict[str, Any], name: str) -> None:
+    assert scenario["results"][f"requests name {name}"]["raised"] == "BlockedAddress"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("status", STATUSES)
+@pytest.mark.parametrize("target", ["169.254.169.254", "10.0.0.1", "meta.example"])
+def test_requests_adapter_refuses_redirects_towards_forbidden_addresses(
+        scenario: dict[str, Any], method: str, status: int, target: str) -> None:
+    # The redirect itself is refused (its target checked) before requests could follow
+    # it; a POST is never replayed to another origin, whatever the target.
+    outcome = scenario["results"][f"requests redirect {method} {status} {target}"]
+    assert outcome["raised"] in REFUSALS, outcome
+    if method == "POST" and status not in (301, 302, 303):
+        assert outcome["raised"] == "RedirectRefused"
+    if method == "GET":
+        assert outcome["raised"] == "BlockedAddress"

@@ -116,6 +116,31 @@ def caldav_cases() -> dict[str, str]:
     return cases
 
 
+def requests_cases(policy: OutboundPolicy) -> dict[str, Any]:
+    """The requests adapter (exchangelib's stack): forbidden literals, names resolving to
+    forbidden addresses, and redirects towards them, for the POST every EWS call is and
+    the GET Autodiscover's redirect method sends."""
+    import requests
+
+    from providers.outbound.requests_adapter import Guard, GuardedAdapter
+
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, GuardedAdapter(Guard(policy)))
+    calls = {f"literal {h}": ("POST", f"http://{h}/EWS/Exchange.asmx")
+             for h in ("169.254.169.254", "10.0.0.1", "127.0.0.1")}
+    calls |= {f"name {h}": ("POST", f"https://{h}/EWS/Exchange.asmx")
+              for h in ("meta.example", "loop.example", "ten.example", "mixed.example")}
+    for method in ("GET", "POST"):
+        for status in STATUSES:
+            for target in ("169.254.169.254", "10.0.0.1", "meta.example"):
+                calls[f"redirect {method} {status} {target}"] = (
+                    method, f"http://cal.example/r/{status}/{target}")
+    return {f"requests {name}": outcome(lambda c=call: session.request(
+                c[0], c[1], data=b"<x/>", timeout=5, allow_redirects=True))
+            for name, call in calls.items()}
+
+
 def main() -> None:
     network()
     counters = {f"{h}:{p}": Counter(h, p) for h, ports in FORBIDDEN.items() for p in ports}
@@ -146,6 +171,7 @@ def main() -> None:
     settings = ChannelSettings(http_hosts=("meta.example",), outbound=policy)
     results["channel create meta.example"] = outcome(
         lambda: check_callback_url("http://meta.example/hook", settings))
+    results |= requests_cases(policy)
     print(json.dumps({"results": results, "queries": dns.queries,
                       "connections": {k: c.count for k, c in counters.items()}}))
 

@@ -32,6 +32,7 @@ MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_i
 # An Outlook.com account is one of Microsoft's consumer tenant (it has no rooms).
 CREDENTIALS |= {"office365": MICROSOFT,
                 "live_connect": MICROSOFT | {"tenant": "9188040d-6c67-4c5b-b112-36a304b66dad"}}
+CREDENTIALS["exchange"] = {"email": "u@example.com", "password": "p"}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)

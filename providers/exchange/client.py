@@ -1,0 +1,151 @@
+"""exchangelib, configured: the outbound guard on every session (exchangelib's documented
+``HTTP_ADAPTER_CLS`` knob), the managed key as an extended property, explicit version and
+auth type (no probing), and each account's protocol taken out of exchangelib's process-wide
+cache when it closes, so one account's failure never poisons another's."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    NTLM,
+    Account,
+    Build,
+    CalendarItem,
+    Configuration,
+    Credentials,
+    EWSTimeZone,
+    ExtendedProperty,
+    FailFast,
+    Version,
+)
+from exchangelib.protocol import BaseProtocol, Protocol
+from requests_ntlm import HttpNtlmAuth
+
+from ..outbound import OutboundPolicy
+from ..outbound.requests_adapter import GuardedAdapter, guarded
+from . import autodiscover
+from .errors import ExchangeOnline, translate
+
+T = TypeVar("T")
+
+# Every exchangelib session (EWS and its own autodiscover) connects through the guard.
+BaseProtocol.HTTP_ADAPTER_CLS = GuardedAdapter
+# Exchange 2016 CU and later all speak this schema; naming it avoids a probe request.
+EXCHANGE_2016 = Version(build=Build(15, 1, 2507, 6))
+ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com", "outlook.live.com")
+
+
+class _WithoutBodies(logging.Filter):
+    """exchangelib logs every failed request with its request and response XML (event
+    titles, attendees, bodies) at error level: keep the failure, drop the XML."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any("Request XML:" in str(arg) for arg in args):
+            record.msg, record.args = "EWS request failed: %s (request withheld)", (
+                args[0],)
+        return True
+
+
+_LOG = logging.getLogger("exchangelib.util")
+if not any(isinstance(f, _WithoutBodies) for f in _LOG.filters):
+    _LOG.addFilter(_WithoutBodies())
+
+
+class CalgateKey(ExtendedProperty):  # type: ignore[misc]  # exchangelib is untyped
+    """The client's event_id, on the items Calgate creates: a FindItem restriction on it
+    finds the item again after a lost answer, so a retry never makes a duplicate."""
+
+    property_set_id = "5a1f3c9e-6d62-4c1b-8f0e-3c0d5b7a4e21"
+    property_name = "CalgateManagedKey"
+    property_type = "String"
+
+
+_REGISTER = threading.Lock()
+
+
+def register_fields() -> None:
+    with _REGISTER:
+        if "calgate_key" not in {f.name for f in CalendarItem.FIELDS}:
+            CalendarItem.register("calgate_key", CalgateKey)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where and as whom: ``login`` is DOMAIN\\user (or the address), ``auth`` ntlm/basic."""
+
+    email: str
+    password: str
+    ews_url: str = ""
+    login: str = ""
+    auth: str = "ntlm"
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+
+
+_DISCOVERED: dict[str, str] = {}  # email -> EWS URL autodiscover found (this process)
+
+
+class EwsClient:
+    """One mailbox. ``run`` calls exchangelib in a worker thread under the outbound guard
+    and translates its failures."""
+
+    def __init__(self, connection: Connection, policy: OutboundPolicy) -> None:
+        register_fields()
+        self.connection = connection
+        self.policy = policy
+        self._account: Account | None = None
+
+    async def run(self, call: Callable[[Account], T]) -> T:
+        def work() -> T:
+            try:
+                return call(self.account())
+            except Exception as exc:
+                raise translate(exc) from exc
+
+        with guarded(self.policy, ca_bundle=self.connection.ca_bundle):
+            return await anyio.to_thread.run_sync(work)
+
+    def account(self) -> Account:
+        if self._account is None:
+            url = self.ews_url()
+            config = Configuration(
+                service_endpoint=url,
+                credentials=Credentials(self._login(), self.connection.password),
+                auth_type=NTLM if self.connection.auth == "ntlm" else BASIC,
+                version=EXCHANGE_2016, retry_policy=FailFast())
+            self._account = Account(self.connection.email, config=config, autodiscover=False,
+                                    access_type=DELEGATE, default_timezone=EWSTimeZone("UTC"))
+            self._account.protocol.TIMEOUT = self.connection.timeout
+        return self._account
+
+    def ews_url(self) -> str:
+        url = self.connection.ews_url or _DISCOVERED.get(self.connection.email.lower())
+        if not url:
+            auth = HttpNtlmAuth(self._login(), self.connection.password)
+            url = autodiscover.discover(self.connection.email, auth, self.connection.timeout)
+            _DISCOVERED[self.connection.email.lower()] = url
+        if any(host in url.lower() for host in ONLINE_HOSTS):
+            raise ExchangeOnline("an Exchange Online mailbox: linked through Microsoft 365")
+        return url
+
+    def _login(self) -> str:
+        return self.connection.login or self.connection.email
+
+    def close(self) -> None:
+        account, self._account = self._account, None
+        if account is None:
+            return
+        protocol: Any = account.protocol
+        protocol.close()
+        with contextlib.suppress(KeyError):  # the next account starts from a clean cache
+            del Protocol[protocol.config]

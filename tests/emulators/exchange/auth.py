@@ -1,0 +1,103 @@
+"""Who is calling: NTLM through pyspnego's real acceptor (per TCP connection, as IIS does)
+and Basic. Users are ``DOMAIN\\user`` logins with a password and a mailbox address; the
+acceptor reads them from the file named by ``NTLM_USER_FILE`` (``DOMAIN:USER:PASSWORD``)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import spnego
+
+from .server import Request
+
+
+@dataclass(frozen=True)
+class User:
+    domain: str
+    login: str
+    password: str
+    email: str
+    ews_enabled: bool = True
+
+
+class Challenge(Exception):
+    """Not (yet) authenticated: answer 401 with these WWW-Authenticate values."""
+
+    def __init__(self, *offers: str) -> None:
+        super().__init__("unauthenticated")
+        self.offers = offers
+
+
+class Authenticator:
+    """NTLM and Basic over one user table; ``schemes`` limits what the server offers."""
+
+    def __init__(self, schemes: tuple[str, ...] = ("NTLM", "Basic")) -> None:
+        self.schemes = schemes
+        self.users: dict[str, User] = {}  # lower-case "domain\\login" and email -> user
+        self._lock = threading.Lock()
+        self._contexts: dict[int, spnego.ContextProxy] = {}
+        self._authenticated: dict[int, User] = {}
+        self._dir = tempfile.TemporaryDirectory(prefix="ewsemu-ntlm-")
+        self._file = Path(self._dir.name) / "users"
+        self._file.write_text("")
+        self.handshakes = 0
+
+    def add(self, user: User) -> None:
+        with self._lock:
+            self.users[f"{user.domain}\\{user.login}".lower()] = user
+            self.users[user.email.lower()] = user
+            # The UPN form (alice@contoso.test, no domain) signs in as well, as with AD.
+            lines = {line for u in self.users.values() for line in (
+                f"{u.domain}:{u.login}:{u.password}", f":{u.email}:{u.password}")}
+            self._file.write_text("\n".join(sorted(lines)) + "\n")
+
+    def identify(self, request: Request) -> User:
+        """The user this request is made by, or Challenge."""
+        with self._lock:
+            known = self._authenticated.get(request.connection)
+        if known is not None:
+            return known
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme == "Basic" and "Basic" in self.schemes:
+            return self._basic(value)
+        if scheme == "NTLM" and "NTLM" in self.schemes:
+            return self._ntlm(request.connection, value)
+        raise Challenge(*self.schemes)
+
+    def _basic(self, value: str) -> User:
+        login, _, password = base64.b64decode(value).decode().partition(":")
+        user = self.users.get(login.lower())
+        if user is None or user.password != password:
+            raise Challenge(*self.schemes)
+        return user
+
+    def _ntlm(self, connection: int, value: str) -> User:
+        os.environ["NTLM_USER_FILE"] = str(self._file)  # read by the acceptor
+        with self._lock:
+            context = self._contexts.get(connection)
+            if context is None:
+                context = self._contexts[connection] = spnego.server(protocol="ntlm")
+        try:
+            out = context.step(base64.b64decode(value))
+        except Exception:  # a wrong password fails the Type 3 message
+            with self._lock:
+                self._contexts.pop(connection, None)
+            raise Challenge(*self.schemes) from None
+        if not context.complete:
+            raise Challenge("NTLM " + base64.b64encode(out or b"").decode())
+        principal = str(context.client_principal or "")
+        with self._lock:
+            self._contexts.pop(connection, None)
+            user = self.users[principal.lower().lstrip("\\")]
+            self._authenticated[connection] = user
+            self.handshakes += 1
+        return user
+
+    def cleanup(self) -> None:
+        self._dir.cleanup()

@@ -1,0 +1,35 @@
+"""POX Autodiscover (MS-OXDSCLI): the client POSTs its address, the server answers the
+EXCH/EXPR protocols with the EWS URL."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
+
+from .auth import User
+from .server import Request
+
+_REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
+_OUTLOOK = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+
+
+def pox_answer(user: User, request: Request, ews_url: str) -> bytes:
+    try:
+        asked = ET.fromstring(request.body).findtext(
+            f"{{{_REQUEST_NS}}}Request/{{{_REQUEST_NS}}}EMailAddress") or ""
+    except ET.ParseError:
+        asked = ""
+    if asked.lower() != user.email.lower():
+        return (f'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{_RESPONSE}">'
+                '<Response><Error Id="1"><ErrorCode>500</ErrorCode><Message>The email '
+                "address can't be found.</Message></Error></Response></Autodiscover>").encode()
+    return (f'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{_RESPONSE}">'
+            f'<Response xmlns="{_OUTLOOK}"><User><DisplayName>{escape(user.login)}'
+            f"</DisplayName><AutoDiscoverSMTPAddress>{escape(user.email)}"
+            "</AutoDiscoverSMTPAddress></User><Account><AccountType>email</AccountType>"
+            "<Action>settings</Action><Protocol><Type>EXCH</Type>"
+            f"<ServerVersion>73C1880A</ServerVersion><EwsUrl>{escape(ews_url)}</EwsUrl>"
+            "</Protocol><Protocol><Type>EXPR</Type>"
+            f"<EwsUrl>{escape(ews_url)}</EwsUrl></Protocol></Account></Response>"
+            "</Autodiscover>").encode()

@@ -1,0 +1,174 @@
+"""The emulator: routes, authentication, POX Autodiscover, the SOAP dispatcher, fault
+injection and a control API for tests (users, folders, items edited "in Outlook")."""
+
+from __future__ import annotations
+
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import availability, operations
+from .auth import Authenticator, Challenge, User
+from .mailbox import Folder, Item, Mailbox
+from .server import DROP, Request, Response, Server, TestCA
+from .soap import S, error, fault, local, response
+
+EWS_PATH = "/ews/exchange.asmx"
+POX_PATH = "/autodiscover/autodiscover.xml"
+_XML = {"Content-Type": "text/xml; charset=utf-8"}
+_OPERATIONS: dict[str, Callable[..., bytes]] = {
+    "GetFolder": operations.get_folder, "FindFolder": operations.find_folder,
+    "FindItem": operations.find_item, "GetItem": operations.get_item,
+    "CreateItem": operations.create_item, "UpdateItem": operations.update_item,
+    "DeleteItem": operations.delete_item, "SyncFolderItems": operations.sync_folder_items,
+}
+
+
+@dataclass
+class Faults:
+    """What the next request of an operation gets instead of its answer."""
+
+    drop: dict[str, int] = field(default_factory=dict)  # op -> answers to lose (applied)
+    errors: dict[str, list[str]] = field(default_factory=dict)  # op -> response codes
+
+
+class ExchangeEmulator:
+    """A running Exchange 2016 stand-in on https://127.0.0.1:<port>. ``names`` are extra
+    host names the certificate carries (tests resolve them to 127.0.0.1)."""
+
+    def __init__(self, names: tuple[str, ...] = (), schemes: tuple[str, ...] = (
+            "NTLM", "Basic"), bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        self.ca = TestCA(names)
+        self.auth = Authenticator(schemes)
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.faults = Faults()
+        self.operations: list[str] = []  # every SOAP operation, in order
+        self.autodiscover_enabled = True
+        self._lock = threading.Lock()
+        try:
+            self.server = Server(self._app, self.ca, bind)
+        except OSError:  # the address is taken (or a privileged port): leave nothing behind
+            self.ca.cleanup()
+            self.auth.cleanup()
+            raise
+        self.port = self.server.port
+
+    # -- lifecycle and control -------------------------------------------------------------
+
+    def start(self) -> ExchangeEmulator:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.ca.cleanup()
+        self.auth.cleanup()
+
+    def ews_url(self, host: str = "127.0.0.1") -> str:
+        port = "" if self.port == 443 else f":{self.port}"
+        return f"https://{host}{port}/EWS/Exchange.asmx"
+
+    def add_user(self, email: str, password: str, *, domain: str = "CONTOSO",
+                 login: str | None = None, ews_enabled: bool = True) -> Mailbox:
+        user = User(domain, login or email.partition("@")[0], password, email, ews_enabled)
+        self.auth.add(user)
+        box = self.mailboxes.setdefault(email.lower(), Mailbox(email))
+        return box
+
+    def mailbox(self, email: str) -> Mailbox:
+        return self.mailboxes[email.lower()]
+
+    def add_calendar(self, email: str, name: str, *, writable: bool = True) -> Folder:
+        box = self.mailbox(email)
+        with box.lock:
+            return box.add_folder(name, box.calendar.folder_id, writable=writable)
+
+    def items(self, email: str, folder: Folder | None = None) -> list[Item]:
+        box = self.mailbox(email)
+        with box.lock:
+            wanted = (folder or box.calendar).folder_id
+            return [i for i in box.items.values() if i.folder_id == wanted]
+
+    def edit(self, email: str, item_id: str, **texts: str) -> Item:
+        """Change an item's text fields as a user in Outlook would (new ChangeKey)."""
+        from .soap import t
+
+        box = self.mailbox(email)
+        with box.lock:
+            item = box.get(item_id)
+            for name, text in texts.items():
+                element = ET.Element(t(name))
+                element.text = text
+                item.fields[name] = element
+            box.update(item)
+            return item
+
+    def drop_next(self, op: str, count: int = 1) -> None:
+        """Apply the next ``count`` ``op`` requests but lose their answers."""
+        with self._lock:
+            self.faults.drop[op] = self.faults.drop.get(op, 0) + count
+
+    def fail_next(self, op: str, code: str) -> None:
+        """The next ``op`` request is answered with error ``code`` (not applied)."""
+        with self._lock:
+            self.faults.errors.setdefault(op, []).append(code)
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _app(self, request: Request) -> Response:
+        path = request.path.lower()
+        if path not in (EWS_PATH, POX_PATH) or request.method != "POST":
+            return Response(404)
+        try:
+            user = self.auth.identify(request)
+        except Challenge as challenge:
+            return Response(401, headers={"WWW-Authenticate": ", ".join(challenge.offers)})
+        if path == POX_PATH:
+            return self._autodiscover(user, request)
+        if not user.ews_enabled:  # Set-CASMailbox -EwsEnabled $false: IIS answers 403
+            return Response(403, b"", {})
+        return self._soap(user, request)
+
+    def _autodiscover(self, user: User, request: Request) -> Response:
+        if not self.autodiscover_enabled:
+            return Response(404)
+        from .autodiscover import pox_answer
+
+        host = request.headers.get("host", "127.0.0.1").partition(":")[0]
+        return Response(200, pox_answer(user, request, self.ews_url(host)), _XML)
+
+    def _soap(self, user: User, request: Request) -> Response:
+        try:
+            body = ET.fromstring(request.body).find(f"{{{S}}}Body")
+            op = body[0] if body is not None and len(body) else None
+        except ET.ParseError:
+            op = None
+        if op is None:
+            return Response(500, fault("not a SOAP request"), _XML)
+        name = local(op.tag).removesuffix("Request")
+        self.operations.append(name)
+        with self._lock:
+            injected = self.faults.errors.get(name, [])
+            code = injected.pop(0) if injected else None
+            drop = self.faults.drop.get(name, 0)
+            if drop:
+                self.faults.drop[name] = drop - 1
+        if code is not None:
+            return Response(200, response(name, [error(name, code, f"injected {code}")]), _XML)
+        box = self.mailbox(user.email)
+        with box.lock:
+            answer = self._dispatch(name, box, op)
+        return DROP if drop else Response(200, answer, _XML)
+
+    def _dispatch(self, name: str, box: Mailbox, op: ET.Element) -> bytes:
+        if name == "GetUserAvailability":
+            return availability.get_user_availability(op, self.mailboxes.get)
+        if name == "GetServerTimeZones":
+            return availability.get_server_time_zones(op)
+        if name == "ConvertId":  # exchangelib's version probe reads the header only
+            return response(name, [error(name, "ErrorInvalidIdMalformed", "Id is malformed.")])
+        handler = _OPERATIONS.get(name)
+        if handler is None:
+            return fault(f"the emulator does not implement {name}")
+        return handler(box, op, self.mailboxes.get)
