@@ -263,6 +263,10 @@ def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password() -> 
         assert account.upstream_id == "dana@contoso.test"
         assert account.credentials == {"email": "dana@contoso.test", "password": "S3cret!",
                                        "ews_url": "", "login": ""}
-        assert emu.operations == ["GetFolder", "GetFolder"]
+        # The connection check, then the calendar list read while linking (so the first
+        # GET /v1/calendars after the code is complete): folders only, no item is read.
+        assert emu.operations[:2] == ["GetFolder", "GetFolder"]
+        assert set(emu.operations) <= {"GetFolder", "FindFolder"}
+        assert [c.name for c in account.calendars or ()] == ["Calendar"]
     finally:
         emu.stop()
