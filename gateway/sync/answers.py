@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import select, update
 
 from providers.errors import Forbidden, InvalidInput, NotFound, ProviderError, RateLimited
-from providers.registry import ProviderOptions
 
-from ..domain.opener import ProfileOpener
 from ..observe import metrics
 from ..persistence.tables import calendars, events, participation_writes, profiles
-from ..secrets import SecretStore, SecretStoreUnavailable
+from ..secrets import SecretStoreUnavailable
 from .outbox import CLAIM, SECRET_STORE_RETRY
+from .queue import VersionedQueue
 
 log = logging.getLogger("calgate.answers")
 
@@ -29,36 +28,10 @@ class Answered:
     error: str | None = None
 
 
-class Answers:
+class Answers(VersionedQueue):
     """Claims queued participation answers and applies them through the provider."""
 
-    def __init__(self, engine: Engine, secrets: SecretStore,
-                 options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
-        self.engine = engine
-        self.secrets = secrets
-        self.options = options or ProviderOptions()
-        self.max_backoff = max_backoff
-
-
-    @property
-    def opener(self) -> ProfileOpener:
-        """Opens a profile's account with its credentials (and its upstream app's)."""
-        return ProfileOpener(self.secrets, self.options)
-    def due(self, limit: int = 100) -> list[int]:
-        table = participation_writes
-        query = (select(table.c.id).where(table.c.applied_version < table.c.version,
-                                          table.c.next_attempt_at <= datetime.now(UTC))
-                 .order_by(table.c.next_attempt_at).limit(limit))
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query).all()]
-
-    def next_due(self) -> datetime | None:
-        """When the next pending answer falls due, a retry's time included (None: nothing is
-        pending): the worker sleeps no longer than that."""
-        query = select(func.min(participation_writes.c.next_attempt_at)).where(
-            participation_writes.c.applied_version < participation_writes.c.version)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+    table = participation_writes
 
     async def apply(self, answer_id: int) -> Answered:
         row = await to_thread.run_sync(self._claim, answer_id)
@@ -84,14 +57,6 @@ class Answers:
             return Answered(answer_id, ok=False, error=str(exc))
         await to_thread.run_sync(self._done, row, None, None, True)
         return Answered(answer_id, ok=True)
-
-    def release(self, answer_id: int) -> None:
-        """Give up this worker's claim on an answer (shutting down): due again at once."""
-        table = participation_writes
-        with self.engine.begin() as conn:
-            conn.execute(update(table).where(
-                table.c.id == answer_id, table.c.applied_version < table.c.version,
-            ).values(next_attempt_at=datetime.now(UTC)))
 
     def _claim(self, answer_id: int) -> dict[str, Any] | None:
         now = datetime.now(UTC)

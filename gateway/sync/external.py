@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
 from providers.errors import NotFound, ProviderError, RateLimited
 from providers.model import ChangeSet
@@ -26,13 +26,13 @@ from providers.registry import ProviderOptions
 
 from ..domain.external import external_context, patch_from_stored
 from ..domain.mirror import Policy, apply_changes
-from ..domain.opener import ProfileOpener
 from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, external_writes, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
 from .outbox import CLAIM, PERMANENT, SECRET_STORE_RETRY
+from .queue import VersionedQueue
 
 log = logging.getLogger("calgate.external")
 
@@ -44,44 +44,15 @@ class ExternalApplied:
     error: str | None = None
 
 
-class ExternalOutbox:
+class ExternalOutbox(VersionedQueue):
     """Claims due external writes and applies them through the provider."""
+
+    table = external_writes
 
     def __init__(self, engine: Engine, secrets: SecretStore, keys: DataKeys,
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
-        self.engine = engine
-        self.secrets = secrets
+        super().__init__(engine, secrets, options, max_backoff)
         self.keys = keys
-        self.options = options or ProviderOptions()
-        self.max_backoff = max_backoff
-
-    @property
-    def opener(self) -> ProfileOpener:
-        return ProfileOpener(self.secrets, self.options)
-
-    def due(self, limit: int = 100) -> list[int]:
-        table = external_writes
-        query = (select(table.c.id).where(table.c.applied_version < table.c.version,
-                                          table.c.next_attempt_at <= datetime.now(UTC))
-                 .order_by(table.c.next_attempt_at).limit(limit))
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query).all()]
-
-    def next_due(self) -> datetime | None:
-        """When the next pending write falls due, a retry's time included (None: nothing is
-        pending): the worker sleeps no longer than that."""
-        query = select(func.min(external_writes.c.next_attempt_at)).where(
-            external_writes.c.applied_version < external_writes.c.version)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
-
-    def release(self, write_id: int) -> None:
-        """Give up this worker's claim (shutting down): due again at once."""
-        table = external_writes
-        with self.engine.begin() as conn:
-            conn.execute(update(table).where(
-                table.c.id == write_id, table.c.applied_version < table.c.version,
-            ).values(next_attempt_at=datetime.now(UTC)))
 
     async def apply(self, write_id: int) -> ExternalApplied:
         try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from providers.errors import (
     Forbidden,
@@ -32,12 +32,12 @@ from ..domain.desired import DesiredEvent
 from ..domain.managed import managed_context
 from ..domain.mirror import Policy, apply_changes, withdraw
 from ..domain.notify import calendar_changed
-from ..domain.opener import ProfileOpener
 from ..domain.sealing import DataKeys, unseal
 from ..observe import metrics
 from ..persistence.generation import bump_generation
 from ..persistence.tables import accounts, calendars, managed_events, profiles
 from ..secrets import SecretStore, SecretStoreUnavailable
+from .queue import VersionedQueue
 
 log = logging.getLogger("calgate.outbox")
 SECRET_STORE_RETRY = 15.0  # seconds; a write whose credentials are in a sealed Vault waits
@@ -89,46 +89,15 @@ class ClaimedWrite:
         return None if self.desired is None else self.desired.draft(self.managed_key)
 
 
-class Outbox:
+class Outbox(VersionedQueue):
     """Claims and applies pending writes."""
+
+    table = managed_events
 
     def __init__(self, engine: Engine, secrets: SecretStore, keys: DataKeys,
                  options: ProviderOptions | None = None, max_backoff: float = 3600.0) -> None:
-        self.engine = engine
-        self.secrets = secrets
+        super().__init__(engine, secrets, options, max_backoff)
         self.keys = keys
-        self.options = options or ProviderOptions()
-        self.max_backoff = max_backoff
-
-    @property
-    def opener(self) -> ProfileOpener:
-        """Opens a profile's account with its credentials (and its upstream app's)."""
-        return ProfileOpener(self.secrets, self.options)
-
-    def due(self, now: datetime | None = None, limit: int = 100) -> list[int]:
-        now = now or datetime.now(UTC)
-        query = (select(managed_events.c.id)
-                 .where(managed_events.c.applied_version < managed_events.c.version,
-                        managed_events.c.next_attempt_at <= now)
-                 .order_by(managed_events.c.next_attempt_at).limit(limit))
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query).all()]
-
-    def next_due(self) -> datetime | None:
-        """When the next pending write falls due (None: nothing is pending)."""
-        query = select(func.min(managed_events.c.next_attempt_at)).where(
-            managed_events.c.applied_version < managed_events.c.version)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
-
-    def release(self, managed_id: int, delay: float = 0.0) -> None:
-        """Give up this worker's claim on a write (shutting down, or the secret store is
-        sealed): due again after ``delay`` seconds, for any worker."""
-        with self.engine.begin() as conn:
-            conn.execute(update(managed_events).where(
-                managed_events.c.id == managed_id,
-                managed_events.c.applied_version < managed_events.c.version,
-            ).values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay)))
 
     async def apply(self, managed_id: int) -> Applied:
         try:
