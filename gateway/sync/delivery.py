@@ -55,6 +55,12 @@ class DeliverySettings:
     # The outbound guard's policy (the operator's allowed networks, the resolver).
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
+    def backoff(self, attempt: int) -> float:
+        """Seconds before delivery attempt ``attempt + 1``: doubling from ``retry_base`` up
+        to ``max_backoff``, with jitter that spreads the retries of many notifications."""
+        ceiling = min(self.max_backoff, self.retry_base * 2 ** min(attempt - 1, 30))
+        return float(ceiling * random.uniform(0.5, 1.0))
+
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
@@ -236,7 +242,7 @@ class Deliverer:
                 first_failed = _aware(row.first_failed_at) or now
                 failing = (now - first_failed).total_seconds() >= self.settings.retry_period
                 delay = (self.settings.failing_retry if failing
-                         else self._backoff(attempt))
+                         else self.settings.backoff(attempt))
                 conn.execute(update(notifications).where(notifications.c.id == row.id).values(
                     attempts=attempt, claimed_until=None, first_failed_at=first_failed,
                     next_attempt_at=now + timedelta(seconds=delay)))
@@ -255,11 +261,6 @@ class Deliverer:
                         duration_ms=result.duration_ms))
             except IntegrityError:  # the channel was deleted meanwhile: nothing to log
                 pass
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.max_backoff,
-                      self.settings.retry_base * 2 ** min(attempt - 1, 30))
-        return float(ceiling * random.uniform(0.5, 1.0))  # jitter spreads retries
 
     def prune(self, now: datetime | None = None, every: float = 600.0) -> int:
         """Forget log rows and delivered notifications older than ``log_days``."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -126,7 +125,7 @@ class InviteDeliverer:
         else:
             first_failed = _aware(row.first_failed_at) or now
             failing = (now - first_failed).total_seconds() >= self.settings.retry_period
-            delay = self.settings.failing_retry if failing else self._backoff(attempt)
+            delay = self.settings.failing_retry if failing else self.settings.backoff(attempt)
             if failing:  # at most every failing_retry seconds
                 log.warning("smart invite notification %s failing since %s: %s",
                             row.public_id, first_failed.isoformat(), result.error)
@@ -135,11 +134,6 @@ class InviteDeliverer:
                       "next_attempt_at": now + timedelta(seconds=delay)}
         with self.engine.begin() as conn:
             conn.execute(update(notices).where(notices.c.id == row.id).values(**values))
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.max_backoff,
-                      self.settings.retry_base * 2 ** min(attempt - 1, 30))
-        return float(ceiling * random.uniform(0.5, 1.0))  # jitter spreads retries
 
     def prune(self, now: datetime | None = None, every: float = 600.0) -> int:
         """Forget notifications delivered more than ``log_days`` ago."""
