@@ -194,7 +194,8 @@ class Gateway:
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
-                   WriteService(engine, keys_cache), ReadService(engine, keys_cache), worker,
+                   WriteService(engine, keys_cache, callbacks), ReadService(engine, keys_cache),
+                   worker,
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),

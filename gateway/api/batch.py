@@ -172,7 +172,7 @@ def _write(call: Callable[[], T]) -> T:
     except CalendarReadOnly:
         raise ApiError(403, {"error": "calendar_readonly"}) from None
     except Unsupported as exc:
-        raise InvalidParam(exc.field, "unsupported", exc.description) from None
+        raise InvalidParam(exc.field, exc.code, exc.description) from None
     except AttendeesNotInvited:
         raise no_invitations() from None
     except EventNotFound:

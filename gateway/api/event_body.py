@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from providers.model import ConferenceLink
 
-from ..domain.desired import DesiredEvent, EventUpsert, Invitee
+from ..domain.desired import DesiredEvent, EventUpsert, Invitee, Subscription
 from .params import InvalidParam, Params, find_zone, parse_date, parse_time
 from .recurrence_body import recurrence_rule
 
@@ -28,9 +28,13 @@ MAX_URL = 2048
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 # The optional fields whose presence an update honours (absent: kept as they were).
 OPTIONAL = ("description", "location", "url", "transparency", "extended_transparency",
-            "event_private", "reminders", "color", "conferencing", "recurrence")
+            "event_private", "reminders", "color", "conferencing", "recurrence",
+            "subscriptions")
 CONFERENCING_PROFILES = frozenset({"default", "integrated", "explicit"})
 MAX_JOIN_URL = 2048
+MAX_SUBSCRIPTIONS = 10
+# Interactions Calgate can honestly detect: the join URL a provider made for the event.
+INTERACTIONS = frozenset({"conferencing_assigned"})
 # No whitespace or control characters, one "@" with something either side: an address a
 # provider (iCalendar's mailto:, an upstream's attendee list) can carry without escaping.
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
@@ -79,7 +83,8 @@ def event_upsert(params: Params) -> EventUpsert:
         color=_color(params), conferencing=_conferencing(params.raw("conferencing")),
         conference_link=conference_link(params.raw("conferencing")),
         recurrence=recurrence_rule(params.raw("recurrence"), start),
-        invite=invite, remove=remove)
+        invite=invite, remove=remove,
+        subscriptions=subscriptions(params.raw("subscriptions")))
 
 
 def _extended_transparency(params: Params) -> str | None:
@@ -149,6 +154,47 @@ def conference_link(value: Any) -> ConferenceLink | None:
                            f"conferencing.join_url must be an https URL of at most "
                            f"{MAX_JOIN_URL} characters")
     return ConferenceLink(url, description.strip())
+
+
+def subscriptions(value: Any) -> tuple[Subscription, ...]:
+    """``[{"type": "webhook", "uri", "interactions": [{"type": "conferencing_assigned"}]}]``
+    (Cronofy's Conferencing Services push notifications); ``null`` or ``[]`` clears them.
+    The ``uri`` is checked like a channel's callback_url when the write is recorded."""
+    if value is None:
+        return ()
+
+    def refuse(code: str, text: str) -> InvalidParam:
+        return InvalidParam("subscriptions", code, text)
+
+    if not isinstance(value, list) or len(value) > MAX_SUBSCRIPTIONS:
+        raise refuse("invalid", f"subscriptions is a list of at most {MAX_SUBSCRIPTIONS} "
+                     '{"type": "webhook", "uri", "interactions": [{"type"}]}')
+    result: list[Subscription] = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise refuse("invalid", 'each subscription is {"type": "webhook", "uri", '
+                         '"interactions": [{"type"}]}')
+        if entry.get("type", "webhook") != "webhook":
+            raise refuse("unsupported", "a subscription's type must be webhook")
+        uri = entry.get("uri")
+        if not isinstance(uri, str) or not uri.strip() or len(uri) > MAX_URL \
+                or any(c.isspace() or _control(c) for c in uri):
+            raise refuse("invalid", f"a subscription's uri is a URL of at most {MAX_URL} "
+                         "characters")
+        interactions = entry.get("interactions")
+        if not isinstance(interactions, list) or not interactions:
+            raise refuse("invalid", "a subscription's interactions is a list of "
+                         '[{"type": "conferencing_assigned"}]')
+        kinds: list[str] = []
+        for interaction in interactions:
+            kind = interaction.get("type") if isinstance(interaction, dict) else None
+            if kind not in INTERACTIONS:
+                raise refuse("unsupported", "the interaction types supported are: "
+                             + ", ".join(sorted(INTERACTIONS)))
+            if kind not in kinds:
+                kinds.append(kind)
+        result.append(Subscription(uri=uri, interactions=tuple(kinds)))
+    return tuple(result)
 
 
 def _when(params: Params, name: str, default_tzid: str) -> tuple[date | datetime, str]:

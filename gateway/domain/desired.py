@@ -21,6 +21,25 @@ Transparency = Literal["opaque", "transparent"]
 
 
 @dataclass(frozen=True, slots=True)
+class Subscription:
+    """A per-event webhook (Cronofy's upsert ``subscriptions``): where to POST, and which
+    interactions (``conferencing_assigned``) are sent there."""
+
+    uri: str
+    interactions: tuple[str, ...]
+    type: str = "webhook"
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"type": self.type, "uri": self.uri,
+                "interactions": [{"type": t} for t in self.interactions]}
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Subscription:
+        return cls(uri=stored["uri"], type=stored.get("type") or "webhook",
+                   interactions=tuple(i["type"] for i in stored.get("interactions") or ()))
+
+
+@dataclass(frozen=True, slots=True)
 class Invitee:
     email: str
     display_name: str | None = None
@@ -50,6 +69,7 @@ class DesiredEvent:
     # People taken off the event by writes not yet applied upstream: they are told.
     removed: tuple[Invitee, ...] = ()
     conference_link: ConferenceLink | None = None  # the app's own link (explicit)
+    subscriptions: tuple[Subscription, ...] = ()  # per-event webhooks (not sent upstream)
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form sealed into the outbox: the keys older releases read and wrote,
@@ -78,7 +98,8 @@ class DesiredEvent:
             "extended_transparency": self.extended_transparency, "color": self.color,
             "geo": list(self.geo) if self.geo else None,
             "removed": [{"email": a.email, "display_name": a.display_name}
-                        for a in self.removed]}
+                        for a in self.removed],
+            "subscriptions": [sub.to_stored() for sub in self.subscriptions]}
         return stored | {k: v for k, v in newer.items() if v}
 
     @classmethod
@@ -103,7 +124,9 @@ class DesiredEvent:
             geo=(str(geo[0]), str(geo[1])) if (geo := stored.get("geo")) else None,
             removed=tuple(Invitee(a["email"], a.get("display_name"))
                           for a in stored.get("removed") or []),
-            conference_link=_conference_link(stored.get("conference_link")))
+            conference_link=_conference_link(stored.get("conference_link")),
+            subscriptions=tuple(Subscription.from_stored(sub)
+                                for sub in stored.get("subscriptions") or ()))
 
     def merge(self, current: DesiredEvent | None, *, pending: bool = False) -> DesiredEvent:
         """As a write, a whole desired state replaces the stored one (tests and internal
@@ -176,6 +199,7 @@ class EventUpsert:
     recurrence: RecurrenceRule | None = None
     invite: tuple[Invitee, ...] = ()
     remove: frozenset[str] = field(default_factory=frozenset)  # lower-cased addresses
+    subscriptions: tuple[Subscription, ...] = ()  # given: replaces the list; []: clears
 
     def gated_fields(self) -> set[str]:
         """The rows of ``providers.model.GATED_WRITE_FIELDS`` this write needs."""
@@ -210,6 +234,8 @@ class EventUpsert:
                         "conference_link": self.conference_link}
         if "recurrence" in given:
             changes["recurrence"] = self.recurrence
+        if "subscriptions" in given:
+            changes["subscriptions"] = self.subscriptions
         if "extended_transparency" in given or "transparency" in given:
             changes |= {"transparency": self.transparency,
                         "extended_transparency": self.extended_transparency}

@@ -29,6 +29,7 @@ from ..persistence.tables import (
     participation_writes,
     profiles,
 )
+from .channels import ChannelError, ChannelSettings, check_callback_url
 
 
 class WriteError(Exception):
@@ -54,9 +55,9 @@ class EventNotFound(WriteError):
 class Unsupported(WriteError):
     """The calendar's provider cannot store a field of the event (a 422 naming it)."""
 
-    def __init__(self, field: str, description: str) -> None:
+    def __init__(self, field: str, description: str, code: str = "unsupported") -> None:
         super().__init__(description)
-        self.field, self.description = field, description
+        self.field, self.description, self.code = field, description, code
 
 
 MERGE_ATTEMPTS = 5  # a concurrent upsert of the same event: merge again over its result
@@ -68,9 +69,11 @@ PARTICIPATION = frozenset({"accepted", "tentative", "declined"})
 class WriteService:
     """Upserts and deletes of managed events, and waiting for them to be applied."""
 
-    def __init__(self, engine: Engine, keys: DataKeys) -> None:
+    def __init__(self, engine: Engine, keys: DataKeys,
+                 callbacks: ChannelSettings | None = None) -> None:
         self.engine = engine
         self.keys = keys
+        self.callbacks = callbacks or ChannelSettings()  # where a subscription may point
 
     def _calendar(self, conn: Connection, subject: str, calendar_id: str) -> Any:
         row = conn.execute(
@@ -97,6 +100,7 @@ class WriteService:
         key = self.keys.key(subject)
         if key is None:  # no such account (any more): nothing of it can be written
             raise CalendarNotFound(calendar_id)
+        self._check_subscriptions(upsert)
         context = managed_context(calendar_id, event_id)
         for _attempt in range(MERGE_ATTEMPTS):
             try:
@@ -108,6 +112,17 @@ class WriteService:
             if done is not None:
                 return done
         raise RuntimeError(f"upsert of {event_id!r} kept losing to concurrent writes")
+
+    def _check_subscriptions(self, upsert: EventUpsert | DesiredEvent) -> None:
+        """A subscription's uri is where Calgate will POST: checked as a channel's
+        callback_url is (https, or plain http to a host the operator allows; never a
+        refused network)."""
+        for subscription in upsert.subscriptions:
+            try:
+                check_callback_url(subscription.uri, self.callbacks)
+            except ChannelError as exc:
+                raise Unsupported("subscriptions", exc.description.replace(
+                    "callback_url", "a subscription's uri"), exc.code) from None
 
     def _merge(self, conn: Connection, subject: str, calendar_id: str, event_id: str,
                upsert: EventUpsert | DesiredEvent, key: bytes, context: str

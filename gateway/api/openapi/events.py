@@ -5,7 +5,15 @@ from __future__ import annotations
 from providers.registry import read_extras
 from providers.support import FIELD_SUPPORT
 
-from ..event_body import MAX_DESCRIPTION, MAX_JOIN_URL, MAX_NAME, MAX_SUMMARY, MAX_URL
+from ..event_body import (
+    INTERACTIONS,
+    MAX_DESCRIPTION,
+    MAX_JOIN_URL,
+    MAX_NAME,
+    MAX_SUBSCRIPTIONS,
+    MAX_SUMMARY,
+    MAX_URL,
+)
 from ..recurrence_body import MAX_COUNT, MAX_INTERVAL
 from .schema import (
     BEARER,
@@ -326,3 +334,20 @@ UPSERT["properties"]["conferencing"] = obj({
 }, ("profile_id",), description="default/integrated: the calendar's own meeting where it "
    "has one; explicit: the app's own link, written where the calendar keeps meeting links "
    "(provider_description and join_url required)")
+
+# Per-event webhooks (Cronofy's Conferencing Services push notifications).
+UPSERT["properties"]["subscriptions"] = nullable(array(obj({
+    "type": string(enum=["webhook"]),
+    "uri": string("where notifications are POSTed: https, or plain http to a host the "
+                  "operator allows (as a channel's callback_url)", format="uri",
+                  maxLength=MAX_URL),
+    "interactions": array(obj({"type": string(enum=sorted(INTERACTIONS))}, ("type",)),
+                          minItems=1),
+}, ("uri", "interactions")), maxItems=MAX_SUBSCRIPTIONS)) | {
+    "description": "per-event webhooks, kept with the event: given, they replace the list; "
+                   "omitted on an update, kept; [] or null clears them. Only "
+                   "conferencing_assigned is taken (conferencing_failing and other types: "
+                   "422 errors.unsupported naming subscriptions); a uri Calgate must not "
+                   "reach: 422 (errors.https_required, errors.forbidden_address, …). "
+                   "Calgate records the subscriptions; sending conferencing_assigned is not "
+                   "implemented yet."}
