@@ -127,3 +127,16 @@ def test_the_notifications_go_with_the_account(gateway, http, linked):
     gateway.accounts.revoke_subject(profile.subject)
     with gateway.engine.connect() as conn:
         assert conn.execute(select(notices.c.id)).all() == []
+
+
+def test_the_apps_own_explicit_link_is_not_an_assignment(gateway, http, linked):
+    profile, headers, calendar_id, receiver = linked
+    join = "https://zoom.example/j/7"
+    upsert(http, headers, calendar_id, "explicit", subscriptions=[
+        {"type": "webhook", "uri": receiver.url, "interactions": [{"type": ASSIGNED}]}],
+        conferencing={"profile_id": "explicit", "provider_description": "Zoom",
+                      "join_url": join})
+    apply_and_sync(gateway, profile)
+    assert the_event(http, headers, "explicit")["conferencing"]["join_url"] == join
+    assert deliver_all(gateway) == 0
+    assert receiver.received == []
