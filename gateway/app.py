@@ -56,6 +56,7 @@ from .api.errors import (
     unauthorized,
 )
 from .api.guard import InputGuard
+from .domain.event_notices import event_unsealer
 from .domain.opener import ProfileOpener
 from .domain.sealing import DataKeys
 from .domain.upstream_apps import UpstreamApps
@@ -182,7 +183,8 @@ class Gateway:
             settings.smart_invite_mailbox, callbacks))
         invite_deliverer = InviteDeliverer(
             engine, signing.sign,
-            lambda sealed: keys.unseal(smart_invite_notice_purpose, sealed), delivery)
+            lambda sealed: keys.unseal(smart_invite_notice_purpose, sealed), delivery,
+            unseal_event=event_unsealer(keys_cache))
         worker = Worker(sync, Outbox(engine, store, keys_cache, options),
                         Answers(engine, store, options), tick=settings.worker_tick, push=push,
                         deliverer=deliverer, wakeups=Wakeups(engine),

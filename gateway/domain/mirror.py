@@ -20,6 +20,7 @@ from providers.model import ChangeSet, Event, EventDraft, Person, TimeWindow, Wh
 
 from ..persistence.generation import bump_generation
 from ..persistence.tables import MAX_SPAN_SECONDS, calendars, events, managed_events
+from .event_notices import queue_conferencing
 from .managed import managed_prefix
 from .notify import calendar_changed
 from .sealing import EventText, TextPerson, seal_text
@@ -182,6 +183,10 @@ def apply_changes(conn: Connection, calendar_id: str, changes: ChangeSet, policy
                 written += 1
                 managed = managed or values["managed_key"] is not None or (
                     row.managed_key is not None)
+            else:
+                continue
+            if values["managed_key"] is not None:  # subscriptions to its meeting URL
+                queue_conferencing(conn, calendar_id, event, values["event_uid"], key, now)
     gone = set(changes.deleted)
     for instance_id, row in existing.items():
         if row.deleted or instance_id in seen or row.id in rekeyed:

@@ -406,10 +406,17 @@ smart_invite_notifications = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("public_id", String(64), nullable=False, unique=True),  # ntf_…, for de-duplication
     Column("invite_id", Integer, ForeignKey("smart_invites.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+           nullable=True, index=True),
+    # smart_invite, or conferencing_assigned (a managed event's subscription; 0017)
+    Column("type", String(40), nullable=False, server_default="smart_invite"),
+    Column("managed_event_id", Integer, ForeignKey("managed_events.id", ondelete="CASCADE"),
+           nullable=True, index=True),
+    Column("dedup_key", String(64), nullable=True, unique=True),  # one per event/uri/url
     Column("client_id", String(64), nullable=False),
     Column("callback_url", Text, nullable=False),
-    Column("sealed_body", Text, nullable=False),  # the smart_invite object, sealed
+    # smart_invite: the smart_invite object, sealed with the server key;
+    # conferencing_assigned: the event object, sealed with the account's data key
+    Column("sealed_body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("claimed_until", DateTime(timezone=True), nullable=True),

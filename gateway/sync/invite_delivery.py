@@ -9,6 +9,11 @@ Receivers de-duplicate by ``notification.notification_id`` (``Calgate-Notificati
 
 The body is Cronofy's Invite Callback: ``{"notification": {"type": "smart_invite"},
 "smart_invite": {smart_invite_id, callback_url, recipient, reply}}``.
+
+The same queue carries a managed event's per-event subscription notifications (the row's
+``type``, e.g. ``conferencing_assigned``, queued by domain/event_notices.py): their body,
+sealed with the account's data key, is ``{"notification": {"type", "notification_id"},
+"event": {calendar_id, event_id, event_uid, conferencing: {provider_name, join_url}}}``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from anyio import to_thread
 from sqlalchemy import Engine, delete, func, or_, select, update
 
 from ..observe import metrics
+from ..persistence.tables import managed_events
 from ..persistence.tables import smart_invite_notifications as notices
 from ..secrets import SecretStoreUnavailable
 from .delivery import Delivered, DeliverySettings, Signer, post
@@ -32,6 +38,8 @@ from .delivery import Delivered, DeliverySettings, Signer, post
 log = logging.getLogger("calgate.delivery")
 
 Unsealer = Callable[[str], dict[str, Any] | None]  # the sealed body -> its JSON, or None
+# An event notification's (account_id, sealed body, dedup_key) -> its JSON, or None
+EventUnsealer = Callable[[str, str, str], dict[str, Any] | None]
 SMART_INVITE = "smart_invite"
 
 
@@ -46,10 +54,12 @@ class InviteDeliverer:
 
     def __init__(self, engine: Engine, signer: Signer, unseal: Unsealer,
                  settings: DeliverySettings | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 unseal_event: EventUnsealer | None = None) -> None:
         self.engine = engine
         self.signer = signer
         self.unseal = unseal
+        self.unseal_event = unseal_event
         self.settings = settings or DeliverySettings()
         self._transport = transport
         self._pruned = 0.0
@@ -86,10 +96,14 @@ class InviteDeliverer:
         return result
 
     async def _send(self, row: Any) -> Delivered:
-        content = self.unseal(row.sealed_body)
+        kind = row.type or SMART_INVITE
+        try:
+            content = await to_thread.run_sync(self._open, row, kind)
+        except SecretStoreUnavailable as exc:  # a sealed Vault: retried with backoff
+            return Delivered(row.id, ok=False, error=f"secret store: {exc}"[:300])
         if content is None:
             return Delivered(row.id, ok=False, error="the notification cannot be unsealed")
-        notification = {"type": SMART_INVITE, "notification_id": row.public_id}
+        notification = {"type": kind, "notification_id": row.public_id}
         body = json.dumps({"notification": notification, **content},
                           separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8",
@@ -105,6 +119,13 @@ class InviteDeliverer:
         return await post(row.id, row.callback_url, headers | signed, body, self.settings,
                           self._transport)
 
+    def _open(self, row: Any, kind: str) -> dict[str, Any] | None:
+        if kind == SMART_INVITE:
+            return self.unseal(row.sealed_body)
+        if self.unseal_event is None or row.account_id is None or row.dedup_key is None:
+            return None
+        return self.unseal_event(row.account_id, row.sealed_body, row.dedup_key)
+
     def _claim(self, notice_id: int) -> Any:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -113,7 +134,10 @@ class InviteDeliverer:
             ).values(claimed_until=now + timedelta(seconds=self.settings.claim))).rowcount
             if won != 1:
                 return None
-            return conn.execute(select(notices).where(notices.c.id == notice_id)).first()
+            return conn.execute(
+                select(notices, managed_events.c.account_id)
+                .outerjoin(managed_events, managed_events.c.id == notices.c.managed_event_id)
+                .where(notices.c.id == notice_id)).first()
 
     def _record(self, row: Any, result: Delivered) -> None:
         metrics.delivery_attempted(result.ok)
@@ -127,8 +151,9 @@ class InviteDeliverer:
             failing = (now - first_failed).total_seconds() >= self.settings.retry_period
             delay = self.settings.failing_retry if failing else self.settings.backoff(attempt)
             if failing:  # at most every failing_retry seconds
-                log.warning("smart invite notification %s failing since %s: %s",
-                            row.public_id, first_failed.isoformat(), result.error)
+                log.warning("%s notification %s failing since %s: %s",
+                            row.type or SMART_INVITE, row.public_id,
+                            first_failed.isoformat(), result.error)
             values = {"attempts": attempt, "claimed_until": None,
                       "first_failed_at": first_failed, "last_error": (result.error or "")[:500],
                       "next_attempt_at": now + timedelta(seconds=delay)}

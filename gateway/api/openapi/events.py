@@ -349,5 +349,10 @@ UPSERT["properties"]["subscriptions"] = nullable(array(obj({
                    "conferencing_assigned is taken (conferencing_failing and other types: "
                    "422 errors.unsupported naming subscriptions); a uri Calgate must not "
                    "reach: 422 (errors.https_required, errors.forbidden_address, …). "
-                   "Calgate records the subscriptions; sending conferencing_assigned is not "
-                   "implemented yet."}
+                   "When the upstream gives the event a meeting URL it did not have (one "
+                   "the calendar made, not the app's explicit link), each subscription to "
+                   "conferencing_assigned is POSTed once per join URL, signed like channel "
+                   "notifications: {\"notification\": {\"type\": "
+                   "\"conferencing_assigned\", \"notification_id\"}, \"event\": "
+                   "{calendar_id, event_id, event_uid, conferencing: {provider_name, "
+                   "join_url}}} (Calgate's own body; de-duplicate by notification_id)."}
