@@ -228,6 +228,9 @@ def test_production_mode_journey_and_a_sealed_vault(production, tmp_path: Path) 
         wanted = {"before-seal"} | {b["event_id"] for b in accepted + refused}
         eventually(lambda: wanted <= managed_ids(second), timeout=90)
         assert len(wanted) == 7
+        # The app's reads show its writes at once (read-your-writes): wait for Radicale.
+        eventually(lambda: all(f"Session {w}" in summaries(upstream) for w in wanted),
+                   timeout=90)
         on_radicale = summaries(upstream)
         assert all(on_radicale.count(f"Session {w}") == 1 for w in wanted), on_radicale
         upstream.close()

@@ -24,6 +24,7 @@ from providers.outbound.requests_adapter import (
     NoOutboundPolicy,
     guarded,
 )
+from tests.support import aio
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -132,7 +133,7 @@ def test_the_context_policy_reaches_a_worker_thread(server: dict[str, Any]) -> N
                 lambda: session.get(f"https://ews.example:{server['port']}/", timeout=5))
         return answer.text
 
-    assert anyio.run(main) == f"ews.example:{server['port']}"
+    assert aio.in_thread(anyio.run, main) == f"ews.example:{server['port']}"
 
 
 def test_the_next_checked_address_is_tried_when_one_does_not_connect(
