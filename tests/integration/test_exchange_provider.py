@@ -270,3 +270,62 @@ def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password() -> 
         assert [c.name for c in account.calendars or ()] == ["Calendar"]
     finally:
         emu.stop()
+
+
+def _invited(emulator: ExchangeEmulator, item_id: str) -> None:
+    emulator.invite(ALICE, item_id, "bob@contoso.test", Subject="Review",
+                    Start="2027-01-12T09:00:00Z", End="2027-01-12T10:00:00Z",
+                    LegacyFreeBusyStatus="Tentative")
+
+
+@pytest.mark.parametrize(("status", "response"), [
+    ("accepted", "AcceptItem"), ("tentative", "TentativelyAcceptItem")])
+def test_an_invitation_is_answered_with_a_meeting_response(emulator, status,
+                                                           response) -> None:
+    item_id = f"invite-{status}"
+    _invited(emulator, item_id)
+
+    async def work(provider: EwsProvider) -> Any:
+        calendar = _primary(emulator)
+        before = await provider.sync(calendar, None, WINDOW)
+        await provider.set_participation(calendar, item_id, None, status)
+        return before, await provider.sync(calendar, before.cursor, WINDOW)
+
+    before, after = _with(emulator, work)
+    assert [e.participation_status for e in before.changed[item_id]] == ["needs_action"]
+    assert [e.participation_status for e in after.changed[item_id]] == [status]
+    assert (response, item_id) in emulator.mailbox(ALICE).responses
+    assert EwsProvider.capabilities.participation_status
+
+
+def test_a_declined_invitation_leaves_the_calendar(emulator) -> None:
+    _invited(emulator, "invite-declined")
+
+    async def work(provider: EwsProvider) -> Any:
+        calendar = _primary(emulator)
+        before = await provider.sync(calendar, None, WINDOW)
+        await provider.set_participation(calendar, "invite-declined", None, "declined")
+        return await provider.sync(calendar, before.cursor, WINDOW)
+
+    after = _with(emulator, work)
+    assert "invite-declined" in after.deleted  # Exchange moves it to Deleted Items
+    assert ("DeclineItem", "invite-declined") in emulator.mailbox(ALICE).responses
+
+
+def test_participation_refuses_what_cannot_be_answered(emulator) -> None:
+    from providers.errors import InvalidInput, NotFound
+
+    _invited(emulator, "invite-unanswered")
+    own = emulator.add_item(ALICE, "own-meeting", None, Subject="Mine",
+                            Start="2027-01-13T09:00:00Z", End="2027-01-13T10:00:00Z")
+    calendar = _primary(emulator)
+    with pytest.raises(InvalidInput):  # "needs_action" is not an answer
+        _with(emulator, lambda p: p.set_participation(calendar, "invite-unanswered", None,
+                                                      "needs_action"))
+    with pytest.raises(InvalidInput):  # one's own event has nobody to answer
+        _with(emulator, lambda p: p.set_participation(calendar, own.item_id, None,
+                                                      "accepted"))
+    with pytest.raises(NotFound):
+        _with(emulator, lambda p: p.set_participation(calendar, "gone", None, "accepted"))
+    assert not [r for r in emulator.mailbox(ALICE).responses
+                if r[1] in ("invite-unanswered", "own-meeting", "gone")]
