@@ -329,3 +329,42 @@ def test_participation_refuses_what_cannot_be_answered(emulator) -> None:
         _with(emulator, lambda p: p.set_participation(calendar, "gone", None, "accepted"))
     assert not [r for r in emulator.mailbox(ALICE).responses
                 if r[1] in ("invite-unanswered", "own-meeting", "gone")]
+
+
+def test_a_recurring_series_reads_back_as_cronofy_would(emulator) -> None:
+    """A weekly series: after each change to its master (SyncFolderItems reports the
+    master), the window's occurrences are read with a CalendarView, so a moved occurrence
+    is at its new time and a cancelled one is gone; deleting the master deletes them all."""
+    def day(d: int, hour: int = 9) -> dt.datetime:
+        return dt.datetime(2027, 1, d, hour, tzinfo=UTC)
+
+    emulator.add_series(ALICE, "weekly-1", "2027-01-04T08:00:00Z", "2027-01-04T09:00:00Z",
+                        "Europe/Berlin", Subject="Standup")
+    window = TimeWindow(day(1, 0), day(31, 0))
+    calendar = _primary(emulator)
+
+    async def work(provider: EwsProvider) -> Any:
+        first = await provider.sync(calendar, None, window)
+        emulator.move_occurrence(ALICE, "weekly-1", day(11, 8), day(12, 14), day(12, 15))
+        emulator.cancel_occurrence(ALICE, "weekly-1", day(18, 8))
+        second = await provider.sync(calendar, first.cursor, window)
+        emulator.edit(ALICE, "weekly-1", Subject="Daily sync")
+        third = await provider.sync(calendar, second.cursor, window)
+        emulator.remove(ALICE, "weekly-1")
+        fourth = await provider.sync(calendar, third.cursor, window)
+        return first, second, third, fourth
+
+    first, second, third, fourth = _with(emulator, work)
+    starts = [e.start for e in sorted(first.changed["weekly-1"], key=lambda e: e.start)]
+    assert starts == [day(4, 8), day(11, 8), day(18, 8), day(25, 8)]
+    moved = sorted(second.changed["weekly-1"], key=lambda e: e.start)
+    assert [(e.start, e.end) for e in moved] == [
+        (day(4, 8), day(4, 9)), (day(12, 14), day(12, 15)), (day(25, 8), day(25, 9))]
+    assert all(e.recurring and e.resource_id == "weekly-1" for e in moved)
+    assert len({e.instance_id for e in moved}) == 3
+    # An occurrence keeps its id (named by its original start) across the master's edits.
+    assert {e.instance_id for e in moved} <= {e.instance_id for e in first.changed["weekly-1"]}
+    renamed = sorted(third.changed["weekly-1"], key=lambda e: e.start)
+    assert [e.summary for e in renamed] == ["Daily sync"] * 3
+    assert [e.instance_id for e in renamed] == [e.instance_id for e in moved]
+    assert "weekly-1" in fourth.deleted and "weekly-1" not in fourth.changed
