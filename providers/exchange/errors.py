@@ -49,6 +49,7 @@ _TABLE: tuple[tuple[type[Exception], type[ProviderError]], ...] = (
     (ews.ErrorInvalidPropertySet, InvalidInput),
     (ews.ErrorInvalidPropertyRequest, InvalidInput),
     (ews.ErrorSchemaValidation, InvalidInput),
+    (ews.ErrorInvalidOperation, InvalidInput),  # e.g. answering one's own meeting
 )
 
 

@@ -64,6 +64,8 @@ def to_event(item: Any) -> Event:
     """One item (a single event, an occurrence or an exception) as the mirror keeps it."""
     all_day = bool(item.is_all_day)
     start, end = _when(item.start, all_day), _when(item.end, all_day)
+    if all_day and not isinstance(item.end, dt.datetime):
+        end += dt.timedelta(days=1)  # exchangelib reads an all-day end as the last day
     if all_day and end <= start:
         end = start + dt.timedelta(days=1)
     return Event(
@@ -99,6 +101,14 @@ def ews_time(value: When, tzid: str) -> EWSDate | EWSDateTime:
     return EWSDateTime.from_datetime(value).astimezone(zone)
 
 
+def _inclusive(end: When) -> When:
+    """exchangelib takes an all-day item's end as its last day (and adds the day back when
+    it writes EWS's exclusive end); ours is exclusive."""
+    if isinstance(end, dt.datetime):
+        return end
+    return end - dt.timedelta(days=1)
+
+
 def draft_fields(draft: EventDraft) -> dict[str, Any]:
     """The CalendarItem fields a draft sets (all of them: a draft is the whole event)."""
     all_day = not isinstance(draft.start, dt.datetime)
@@ -106,7 +116,7 @@ def draft_fields(draft: EventDraft) -> dict[str, Any]:
         "subject": draft.summary, "body": draft.description or None,
         "location": draft.location or None,
         "start": ews_time(draft.start, draft.start_tzid),
-        "end": ews_time(draft.end, draft.end_tzid), "is_all_day": all_day,
+        "end": ews_time(_inclusive(draft.end), draft.end_tzid), "is_all_day": all_day,
         "legacy_free_busy_status": "Free" if draft.transparency == "transparent" else "Busy",
         "sensitivity": "Private" if draft.private else "Normal",
         "required_attendees": [Attendee(mailbox=Mailbox(email_address=p.email,
@@ -135,6 +145,6 @@ def patch_fields(patch: EventPatch) -> dict[str, Any]:
     times = patch.times
     if times is not None:
         found["start"] = ews_time(times[0], patch.start_tzid)
-        found["end"] = ews_time(times[1], patch.end_tzid)
+        found["end"] = ews_time(_inclusive(times[1]), patch.end_tzid)
         found["is_all_day"] = not isinstance(times[0], dt.datetime)
     return found

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from exchangelib import Account, CalendarItem, EWSDateTime
 from exchangelib.folders import Calendar as CalendarFolder
-from exchangelib.items import ALL_OCCURRENCES, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
+from exchangelib.items import (
+    ALL_OCCURRENCES,
+    SEND_AND_SAVE_COPY,
+    SEND_TO_ALL_AND_SAVE_COPY,
+    SEND_TO_NONE,
+)
 
 from ..errors import Conflict, Forbidden, InvalidInput
 from ..model import (
@@ -40,7 +46,8 @@ class EwsProvider:
     """An Exchange Server mailbox."""
 
     name = "exchange"
-    capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True)
+    capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
+                                participation_status=True)
 
     def __init__(self, client: EwsClient) -> None:
         self.client = client
@@ -82,7 +89,10 @@ class EwsProvider:
 
     async def set_participation(self, calendar_id: str, resource_id: str,
                                 instance_id: str | None, status: Participation) -> None:
-        raise Forbidden("answering invitations is not offered for Exchange yet")
+        """AcceptItem / TentativelyAcceptItem / DeclineItem on the meeting (or the one
+        occurrence), the response sent to the organizer with a copy in Sent Items."""
+        await self.client.run(lambda account: _answer(account, instance_id or resource_id,
+                                                      status))
 
     async def close(self) -> None:
         self.client.close()
@@ -131,25 +141,45 @@ def _sync(account: Account, calendar_id: str, cursor: SyncCursor | None,
     changed: dict[str, list[Event]] = {}
     deleted: list[str] = []
     changes = folder.sync_items(sync_state=cursor.value if cursor else None,
-                                only_fields=READ_FIELDS, max_changes_returned=PAGE)
+                                only_fields=(*READ_FIELDS, "uid"), max_changes_returned=PAGE)
+    masters: dict[str, str] = {}  # the series' UID -> its master's id
     for kind, item in changes:
         if kind == "delete":
             deleted.append(item.id)
             changed.pop(item.id, None)
+            masters = {uid: i for uid, i in masters.items() if i != item.id}
+        elif kind in ("create", "update") and item.type == "RecurringMaster":
+            masters[item.uid] = item.id
+            changed[item.id] = []
         elif kind in ("create", "update"):
             event = to_event(item)
             changed[event.resource_id] = [event] if in_window(event, window) else []
+    if masters:  # a series changed: its occurrences and exceptions in the window, as EWS
+        # expands them (CalendarView), so moved and cancelled occurrences are right
+        for occurrence in _view(folder, window):
+            master_id = masters.get(occurrence.uid)
+            if master_id is not None:
+                changed[master_id].append(replace(to_event(occurrence),
+                                                  resource_id=master_id))
     state = folder.item_sync_state
     return ChangeSet(changed=changed, deleted=tuple(deleted),
                      cursor=SyncCursor(state) if state else None, full=cursor is None)
 
 
+def _view(folder: CalendarFolder, window: TimeWindow) -> Any:
+    """FindItem with a CalendarView over the window: singles, occurrences and exceptions."""
+    return folder.view(start=EWSDateTime.from_datetime(window.start),
+                       end=EWSDateTime.from_datetime(window.end)).only(*READ_FIELDS, "uid")
+
+
 def _find_managed(folder: CalendarFolder, key: str) -> Any | None:
-    return next(iter(folder.filter(calgate_key=key).only(*READ_FIELDS)[:1]), None)
+    # Read to the end: an abandoned query leaves its streamed response (and socket) open.
+    found = list(folder.filter(calgate_key=key).only(*READ_FIELDS))
+    return found[0] if found else None
 
 
 def _get(account: Account, resource_id: str) -> Any:
-    item = next(iter(account.fetch(ids=[(resource_id, None)], only_fields=READ_FIELDS)))
+    (item,) = list(account.fetch(ids=[(resource_id, None)], only_fields=READ_FIELDS))
     if isinstance(item, Exception):
         raise item
     return item
@@ -213,6 +243,17 @@ def _patch(account: Account, resource_id: str, patch: EventPatch) -> Written:
     if not fields:
         return Written(item.id, item.changekey)
     return _update(account, item, fields, SEND_TO_NONE)
+
+
+_ANSWERS = {"accepted": "accept", "tentative": "tentatively_accept", "declined": "decline"}
+
+
+def _answer(account: Account, item_id: str, status: Participation) -> None:
+    method = _ANSWERS.get(status)
+    if method is None:
+        raise InvalidInput(f"an invitation cannot be answered {status!r}")
+    item = _get(account, item_id)  # its current ChangeKey: the answer names it
+    getattr(item, method)(message_disposition=SEND_AND_SAVE_COPY)
 
 
 def _free_busy(account: Account, calendar_ids: Sequence[str],

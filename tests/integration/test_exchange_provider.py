@@ -271,3 +271,101 @@ def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password() -> 
         assert [c.name for c in account.calendars or ()] == ["Calendar"]
     finally:
         emu.stop()
+
+
+def _invited(emulator: ExchangeEmulator, item_id: str) -> None:
+    emulator.invite(ALICE, item_id, "bob@contoso.test", Subject="Review",
+                    Start="2027-01-12T09:00:00Z", End="2027-01-12T10:00:00Z",
+                    LegacyFreeBusyStatus="Tentative")
+
+
+@pytest.mark.parametrize(("status", "response"), [
+    ("accepted", "AcceptItem"), ("tentative", "TentativelyAcceptItem")])
+def test_an_invitation_is_answered_with_a_meeting_response(emulator, status,
+                                                           response) -> None:
+    item_id = f"invite-{status}"
+    _invited(emulator, item_id)
+
+    async def work(provider: EwsProvider) -> Any:
+        calendar = _primary(emulator)
+        before = await provider.sync(calendar, None, WINDOW)
+        await provider.set_participation(calendar, item_id, None, status)
+        return before, await provider.sync(calendar, before.cursor, WINDOW)
+
+    before, after = _with(emulator, work)
+    assert [e.participation_status for e in before.changed[item_id]] == ["needs_action"]
+    assert [e.participation_status for e in after.changed[item_id]] == [status]
+    assert (response, item_id) in emulator.mailbox(ALICE).responses
+    assert EwsProvider.capabilities.participation_status
+
+
+def test_a_declined_invitation_leaves_the_calendar(emulator) -> None:
+    _invited(emulator, "invite-declined")
+
+    async def work(provider: EwsProvider) -> Any:
+        calendar = _primary(emulator)
+        before = await provider.sync(calendar, None, WINDOW)
+        await provider.set_participation(calendar, "invite-declined", None, "declined")
+        return await provider.sync(calendar, before.cursor, WINDOW)
+
+    after = _with(emulator, work)
+    assert "invite-declined" in after.deleted  # Exchange moves it to Deleted Items
+    assert ("DeclineItem", "invite-declined") in emulator.mailbox(ALICE).responses
+
+
+def test_participation_refuses_what_cannot_be_answered(emulator) -> None:
+    from providers.errors import InvalidInput, NotFound
+
+    _invited(emulator, "invite-unanswered")
+    own = emulator.add_item(ALICE, "own-meeting", None, Subject="Mine",
+                            Start="2027-01-13T09:00:00Z", End="2027-01-13T10:00:00Z")
+    calendar = _primary(emulator)
+    with pytest.raises(InvalidInput):  # "needs_action" is not an answer
+        _with(emulator, lambda p: p.set_participation(calendar, "invite-unanswered", None,
+                                                      "needs_action"))
+    with pytest.raises(InvalidInput):  # one's own event has nobody to answer
+        _with(emulator, lambda p: p.set_participation(calendar, own.item_id, None,
+                                                      "accepted"))
+    with pytest.raises(NotFound):
+        _with(emulator, lambda p: p.set_participation(calendar, "gone", None, "accepted"))
+    assert not [r for r in emulator.mailbox(ALICE).responses
+                if r[1] in ("invite-unanswered", "own-meeting", "gone")]
+
+
+def test_a_recurring_series_reads_back_as_cronofy_would(emulator) -> None:
+    """A weekly series: after each change to its master (SyncFolderItems reports the
+    master), the window's occurrences are read with a CalendarView, so a moved occurrence
+    is at its new time and a cancelled one is gone; deleting the master deletes them all."""
+    def day(d: int, hour: int = 9) -> dt.datetime:
+        return dt.datetime(2027, 1, d, hour, tzinfo=UTC)
+
+    emulator.add_series(ALICE, "weekly-1", "2027-01-04T08:00:00Z", "2027-01-04T09:00:00Z",
+                        "Europe/Berlin", Subject="Standup")
+    window = TimeWindow(day(1, 0), day(31, 0))
+    calendar = _primary(emulator)
+
+    async def work(provider: EwsProvider) -> Any:
+        first = await provider.sync(calendar, None, window)
+        emulator.move_occurrence(ALICE, "weekly-1", day(11, 8), day(12, 14), day(12, 15))
+        emulator.cancel_occurrence(ALICE, "weekly-1", day(18, 8))
+        second = await provider.sync(calendar, first.cursor, window)
+        emulator.edit(ALICE, "weekly-1", Subject="Daily sync")
+        third = await provider.sync(calendar, second.cursor, window)
+        emulator.remove(ALICE, "weekly-1")
+        fourth = await provider.sync(calendar, third.cursor, window)
+        return first, second, third, fourth
+
+    first, second, third, fourth = _with(emulator, work)
+    starts = [e.start for e in sorted(first.changed["weekly-1"], key=lambda e: e.start)]
+    assert starts == [day(4, 8), day(11, 8), day(18, 8), day(25, 8)]
+    moved = sorted(second.changed["weekly-1"], key=lambda e: e.start)
+    assert [(e.start, e.end) for e in moved] == [
+        (day(4, 8), day(4, 9)), (day(12, 14), day(12, 15)), (day(25, 8), day(25, 9))]
+    assert all(e.recurring and e.resource_id == "weekly-1" for e in moved)
+    assert len({e.instance_id for e in moved}) == 3
+    # An occurrence keeps its id (named by its original start) across the master's edits.
+    assert {e.instance_id for e in moved} <= {e.instance_id for e in first.changed["weekly-1"]}
+    renamed = sorted(third.changed["weekly-1"], key=lambda e: e.start)
+    assert [e.summary for e in renamed] == ["Daily sync"] * 3
+    assert [e.instance_id for e in renamed] == [e.instance_id for e in moved]
+    assert "weekly-1" in fourth.deleted and "weekly-1" not in fourth.changed

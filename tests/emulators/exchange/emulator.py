@@ -7,6 +7,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from . import availability, operations
 from .auth import Authenticator, Challenge, User
@@ -103,6 +104,71 @@ class ExchangeEmulator:
                 item.fields[name] = element
             box.update(item)
             return item
+
+    def add_item(self, email: str, item_id: str, folder: str | None = None,
+                 **texts: str) -> Item:
+        """An item the owner made in Outlook, with an id the test chooses; ``texts`` are
+        t: fields by local name (Start and End as UTC instants, ``...Z``)."""
+        from .soap import t
+
+        box = self.mailbox(email)
+        with box.lock:
+            fields: dict[str, ET.Element] = {}
+            for name, text in texts.items():
+                element = ET.Element(t(name))
+                element.text = text
+                fields[name] = element
+            return box.create(folder or box.calendar.folder_id, fields, {}, item_id)
+
+    def add_series(self, email: str, item_id: str, start: str, end: str, tzid: str,
+                   folder: str | None = None, **texts: str) -> Item:
+        """A weekly recurring master (no end) from its first occurrence (UTC instants),
+        repeating in ``tzid`` (IANA; the item says the Windows name, as Outlook does)."""
+        from .mailbox import Series
+
+        item = self.add_item(email, item_id, folder, Start=start, End=end, **texts)
+        with self.mailbox(email).lock:
+            item.series = Series(tzid)
+        return item
+
+    def cancel_occurrence(self, email: str, item_id: str, original: datetime) -> None:
+        """The owner deletes one occurrence of a series (the master changes)."""
+        box = self.mailbox(email)
+        with box.lock:
+            master = box.get(item_id)
+            assert master.series is not None
+            master.series.deleted.add(original)
+            box.update(master)
+
+    def move_occurrence(self, email: str, item_id: str, original: datetime,
+                        start: datetime, end: datetime) -> None:
+        """The owner moves one occurrence: it becomes an exception of the series."""
+        box = self.mailbox(email)
+        with box.lock:
+            master = box.get(item_id)
+            assert master.series is not None
+            master.series.moved[original] = (start, end)
+            box.update(master)
+
+    def invite(self, email: str, item_id: str, organizer: str, **texts: str) -> Item:
+        """A meeting ``organizer`` invited ``email`` to, not answered yet."""
+        from .soap import t
+
+        item = self.add_item(email, item_id, None, MyResponseType="NoResponseReceived",
+                             IsMeeting="true", IsOrganizer="false", **texts)
+        with self.mailbox(email).lock:
+            holder = ET.Element(t("Organizer"))
+            box = ET.SubElement(holder, t("Mailbox"))
+            ET.SubElement(box, t("EmailAddress")).text = organizer
+            ET.SubElement(box, t("RoutingType")).text = "SMTP"
+            item.fields["Organizer"] = holder
+        return item
+
+    def remove(self, email: str, item_id: str) -> None:
+        """The owner deletes an item in Outlook."""
+        box = self.mailbox(email)
+        with box.lock:
+            box.delete(item_id)
 
     def drop_next(self, op: str, count: int = 1) -> None:
         """Apply the next ``count`` ``op`` requests but lose their answers."""

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .soap import EwsError, t
 
 _IDS = itertools.count(1)
+_BOOLEANS = {"IsAllDayEvent", "ReminderIsSet", "IsMeeting", "IsCancelled", "IsOrganizer",
+             "IsResponseRequested", "AllowNewTimeProposal", "IsOnlineMeeting"}
+_SPAN = timedelta(weeks=1)  # how far an exception may move from its original start
 
 
 def new_id(prefix: str) -> str:
@@ -43,6 +47,7 @@ class Item:
     fields: dict[str, ET.Element]  # local name -> the t: element
     extended: dict[tuple[str, ...], ET.Element] = field(default_factory=dict)
     change_key: str = ""
+    series: Series | None = None  # a recurring master's pattern
     created_seq: int = 0
     created: str = field(default_factory=_now)
     modified: str = field(default_factory=_now)
@@ -64,12 +69,22 @@ class Item:
                 item.append(value)
         for value in self.extended.values():
             item.append(value)
+        for child in item:  # Exchange writes xs:boolean values out as true / false
+            if local_name(child.tag) in _BOOLEANS and child.text in ("1", "0"):
+                child.text = "true" if child.text == "1" else "false"
         for name, text in (("DateTimeCreated", self.created),
                            ("LastModifiedTime", self.modified)):
             if name not in self.fields:
                 ET.SubElement(item, t(name)).text = text
+        body = self.fields.get("Body")
+        if body is not None and "TextBody" not in self.fields:  # Exchange derives it
+            text = body.text or ""
+            if body.get("BodyType") == "HTML":
+                text = re.sub(r"<[^>]*>", "", text)
+            ET.SubElement(item, t("TextBody"), BodyType="Text").text = text
         if "CalendarItemType" not in self.fields:
-            ET.SubElement(item, t("CalendarItemType")).text = "Single"
+            ET.SubElement(item, t("CalendarItemType")).text = (
+                "RecurringMaster" if self.series else "Single")
         if "UID" not in self.fields:
             ET.SubElement(item, t("UID")).text = self.item_id
         return item
@@ -97,6 +112,10 @@ class Mailbox:
                            folder_class="")
         self.folders: dict[str, Folder] = {self.root.folder_id: self.root}
         self.calendar = self.add_folder("Calendar", self.root.folder_id, "calendar")
+        # Where a meeting response's copy goes (the responses themselves are not kept).
+        self.sent = self.add_folder("Sent Items", self.root.folder_id, "sentitems")
+        self.sent.folder_class = "IPF.Note"
+        self.responses: list[tuple[str, str]] = []  # (response kind, meeting id) sent
         self.items: dict[str, Item] = {}
         self.log: dict[str, list[Change]] = {}
         self.seq = 0
@@ -123,13 +142,35 @@ class Mailbox:
                            "The specified object was not found in the store.")
         return item
 
+    def element(self, item_id: str) -> ET.Element:
+        """An item's element by id: a stored item, or an occurrence or exception of a
+        series by its occurrence id (GetItem reads those as Exchange does)."""
+        if item_id in self.items:
+            return self.items[item_id].element()
+        try:
+            master_id, _, stamp = base64.b64decode(item_id).decode().rpartition("|")
+            original = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            master_id, original = "", datetime.min.replace(tzinfo=UTC)
+        master = self.items.get(master_id)
+        if master is None or master.series is None:
+            raise EwsError("ErrorItemNotFound",
+                           "The specified object was not found in the store.")
+        found = [e for e in expand(master, master.series, original - _SPAN, original + _SPAN)
+                 if e.findtext(t("OriginalStart")) == f"{original:%Y-%m-%dT%H:%M:%SZ}"]
+        if not found:
+            raise EwsError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+                           "Occurrence index is out of recurrence range.")
+        return found[0]
+
     def record(self, folder_id: str, kind: str, item_id: str) -> None:
         self.seq += 1
         self.log.setdefault(folder_id, []).append(Change(self.seq, kind, item_id))
 
     def create(self, folder_id: str, fields: dict[str, ET.Element],
-               extended: dict[tuple[str, ...], ET.Element]) -> Item:
-        item = Item(new_id("item"), folder_id, fields, extended)
+               extended: dict[tuple[str, ...], ET.Element], item_id: str | None = None,
+               ) -> Item:
+        item = Item(item_id or new_id("item"), folder_id, fields, extended)
         item.touch()
         self.items[item.item_id] = item
         self.record(folder_id, "Create", item.item_id)
@@ -200,3 +241,62 @@ class Mailbox:
             else:
                 found.append(("Create" if first[item_id] == "Create" else "Update", item_id))
         return found
+
+
+@dataclass
+class Series:
+    """A recurring master's pattern as Outlook keeps it: weekly on the master's weekday in
+    its zone (``interval`` weeks), occurrences named by their original start; ``deleted``
+    occurrences are gone, ``moved`` ones are exceptions with their own start and end."""
+
+    tzid: str  # IANA, the zone the pattern repeats in
+    interval: int = 1
+    deleted: set[datetime] = field(default_factory=set)
+    moved: dict[datetime, tuple[datetime, datetime]] = field(default_factory=dict)
+
+
+def occurrence_id(master_id: str, original: datetime) -> str:
+    """An occurrence's ItemId: the master's and its original start (as EWS's own
+    occurrence ids are derived from the master)."""
+    raw = f"{master_id}|{original.astimezone(UTC):%Y%m%dT%H%M%SZ}".encode()
+    return base64.b64encode(raw).decode()
+
+
+def expand(item: Item, series: Series, start: datetime, end: datetime) -> list[ET.Element]:
+    """The occurrences and exceptions of a master overlapping [start, end), as a
+    CalendarView lists them."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(series.tzid)
+    first = datetime.fromisoformat(item.text("Start").replace("Z", "+00:00"))
+    length = datetime.fromisoformat(item.text("End").replace("Z", "+00:00")) - first
+    local_first = first.astimezone(zone).replace(tzinfo=None)
+    found = []
+    week = 0
+    while True:
+        original = (local_first + timedelta(weeks=week)).replace(tzinfo=zone).astimezone(UTC)
+        week += series.interval
+        if original >= end + timedelta(weeks=1):  # an exception moves within its week
+            break
+        if original in series.deleted:
+            continue
+        begin, finish = series.moved.get(original, (original, original + length))
+        if not (begin < end and finish > start):
+            continue
+        element = item.element()
+        for child in list(element):
+            if local_name(child.tag) in ("ItemId", "Start", "End", "CalendarItemType"):
+                element.remove(child)
+        ET.SubElement(element, t("ItemId"), Id=occurrence_id(item.item_id, original),
+                      ChangeKey=item.change_key)
+        ET.SubElement(element, t("Start")).text = f"{begin:%Y-%m-%dT%H:%M:%SZ}"
+        ET.SubElement(element, t("End")).text = f"{finish:%Y-%m-%dT%H:%M:%SZ}"
+        ET.SubElement(element, t("OriginalStart")).text = f"{original:%Y-%m-%dT%H:%M:%SZ}"
+        ET.SubElement(element, t("CalendarItemType")).text = (
+            "Exception" if original in series.moved else "Occurrence")
+        found.append(element)
+    return found
+
+
+def local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime
 
-from .mailbox import Folder, Item, Mailbox, extended_key
+from .mailbox import Folder, Item, Mailbox, expand, extended_key
 from .soap import EwsError, error, local, m, ok, response, t, xml
 
 Directory = Callable[[str], Mailbox | None]  # email -> mailbox
@@ -99,12 +99,19 @@ def find_item(box: Mailbox, op: ET.Element, directory: Directory) -> bytes:
     view = op.find(m("CalendarView"))
     restriction = op.find(m("Restriction"))
     items = [i for i in box.items.values() if i.folder_id in ids and _matches(i, restriction)]
-    if view is not None:
+    if view is not None:  # masters are expanded: their occurrences and exceptions
         start, end = _when(view.get("StartDate", "")), _when(view.get("EndDate", ""))
-        items = [i for i in items if _overlaps(i, start, end)]
-    inner = "".join(xml(i.element()) for i in items)
-    root = (f'<m:RootFolder TotalItemsInView="{len(items)}" IncludesLastItemInRange="true">'
-            f"<t:Items>{inner}</t:Items></m:RootFolder>")
+        elements = []
+        for i in items:
+            if i.series is not None:
+                elements += expand(i, i.series, start, end)
+            elif _overlaps(i, start, end):
+                elements.append(i.element())
+    else:
+        elements = [i.element() for i in items]
+    inner = "".join(xml(e) for e in elements)
+    root = (f'<m:RootFolder TotalItemsInView="{len(elements)}" '
+            f'IncludesLastItemInRange="true"><t:Items>{inner}</t:Items></m:RootFolder>')
     return response("FindItem", [ok("FindItem", root)])
 
 
@@ -112,8 +119,8 @@ def get_item(box: Mailbox, op: ET.Element, directory: Directory) -> bytes:
     messages = []
     for ref in op.find(m("ItemIds")) or []:
         try:
-            item = box.get(ref.get("Id", ""))
-            messages.append(ok("GetItem", f"<m:Items>{xml(item.element())}</m:Items>"))
+            element = box.element(ref.get("Id", ""))
+            messages.append(ok("GetItem", f"<m:Items>{xml(element)}</m:Items>"))
         except EwsError as exc:
             messages.append(error("GetItem", exc.code, exc.text))
     return response("GetItem", messages)
@@ -137,6 +144,9 @@ def create_item(box: Mailbox, op: ET.Element, directory: Directory) -> bytes:
     folder = box.calendar if target is None else _folder_ref(box, target)
     messages = []
     for element in op.find(m("Items")) or []:
+        if local(element.tag) in _RESPONSES:
+            messages.append(_respond(box, element))
+            continue
         if not folder.writable:
             messages.append(error("CreateItem", "ErrorAccessDenied", "Access is denied."))
             continue
@@ -145,6 +155,38 @@ def create_item(box: Mailbox, op: ET.Element, directory: Directory) -> bytes:
         ref = f'<t:CalendarItem><t:ItemId Id="{item.item_id}" ChangeKey="{item.change_key}"/>'
         messages.append(ok("CreateItem", f"<m:Items>{ref}</t:CalendarItem></m:Items>"))
     return response("CreateItem", messages)
+
+
+_RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative",
+              "DeclineItem": "Decline"}
+
+
+def _respond(box: Mailbox, element: ET.Element) -> str:
+    """A meeting response (CreateItem with AcceptItem, TentativelyAcceptItem or DeclineItem
+    naming the meeting by ReferenceItemId): the attendee's MyResponseType changes; a
+    declined meeting leaves the calendar (Exchange moves it to Deleted Items)."""
+    kind = local(element.tag)
+    ref = element.find(t("ReferenceItemId"))
+    try:
+        item = box.get("" if ref is None else ref.get("Id", ""))
+        if ref is not None and ref.get("ChangeKey") not in (None, item.change_key):
+            raise EwsError("ErrorIrresolvableConflict",
+                           "The change key passed in the request does not match the current "
+                           "change key for the item.")
+        if item.fields.get("Organizer") is None or item.text("IsOrganizer") == "true":
+            raise EwsError("ErrorInvalidOperation",
+                           "Only an attendee can respond to a meeting request.")
+    except EwsError as exc:
+        return error("CreateItem", exc.code, exc.text)
+    box.responses.append((kind, item.item_id))
+    if kind == "DeclineItem":
+        box.delete(item.item_id)
+    else:
+        answer = ET.Element(t("MyResponseType"))
+        answer.text = _RESPONSES[kind]
+        item.fields["MyResponseType"] = answer
+        box.update(item)
+    return ok("CreateItem", "<m:Items/>")
 
 
 def _apply(item: Item, updates: ET.Element) -> None:
