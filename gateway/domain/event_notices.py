@@ -82,7 +82,7 @@ def queue_conferencing(conn: Connection, calendar_id: str, event: Event, event_u
     if not hooks:
         return 0
     # As reads name it: the name the event's link was given, else the provider's own
-    # meeting (google_meet, ms_teams), else none.
+    # meeting (as its provider names it, the way reads do), else none.
     provider_name = event.conference_name or None
     if provider_name is None:
         entry = find_entry(row.provider_name or "")
