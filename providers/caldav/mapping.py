@@ -33,6 +33,7 @@ from ..model import (
     When,
 )
 from .client import CollectionProps
+from .fields import conference, css_color, geo_of, listed, reminders_of
 
 PRODID = "-//Calgate//CalDAV adapter//EN"
 # Written on every managed event: a retry or a resync recognises its own events by it.
@@ -45,12 +46,6 @@ WRITE_PRIVILEGES = frozenset({"{DAV:}write", "{DAV:}write-content", "{DAV:}all",
 
 # RFC 7986 s5.9: COLOR is a CSS3 colour name. A client's hex colour is written as the
 # nearest of CSS's sixteen basic names (and read back as that name's hex value).
-CSS_COLORS: dict[str, str] = {
-    "black": "#000000", "silver": "#c0c0c0", "gray": "#808080", "white": "#ffffff",
-    "maroon": "#800000", "red": "#ff0000", "purple": "#800080", "fuchsia": "#ff00ff",
-    "green": "#008000", "lime": "#00ff00", "olive": "#808000", "yellow": "#ffff00",
-    "navy": "#000080", "blue": "#0000ff", "teal": "#008080", "aqua": "#00ffff"}
-
 PARTSTATS: dict[str, Participation] = {
     "NEEDS-ACTION": "needs_action", "ACCEPTED": "accepted", "DECLINED": "declined",
     "TENTATIVE": "tentative",
@@ -104,12 +99,6 @@ def overlaps(event: Event, window: TimeWindow) -> bool:
     return end > window.start and start < window.end
 
 
-def _listed(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
 def _email(address: Any) -> str:
     text = str(address).strip()
     return text[7:] if text.lower().startswith("mailto:") else text
@@ -141,7 +130,7 @@ def _text_of(component: Any, name: str) -> str:
 
 
 def _categories(component: Any) -> tuple[str, ...]:
-    return tuple(str(c) for prop in _listed(component.get("CATEGORIES"))
+    return tuple(str(c) for prop in listed(component.get("CATEGORIES"))
                  for c in getattr(prop, "cats", [prop]))
 
 
@@ -186,12 +175,12 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
     """One instance (an expanded occurrence or a plain VEVENT) as a model Event."""
     raw_start: date | datetime = component["DTSTART"].dt
     start, end = to_utc(raw_start, zone), to_utc(_end_of(component, raw_start), zone)
-    attendees = tuple(_person(a) for a in _listed(component.get("ATTENDEE")))
+    attendees = tuple(_person(a) for a in listed(component.get("ATTENDEE")))
     organizer = (_person(component["ORGANIZER"], "unknown")
                  if component.get("ORGANIZER") is not None else None)
     key = component.get(MANAGED_KEY)
     transparent = _text_of(component, "TRANSP").upper() == "TRANSPARENT"
-    meeting_url, conference_name = _conference(component)
+    meeting_url, conference_name = conference(component)
     return Event(
         resource_id=uid,
         instance_id=f"{uid}@{_original_start(component, start, zone)}" if recurring else uid,
@@ -215,58 +204,6 @@ def event_from_component(component: Any, *, uid: str, recurring: bool,
         reminders=reminders_of(component), geo=geo_of(component),
         meeting_url=meeting_url, conference_name=conference_name,
     )
-
-
-def reminders_of(component: Any) -> tuple[int, ...] | None:
-    """Minutes before the start of each VALARM triggered relative to the start, in the
-    object's order; None when it has no alarms (the calendar's defaults apply)."""
-    minutes = []
-    for alarm in component.walk("VALARM"):
-        trigger = alarm.get("TRIGGER")
-        value = getattr(trigger, "dt", None)
-        related = str(getattr(trigger, "params", {}).get("RELATED", "START")).upper()
-        if isinstance(value, timedelta) and related == "START" and value <= timedelta(0):
-            minutes.append(int(-value.total_seconds() // 60))
-    return tuple(minutes) or None
-
-
-def geo_of(component: Any) -> tuple[str, str] | None:
-    """GEO (RFC 5545 s3.8.1.6) as Cronofy's lat/long strings."""
-    geo = component.get("GEO")
-    if geo is None:
-        return None
-    return format(float(geo.latitude), "g"), format(float(geo.longitude), "g")
-
-
-def css_color(color: str) -> str:
-    """The CSS colour name nearest to ``color`` (``#rrggbb``)."""
-    wanted = _rgb(color)
-    return min(CSS_COLORS, key=lambda name: sum(
-        (a - b) ** 2 for a, b in zip(_rgb(CSS_COLORS[name]), wanted, strict=True)))
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def alarms_of(text: str) -> list[Any]:
-    """The VALARMs of a stored object's first VEVENT (kept when the client's reminders are
-    create-only)."""
-    for component in icalendar.Calendar.from_ical(text).walk("VEVENT"):
-        return list(component.walk("VALARM"))
-    return []
-
-
-def _conference(component: Any) -> tuple[str | None, str | None]:
-    """The meeting link of an RFC 7986 s5.11 ``CONFERENCE`` (the video one, else the first)
-    and its ``LABEL``, the name its writer gave it."""
-    found = [c for c in _listed(component.get("CONFERENCE")) if str(c).strip()]
-    if not found:
-        return None, None
-    video = next((c for c in found
-                  if "VIDEO" in str(c.params.get("FEATURE", "")).upper()), found[0])
-    label = video.params.get("LABEL")
-    return str(video).strip(), str(label) if label else None
 
 
 def parse_resource(text: str, window: TimeWindow, *, zone: tzinfo | None = None,
@@ -315,7 +252,7 @@ def parse_free_busy(text: str) -> list[FreeBusyBlock]:
     """The busy periods of a VFREEBUSY (RFC 5545 s3.8.2.6); FBTYPE=FREE is left out."""
     blocks = []
     for component in icalendar.Calendar.from_ical(text).walk("VFREEBUSY"):
-        for period in _listed(component.get("FREEBUSY")):
+        for period in listed(component.get("FREEBUSY")):
             fbtype = str(period.params.get("FBTYPE", "BUSY")).upper()
             if fbtype == "FREE":
                 continue
@@ -619,7 +556,7 @@ def set_participation(text: str, *, owner: frozenset[str], status: Participation
         components = [_override_for(calendar, master, original, zone)]
     answered = False
     for component in components:
-        for address in _listed(component.get("ATTENDEE")):
+        for address in listed(component.get("ATTENDEE")):
             if _email(address).lower() in owner:
                 address.params["PARTSTAT"] = _PARTSTAT_OF[status]
                 address.params.pop("RSVP", None)

@@ -34,7 +34,7 @@ from ..model import (
 )
 from ..registry import ProviderOptions
 from . import cursor as cursors
-from . import mapping
+from . import fields, mapping
 from .client import CalDavClient, CollectionProps, ConnectionSettings, StoredObject
 from .davxml import href_path
 from .errors import PreconditionFailed, translate
@@ -210,7 +210,7 @@ class CalDavProvider:
         """The object to PUT; ``stored`` (an update's current object) keeps its alarms
         when the client's reminders were create-only."""
         organizer = self._organizer() if draft.attendees else None
-        alarms = mapping.alarms_of(stored) if stored and draft.reminders_create_only \
+        alarms = fields.alarms_of(stored) if stored and draft.reminders_create_only \
             else None
         return mapping.build_event(draft, uid=uid, stamp=self.clock(), sequence=sequence,
                                    organizer=organizer, alarms=alarms)
