@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -235,13 +234,13 @@ def test_a_feed_over_the_size_cap_is_refused(server: FeedServer, shape: str) -> 
 def test_a_hanging_server_times_out(server: FeedServer) -> None:
     server.respond("/slow.ics", 200, make_feed(), delay=5)
     options = ProviderOptions(timeout=0.5, outbound=LOOPBACK)
-    started = time.monotonic()
+    # The feed answers after 5 s; an error (not the feed) proves the 0.5 s timeout fired.
     with pytest.raises(Unavailable, match="in time"):
         run(provider_for(server, "/slow.ics", options).verify())
-    assert time.monotonic() - started < 3
 
 
-def test_a_2000_event_feed_parses_and_expands_in_reasonable_time(server: FeedServer) -> None:
+def test_a_2000_event_feed_parses_and_expands_every_instance(server: FeedServer) -> None:
+    # How long this takes is measured in bench/ (events), never asserted here.
     events = []
     for i in range(2000):
         start = datetime(2027, 1, 1, 8, tzinfo=UTC) + timedelta(hours=5 * i)
@@ -251,12 +250,13 @@ def test_a_2000_event_feed_parses_and_expands_in_reasonable_time(server: FeedSer
     server.set_feed("/big.ics", make_feed(*events))
     provider = provider_for(server, "/big.ics")
     year = TimeWindow(datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
-    started = time.monotonic()
     changes = run(provider.sync(provider.calendar_id, None, year))
-    elapsed = time.monotonic() - started
     assert len(changes.changed) == 2000
-    assert sum(len(v) for v in changes.changed.values()) > 2000
-    assert elapsed < 10, f"parse + expand took {elapsed:.1f}s"
+    # Every single event and every daily occurrence that starts inside the year.
+    starts = [datetime(2027, 1, 1, 8, tzinfo=UTC) + timedelta(hours=5 * i) for i in range(2000)]
+    expected = sum(sum(1 for d in range(30 if i % 10 == 0 else 1)
+                       if s + timedelta(days=d) < year.end) for i, s in enumerate(starts))
+    assert sum(len(v) for v in changes.changed.values()) == expected
 
 
 # -- errors --------------------------------------------------------------------------------

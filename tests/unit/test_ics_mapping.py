@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -269,11 +268,10 @@ def test_a_broken_series_does_not_hide_the_rest() -> None:
 
 @pytest.mark.parametrize("rule", ["FREQ=MINUTELY", "FREQ=HOURLY", "FREQ=SECONDLY;INTERVAL=5"])
 def test_rules_walking_decades_before_the_window_are_not_expanded(rule: str) -> None:
-    started = time.monotonic()
+    # Expanding them would walk millions of occurrences; the cost is measured in bench/.
     resources = make_resources(f"UID:m\nDTSTART:19700101T000000Z\nRRULE:{rule}",
                                "UID:ok\nDTSTART:20270311T090000Z")
     assert resources["m"] == [] and len(resources["ok"]) == 1
-    assert time.monotonic() - started < 5
 
 
 def test_short_fast_rules_and_slow_old_rules_are_still_expanded() -> None:
