@@ -58,7 +58,8 @@ class InputGuard:
 
 
 # Pages a person's browser opens (the consent flow): refused input is a page, not JSON.
-_BROWSER_PAGES = ("/oauth/authorize", "/oauth/flow/")
+_BROWSER_PAGES = ("/oauth/authorize", "/oauth/flow/", "/oauth/callback/", "/oauth/relink/",
+                  "/permissions/")
 _BROWSER_REFUSAL = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                     "<title>This link cannot be used</title></head><body><main>"
                     "<h1>This link cannot be used</h1><p>The address or the form holds "

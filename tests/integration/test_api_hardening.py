@@ -135,6 +135,12 @@ def test_nul_in_oauth_requests_is_refused_in_each_endpoint_s_own_shape(http):
                  "&redirect_uri=https://a.example/cb&scope=read_events")
     assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text
     assert "This link cannot be used" in r.text and "location" not in r.headers
+    # So are the relink link and the permissions page, with input in the path or the form.
+    for r in (http.get("/oauth/relink/a%00b"), http.get("/oauth/relink/t?redirect_uri=%00"),
+              http.post("/permissions/tok", data={"csrf_token": "\x00", "decision": "approve"})):
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith("text/html"), r.text
+        assert "This link cannot be used" in r.text
 
 
 @pytest.mark.parametrize(("query", "field"), [

@@ -18,6 +18,8 @@ _TOKEN = path("token", "from the permissions_request url: single use, valid for 
 _PAGE = reply("The request in plain words (\"<App> asks to change and delete any event in "
               "<calendar>, not only the ones it created\") with Approve and Decline, or why "
               "it cannot be approved.", string(), media=HTML)
+_REFUSED = reply("The address or form holds characters no real request contains (a NUL): a "
+                 "page saying the link cannot be used.", string(), media=HTML)
 _GONE = {"404": reply("Not a permissions link (a forged or mistyped token).", string(),
                       media=HTML),
          "410": reply("The link expired or was already answered.", string(), media=HTML)}
@@ -39,7 +41,8 @@ PATHS: dict[str, Json] = {
     "/permissions/{token}": {
         "get": {"operationId": "permissionsPage", "tags": ["Consent pages"], "security": [],
                 "summary": "The page where the user answers a permissions request.",
-                "parameters": [_TOKEN], "responses": {"200": _PAGE, **_GONE}},
+                "parameters": [_TOKEN], "responses": {"200": _PAGE, "400": _REFUSED,
+                                                      **_GONE}},
         "post": {"operationId": "answerPermissions", "tags": ["Consent pages"],
                  "security": [],
                  "summary": "Approve or decline (once); then back to the app's redirect_uri, "
@@ -54,6 +57,7 @@ PATHS: dict[str, Json] = {
                      "303": {"description": "Back to the app's redirect_uri.",
                              "headers": {"Location": header("the redirect_uri",
                                                             required=True)}},
+                     "400": _REFUSED,
                      "403": reply("The form's CSRF cookie is missing or does not match.",
                                   string(), media=HTML), **_GONE}}},
 }
