@@ -32,6 +32,7 @@ class BusyEvent:
     transparency: str = "opaque"  # opaque, transparent, unknown
     participation: str | None = None  # the member's own answer, when the mirror has it
     managed: bool = False  # one of the app's own events
+    zone: ZoneInfo | None = None  # the calendar's zone for all-day dates, if it has one
 
 
 def counts(event: BusyEvent, tentative_busy: bool = True) -> bool:
@@ -45,13 +46,17 @@ def counts(event: BusyEvent, tentative_busy: bool = True) -> bool:
 
 
 def span_of(event: BusyEvent, zone: ZoneInfo) -> Span:
-    """The event's time as seconds; all-day dates as the member's local days."""
+    """The event's time as seconds; all-day dates as local days in its calendar's zone,
+    else the member's."""
     if not event.all_day:
         return iv.seconds(event.start), iv.seconds(event.end)
-    return _local_midnight(event.start.date(), zone), _local_midnight(event.end.date(), zone)
+    local = event.zone or zone
+    return (local_midnight(event.start.date(), local),
+            local_midnight(event.end.date(), local))
 
 
-def _local_midnight(day: date, zone: ZoneInfo) -> int:
+def local_midnight(day: date, zone: ZoneInfo) -> int:
+    """The first second of ``day`` in ``zone``."""
     # ``fold=0`` and zoneinfo's reading of a nonexistent midnight (a DST change at 00:00,
     # as in some zones) both give the earlier offset: the day starts at the first instant.
     return iv.seconds(datetime.combine(day, time(), zone).astimezone(UTC))
@@ -63,4 +68,4 @@ def busy_spans(events: Iterable[BusyEvent], zone: ZoneInfo, tentative_busy: bool
     return iv.normalise(span_of(e, zone) for e in events if counts(e, tentative_busy))
 
 
-__all__ = ["BusyEvent", "busy_spans", "counts", "span_of"]
+__all__ = ["BusyEvent", "busy_spans", "counts", "local_midnight", "span_of"]
