@@ -41,7 +41,7 @@ class Unavailable:
     """A member Calgate cannot answer for, and why (Calgate's extension)."""
 
     sub: str
-    reason: str  # profile_disconnected, profile_not_synced, no_profile, no_calendars
+    reason: str  # profile_disconnected, profile_not_synced, calendar_not_synced, ...
     profile_id: str | None = None
 
 

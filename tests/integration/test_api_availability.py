@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from gateway.persistence.tables import calendars
 from providers.memory.provider import WORLD
 from providers.model import Event
 from tests.integration.test_read_your_writes import apply_writes
@@ -187,6 +189,22 @@ def test_a_disconnected_member_is_unavailable_with_its_reason(http, link):
             "query_periods": [{"start": z(hour(24)), "end": z(hour(28))}]}
     one = http.post(PATH, headers=app(a), json=body)
     assert periods(one) == [(z(hour(24)), z(hour(28)), [a.subject])]
+
+
+def test_a_member_not_synced_yet_is_unavailable(http, link, gateway):
+    a = link()  # linked, its first sync not run yet
+    r = ask(http, app(a), [a.subject], hour(24), hour(28))
+    assert r.json() == {"available_periods": [], "calgate_unavailable_members": [
+        {"sub": a.subject, "reason": "profile_not_synced", "profile_id": a.profile_id}]}
+    a.sync()
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == [
+        (z(hour(24)), z(hour(28)), [a.subject])]
+    with gateway.engine.begin() as conn:  # a calendar listed, its events not read yet
+        conn.execute(update(calendars).where(calendars.c.id == a.calendar_id)
+                     .values(synced_at=None))
+    r = ask(http, app(a), [a.subject], hour(24), hour(28))
+    assert r.json()["calgate_unavailable_members"] == [
+        {"sub": a.subject, "reason": "calendar_not_synced", "profile_id": a.profile_id}]
 
 
 def test_an_access_token_sees_only_its_own_account(http, link):

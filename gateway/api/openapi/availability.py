@@ -62,8 +62,8 @@ _ITEM = obj({"start": TIME, "end": TIME, "participants": array(obj(
     {"sub": string()}, ("sub",)))}, ("start", "end", "participants"))
 _UNAVAILABLE = array(obj({
     "sub": string(),
-    "reason": string(enum=["profile_disconnected", "profile_not_synced", "no_profile",
-                           "no_calendars"]),
+    "reason": string(enum=["profile_disconnected", "profile_not_synced",
+                           "calendar_not_synced", "no_profile", "no_calendars"]),
     "profile_id": string(pattern="^pro_")}, ("sub", "reason")), description=(
     "Calgate: members whose busy time cannot be known; they are never free."))
 _REASON = obj({
