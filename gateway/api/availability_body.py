@@ -39,6 +39,9 @@ class Parsed:
 
 
 def parse(params: Params) -> Parsed:
+    if params.given("query_slots"):  # refused, never silently ignored
+        raise _bad("query_slots", "query_slots is not supported: ask with query_periods",
+                   "not_supported")
     duration = _minutes(params.raw("required_duration"), "required_duration",
                         1, MAX_DURATION_MINUTES, required=True)
     assert duration is not None

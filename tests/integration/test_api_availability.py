@@ -265,6 +265,8 @@ def _base(sub: str) -> dict:
     ({"max_results": 513}, "max_results"),
     ({"max_results": 0}, "max_results"),
     ({"explain": True}, "explain_at"),
+    ({"explain": True, "explain_at": z(hour(24 + 72))}, "explain_at"),
+    ({"query_slots": [{"start": z(hour(24))}]}, "query_slots"),
     ({"participants": [{"members": [{"sub": "acc_nobody"}]}]}, "participants.members.sub"),
 ])
 def test_each_limit_is_a_422_naming_the_field(http, link, change, field):

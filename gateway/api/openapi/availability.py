@@ -108,8 +108,9 @@ DESCRIPTION = (
     "`{minimum, maximum}` form the minimum is used); `start_interval` 5, 10, 15, 20, 30, "
     "45 or 60 minutes (slots start on that grid counted from 00:00 UTC; by default the "
     "grid is the duration for slots and any second for periods); `max_results` 1 to 512 "
-    "(default 256). With `explain: true` and `explain_at` (a Time within the query's span) "
-    "the answer adds `calgate_explanation`: for a meeting starting then, each member's "
+    "(default 256). `query_slots` is not supported (a 422). With `explain: true` and "
+    "`explain_at` (a Time within the query's span) the answer adds "
+    "`calgate_explanation`: for a meeting starting then, each member's "
     "obstacles (the calendar and event that is busy, a buffer, the query periods, the "
     "member's own available periods or managed availability, an unavailable profile) and "
     "each group's free count; event summaries only for an access token with `read_events`.")
