@@ -31,6 +31,7 @@ from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
 from .api import (
+    availability_rules,
     batch,
     calendars,
     channels,
@@ -69,6 +70,7 @@ from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
 from .services.application_calendars import ApplicationCalendars
+from .services.availability_rules import AvailabilityRuleService
 from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
@@ -133,6 +135,8 @@ class Gateway:
     inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
     relinks: RelinkLinks | None = None  # signs profile_relink_url
     resources: ResourceService | None = None  # the organisation's rooms, asked upstream
+    # Availability rules and available periods (managed availability, API.md s8.3).
+    availability_rules: AvailabilityRuleService | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -201,7 +205,7 @@ class Gateway:
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
-                   relinks, ResourceService(engine, opener))
+                   relinks, ResourceService(engine, opener), AvailabilityRuleService(engine))
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -368,6 +372,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *webhooks.routes_for(gateway.push, wake),
         *channels.routes_for(authenticate, gateway.channels, wake),
         *_invite_routes(gateway),
+        *_availability_routes(gateway, authenticate),
     ]
 
 
@@ -375,6 +380,14 @@ def _resource_routes(gateway: Gateway, authenticate: Authenticator) -> list[Rout
     if gateway.resources is None:
         return []
     return resources.routes_for(authenticate, gateway.resources)
+
+
+def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    if gateway.availability_rules is None:
+        return []
+    # The server keys seal the available periods' next_page URLs, as for events.
+    return availability_rules.routes_for(authenticate, gateway.availability_rules,
+                                         gateway.oauth.server.keys)
 
 
 def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
