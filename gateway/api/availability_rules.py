@@ -26,7 +26,7 @@ from ..services.availability_rules import (
     PeriodPage,
 )
 from .auth import Authenticator, Caller
-from .availability_body import app_id, period_from, rule_from
+from .rules_body import app_id, period_from, rule_from
 from .errors import not_found
 from .events import PAGE_TTL, Pager
 from .params import InvalidParam, Params, find_zone, read_params
