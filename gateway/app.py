@@ -31,6 +31,7 @@ from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
 from .api import (
+    availability,
     availability_rules,
     batch,
     calendars,
@@ -70,6 +71,7 @@ from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
 from .services.application_calendars import ApplicationCalendars
+from .services.availability import AvailabilityService
 from .services.availability_rules import AvailabilityRuleService
 from .services.batches import BatchService
 from .services.calendars import CalendarService
@@ -78,6 +80,7 @@ from .services.connectors import register_defaults
 from .services.external_writes import ExternalWriteService
 from .services.inbound_token import InboundToken
 from .services.linking import ConnectorRegistry
+from .services.managed_availability import StoredManagedAvailability
 from .services.pagecache import PageCache
 from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
@@ -135,6 +138,7 @@ class Gateway:
     inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
     relinks: RelinkLinks | None = None  # signs profile_relink_url
     resources: ResourceService | None = None  # the organisation's rooms, asked upstream
+    availability: AvailabilityService | None = None  # POST /v1/availability, from the mirror
     # Availability rules and available periods (managed availability, API.md s8.3).
     availability_rules: AvailabilityRuleService | None = None
 
@@ -197,6 +201,7 @@ class Gateway:
                         invites=invite_deliverer)
         channel_service = ChannelService(engine, callbacks,
             has_signing_secret=lambda client_id: bool(signing.active(client_id)))
+        rules = AvailabilityRuleService(engine)
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
@@ -205,7 +210,10 @@ class Gateway:
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
-                   relinks, ResourceService(engine, opener), AvailabilityRuleService(engine))
+                   relinks, ResourceService(engine, opener),
+                   availability=AvailabilityService(engine, keys_cache,
+                                                    StoredManagedAvailability(rules)),
+                   availability_rules=rules)
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -373,6 +381,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *channels.routes_for(authenticate, gateway.channels, wake),
         *_invite_routes(gateway),
         *_availability_routes(gateway, authenticate),
+        *_rule_routes(gateway, authenticate),
     ]
 
 
@@ -382,7 +391,7 @@ def _resource_routes(gateway: Gateway, authenticate: Authenticator) -> list[Rout
     return resources.routes_for(authenticate, gateway.resources)
 
 
-def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+def _rule_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
     if gateway.availability_rules is None:
         return []
     # The server keys seal the available periods' next_page URLs, as for events.
@@ -397,20 +406,33 @@ def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Ro
                                   gateway.settings.issuer)
 
 
-def _invite_routes(gateway: Gateway) -> list[Route]:
-    """Smart Invites: app-level calls authenticated by the client secret, and the
-    inbound-mail webhook."""
-    if gateway.invites is None or gateway.inbound is None:
-        return []
+def _client_secret_auth(gateway: Gateway) -> ClientSecretAuth:
+    """App-level calls: the client app's secret as a bearer token."""
     registry = gateway.oauth.registry
 
     def find_client(secret: str) -> str | None:
         client = registry.find_by_secret(secret)
         return None if client is None else client.client_id
 
-    authenticate = ClientSecretAuth(find_client, gateway.oauth.server.throttle)
-    return smart_invites.routes_for(authenticate, gateway.invites, gateway.inbound,
-                                    gateway.wake_workers)
+    return ClientSecretAuth(find_client, gateway.oauth.server.throttle)
+
+
+def _invite_routes(gateway: Gateway) -> list[Route]:
+    """Smart Invites: app-level calls authenticated by the client secret, and the
+    inbound-mail webhook."""
+    if gateway.invites is None or gateway.inbound is None:
+        return []
+    return smart_invites.routes_for(_client_secret_auth(gateway), gateway.invites,
+                                    gateway.inbound, gateway.wake_workers)
+
+
+def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    """Availability: an access token for its own account, or the client secret for any of
+    the app's accounts."""
+    if gateway.availability is None:
+        return []
+    return availability.routes_for(authenticate, _client_secret_auth(gateway),
+                                   gateway.availability)
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

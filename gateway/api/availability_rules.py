@@ -26,10 +26,10 @@ from ..services.availability_rules import (
     PeriodPage,
 )
 from .auth import Authenticator, Caller
-from .rules_body import app_id, period_from, rule_from
 from .errors import not_found
 from .events import PAGE_TTL, Pager
 from .params import InvalidParam, Params, find_zone, read_params
+from .rules_body import app_id, period_from, rule_from
 
 PAGES_PATH = "/v1/available_periods/pages/"
 RULE_PATH = "/v1/availability_rules/{availability_rule_id}"

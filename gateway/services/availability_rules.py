@@ -121,6 +121,14 @@ class AvailabilityRuleService:
                 availability_rules.c.account_id == account_id,
                 availability_rules.c.rule_id == rule_id)).rowcount)
 
+    def live_calendars(self, account_id: str) -> set[str]:
+        """The ids of the account's calendars that still exist."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(calendars.c.id).join(
+                profiles, profiles.c.id == calendars.c.profile_id).where(
+                profiles.c.account_id == account_id, calendars.c.deleted.is_(False))
+                ).scalars())
+
     def upsert_period(self, account_id: str, period: Period) -> None:
         values = {"start_at": period.start, "end_at": period.end}
         with self.engine.begin() as conn:

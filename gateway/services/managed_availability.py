@@ -53,4 +53,8 @@ class StoredManagedAvailability:
         rules = self.store.list_rules(account_id, rule_ids)
         if not rules or any(rule.calendar_ids is None for rule in rules):
             return None
-        return frozenset(c for rule in rules for c in rule.calendar_ids or ())
+        named = {c for rule in rules for c in rule.calendar_ids or ()}
+        # A calendar gone since the rule was saved (its profile revoked) no longer counts;
+        # if none is left, every calendar does: never free because a calendar vanished.
+        live = named & self.store.live_calendars(account_id)
+        return frozenset(live) or None

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import account, availability, events, invites, notify, oauth, permissions, resources
+from . import account, events, invites, notify, oauth, permissions, resources, rules
 from .schema import RESPONSES, SCHEMAS, SECURITY_SCHEMES, Json
 
 VERSION = "1"
-AREAS = (oauth, account, events, notify, permissions, invites, resources, availability)
+AREAS = (oauth, account, events, notify, permissions, invites, resources, rules)
 TAGS = [
     {"name": "OAuth", "description": "Tokens for client apps (RFC 6749), Cronofy-shaped."},
     {"name": "Consent pages", "description": "HTML pages the user's browser goes through."},
