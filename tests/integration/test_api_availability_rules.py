@@ -260,3 +260,75 @@ def test_stored_managed_availability(gateway, http, link):
     short = run(managed.intervals(user.subject, utc(2026, 3, 23, 10), utc(2026, 3, 23, 11),
                                   None))
     assert short == [(utc(2026, 3, 23, 10), utc(2026, 3, 23, 11))]
+
+
+def test_availability_query_honours_managed_availability(http, link):
+    """POST /v1/availability with managed_availability: the stored rules and periods say
+    when the member may be booked, and a rule's calendar_ids which calendars count."""
+    from zoneinfo import ZoneInfo
+
+    from providers.memory.provider import WORLD, MemoryCalendar
+    from providers.model import Calendar
+
+    user = link()
+    side = f"{user.upstream}/side"
+    WORLD.accounts[user.upstream].calendars[side] = MemoryCalendar(Calendar(side, "Side"))
+    york = ZoneInfo("America/New_York")
+    today = datetime.now(UTC).astimezone(york).date()
+    monday = today + timedelta(days=7 - today.weekday())  # the next Monday, in New York
+
+    def at(hour: int, day: int = 0) -> datetime:
+        local = datetime.combine(monday + timedelta(days=day), datetime.min.time(), york)
+        return (local + timedelta(hours=hour)).astimezone(UTC)
+
+    user.put("main", at(10), at(11))
+    WORLD.put(user.upstream, side, "side", [user_event("side", at(13), at(14))])
+    user.sync()
+    ids = {c["calendar_name"]: c["calendar_id"] for c in http.get(
+        "/v1/calendars", headers=user.token("read_write")).json()["calendars"]}
+    auth = user.token("read_write")
+
+    def ask(member: dict[str, object], **extra: object) -> list[tuple[datetime, datetime]]:
+        body = {"participants": [{"members": [{"sub": user.subject} | member]}],
+                "required_duration": {"minutes": 60},
+                "query_periods": [{"start": z(at(0)), "end": z(at(24 + 12))}]} | extra
+        r = http.post("/v1/availability", headers=auth, json=body)
+        assert r.status_code == 200, r.text
+        return [(parse(p["start"]), parse(p["end"])) for p in r.json()["available_periods"]]
+
+    managed = {"managed_availability": True}
+    assert ask(managed) == []  # neither rules nor periods: nowhere
+    rule = {"availability_rule_id": "work", "tzid": "America/New_York",
+            "calendar_ids": [ids["Calendar"]],
+            "weekly_periods": [{"day": "monday", "start_time": "09:00", "end_time": "17:00"}]}
+    assert http.post("/v1/availability_rules", json=rule, headers=auth).status_code == 200
+    # The rule's hours, minus the event of the calendar it names (the side one is ignored).
+    assert ask(managed) == [(at(9), at(10)), (at(11), at(17))]
+    # A member naming its calendars keeps them.
+    assert ask(managed | {"calendar_ids": [ids["Side"]]}) == [(at(9), at(13)), (at(14), at(17))]
+    # A rule naming no calendars counts them all.
+    del rule["calendar_ids"]
+    assert http.post("/v1/availability_rules", json=rule, headers=auth).status_code == 200
+    assert ask(managed) == [(at(9), at(10)), (at(11), at(13)), (at(14), at(17))]
+    # An available period adds Tuesday morning; naming only another rule leaves just it.
+    assert http.post("/v1/available_periods", headers=auth, json={
+        "available_period_id": "tue", "start": z(at(8, 1)), "end": z(at(10, 1))}
+        ).status_code == 202
+    assert ask(managed)[-1] == (at(8, 1), at(10, 1))
+    assert ask(managed | {"availability_rule_ids": ["other"]}) == [(at(8, 1), at(10, 1))]
+    # Without managed availability the whole query period counts.
+    assert ask({})[0] == (at(0), at(10))
+
+
+def user_event(uid: str, start: datetime, end: datetime):
+    from providers.model import Event
+
+    return Event(resource_id=uid, instance_id=uid, start=start, end=end, summary=uid)
+
+
+def z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
