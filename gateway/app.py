@@ -41,6 +41,7 @@ from .api import (
     openapi,
     permissions,
     resources,
+    sequenced,
     smart_invites,
     webhooks,
     writes,
@@ -87,6 +88,7 @@ from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.relink import RelinkLinks
 from .services.resources import ResourceService
+from .services.sequenced import SequencedService
 from .services.signing import ClientSecrets
 from .services.smart_invites import NOTIFICATION_PURPOSE as smart_invite_notice_purpose
 from .services.smart_invites import InviteSettings, SmartInviteService
@@ -431,8 +433,10 @@ def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[
     the app's accounts."""
     if gateway.availability is None:
         return []
-    return availability.routes_for(authenticate, _client_secret_auth(gateway),
-                                   gateway.availability)
+    app_auth = _client_secret_auth(gateway)
+    return [*availability.routes_for(authenticate, app_auth, gateway.availability),
+            *sequenced.routes_for(authenticate, app_auth,
+                                  SequencedService(gateway.availability))]
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

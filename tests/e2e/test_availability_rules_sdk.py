@@ -1,8 +1,11 @@
-"""Managed availability through the official Cronofy SDKs, unmodified, against a running
-Calgate (issue 15): pycronofy's availability-rule methods, and the Node SDK's rule and
-available-period methods (paging through ``next_page`` included)."""
+"""Managed and sequenced availability through the official Cronofy SDKs, unmodified,
+against a running Calgate (issue 15): pycronofy's availability-rule methods and
+``sequenced_availability``, and the Node SDK's rule and available-period methods (paging
+through ``next_page`` included) and ``sequencedAvailability``."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pycronofy
 import pytest
@@ -106,3 +109,53 @@ def test_node_sdk_availability_rules_and_periods(server: GatewayServer, app: Reg
     ])
     assert one.ok and every.ok
     assert sdk.call("listAvailablePeriods", {}).unwrap()["available_periods"] == []
+
+
+def sequence_question(member: str) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
+    """Two events for one member tomorrow 09:00-12:00 UTC: an hour, then half an hour 30 to
+    45 minutes after it; and the sequences that answer it."""
+    day = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+
+    def at(hours: float) -> str:
+        return (day + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    group = {"members": [member], "required": "all"}
+    steps = [{"sequence_id": "interview", "ordinal": 1, "participants": [dict(group)],
+              "required_duration": 60, "start_interval": 60},
+             {"sequence_id": "debrief", "ordinal": 2, "participants": [dict(group)],
+              "required_duration": 30, "start_interval": 30,
+              "buffer": {"before": {"minimum": 30, "maximum": 45}}}]
+    periods = [{"start": at(9), "end": at(12)}]
+    return steps, periods, [(at(9), at(10.5)), (at(10), at(11.5))]
+
+
+def test_pycronofy_sequenced_availability(server: GatewayServer, app: RegisteredApp,
+                                          callback: CallbackServer) -> None:
+    client = linked(server, app, callback)
+    sub = client.account()["account_id"]
+    eventually(client.list_calendars)  # the first sync: the member's busy time is known
+    steps, periods, expected = sequence_question(sub)
+    found = client.sequenced_availability(sequence=steps, available_periods=periods)
+    assert [(s["sequence"][0]["start"], s["sequence"][1]["start"]) for s in found] == expected
+    assert [item["sequence_id"] for item in found[0]["sequence"]] == ["interview", "debrief"]
+    assert found[0]["sequence"][1]["participants"] == [{"sub": sub}]
+
+
+def test_node_sdk_sequenced_availability(server: GatewayServer, app: RegisteredApp,
+                                         callback: CallbackServer) -> None:
+    client = linked(server, app, callback)
+    sub = client.account()["account_id"]
+    eventually(client.list_calendars)
+    steps, periods, expected = sequence_question(sub)
+    for item in steps:  # the Node SDK sends what it is given: Cronofy's Duration objects
+        item["required_duration"] = {"minutes": item["required_duration"]}
+        item["start_interval"] = {"minutes": item["start_interval"]}
+        item["participants"] = [{"members": [{"sub": sub}], "required": "all"}]
+    steps[1]["buffer"] = {"before": {"minimum": {"minutes": 30}, "maximum": {"minutes": 45}}}
+    sdk = NodeSdk(server.url, {"client_id": app.client_id, "client_secret": app.secret,
+                               "access_token": client.auth.access_token})
+    answer = sdk.call("sequencedAvailability", {"sequence": steps,
+                                                "query_periods": periods}).unwrap()
+    assert [(s["sequence"][0]["start"], s["sequence"][1]["start"])
+            for s in answer["sequences"]] == expected

@@ -1,8 +1,10 @@
-"""Managed availability: availability rules and available periods (API.md s8.3)."""
+"""Managed availability (rules and available periods, API.md s8.3) and sequenced
+availability (s8.2)."""
 
 from __future__ import annotations
 
 from ...services.availability_rules import MAX_WEEKLY_PERIODS
+from ..sequenced_body import MAX_ITEMS, MAX_SEQUENCES
 from .schema import (
     BEARER,
     BOOL_PARAM,
@@ -63,6 +65,46 @@ _LIST = [
 ]
 _RULE_ID = path("availability_rule_id", "the app's id of the rule")
 
+_DURATION = obj({"minutes": {"type": "integer", "minimum": 0}}, ("minutes",))
+_GAP: Json = {"anyOf": [_DURATION, obj({"minimum": _DURATION, "maximum": _DURATION})]}
+_SPAN = obj({"start": string(pattern=TIME_PATTERN), "end": string(pattern=TIME_PATTERN)},
+            ("start", "end"))
+_MEMBER = obj({"sub": string(minLength=1, maxLength=64),
+               "calendar_ids": array(string(minLength=1)),
+               "available_periods": array(_SPAN),
+               "managed_availability": BOOL_PARAM,
+               "availability_rule_ids": array(string(minLength=1))}, ("sub",))
+_GROUP = obj({"members": array({"anyOf": [_MEMBER, string(minLength=1)]}, minItems=1),
+              "required": {"anyOf": [string(enum=["all"]), {"type": "integer",
+                                                           "minimum": 1}]}}, ("members",))
+_ITEM = obj({
+    "sequence_id": {"anyOf": [string(minLength=1, maxLength=64), {"type": "integer"}]},
+    "ordinal": {"type": "integer", "minimum": 0},
+    "participants": array(_GROUP, minItems=1),
+    "required_duration": _DURATION,
+    "start_interval": {"anyOf": [_DURATION, {"type": "null"}]},
+    "buffer": obj({"before": _GAP, "after": _GAP}, description=(
+        "minimum: free time the members need around the event, and the least gap to the "
+        "event before (after) it; maximum: the greatest such gap")),
+    "available_periods": array(_SPAN, description="narrow where this event may go"),
+    "event": {"type": "object", "description": "accepted, not used"},
+}, ("sequence_id", "ordinal", "participants", "required_duration"))
+_SEQUENCED = obj({
+    "sequence": array(_ITEM, minItems=1, maxItems=MAX_ITEMS),
+    "query_periods": array(_SPAN, minItems=1),
+    "available_periods": array(_SPAN, description="the legacy name of query_periods"),
+    "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_SEQUENCES},
+}, ("sequence",))
+_PLACED = obj({"sequence_id": {"anyOf": [string(), {"type": "integer"}]},
+               "start": string(), "end": string(),
+               "participants": array(obj({"sub": string()}, ("sub",)))},
+              ("sequence_id", "start", "end", "participants"))
+_SEQUENCES = obj({
+    "sequences": array(obj({"sequence": array(_PLACED)}, ("sequence",))),
+    "calgate_unavailable_members": array(obj({
+        "sub": string(), "reason": string(), "profile_id": string()}, ("sub", "reason"))),
+}, ("sequences",))
+
 SCHEMAS: dict[str, Json] = {"AvailabilityRule": RULE}
 _TAG = "Availability"
 
@@ -94,6 +136,15 @@ PATHS: dict[str, Json] = {
                    parameters=_LIST),
         "delete": _op("deleteAvailablePeriods", "Delete one available period, or all.", {
             "202": reply("Deleted."), **errors(422)}, requestBody=body(_DELETE, form=False))},
+    "/v1/sequenced_availability": {"post": {
+        "operationId": "sequencedAvailability", "tags": [_TAG],
+        "security": [{"bearer": []}, {"clientSecret": []}],
+        "summary": "Several events in order, with the gaps their buffers allow: an access "
+                   "token (read_free_busy, its own account) or the client secret (any of "
+                   "the app's accounts).",
+        "requestBody": body(_SEQUENCED, form=False),
+        "responses": {"200": reply("Earliest first, each sequence starting at a different "
+                                   "time.", _SEQUENCES), **errors(403, 422)}}},
     "/v1/available_periods/pages/{token}": {"get": _op(
         "availablePeriodsPage", "A further page (the next_page URL, followed verbatim).",
         {"200": reply("OK", _PERIODS), **errors(404)},
