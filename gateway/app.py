@@ -32,6 +32,7 @@ from providers.registry import ProviderOptions, build_settings
 
 from .api import (
     availability,
+    availability_rules,
     batch,
     calendars,
     channels,
@@ -40,6 +41,7 @@ from .api import (
     openapi,
     permissions,
     resources,
+    sequenced,
     smart_invites,
     webhooks,
     writes,
@@ -57,7 +59,6 @@ from .api.errors import (
     unauthorized,
 )
 from .api.guard import InputGuard
-from .domain.availability.managed import NoRules
 from .domain.event_notices import event_unsealer
 from .domain.opener import ProfileOpener
 from .domain.sealing import DataKeys
@@ -72,6 +73,7 @@ from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
 from .services.application_calendars import ApplicationCalendars
 from .services.availability import AvailabilityService
+from .services.availability_rules import AvailabilityRuleService
 from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
@@ -79,12 +81,14 @@ from .services.connectors import register_defaults
 from .services.external_writes import ExternalWriteService
 from .services.inbound_token import InboundToken
 from .services.linking import ConnectorRegistry
+from .services.managed_availability import StoredManagedAvailability
 from .services.pagecache import PageCache
 from .services.permissions import AppInfo, PermissionService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.relink import RelinkLinks
 from .services.resources import ResourceService
+from .services.sequenced import SequencedService
 from .services.signing import ClientSecrets
 from .services.smart_invites import NOTIFICATION_PURPOSE as smart_invite_notice_purpose
 from .services.smart_invites import InviteSettings, SmartInviteService
@@ -137,6 +141,8 @@ class Gateway:
     relinks: RelinkLinks | None = None  # signs profile_relink_url
     resources: ResourceService | None = None  # the organisation's rooms, asked upstream
     availability: AvailabilityService | None = None  # POST /v1/availability, from the mirror
+    # Availability rules and available periods (managed availability, API.md s8.3).
+    availability_rules: AvailabilityRuleService | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -197,6 +203,7 @@ class Gateway:
                         invites=invite_deliverer)
         channel_service = ChannelService(engine, callbacks,
             has_signing_secret=lambda client_id: bool(signing.active(client_id)))
+        rules = AvailabilityRuleService(engine)
         pages = (PageCache(settings.read_cache_mb * 1024 * 1024, settings.read_cache_seconds)
                  if settings.read_cache_mb else None)
         return cls(settings, engine, store, accounts, connectors, oauth,
@@ -206,7 +213,9 @@ class Gateway:
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
                    relinks, ResourceService(engine, opener),
-                   availability=AvailabilityService(engine, keys_cache, NoRules()))
+                   availability=AvailabilityService(engine, keys_cache,
+                                                    StoredManagedAvailability(rules)),
+                   availability_rules=rules)
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -374,6 +383,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *channels.routes_for(authenticate, gateway.channels, wake),
         *_invite_routes(gateway),
         *_availability_routes(gateway, authenticate),
+        *_rule_routes(gateway, authenticate),
     ]
 
 
@@ -381,6 +391,14 @@ def _resource_routes(gateway: Gateway, authenticate: Authenticator) -> list[Rout
     if gateway.resources is None:
         return []
     return resources.routes_for(authenticate, gateway.resources)
+
+
+def _rule_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    if gateway.availability_rules is None:
+        return []
+    # The server keys seal the available periods' next_page URLs, as for events.
+    return availability_rules.routes_for(authenticate, gateway.availability_rules,
+                                         gateway.oauth.server.keys)
 
 
 def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
@@ -415,8 +433,10 @@ def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[
     the app's accounts."""
     if gateway.availability is None:
         return []
-    return availability.routes_for(authenticate, _client_secret_auth(gateway),
-                                   gateway.availability)
+    app_auth = _client_secret_auth(gateway)
+    return [*availability.routes_for(authenticate, app_auth, gateway.availability),
+            *sequenced.routes_for(authenticate, app_auth,
+                                  SequencedService(gateway.availability))]
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

@@ -444,3 +444,31 @@ link_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=True),
 )
+
+# -- managed availability (API.md s8.3, issue 15) --------------------------------------------
+
+# An account's availability rules: weekly periods in a time zone, and the calendars that
+# count as busy under the rule (None: every calendar). Keyed by the app's own rule id.
+availability_rules = Table(
+    "availability_rules",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("rule_id", String(64), primary_key=True),
+    Column("tzid", String(64), nullable=False),
+    Column("calendar_ids", JSON, nullable=True),
+    Column("weekly_periods", JSON, nullable=False),  # [{day, start_time, end_time}]
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# An account's one-off available periods, keyed by the app's own period id.
+available_periods = Table(
+    "available_periods",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("period_id", String(64), primary_key=True),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Index("ix_available_periods_account_start", "account_id", "start_at"),
+)

@@ -10,7 +10,7 @@ busy throughout and the answer names them with the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -81,6 +81,7 @@ class AvailabilityService:
     async def answer(self, query: Query, caller: Caller, tentative_busy: bool = True
                      ) -> Answer:
         """Raises :class:`UnknownMember` / :class:`UnknownMemberCalendar`."""
+        query = await self._rule_calendars(query)
         read = await to_thread.run_sync(self._read, query, caller, tentative_busy)
         windows = {m.sub: await self._windows(query, m) for m in query.members
                    if m.managed_availability}
@@ -100,6 +101,22 @@ class AvailabilityService:
             return answer
         return await to_thread.run_sync(self._explained, answer, query, caller, read,
                                          windows, tentative_busy)
+
+    async def _rule_calendars(self, query: Query) -> Query:
+        """A managed member who names no calendars counts those its availability rules name
+        (API.md s8.3); a member who names some keeps them."""
+        groups = []
+        for group in query.groups:
+            members = []
+            for member in group.members:
+                if member.managed_availability and not member.calendar_ids:
+                    ids = await self.managed.busy_calendars(member.sub,
+                                                            member.availability_rule_ids)
+                    if ids:
+                        member = replace(member, calendar_ids=tuple(sorted(ids)))
+                members.append(member)
+            groups.append(replace(group, members=tuple(members)))
+        return replace(query, groups=tuple(groups))
 
     def _read(self, query: Query, caller: Caller, tentative_busy: bool) -> _Read:
         start, end = _reach(query)

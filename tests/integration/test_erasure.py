@@ -192,7 +192,13 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
     from datetime import UTC, datetime, timedelta
 
     from gateway.domain.sealing import DataKeys
-    from gateway.persistence.tables import calendars, events, managed_events
+    from gateway.persistence.tables import (
+        availability_rules,
+        available_periods,
+        calendars,
+        events,
+        managed_events,
+    )
     from providers.memory.provider import WORLD
     from providers.model import Event
     from tests.support import aio
@@ -221,11 +227,25 @@ def test_revocation_erases_the_mirror_and_its_data_key(vault_gateway, raw_vault,
         # The user's event, and the app's own, shown at once (read-your-writes).
         assert count(vault_gateway, events) == 2 and count(vault_gateway, managed_events) == 1
         assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is not None
+        # Managed availability (issue 15): a rule naming the calendar, an available period.
+        bearer = {"Authorization": f"Bearer {granted['access_token']}"}
+        assert browser.post("/v1/availability_rules", headers=bearer, json={
+            "availability_rule_id": "work", "tzid": "Europe/Paris",
+            "calendar_ids": [calendar_id], "weekly_periods": [
+                {"day": "monday", "start_time": "09:00", "end_time": "17:00"}]}
+            ).status_code == 200
+        whole = start.replace(microsecond=0)
+        assert browser.post("/v1/available_periods", headers=bearer, json={
+            "available_period_id": "extra", "start": whole.isoformat(),
+            "end": (whole + timedelta(hours=2)).isoformat()}).status_code == 202
+        assert count(vault_gateway, availability_rules) == 1
+        assert count(vault_gateway, available_periods) == 1
         r = browser.post("/oauth/token/revoke", data={
             "client_id": client.client_id, "client_secret": client.secret,
             "token": granted["access_token"]})
         assert r.status_code == 200
-    for table in (events, managed_events, calendars, profiles, accounts, families, tokens):
+    for table in (events, managed_events, calendars, profiles, accounts, families, tokens,
+                  availability_rules, available_periods):
         assert count(vault_gateway, table) == 0, table.name
     assert DataKeys(vault_gateway.engine, vault_store).key(granted["sub"]) is None
     assert vault_paths(raw_vault, vault_store) == kept(vault_store, client)

@@ -23,6 +23,12 @@ class ManagedAvailability(Protocol):
         and not overlapping."""
         ...
 
+    async def busy_calendars(self, account_id: str, rule_ids: Sequence[str] | None
+                             ) -> frozenset[str] | None:
+        """The calendars whose events count as busy under the rules (only ``rule_ids`` when
+        given); None: every calendar of the account."""
+        ...
+
 
 class NoRules:
     """No rules stored: a managed member is bookable whenever their calendars are free,
@@ -31,6 +37,10 @@ class NoRules:
     async def intervals(self, account_id: str, start: datetime, end: datetime,
                         rule_ids: Sequence[str] | None) -> list[tuple[datetime, datetime]]:
         return [(start, end)] if start < end else []
+
+    async def busy_calendars(self, account_id: str, rule_ids: Sequence[str] | None
+                             ) -> frozenset[str] | None:
+        return None
 
 
 __all__ = ["ManagedAvailability", "NoRules"]
