@@ -30,7 +30,7 @@ Kind = Literal["busy", "tentative", "transparent", "cancelled", "outside", "alld
                "allday_free"]
 # Weights per 500 events: 100 + 15 + 60 + 10 + 305 + 2 + 8. About 5.75 meetings that count
 # per member and working day leave a member free about half of working hours, and the
-# default question (bench/run_availability_bench.py) a few dozen slots out of 740.
+# default question (bench/run_availability_bench.py) a few dozen non-overlapping slots.
 MIX: dict[Kind, int] = {"busy": 100, "tentative": 15, "transparent": 60, "cancelled": 10,
                         "outside": 305, "allday_busy": 2, "allday_free": 8}
 DAYS = 28

@@ -5,12 +5,14 @@ answers the app could ask for them (Calgate's ``/v1/free_busy`` blocks, a CalDAV
 in the same form, so the methods can be compared slot for slot.
 
 The computation is the straightforward one an app would write: the candidate starts are
-every ``interval`` from the start of each query period (aligned to the interval, so a
-period starting on the hour gives :00, :15, ...) while a whole ``duration`` fits in the
-period; a member is free for a candidate when none of their merged busy intervals overlaps
-it (one binary search); a group is satisfied when all, or ``required``, of its members are
-free; a slot names every free member of every group. At most ``max_results`` slots, in
-time order.
+the multiples of ``interval`` (counted from the epoch, so 15 minutes gives :00, :15, ... of
+every UTC hour) inside each query period while a whole ``duration`` fits in the period; a
+member is free for a candidate when none of their merged busy intervals overlaps it (one
+binary search); a group is satisfied when all, or ``required``, of its members are free;
+the question when every group is; a slot names every free member of every group. Slots
+(Cronofy's ``response_format: "slots"``, unlike ``overlapping_slots``) do not overlap: after
+a slot, the next candidate is the first grid point at or after its end. At most
+``max_results`` slots, in time order.
 """
 
 from __future__ import annotations
@@ -57,16 +59,20 @@ def slots(question: Question, busy: Mapping[str, Iterable[Interval]]) -> list[Sl
     step = int(question.interval.total_seconds())
     length = int(question.duration.total_seconds())
     out: list[Slot] = []
+    free_from = 0  # slots do not overlap: the next one starts after the last one ends
     for period_start, period_end in question.periods:
         low, high = int(period_start.timestamp()), int(period_end.timestamp())
-        start = -(-low // step) * step
+        start = -(-max(low, free_from) // step) * step
         while start + length <= high:
             named = _named(question, free, start, start + length)
-            if named is not None:
-                out.append((start, start + length, named))
-                if len(out) == question.max_results:
-                    return out
-            start += step
+            if named is None:
+                start += step
+                continue
+            out.append((start, start + length, named))
+            if len(out) == question.max_results:
+                return out
+            free_from = start + length
+            start = -(-free_from // step) * step
     return out
 
 
