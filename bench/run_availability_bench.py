@@ -74,7 +74,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=500, help="POST /v1/availability")
     p.add_argument("--warmup", type=int, default=30, help="untimed rounds of each method")
     p.add_argument("--free-busy-rounds", type=int, default=40)
-    p.add_argument("--radicale-rounds", type=int, default=10)
+    p.add_argument("--radicale-rounds", type=int, default=6)
     p.add_argument("--google-rounds", type=int, default=40)
     p.add_argument("--profile", action="store_true", help="py-spy the API process")
     p.add_argument("--profile-rounds", type=int, default=1500)
