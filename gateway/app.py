@@ -31,6 +31,7 @@ from providers.outbound import OutboundPolicy
 from providers.registry import ProviderOptions, build_settings
 
 from .api import (
+    availability,
     batch,
     calendars,
     channels,
@@ -56,6 +57,7 @@ from .api.errors import (
     unauthorized,
 )
 from .api.guard import InputGuard
+from .domain.availability.managed import NoRules
 from .domain.event_notices import event_unsealer
 from .domain.opener import ProfileOpener
 from .domain.sealing import DataKeys
@@ -69,6 +71,7 @@ from .persistence.wakeups import Wakeups
 from .secrets import SecretStore, SecretStoreUnavailable, open_secret_store
 from .services.accounts import AccountService
 from .services.application_calendars import ApplicationCalendars
+from .services.availability import AvailabilityService
 from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
@@ -133,6 +136,7 @@ class Gateway:
     inbound: InboundToken | None = None  # the secret of the inbound-mail webhook
     relinks: RelinkLinks | None = None  # signs profile_relink_url
     resources: ResourceService | None = None  # the organisation's rooms, asked upstream
+    availability: AvailabilityService | None = None  # POST /v1/availability, from the mirror
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
@@ -201,7 +205,8 @@ class Gateway:
                    apps, push, signing, channel_service, CalendarService(engine, store, options),
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
-                   relinks, ResourceService(engine, opener))
+                   relinks, ResourceService(engine, opener),
+                   availability=AvailabilityService(engine, keys_cache, NoRules()))
 
     def find_app(self, client_id: str) -> AppInfo | None:
         """A client app as the permissions page presents it."""
@@ -368,6 +373,7 @@ def _api_routes(gateway: Gateway, authenticate: Authenticator,
         *webhooks.routes_for(gateway.push, wake),
         *channels.routes_for(authenticate, gateway.channels, wake),
         *_invite_routes(gateway),
+        *_availability_routes(gateway, authenticate),
     ]
 
 
@@ -384,20 +390,33 @@ def _permission_routes(gateway: Gateway, authenticate: Authenticator) -> list[Ro
                                   gateway.settings.issuer)
 
 
-def _invite_routes(gateway: Gateway) -> list[Route]:
-    """Smart Invites: app-level calls authenticated by the client secret, and the
-    inbound-mail webhook."""
-    if gateway.invites is None or gateway.inbound is None:
-        return []
+def _client_secret_auth(gateway: Gateway) -> ClientSecretAuth:
+    """App-level calls: the client app's secret as a bearer token."""
     registry = gateway.oauth.registry
 
     def find_client(secret: str) -> str | None:
         client = registry.find_by_secret(secret)
         return None if client is None else client.client_id
 
-    authenticate = ClientSecretAuth(find_client, gateway.oauth.server.throttle)
-    return smart_invites.routes_for(authenticate, gateway.invites, gateway.inbound,
-                                    gateway.wake_workers)
+    return ClientSecretAuth(find_client, gateway.oauth.server.throttle)
+
+
+def _invite_routes(gateway: Gateway) -> list[Route]:
+    """Smart Invites: app-level calls authenticated by the client secret, and the
+    inbound-mail webhook."""
+    if gateway.invites is None or gateway.inbound is None:
+        return []
+    return smart_invites.routes_for(_client_secret_auth(gateway), gateway.invites,
+                                    gateway.inbound, gateway.wake_workers)
+
+
+def _availability_routes(gateway: Gateway, authenticate: Authenticator) -> list[Route]:
+    """Availability: an access token for its own account, or the client secret for any of
+    the app's accounts."""
+    if gateway.availability is None:
+        return []
+    return availability.routes_for(authenticate, _client_secret_auth(gateway),
+                                   gateway.availability)
 
 
 async def _housekeeping(gateway: Gateway, every: float = 60.0) -> None:

@@ -105,6 +105,10 @@ def text_of(event: Event) -> EventText:
         conference_name=(event.conference_name or None) if event.meeting_url else None)
 
 
+# Answers that change whether an invitation makes its owner busy (availability).
+BUSY_ANSWERS = frozenset({"declined", "tentative"})
+
+
 def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
                ) -> dict[str, Any]:
     text = text_of(event) if policy.keeps_text(event) else None
@@ -119,9 +123,14 @@ def row_values(calendar_id: str, event: Event, policy: Policy, key: bytes | None
         "status": event.status, "transparency": event.transparency,
         "recurring": event.recurring, "private": event.private, "etag": event.etag,
     }
+    # The owner's answer counts in the fingerprint only where it changes busy time, so rows
+    # mirrored before the column existed keep their fingerprints unless they must change.
+    if event.participation_status in BUSY_ANSWERS:
+        values["participation"] = event.participation_status
     stored = text.to_stored() if text is not None else None
     fingerprint = json.dumps([values, stored], default=str, sort_keys=True)
     values["fingerprint"] = hashlib.sha256(fingerprint.encode()).hexdigest()
+    values["participation"] = event.participation_status
     values["sealed"] = None
     if text is not None and key is not None:
         values["sealed"] = seal_text(key, text, f"{calendar_id}|{event.instance_id}")

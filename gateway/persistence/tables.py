@@ -158,6 +158,9 @@ events = Table(
     Column("transparency", String(16), nullable=False),
     Column("recurring", Boolean, nullable=False, default=False),
     Column("private", Boolean, nullable=False, default=False),
+    # The account owner's own answer (accepted, declined, tentative, ...): availability
+    # leaves declined invitations out without unsealing the text. None: not known.
+    Column("participation", String(16), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # None when the scope allows no text
     Column("etag", Text, nullable=True),
     Column("fingerprint", String(64), nullable=False),  # digest of the content: no-op syncs

@@ -45,6 +45,7 @@ class Linked:
     profile_id: str
     upstream: str  # the WORLD account name
     upstream_calendar: str
+    client_secret: str | None = None  # the client app's (app-level calls: availability)
 
     def token(self, scope: str) -> dict[str, str]:
         store = self.gateway.oauth.store
@@ -87,7 +88,7 @@ def link(gateway):
         linked = gateway.accounts.link(client.client_id, PendingAccount(
             "memory", "memory", name, name, path), None, sorted(expand(scope.split())))
         return Linked(gateway, client.client_id, linked.subject, linked.profile_id, name,
-                      next(iter(upstream.calendars)))
+                      next(iter(upstream.calendars)), client.secret)
 
     yield make
     for name in names:

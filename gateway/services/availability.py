@@ -1,0 +1,151 @@
+"""``POST /v1/availability`` answered from the mirror (API.md s8.1): no upstream call.
+
+Busy time is read from the events index (the app's pending writes are already in it: the
+write service puts their desired state there in the same transaction, so a slot just booked
+is busy in the very next answer and a pending delete frees its time). A member whose busy
+time cannot be known (a disconnected or never-synced profile) is never free: they count as
+busy throughout and the answer names them with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import Engine
+
+from ..domain.availability import intervals as iv
+from ..domain.availability.engine import Available, compute, member_free
+from ..domain.availability.explain import Explanation, MemberState, explain
+from ..domain.availability.intervals import Spans
+from ..domain.availability.managed import ManagedAvailability
+from ..domain.availability.query import Member, Query
+from ..domain.sealing import DataKeys
+from .availability_mirror import (
+    MemberRecord,
+    UnknownMember,
+    UnknownMemberCalendar,
+    busy_of,
+    events_of,
+    read_busy_rows,
+    read_members,
+    summaries,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """A member Calgate cannot answer for, and why (Calgate's extension)."""
+
+    sub: str
+    reason: str  # profile_disconnected, profile_not_synced, no_profile, no_calendars
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks: the client app, and for an access token the one account it may name."""
+
+    client_id: str
+    only_subject: str | None = None
+    read_events: bool = False  # the explanation may show event summaries
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The engine's items, the members answered as unavailable, and the explanation."""
+
+    items: list[Available]
+    unavailable: tuple[Unavailable, ...]
+    explanation: Explanation | None = None
+    summaries: Mapping[str, str] | None = None  # event_uid -> summary (read_events only)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    records: dict[str, MemberRecord]
+    rows: dict[str, list[Any]]  # sub -> busy rows
+
+
+class AvailabilityService:
+    """Answers availability queries over the mirror; managed members ask ``managed``."""
+
+    def __init__(self, engine: Engine, keys: DataKeys, managed: ManagedAvailability) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.managed = managed
+
+    async def answer(self, query: Query, caller: Caller, tentative_busy: bool = True
+                     ) -> Answer:
+        """Raises :class:`UnknownMember` / :class:`UnknownMemberCalendar`."""
+        read = await to_thread.run_sync(self._read, query, caller, tentative_busy)
+        windows = {m.sub: await self._windows(query, m) for m in query.members
+                   if m.managed_availability}
+        free: dict[str, Spans] = {}
+        for member in query.members:
+            record = read.records[member.sub]
+            if record.unavailable is not None:
+                free[member.sub] = []
+                continue
+            free[member.sub] = member_free(query, member, busy_of(read.rows[member.sub],
+                                                                  record),
+                                           windows.get(member.sub))
+        unavailable = tuple(Unavailable(r.sub, r.unavailable, r.profile_id)
+                            for r in read.records.values() if r.unavailable is not None)
+        answer = Answer(compute(query, free), unavailable)
+        if query.explain_at is None:
+            return answer
+        return await to_thread.run_sync(self._explained, answer, query, caller, read,
+                                         windows, tentative_busy)
+
+    def _read(self, query: Query, caller: Caller, tentative_busy: bool) -> _Read:
+        start, end = _reach(query)
+        with self.engine.connect() as conn:
+            records = read_members(conn, query.members, caller.client_id,
+                                   caller.only_subject)
+            rows = {sub: read_busy_rows(conn, r.calendars, start, end, tentative_busy)
+                    if r.unavailable is None else [] for sub, r in records.items()}
+        return _Read(records, rows)
+
+    async def _windows(self, query: Query, member: Member) -> Spans:
+        start, end = query.window
+        if query.explain_at is not None:
+            start = min(start, query.explain_at)
+            end = max(end, query.explain_at + query.duration)
+        got = await self.managed.intervals(member.sub, iv.moment(start), iv.moment(end),
+                                           member.availability_rule_ids)
+        return iv.normalise((iv.seconds(s), iv.seconds(e)) for s, e in got)
+
+    def _explained(self, answer: Answer, query: Query, caller: Caller, read: _Read,
+                   windows: dict[str, Spans], tentative_busy: bool) -> Answer:
+        assert query.explain_at is not None
+        states = {sub: MemberState(next(m for m in query.members if m.sub == sub), r.zone,
+                                   events_of(read.rows[sub], r), windows.get(sub),
+                                   r.unavailable) for sub, r in read.records.items()}
+        why = explain(query, states, query.explain_at, tentative_busy)
+        texts: dict[str, str] | None = None
+        if caller.read_events and caller.only_subject is not None:
+            wanted = [(o.event.calendar_id, o.event.event_uid) for _, found in why.members
+                      for o in found if o.event is not None]
+            with self.engine.connect() as conn:
+                texts = summaries(conn, self.keys, caller.only_subject, wanted)
+        return Answer(answer.items, answer.unavailable, why, texts)
+
+
+def _reach(query: Query) -> tuple[Any, Any]:
+    """The stretch of time whose busy rows can matter: the query periods (and the explained
+    start) widened by the buffers."""
+    start, end = query.window
+    if query.explain_at is not None:
+        start = min(start, query.explain_at)
+        end = max(end, query.explain_at + query.duration)
+    before, after = query.buffer.before, query.buffer.after
+    return (iv.moment(start) - timedelta(seconds=before),
+            iv.moment(end) + timedelta(seconds=after))
+
+
+__all__ = ["Answer", "AvailabilityService", "Caller", "Unavailable", "UnknownMember",
+           "UnknownMemberCalendar"]

@@ -1,0 +1,179 @@
+"""What an availability answer reads from the mirror: members, their calendars, busy rows.
+
+Only plaintext columns (times, status, transparency, the owner's answer) on the events
+index; event text is unsealed only for an explanation the token may read events for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, or_, select
+
+from ..domain.availability import intervals as iv
+from ..domain.availability.busy import BusyEvent, local_midnight
+from ..domain.availability.intervals import Spans
+from ..domain.availability.query import Member
+from ..domain.sealing import DataKeys, unseal_text
+from ..persistence.tables import MAX_SPAN_SECONDS, accounts, calendars, events, profiles
+
+ALL_DAY_SLACK = timedelta(days=1)  # all-day rows are midnight UTC; local days differ by <1 day
+UTC_ZONE = ZoneInfo("Etc/UTC")
+
+
+class UnknownMember(LookupError):
+    """A member the caller may not ask about (unknown, another app's, or not the token's)."""
+
+    def __init__(self, sub: str) -> None:
+        super().__init__(sub)
+        self.sub = sub
+
+
+class UnknownMemberCalendar(LookupError):
+    """A member's ``calendar_ids`` names a calendar that is not one of theirs."""
+
+    def __init__(self, sub: str, calendar_id: str) -> None:
+        super().__init__(calendar_id)
+        self.sub = sub
+        self.calendar_id = calendar_id
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A member as the mirror knows them: zone, the calendars that count, and whether
+    their busy time can be answered for at all (``unavailable``: why not)."""
+
+    sub: str
+    zone: ZoneInfo
+    calendars: dict[str, ZoneInfo | None]  # calendar id -> its own zone, if any
+    unavailable: str | None = None
+    profile_id: str | None = None  # the profile that makes the member unavailable
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def read_members(conn: Connection, members: Sequence[Member], client_id: str,
+                 only_subject: str | None) -> dict[str, MemberRecord]:
+    """Each member's record; :class:`UnknownMember` for one the caller may not name."""
+    subs = [m.sub for m in members]
+    owners = {r.id: r for r in conn.execute(
+        select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid)
+        .where(accounts.c.id.in_(subs)))}
+    for sub in subs:
+        row = owners.get(sub)
+        if row is None or row.client_id != client_id or only_subject not in (None, sub):
+            raise UnknownMember(sub)
+    cals = conn.execute(
+        select(calendars.c.id, calendars.c.tzid, calendars.c.deleted, profiles.c.id.label(
+            "profile_id"), profiles.c.account_id, profiles.c.connected,
+            profiles.c.initial_sync_required)
+        .join(profiles, profiles.c.id == calendars.c.profile_id)
+        .where(profiles.c.account_id.in_(subs))).all()
+    states = conn.execute(
+        select(profiles.c.id, profiles.c.account_id, profiles.c.connected,
+               profiles.c.initial_sync_required)
+        .where(profiles.c.account_id.in_(subs))).all()
+    return {m.sub: _record(m, owners[m.sub].default_tzid,
+                           [c for c in cals if c.account_id == m.sub],
+                           [p for p in states if p.account_id == m.sub]) for m in members}
+
+
+def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
+            ) -> MemberRecord:
+    zone = _zone(tzid) or UTC_ZONE
+    mine = {c.id: c for c in cals}
+    for calendar_id in member.calendar_ids:
+        if calendar_id not in mine or mine[calendar_id].deleted:
+            raise UnknownMemberCalendar(member.sub, calendar_id)
+    chosen = [mine[c] for c in member.calendar_ids] if member.calendar_ids else [
+        c for c in cals if not c.deleted]
+    counted = {c.id: _zone(c.tzid) for c in chosen}
+    if not states:
+        return MemberRecord(member.sub, zone, counted, "no_profile")
+    # The profiles whose calendars count (all of them when the member names none).
+    used = {c.profile_id for c in chosen} if member.calendar_ids else {p.id for p in states}
+    for profile in sorted((p for p in states if p.id in used), key=lambda p: p.id):
+        if not profile.connected:
+            return MemberRecord(member.sub, zone, counted, "profile_disconnected", profile.id)
+        if profile.initial_sync_required:
+            return MemberRecord(member.sub, zone, counted, "profile_not_synced", profile.id)
+    if not counted:
+        return MemberRecord(member.sub, zone, counted, "no_calendars")
+    return MemberRecord(member.sub, zone, counted)
+
+
+def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetime,
+                   end: datetime, tentative_busy: bool) -> list[Any]:
+    """Rows that make their owner busy and touch ``[start, end)`` (all-day rows with a
+    day's slack). The rules are those of ``busy.counts``, applied in SQL."""
+    ids = list(calendar_ids)
+    if not ids:
+        return []
+    low, high = start - ALL_DAY_SLACK, end + ALL_DAY_SLACK
+    where = [events.c.calendar_id.in_(ids), events.c.deleted.is_(False),
+             events.c.start_at < high, events.c.end_at > low,
+             events.c.status != "cancelled", events.c.transparency != "transparent",
+             or_(events.c.participation.is_(None), events.c.participation != "declined")]
+    longest = conn.execute(select(calendars.c.max_event_seconds).where(
+        calendars.c.id.in_(ids))).scalars().all()
+    if longest and None not in longest and max(longest) < MAX_SPAN_SECONDS:
+        where.append(events.c.start_at >= low - timedelta(seconds=int(max(longest))))
+    if not tentative_busy:
+        where += [events.c.status != "tentative", or_(
+            events.c.participation.is_(None), events.c.participation != "tentative")]
+    return list(conn.execute(select(
+        events.c.calendar_id, events.c.event_uid, events.c.instance_id, events.c.start_at,
+        events.c.end_at, events.c.all_day, events.c.status, events.c.transparency,
+        events.c.participation, events.c.managed_key).where(*where)).all())
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def busy_of(rows: Iterable[Any], record: MemberRecord) -> Spans:
+    """The member's busy set from their rows (as ``busy.span_of`` would give it)."""
+    spans: list[tuple[int, int]] = []
+    for r in rows:
+        if r.all_day:
+            zone = record.calendars.get(r.calendar_id) or record.zone
+            spans.append((local_midnight(r.start_at.date(), zone),
+                          local_midnight(r.end_at.date(), zone)))
+        else:
+            spans.append((iv.seconds(_aware(r.start_at)), iv.seconds(_aware(r.end_at))))
+    return iv.normalise(spans)
+
+
+def events_of(rows: Iterable[Any], record: MemberRecord) -> list[BusyEvent]:
+    """The rows as :class:`BusyEvent` values (for an explanation)."""
+    return [BusyEvent(r.calendar_id, r.event_uid, _aware(r.start_at), _aware(r.end_at),
+                      bool(r.all_day), r.status, r.transparency, r.participation,
+                      r.managed_key is not None, record.calendars.get(r.calendar_id))
+            for r in rows]
+
+
+def summaries(conn: Connection, keys: DataKeys, account_id: str,
+              wanted: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """event_uid -> summary for ``(calendar_id, event_uid)`` pairs, where text is kept."""
+    key = keys.key(account_id)
+    if key is None or not wanted:
+        return {}
+    rows = conn.execute(select(events.c.calendar_id, events.c.event_uid,
+                               events.c.instance_id, events.c.sealed).where(
+        events.c.event_uid.in_([uid for _, uid in wanted]))).all()
+    pairs = set(wanted)
+    out: dict[str, str] = {}
+    for r in rows:
+        if (r.calendar_id, r.event_uid) in pairs and r.sealed is not None:
+            text = unseal_text(key, r.sealed, f"{r.calendar_id}|{r.instance_id}")
+            out[r.event_uid] = text.summary or ""
+    return out

@@ -1,0 +1,245 @@
+"""POST /v1/availability over the mirror (API.md s8.1), on both databases: Cronofy's shapes,
+both kinds of bearer, the busy rules, pending writes, unavailable members, limits, explain."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from providers.memory.provider import WORLD
+from tests.integration.test_read_your_writes import apply_writes
+from tests.support.linked import Linked, hour
+
+PATH = "/v1/availability"
+
+
+def z(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def app(member: Linked) -> dict[str, str]:
+    return {"Authorization": f"Bearer {member.client_secret}"}
+
+
+def ask(http, headers, subs, start, end, **extra):
+    """A one-group question over [start, end) for 60 minutes."""
+    body = {"participants": [{"members": [{"sub": s} for s in subs], "required": "all"}],
+            "required_duration": {"minutes": 60},
+            "query_periods": [{"start": z(start), "end": z(end)}]} | extra
+    return http.post(PATH, headers=headers, json=body)
+
+
+def periods(r) -> list[tuple[str, str, list[str]]]:
+    assert r.status_code == 200, r.text
+    return [(p["start"], p["end"], [x["sub"] for x in p["participants"]])
+            for p in r.json()["available_periods"]]
+
+
+def test_two_members_periods_and_slots_by_client_secret(http, link):
+    a, b = link(), link()
+    a.put("a1", hour(26), hour(27))
+    b.put("b1", hour(28), hour(29))
+    a.sync()
+    b.sync()
+    r = ask(http, app(a), [a.subject, b.subject], hour(24), hour(32))
+    assert periods(r) == [(z(hour(24)), z(hour(26)), [a.subject, b.subject]),
+                          (z(hour(27)), z(hour(28)), [a.subject, b.subject]),
+                          (z(hour(29)), z(hour(32)), [a.subject, b.subject])]
+    r = ask(http, app(a), [a.subject, b.subject], hour(24), hour(32),
+            response_format="slots", start_interval={"minutes": 30})
+    slots = r.json()["available_slots"]
+    assert [s["start"] for s in slots] == [z(hour(h)) for h in (24, 25, 27, 29, 30, 31)]
+    assert all(s["participants"] == [{"sub": a.subject}, {"sub": b.subject}] for s in slots)
+
+
+def test_one_of_two_lists_who_is_free(http, link):
+    a, b = link(), link()
+    a.put("a1", hour(24), hour(30))
+    a.sync()
+    b.sync()
+    body = {"participants": [{"members": [{"sub": a.subject}, {"sub": b.subject}],
+                              "required": 1}],
+            "required_duration": {"minutes": 60}, "response_format": "overlapping_slots",
+            "start_interval": {"minutes": 15},
+            "query_periods": [{"start": z(hour(29)), "end": z(hour(31))}]}
+    slots = http.post(PATH, headers=app(a), json=body).json()["available_slots"]
+    assert [(s["start"], [p["sub"] for p in s["participants"]]) for s in slots] == [
+        (z(hour(29)), [b.subject]), (z(hour(29) + timedelta(minutes=15)), [b.subject]),
+        (z(hour(29) + timedelta(minutes=30)), [b.subject]),
+        (z(hour(29) + timedelta(minutes=45)), [b.subject]), (z(hour(30)), [a.subject, b.subject])]
+
+
+def test_free_events_declined_invitations_and_tentative(http, link):
+    a = link()
+    a.put("free", hour(24), hour(25), transparency="transparent")
+    a.put("gone", hour(25), hour(26), status="cancelled")
+    a.put("no", hour(26), hour(27), participation_status="declined")
+    a.put("maybe", hour(27), hour(28), participation_status="tentative")
+    a.put("pencil", hour(28), hour(29), status="tentative")
+    a.sync()
+    busy_tentative = ask(http, app(a), [a.subject], hour(24), hour(30))
+    assert periods(busy_tentative) == [(z(hour(24)), z(hour(27)), [a.subject]),
+                                       (z(hour(29)), z(hour(30)), [a.subject])]
+    free_tentative = ask(http, app(a), [a.subject], hour(24), hour(30),
+                         calgate_tentative_busy=False)
+    assert periods(free_tentative) == [(z(hour(24)), z(hour(30)), [a.subject])]
+
+
+def test_buffers_keep_room_around_events(http, link):
+    a = link()
+    a.put("a1", hour(26), hour(27))
+    a.sync()
+    r = ask(http, app(a), [a.subject], hour(24), hour(30),
+            buffer={"before": {"minutes": 30}, "after": {"minimum": {"minutes": 15}}})
+    # A meeting must end 15 minutes before the event and start 30 minutes after it.
+    assert periods(r) == [(z(hour(24)), z(hour(26) - timedelta(minutes=15)), [a.subject]),
+                          (z(hour(27) + timedelta(minutes=30)), z(hour(30)), [a.subject])]
+
+
+def test_all_day_event_fills_the_members_local_day(http, link, gateway):
+    a = link()
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    a.put("holiday", day, day + timedelta(days=1))
+    a.sync()
+    start = datetime.combine(day, datetime.min.time(), UTC) - timedelta(hours=12)
+    r = ask(http, app(a), [a.subject], start, start + timedelta(hours=48))
+    midnight = datetime.combine(day, datetime.min.time(), UTC)
+    assert periods(r) == [(z(start), z(midnight), [a.subject]),
+                          (z(midnight + timedelta(days=1)), z(start + timedelta(hours=48)),
+                           [a.subject])]
+    assert isinstance(day, date)
+
+
+def test_a_booked_slot_vanishes_at_once_and_a_pending_delete_frees_it(http, gateway, link):
+    a = link()
+    a.sync()
+    token = a.token("read_write")
+    before = ask(http, token, [a.subject], hour(24), hour(28))
+    assert periods(before) == [(z(hour(24)), z(hour(28)), [a.subject])]
+    booked = http.post(f"/v1/calendars/{a.calendar_id}/events", headers=token, json={
+        "event_id": "booking", "summary": "Booked", "start": z(hour(25)), "end": z(hour(26))})
+    assert booked.status_code == 202
+    after = ask(http, app(a), [a.subject], hour(24), hour(28))
+    assert periods(after) == [(z(hour(24)), z(hour(25)), [a.subject]),
+                              (z(hour(26)), z(hour(28)), [a.subject])]
+    apply_writes(gateway)
+    r = http.request("DELETE", f"/v1/calendars/{a.calendar_id}/events", headers=token,
+                     json={"event_id": "booking"})
+    assert r.status_code == 202
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == [
+        (z(hour(24)), z(hour(28)), [a.subject])]
+
+
+def test_a_disconnected_member_is_unavailable_with_its_reason(http, link):
+    a, b = link(), link()
+    a.sync()
+    b.sync()
+    WORLD.accounts[b.upstream].password = "changed"
+    engine_error = None
+    try:
+        b.sync()
+    except AssertionError as exc:  # the sync reports the refusal; the profile is marked
+        engine_error = exc
+    assert engine_error is not None
+    r = ask(http, app(a), [a.subject, b.subject], hour(24), hour(28))
+    assert r.json()["available_periods"] == []
+    assert r.json()["calgate_unavailable_members"] == [
+        {"sub": b.subject, "reason": "profile_disconnected", "profile_id": b.profile_id}]
+    body = {"participants": [{"members": [{"sub": a.subject}, {"sub": b.subject}],
+                              "required": 1}],
+            "required_duration": {"minutes": 60},
+            "query_periods": [{"start": z(hour(24)), "end": z(hour(28))}]}
+    one = http.post(PATH, headers=app(a), json=body)
+    assert periods(one) == [(z(hour(24)), z(hour(28)), [a.subject])]
+
+
+def test_an_access_token_sees_only_its_own_account(http, link):
+    a, b = link(), link()
+    a.sync()
+    b.sync()
+    token = a.token("read_free_busy")
+    assert periods(ask(http, token, [a.subject], hour(24), hour(26))) == [
+        (z(hour(24)), z(hour(26)), [a.subject])]
+    r = ask(http, token, [a.subject, b.subject], hour(24), hour(26))
+    assert r.status_code == 422 and "participants.members.sub" in r.json()["errors"]
+    assert ask(http, a.token("list_calendars"), [a.subject], hour(24),
+               hour(26)).status_code == 403
+    assert ask(http, {"Authorization": "Bearer nope"}, [a.subject], hour(24),
+               hour(26)).status_code == 401
+
+
+def test_another_apps_account_is_unknown(http, link, gateway):
+    a = link()
+    from tests.support.oauth import make_client
+
+    other = make_client(gateway)
+    r = ask(http, {"Authorization": f"Bearer {other.secret}"}, [a.subject], hour(24),
+            hour(26))
+    assert r.status_code == 422 and r.json()["errors"]["participants.members.sub"][0][
+        "key"] == "errors.unknown_sub"
+
+
+def _base(sub: str) -> dict:
+    return {"participants": [{"members": [{"sub": sub}], "required": "all"}],
+            "required_duration": {"minutes": 60},
+            "query_periods": [{"start": z(hour(24)), "end": z(hour(26))}]}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"required_duration": []}, "required_duration"),
+    ({"required_duration": {"minutes": 0}}, "required_duration"),
+    ({"required_duration": {"minutes": 1441}}, "required_duration"),
+    ({"query_periods": []}, "query_periods"),
+    ({"query_periods": [{"start": z(hour(24)), "end": z(hour(24 + 24 * 36))}]},
+     "query_periods"),
+    ({"query_periods": [{"start": z(hour(24)), "end": z(hour(25))}] * 51}, "query_periods"),
+    ({"query_periods": [{"start": z(hour(25)), "end": z(hour(24))}]}, "query_periods.end"),
+    ({"query_periods": [{"start": "soon", "end": z(hour(24))}]}, "query_periods.start"),
+    ({"participants": []}, "participants"),
+    ({"participants": [{"members": []}]}, "participants.members"),
+    ({"participants": [{"members": [{"sub": "x"}], "required": 2}]},
+     "participants.required"),
+    ({"participants": [{"members": [{"sub": "x"}]}] * 11}, "participants"),
+    ({"participants": [{"members": [{"sub": f"acc_{i}"} for i in range(11)]}]},
+     "participants.members"),
+    ({"participants": [{"members": [{"nosub": 1}]}]}, "participants.members.sub"),
+    ({"start_interval": {"minutes": 7}}, "start_interval"),
+    ({"buffer": {"before": {"minutes": -1}}}, "buffer.before"),
+    ({"buffer": {"after": {"minimum": {"minutes": 30}, "maximum": {"minutes": 10}}}},
+     "buffer.after.maximum"),
+    ({"response_format": "blocks"}, "response_format"),
+    ({"max_results": 513}, "max_results"),
+    ({"max_results": 0}, "max_results"),
+    ({"explain": True}, "explain_at"),
+    ({"participants": [{"members": [{"sub": "acc_nobody"}]}]}, "participants.members.sub"),
+])
+def test_each_limit_is_a_422_naming_the_field(http, link, change, field):
+    a = link()
+    r = http.post(PATH, headers=app(a), json=_base(a.subject) | change)
+    assert r.status_code == 422, r.text
+    assert list(r.json()["errors"]) == [field]
+
+
+def test_explain_names_the_busy_calendar_and_hides_text_without_read_events(http, link):
+    a, b = link(), link()
+    a.put("a1", hour(25), hour(26), summary="Dentist")
+    a.sync()
+    b.sync()
+    extra = {"explain": True, "explain_at": z(hour(25))}
+    r = ask(http, app(a), [a.subject, b.subject], hour(24), hour(28), **extra)
+    why = r.json()["calgate_explanation"]
+    assert why["bookable"] is False and why["groups"] == [{"free": 1, "required": 2}]
+    reasons = {m["sub"]: m["reasons"] for m in why["members"]}
+    assert reasons[b.subject] == []
+    (busy,) = reasons[a.subject]
+    assert busy["reason"] == "busy" and busy["calendar_id"] == a.calendar_id
+    assert busy["event_uid"].startswith("evt_") and "summary" not in busy
+    own = ask(http, a.token("read_events"), [a.subject], hour(24), hour(28), **extra)
+    (busy,) = own.json()["calgate_explanation"]["members"][0]["reasons"]
+    assert busy["summary"] == "Dentist"
+    later = ask(http, a.token("read_free_busy"), [a.subject], hour(24), hour(28),
+                explain=True, explain_at=z(hour(26) + timedelta(minutes=10)),
+                buffer={"before": {"minutes": 30}})
+    (buffer,) = later.json()["calgate_explanation"]["members"][0]["reasons"]
+    assert buffer["reason"] == "buffer_before" and "summary" not in buffer
