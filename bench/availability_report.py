@@ -136,6 +136,9 @@ def _details(result: dict[str, Any]) -> list[str]:
               "number of members, not their cost. The Google emulator runs in the runner's "
               "process (an in-memory store: Google's own latency over the internet is not "
               "in these figures, so the real ratio would be larger)."]
+    lines += ["", "Where the endpoint's time goes, and what to change first: "
+              "[HOTSPOTS-availability.md](HOTSPOTS-availability.md) (from the profile below "
+              "and `bench/availability_costs.py`)."]
     if "profile" in methods:
         lines += ["", "### Profile of `POST /v1/availability` (py-spy, API process)", "",
                   methods["profile"]]
