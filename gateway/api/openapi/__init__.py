@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import account, events, invites, notify, oauth, permissions, resources
+from . import account, availability, events, invites, notify, oauth, permissions, resources
 from .schema import RESPONSES, SCHEMAS, SECURITY_SCHEMES, Json
 
 VERSION = "1"
-AREAS = (oauth, account, events, notify, permissions, invites, resources)
+AREAS = (oauth, account, events, notify, permissions, invites, resources, availability)
 TAGS = [
     {"name": "OAuth", "description": "Tokens for client apps (RFC 6749), Cronofy-shaped."},
     {"name": "Consent pages", "description": "HTML pages the user's browser goes through."},
@@ -26,6 +26,7 @@ TAGS = [
     {"name": "Events", "description": "Reads from the mirror; writes applied upstream."},
     {"name": "Channels", "description": "Change notifications to the app's callback URL."},
     {"name": "Smart Invites", "description": "Invitations by email, answers by inbound mail."},
+    {"name": "Availability", "description": "When people can meet, from the mirror."},
     {"name": "Operations", "description": "Health, readiness, metrics, provider push."},
 ]
 DESCRIPTION = (
