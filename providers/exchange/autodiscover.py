@@ -1,8 +1,18 @@
 """POX Autodiscover (MS-OXDSCLI s3.1.5): find a mailbox's EWS URL from its address, through
-the outbound guard. The candidate URLs follow the order Outlook and exchangelib use without
-an Active Directory SCP: https://<domain>/ then https://autodiscover.<domain>/. (The plain
-http redirect method and SRV records are not tried: both let a network attacker name the
-server.) https://learn.microsoft.com/exchange/client-developer/exchange-web-services/autodiscover-for-exchange"""
+the outbound guard. https://learn.microsoft.com/exchange/client-developer/exchange-web-services/autodiscover-for-exchange
+
+Without an Active Directory SCP (a server outside the domain cannot read one), exchangelib
+tries, in order: (1) https://<domain>/, (2) https://autodiscover.<domain>/, (3) an
+unauthenticated GET of http://autodiscover.<domain>/ whose 302 names an https endpoint,
+(4) the DNS SRV record _autodiscover._tcp.<domain>. exchangelib 5 asks the SOAP
+endpoint (autodiscover.svc, GetUserSettings) at each; Outlook and older exchangelib POST
+the POX request to autodiscover.xml, which Exchange 2016, 2019 and Subscription Edition
+answer as well. What this module covers: steps 1 and 2, in that order, with the POX
+request (tests/integration/test_exchange_provider.py and the e2e Exchange journey find the
+server this way). Not covered, on purpose: step 3 and step 4 let whoever controls plain
+HTTP or DNS on the path name the server the password goes to (Outlook asks the user before
+it follows either), and the SOAP endpoint finds nothing POX does not on these versions.
+A mailbox they would find is linked by typing its EWS URL under "Server address"."""
 
 from __future__ import annotations
 
@@ -13,6 +23,7 @@ from defusedxml import ElementTree as SafeET
 
 from ..errors import NotCalendarServer, ProviderError, Unauthorized, Unreachable
 from ..outbound.requests_adapter import GuardedAdapter
+from .errors import LOCKED_OUT_TEXT, AccountLocked
 
 _PATH = "autodiscover/autodiscover.xml"
 _REQUEST = ('<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.'
@@ -64,6 +75,8 @@ def discover(email: str, auth: requests.auth.AuthBase, timeout: float) -> str:
             except ProviderError as exc:  # the guard refused the address: try the next
                 refused = exc if refused is None or isinstance(refused, Unreachable) else refused
                 continue
+            if answer.status_code == 401 and LOCKED_OUT_TEXT.encode() in answer.content:
+                raise AccountLocked(f"autodiscover at {url}: the account is locked out")
             if answer.status_code == 401:
                 refused = Unauthorized(f"autodiscover at {url} refused the credentials")
                 continue

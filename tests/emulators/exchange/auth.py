@@ -23,6 +23,7 @@ class User:
     password: str
     email: str
     ews_enabled: bool = True
+    locked: bool = False  # the directory locked it out (too many wrong passwords)
 
 
 class Challenge(Exception):
@@ -31,6 +32,12 @@ class Challenge(Exception):
     def __init__(self, *offers: str) -> None:
         super().__init__("unauthenticated")
         self.offers = offers
+
+
+class LockedOut(Exception):
+    """The directory refused a locked-out account's sign-in. IIS answers 401 with the
+    Windows error text ("The referenced account is currently locked out and may not be
+    logged on to."), which is how clients tell it from a wrong password."""
 
 
 class Authenticator:
@@ -65,9 +72,9 @@ class Authenticator:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme == "Basic" and "Basic" in self.schemes:
-            return self._basic(value)
+            return _unless_locked(self._basic(value))
         if scheme == "NTLM" and "NTLM" in self.schemes:
-            return self._ntlm(request.connection, value)
+            return _unless_locked(self._ntlm(request.connection, value))
         raise Challenge(*self.schemes)
 
     def _basic(self, value: str) -> User:
@@ -95,9 +102,16 @@ class Authenticator:
         with self._lock:
             self._contexts.pop(connection, None)
             user = self.users[principal.lower().lstrip("\\")]
-            self._authenticated[connection] = user
+            if not user.locked:  # a locked-out account's connection stays unauthenticated
+                self._authenticated[connection] = user
             self.handshakes += 1
         return user
 
     def cleanup(self) -> None:
         self._dir.cleanup()
+
+
+def _unless_locked(user: User) -> User:
+    if user.locked:
+        raise LockedOut(user.email)
+    return user

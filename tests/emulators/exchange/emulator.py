@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import availability, operations
-from .auth import Authenticator, Challenge, User
+from .auth import Authenticator, Challenge, LockedOut, User
 from .mailbox import Folder, Item, Mailbox
 from .server import DROP, Request, Response, Server, TestCA
 from .soap import S, error, fault, local, response
@@ -18,6 +18,9 @@ from .soap import S, error, fault, local, response
 EWS_PATH = "/ews/exchange.asmx"
 POX_PATH = "/autodiscover/autodiscover.xml"
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
+# IIS's 401 page for a locked-out Windows account carries the system's error text.
+LOCKED_OUT_PAGE = (b"<html><body><h1>401 - Unauthorized</h1><p>The referenced account is "
+                   b"currently locked out and may not be logged on to.</p></body></html>")
 _OPERATIONS: dict[str, Callable[..., bytes]] = {
     "GetFolder": operations.get_folder, "FindFolder": operations.find_folder,
     "FindItem": operations.find_item, "GetItem": operations.get_item,
@@ -71,8 +74,11 @@ class ExchangeEmulator:
         return f"https://{host}{port}/EWS/Exchange.asmx"
 
     def add_user(self, email: str, password: str, *, domain: str = "CONTOSO",
-                 login: str | None = None, ews_enabled: bool = True) -> Mailbox:
-        user = User(domain, login or email.partition("@")[0], password, email, ews_enabled)
+                 login: str | None = None, ews_enabled: bool = True,
+                 locked: bool = False) -> Mailbox:
+        """``locked``: the directory has locked the account out (every sign-in fails)."""
+        user = User(domain, login or email.partition("@")[0], password, email, ews_enabled,
+                    locked)
         self.auth.add(user)
         box = self.mailboxes.setdefault(email.lower(), Mailbox(email))
         return box
@@ -150,8 +156,11 @@ class ExchangeEmulator:
             master.series.moved[original] = (start, end)
             box.update(master)
 
-    def invite(self, email: str, item_id: str, organizer: str, **texts: str) -> Item:
-        """A meeting ``organizer`` invited ``email`` to, not answered yet."""
+    def invite(self, email: str, item_id: str, organizer: str,
+               weekly_in: str | None = None, **texts: str) -> Item:
+        """A meeting ``organizer`` invited ``email`` to, not answered yet; ``weekly_in``
+        (an IANA zone) makes it a weekly series repeating in that zone."""
+        from .mailbox import Series
         from .soap import t
 
         item = self.add_item(email, item_id, None, MyResponseType="NoResponseReceived",
@@ -162,6 +171,8 @@ class ExchangeEmulator:
             ET.SubElement(box, t("EmailAddress")).text = organizer
             ET.SubElement(box, t("RoutingType")).text = "SMTP"
             item.fields["Organizer"] = holder
+            if weekly_in is not None:
+                item.series = Series(weekly_in)
         return item
 
     def remove(self, email: str, item_id: str) -> None:
@@ -190,6 +201,8 @@ class ExchangeEmulator:
             user = self.auth.identify(request)
         except Challenge as challenge:
             return Response(401, headers={"WWW-Authenticate": ", ".join(challenge.offers)})
+        except LockedOut:
+            return Response(401, LOCKED_OUT_PAGE, {"Content-Type": "text/html"})
         if path == POX_PATH:
             return self._autodiscover(user, request)
         if not user.ews_enabled:  # Set-CASMailbox -EwsEnabled $false: IIS answers 403
