@@ -59,12 +59,16 @@ def test_the_derived_lists():
 
 def test_an_upstream_that_keeps_its_grant_says_where_to_remove_it():
     """Graph cannot revoke a delegated grant: each Microsoft entry declares where its kind
-    of account removes the app; providers whose grant Calgate gives back declare nothing."""
+    of account removes the app; Exchange holds no grant and says nothing is revoked there;
+    providers whose grant Calgate gives back declare nothing."""
     assert "https://myapps.microsoft.com" in get_entry("office365").remove_access_note()
     assert "https://account.live.com/consent/Manage" in \
         get_entry("live_connect").remove_access_note()
+    assert "nothing is changed on your Exchange server" in \
+        get_entry("exchange").remove_access_note()
     assert {e.name for e in entries() if e.remove_access_note()} == {"office365",
-                                                                       "live_connect"}
+                                                                       "live_connect",
+                                                                       "exchange"}
 
 
 def test_a_push_parser_and_a_meeting_recogniser_come_from_the_entry():
