@@ -1,6 +1,8 @@
-"""Who is calling: NTLM through pyspnego's real acceptor (per TCP connection, as IIS does)
-and Basic. Users are ``DOMAIN\\user`` logins with a password and a mailbox address; the
-acceptor reads them from the file named by ``NTLM_USER_FILE`` (``DOMAIN:USER:PASSWORD``)."""
+"""Who is calling: NTLM through pyspnego's real acceptor (per TCP connection, as IIS does),
+Basic, and OAuth bearer tokens (hybrid modern authentication: a token Microsoft's identity
+platform issued for this server's EWS resource, checked by the ``bearer`` verifier). Users
+are ``DOMAIN\\user`` logins with a password and a mailbox address; the acceptor reads them
+from the file named by ``NTLM_USER_FILE`` (``DOMAIN:USER:PASSWORD``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +44,15 @@ class LockedOut(Exception):
 
 
 class Authenticator:
-    """NTLM and Basic over one user table; ``schemes`` limits what the server offers."""
+    """NTLM, Basic and Bearer over one user table; ``schemes`` limits what the server
+    offers. ``bearer`` maps a token to the address it was issued for (None: not valid for
+    this server)."""
 
-    def __init__(self, schemes: tuple[str, ...] = ("NTLM", "Basic")) -> None:
+    def __init__(self, schemes: tuple[str, ...] = ("NTLM", "Basic"),
+                 bearer: Callable[[str], str | None] | None = None) -> None:
         self.schemes = schemes
+        self.bearer = bearer
+        self.bearer_requests = 0
         self.users: dict[str, User] = {}  # lower-case "domain\\login" and email -> user
         self._lock = threading.Lock()
         self._contexts: dict[int, spnego.ContextProxy] = {}
@@ -75,7 +83,19 @@ class Authenticator:
             return _unless_locked(self._basic(value))
         if scheme == "NTLM" and "NTLM" in self.schemes:
             return _unless_locked(self._ntlm(request.connection, value))
+        if scheme == "Bearer" and "Bearer" in self.schemes and self.bearer is not None:
+            return _unless_locked(self._token(value))
         raise Challenge(*self.schemes)
+
+    def _token(self, value: str) -> User:
+        """A bearer token authenticates its own request only (not the connection)."""
+        email = self.bearer(value) if self.bearer is not None else None
+        user = self.users.get((email or "").lower())
+        if user is None:
+            raise Challenge('Bearer error="invalid_token"')
+        with self._lock:
+            self.bearer_requests += 1
+        return user
 
     def _basic(self, value: str) -> User:
         login, _, password = base64.b64decode(value).decode().partition(":")

@@ -42,9 +42,10 @@ class ExchangeEmulator:
     host names the certificate carries (tests resolve them to 127.0.0.1)."""
 
     def __init__(self, names: tuple[str, ...] = (), schemes: tuple[str, ...] = (
-            "NTLM", "Basic"), bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+            "NTLM", "Basic"), bind: tuple[str, int] = ("127.0.0.1", 0),
+                 bearer: Callable[[str], str | None] | None = None) -> None:
         self.ca = TestCA(names)
-        self.auth = Authenticator(schemes)
+        self.auth = Authenticator(schemes, bearer)
         self.mailboxes: dict[str, Mailbox] = {}
         self.faults = Faults()
         self.operations: list[str] = []  # every SOAP operation, in order
