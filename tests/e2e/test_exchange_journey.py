@@ -243,12 +243,15 @@ def test_each_failure_has_its_own_words_on_the_form_and_nothing_is_stored(
                                  scopes=FULL.split(), legacy_no_pkce=True)
     link = sdk(server, app).user_auth_link(callback.url, scope=FULL, state="ex")
     before = _snapshot(server)
-    page = consent_http.connect_refused(link, server.url, "exchange", fields)
+    page, switched = consent_http.connect_refused(link, server.url, "exchange", fields)
     assert str(escape(words)) in page, page
     # The form keeps what was typed, bar the password.
     assert f'value="{escape(fields["email"])}"' in page
     assert f'value="{escape(fields["password"])}"' not in page
-    # Only the Online mailbox is offered the way it can be linked: Microsoft 365.
-    assert ('id="switch-provider"' in page) == (words == linking.ONLINE)
+    # Only the Online mailbox is offered the way it can be linked: Microsoft 365's step.
+    if words == linking.ONLINE:
+        assert switched is not None and "Connect Microsoft 365" in switched, switched
+    else:
+        assert switched is None and 'id="switch-provider"' not in page
     assert _snapshot(server) == before
     assert callback.queries == []
