@@ -17,6 +17,7 @@ from .soap import S, error, fault, local, response
 
 EWS_PATH = "/ews/exchange.asmx"
 POX_PATH = "/autodiscover/autodiscover.xml"
+SOAP_AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
 # IIS's 401 page for a locked-out Windows account carries the system's error text.
 LOCKED_OUT_PAGE = (b"<html><body><h1>401 - Unauthorized</h1><p>The referenced account is "
@@ -50,6 +51,8 @@ class ExchangeEmulator:
         self.faults = Faults()
         self.operations: list[str] = []  # every SOAP operation, in order
         self.autodiscover_enabled = True
+        self.pox_enabled = True  # False: the POX endpoint answers 404, SOAP still answers
+        self.autodiscover_asked: list[str] = []  # the Autodiscover paths asked, in order
         self._lock = threading.Lock()
         try:
             self.server = Server(self._app, self.ca, bind)
@@ -196,7 +199,7 @@ class ExchangeEmulator:
 
     def _app(self, request: Request) -> Response:
         path = request.path.lower()
-        if path not in (EWS_PATH, POX_PATH) or request.method != "POST":
+        if path not in (EWS_PATH, POX_PATH, SOAP_AUTODISCOVER_PATH) or request.method != "POST":
             return Response(404)
         try:
             user = self.auth.identify(request)
@@ -204,19 +207,21 @@ class ExchangeEmulator:
             return Response(401, headers={"WWW-Authenticate": ", ".join(challenge.offers)})
         except LockedOut:
             return Response(401, LOCKED_OUT_PAGE, {"Content-Type": "text/html"})
-        if path == POX_PATH:
-            return self._autodiscover(user, request)
+        if path in (POX_PATH, SOAP_AUTODISCOVER_PATH):
+            return self._autodiscover(user, request, path)
         if not user.ews_enabled:  # Set-CASMailbox -EwsEnabled $false: IIS answers 403
             return Response(403, b"", {})
         return self._soap(user, request)
 
-    def _autodiscover(self, user: User, request: Request) -> Response:
-        if not self.autodiscover_enabled:
+    def _autodiscover(self, user: User, request: Request, path: str) -> Response:
+        self.autodiscover_asked.append(path)
+        if not self.autodiscover_enabled or (path == POX_PATH and not self.pox_enabled):
             return Response(404)
-        from .autodiscover import pox_answer
+        from .autodiscover import pox_answer, soap_answer
 
         host = request.headers.get("host", "127.0.0.1").partition(":")[0]
-        return Response(200, pox_answer(user, request, self.ews_url(host)), _XML)
+        answer = pox_answer if path == POX_PATH else soap_answer
+        return Response(200, answer(user, request, self.ews_url(host)), _XML)
 
     def _soap(self, user: User, request: Request) -> Response:
         try:
