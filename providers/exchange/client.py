@@ -9,6 +9,7 @@ import contextlib
 import logging
 import threading
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from exchangelib import (
 from exchangelib.protocol import BaseProtocol, Protocol
 from requests_ntlm import HttpNtlmAuth
 
+from ..errors import Unauthorized
 from ..outbound import OutboundPolicy
 from ..outbound.requests_adapter import GuardedAdapter, guarded
 from . import autodiscover
@@ -96,6 +98,12 @@ class Connection:
     timeout: float = 30.0
 
 
+class TokenSource(typing.Protocol):
+    """An OAuth access token for the mailbox (``fresh``: refreshed now, not the cache's)."""
+
+    def __call__(self, fresh: bool = False) -> Awaitable[str]: ...
+
+
 _AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}
 _DISCOVERED: dict[str, str] = {}  # email -> EWS URL autodiscover found (this process)
 
@@ -105,7 +113,7 @@ class EwsClient:
     and translates its failures."""
 
     def __init__(self, connection: Connection, policy: OutboundPolicy,
-                 tokens: Callable[[], Awaitable[str]] | None = None) -> None:
+                 tokens: TokenSource | None = None) -> None:
         register_fields()
         self.connection = connection
         self.policy = policy
@@ -114,12 +122,27 @@ class EwsClient:
         self._account: Account | None = None
 
     async def run(self, call: Callable[[Account], T]) -> T:
-        if self.tokens is not None:
-            token = await self.tokens()
-            if token != self._token:  # refreshed: the next session carries the new one
-                self.close()
-                self._token = token
+        await self._use_token(fresh=False)
+        try:
+            return await self._run(call)
+        except Unauthorized:
+            if self.tokens is None:
+                raise
+            # Exchange refused a token before its time (a revoked session, clock skew): one
+            # more try with a token refreshed now (a 401 applied nothing); a second refusal
+            # stands, and the profile is relinked.
+            await self._use_token(fresh=True)
+            return await self._run(call)
 
+    async def _use_token(self, fresh: bool) -> None:
+        if self.tokens is None:
+            return
+        token = await self.tokens(fresh)
+        if token != self._token:  # refreshed: the next session carries the new one
+            self.close()
+            self._token = token
+
+    async def _run(self, call: Callable[[Account], T]) -> T:
         def work() -> T:
             try:
                 return call(self.account())

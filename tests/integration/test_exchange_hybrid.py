@@ -134,3 +134,15 @@ def test_a_hybrid_mailbox_links_with_microsoft_sign_in_and_syncs_with_bearer_tok
     assert [i.text("Subject") for i in ews.items(MAILBOX)] == ["Quarterly review",
                                                                "Mentoring"]
     assert ews.auth.handshakes == 0  # never a password, never NTLM
+
+    # Microsoft ends the access token early (Calgate's cache still holds it): Exchange
+    # refuses it once, the provider refreshes it and the sync goes on; no relink.
+    ms.expire_access_tokens(MAILBOX)
+    refused = ews.auth.bearer_refused
+    ews.add_item(MAILBOX, "later", Subject="Later meeting",
+                 Start=(at + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 End=(at + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    sync(gateway, profile_id)
+    assert ews.auth.bearer_refused == refused + 1
+    read = http.get("/v1/events", headers=headers, params=window).json()["events"]
+    assert "Later meeting" in [e["summary"] for e in read]

@@ -53,6 +53,7 @@ class Authenticator:
         self.schemes = schemes
         self.bearer = bearer
         self.bearer_requests = 0
+        self.bearer_refused = 0
         self.users: dict[str, User] = {}  # lower-case "domain\\login" and email -> user
         self._lock = threading.Lock()
         self._contexts: dict[int, spnego.ContextProxy] = {}
@@ -92,6 +93,8 @@ class Authenticator:
         email = self.bearer(value) if self.bearer is not None else None
         user = self.users.get((email or "").lower())
         if user is None:
+            with self._lock:
+                self.bearer_refused += 1
             raise Challenge('Bearer error="invalid_token"')
         with self._lock:
             self.bearer_requests += 1
