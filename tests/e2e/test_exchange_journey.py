@@ -17,6 +17,7 @@ no new secret."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,8 +40,11 @@ pytestmark = pytest.mark.browser
 FULL = "read_account list_calendars read_events read_free_busy create_event delete_event"
 ADA = "ada@contoso.test"
 PASSWORD = "Passw0rd!"
-ADDRESS = "127.0.14.1"  # this module's own loopback address: 443 is free on it
-NOWHERE = "127.0.14.2"  # nothing listens here: a server that cannot be reached
+# This module's own loopback addresses, one pair per xdist worker (gw0, gw1, ...: each
+# worker that runs some of these tests starts its own emulator on 443 of its address).
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+ADDRESS = f"127.0.14.{2 * _WORKER + 1}"  # the emulator, on 443
+NOWHERE = f"127.0.14.{2 * _WORKER + 2}"  # nothing listens here: an unreachable server
 HOSTS = {"contoso.test": ADDRESS, "autodiscover.contoso.test": ADDRESS,
          "wrongname.contoso.test": ADDRESS,  # not on the emulator's certificate
          "nowhere.test": NOWHERE, "autodiscover.nowhere.test": NOWHERE}

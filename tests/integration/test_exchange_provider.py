@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -37,8 +38,12 @@ UTC = dt.UTC
 ALICE = "alice@contoso.test"
 HOST = "mail.contoso.test"
 WINDOW = TimeWindow(dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2027, 3, 1, tzinfo=UTC))
-NAMES = {HOST: ["127.0.0.1"], "contoso.test": ["127.0.0.3"],
-         "autodiscover.contoso.test": ["127.0.0.3"], "online.contoso.test": ["127.0.0.1"],
+# Where Autodiscover finds contoso.test on 443: a loopback address per xdist worker, so two
+# workers running the autodiscover tests at once do not compete for one address.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+AUTODISCOVER_AT = f"127.0.3.{_WORKER + 1}"
+NAMES = {HOST: ["127.0.0.1"], "contoso.test": [AUTODISCOVER_AT],
+         "autodiscover.contoso.test": [AUTODISCOVER_AT], "online.contoso.test": ["127.0.0.1"],
          "meta.contoso.test": ["169.254.169.254"]}
 
 
@@ -265,9 +270,9 @@ def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password(pox) 
     (GetUserSettings) on the same host."""
     try:  # Autodiscover asks https://contoso.test/ on 443: a loopback address of its own
         emu = ExchangeEmulator(names=("contoso.test", "autodiscover.contoso.test"),
-                               bind=("127.0.0.3", 443)).start()
+                               bind=(AUTODISCOVER_AT, 443)).start()
     except OSError as exc:
-        pytest.skip(f"cannot listen on 127.0.0.3:443 here ({exc})")
+        pytest.skip(f"cannot listen on {AUTODISCOVER_AT}:443 here ({exc})")
     try:
         emu.pox_enabled = pox
         email = "dana@contoso.test" if pox else "sol@contoso.test"  # each autodiscovered
