@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from . import scopes as scope_catalogue
 from .flows import Flow, FlowStore
 from .ports import (
+    ConnectElsewhere,
     ConnectFailed,
     LinkTokenInvalid,
     PendingLink,
@@ -189,7 +190,8 @@ class ConsentScreen:
             secret = {f.name for f in choice.fields if f.kind == "password"} if choice else set()
             typed = {k: v for k, v in values.items() if k not in secret}
             return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed,
-                                            getattr(exc, "provider", None))
+                                            exc.provider if isinstance(
+                                                exc, ConnectElsewhere) else None)
         return await to_thread.run_sync(self._advance, flow, session, pending)
 
     def _advance(self, flow: Flow, session: str, pending: PendingLink) -> Response:
