@@ -146,13 +146,14 @@ class Gateway:
 
     @classmethod
     def build(cls, settings: Settings, *, secrets: SecretStore | None = None,
-              connectors: ConnectorRegistry | None = None) -> Gateway:
+              connectors: ConnectorRegistry | None = None,
+              options: ProviderOptions | None = None) -> Gateway:
         engine = make_engine(settings.effective_database_url)
         store = secrets or open_secret_store(settings)
         keys = load_server_keys(store)
         accounts = AccountService(engine, store, TtlCache(settings.auth_cache_seconds))
         outbound = OutboundPolicy.allowing(settings.outbound_networks)
-        options = provider_options(settings)
+        options = options or provider_options(settings)  # tests may pass their own resolver
         apps = UpstreamApps(store)
         opener = ProfileOpener(store, options, apps)
         if connectors is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from oauth_server.endpoints import APPLICATION_SCOPE
 from oauth_server.ports import (
+    ConnectElsewhere,
     ConnectFailed,
     ConnectField,
     LinkedProfile,
@@ -37,6 +38,7 @@ from .services.accounts import (
 from .services.application_calendars import ApplicationCalendars
 from .services.linking import (
     ConnectorRegistry,
+    LinkElsewhere,
     RedirectConnector,
     ScopesWithheld,
     VerificationFailed,
@@ -86,6 +88,8 @@ class GatewayAccountHost:
             raise ConnectFailed(f"Please fill in: {', '.join(missing)}.")
         try:
             verified = connector.verify({f.name: values.get(f.name, "") for f in connector.fields})
+        except LinkElsewhere as exc:
+            raise ConnectElsewhere(str(exc), exc.provider) from exc
         except VerificationFailed as exc:
             raise ConnectFailed(str(exc)) from exc
         return self._park(connector.provider_name, connector.provider_service, verified,

@@ -160,6 +160,12 @@ class Settings:
     exchange_timeout_seconds: float = _setting(
         "CALGATE_EXCHANGE_TIMEOUT_SECONDS", 30.0,
         "Seconds Calgate waits for one Exchange (EWS) request.")
+    exchange_oauth_ews_url: str = _setting(
+        "CALGATE_EXCHANGE_OAUTH_EWS_URL", "",
+        "The EWS URL of a hybrid-configured Exchange Server whose mailboxes sign in with "
+        "Microsoft (Entra modern authentication), such as "
+        "https://mail.example.org/EWS/Exchange.asmx; offers \"Exchange (Microsoft sign-in)\" "
+        "once an Entra app is configured for it. Empty: not offered.")
     provider_push: str = _setting(
         "CALGATE_PROVIDER_PUSH", "auto",
         "Ask providers to push changes (Google watch channels, Microsoft Graph "

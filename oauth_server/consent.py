@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from . import scopes as scope_catalogue
 from .flows import Flow, FlowStore
 from .ports import (
+    ConnectElsewhere,
     ConnectFailed,
     LinkTokenInvalid,
     PendingLink,
@@ -131,7 +132,8 @@ class ConsentScreen:
         return await to_thread.run_sync(self._render_step, flow, session, None)
 
     def _render_step(self, flow: Flow, session: str, error: str | None,
-                     typed: dict[str, str] | None = None) -> Response:
+                     typed: dict[str, str] | None = None,
+                     elsewhere: str | None = None) -> Response:
         client = self.server.registry.find(flow.client_id)
         assert client is not None
         choices = list(self.server.host.provider_choices(flow.client_id))
@@ -145,8 +147,9 @@ class ConsentScreen:
             return self._relink_step(flow, choice, context)
         if choice is None:  # none chosen yet, or no longer offered (its app was removed)
             return self.page("choose.html", context | {"choices": choices})
-        if flow.pending is None:
-            return self.page("connect.html", context | {"choice": choice})
+        if flow.pending is None:  # ``elsewhere``: the provider offered instead, if available
+            switch = next((c for c in choices if c.name == elsewhere and c.available), None)
+            return self.page("connect.html", context | {"choice": choice, "switch": switch})
         may, promises = scope_catalogue.describe(flow.scope.split())
         context |= {"choice": choice, "pending": flow.pending, "may": may, "promises": promises}
         return self.page("consent.html", context, form_target=flow.redirect_uri)
@@ -186,7 +189,9 @@ class ConsentScreen:
             choice = self._choice(flow.client_id, flow.provider_name)
             secret = {f.name for f in choice.fields if f.kind == "password"} if choice else set()
             typed = {k: v for k, v in values.items() if k not in secret}
-            return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed)
+            return await to_thread.run_sync(self._render_step, flow, session, str(exc), typed,
+                                            exc.provider if isinstance(
+                                                exc, ConnectElsewhere) else None)
         return await to_thread.run_sync(self._advance, flow, session, pending)
 
     def _advance(self, flow: Flow, session: str, pending: PendingLink) -> Response:

@@ -110,6 +110,15 @@ class ConnectFailed(Exception):
     """The upstream account could not be verified; ``str(exc)`` is shown to the end user."""
 
 
+class ConnectElsewhere(ConnectFailed):
+    """The account is linked through another provider of the consent screen (``provider``,
+    its name): the form offers to switch to it."""
+
+    def __init__(self, message: str, provider: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
 class RelinkRefused(ConnectFailed):
     """The user signed in to another upstream account than the profile's: nothing changed."""
 

@@ -44,6 +44,9 @@ class FormLinking:
     fields: Sequence[FormField]
     credentials: Callable[[Mapping[str, str]], dict[str, str]]
     hints: Mapping[type[ProviderError], str] = field(default_factory=dict)
+    # An error type that means "link this account with that other provider instead" (by its
+    # registry name): the form offers a button to it next to the hint.
+    elsewhere: Mapping[type[ProviderError], str] = field(default_factory=dict)
 
 
 # -- linking through the upstream's own OAuth server (Google, Microsoft) ---------------------

@@ -208,7 +208,17 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   opener="providers.exchange.provider:open_account",
                   linking="providers.exchange.linking:EXCHANGE",
                   settings="providers.exchange.config:ExchangeSettings",
-                  loggers=("exchangelib", "requests_ntlm", "spnego")),
+                  loggers=("exchangelib", "requests_ntlm", "spnego"),
+                  access_note="providers.exchange.linking:NOTHING_TO_REVOKE"),
+    # A hybrid-configured Exchange Server whose mailboxes sign in at Microsoft (Entra modern
+    # auth): the same provider with a bearer token; Cronofy's service name stays exchange.
+    ProviderEntry("exchange_hybrid", "Exchange (Microsoft sign-in)", "redirect",
+                  Capabilities(writable=True, free_busy=True, incremental_sync=True,
+                               participation_status=True),
+                  service="exchange", opener="providers.exchange.hybrid:open_account",
+                  linking="providers.exchange.hybrid:HybridOAuth",
+                  loggers=("exchangelib", "msal"),
+                  access_note="providers.exchange.hybrid:REMOVE_ACCESS"),
     ProviderEntry("apple", "iCloud", "form", _CALDAV, service="icloud",
                   opener="providers.caldav.provider:open_icloud_account",
                   linking="providers.caldav.linking:ICLOUD", write_fields=_CALDAV_WRITES,

@@ -24,6 +24,7 @@ from .linking import (
     CalendarsUnreadable,
     ConnectorRegistry,
     EntryConnector,
+    LinkElsewhere,
     VerificationFailed,
     VerifiedAccount,
     inspect,
@@ -52,7 +53,12 @@ class FormConnector(EntryConnector):
         try:
             info, calendars = asyncio.run(inspect(self.entry, credentials, self.options))
         except ProviderError as exc:
-            raise VerificationFailed(explain(self.name, exc, self.linking.hints)) from exc
+            message = explain(self.name, exc, self.linking.hints)
+            other = next((name for kind, name in self.linking.elsewhere.items()
+                          if isinstance(exc, kind)), None)
+            if other is not None:
+                raise LinkElsewhere(message, other) from exc
+            raise VerificationFailed(message) from exc
         except CalendarsUnreadable as exc:
             report(self.name, exc.error)
             raise VerificationFailed(CALENDARS_UNREADABLE) from exc

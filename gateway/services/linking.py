@@ -22,6 +22,14 @@ class VerificationFailed(Exception):
     """The upstream account could not be verified; the message is shown to the end user."""
 
 
+class LinkElsewhere(VerificationFailed):
+    """The account belongs to another provider on the consent screen (``provider``)."""
+
+    def __init__(self, message: str, provider: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
 class ScopesWithheld(VerificationFailed):
     """The user unticked permissions the app needs on the provider's own consent screen;
     ``missing`` names them as that screen does."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+import typing
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +19,7 @@ from exchangelib import (
     BASIC,
     DELEGATE,
     NTLM,
+    OAUTH2,
     Account,
     Build,
     CalendarItem,
@@ -25,11 +28,13 @@ from exchangelib import (
     EWSTimeZone,
     ExtendedProperty,
     FailFast,
+    OAuth2AuthorizationCodeCredentials,
     Version,
 )
 from exchangelib.protocol import BaseProtocol, Protocol
 from requests_ntlm import HttpNtlmAuth
 
+from ..errors import Unauthorized
 from ..outbound import OutboundPolicy
 from ..outbound.requests_adapter import GuardedAdapter, guarded
 from . import autodiscover
@@ -81,7 +86,8 @@ def register_fields() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Where and as whom: ``login`` is DOMAIN\\user (or the address), ``auth`` ntlm/basic."""
+    """Where and as whom: ``login`` is DOMAIN\\user (or the address), ``auth`` ntlm, basic
+    or oauth (a bearer token from the client's token source; no password)."""
 
     email: str
     password: str
@@ -92,6 +98,13 @@ class Connection:
     timeout: float = 30.0
 
 
+class TokenSource(typing.Protocol):
+    """An OAuth access token for the mailbox (``fresh``: refreshed now, not the cache's)."""
+
+    def __call__(self, fresh: bool = False) -> Awaitable[str]: ...
+
+
+_AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}
 _DISCOVERED: dict[str, str] = {}  # email -> EWS URL autodiscover found (this process)
 
 
@@ -99,13 +112,37 @@ class EwsClient:
     """One mailbox. ``run`` calls exchangelib in a worker thread under the outbound guard
     and translates its failures."""
 
-    def __init__(self, connection: Connection, policy: OutboundPolicy) -> None:
+    def __init__(self, connection: Connection, policy: OutboundPolicy,
+                 tokens: TokenSource | None = None) -> None:
         register_fields()
         self.connection = connection
         self.policy = policy
+        self.tokens = tokens  # OAuth: a fresh (or still valid) access token per call
+        self._token = ""
         self._account: Account | None = None
 
     async def run(self, call: Callable[[Account], T]) -> T:
+        await self._use_token(fresh=False)
+        try:
+            return await self._run(call)
+        except Unauthorized:
+            if self.tokens is None:
+                raise
+            # Exchange refused a token before its time (a revoked session, clock skew): one
+            # more try with a token refreshed now (a 401 applied nothing); a second refusal
+            # stands, and the profile is relinked.
+            await self._use_token(fresh=True)
+            return await self._run(call)
+
+    async def _use_token(self, fresh: bool) -> None:
+        if self.tokens is None:
+            return
+        token = await self.tokens(fresh)
+        if token != self._token:  # refreshed: the next session carries the new one
+            self.close()
+            self._token = token
+
+    async def _run(self, call: Callable[[Account], T]) -> T:
         def work() -> T:
             try:
                 return call(self.account())
@@ -119,9 +156,8 @@ class EwsClient:
         if self._account is None:
             url = self.ews_url()
             config = Configuration(
-                service_endpoint=url,
-                credentials=Credentials(self._login(), self.connection.password),
-                auth_type=NTLM if self.connection.auth == "ntlm" else BASIC,
+                service_endpoint=url, credentials=self._credentials(),
+                auth_type=_AUTH_TYPES[self.connection.auth],
                 version=EXCHANGE_2016, retry_policy=FailFast())
             self._account = Account(self.connection.email, config=config, autodiscover=False,
                                     access_type=DELEGATE, default_timezone=EWSTimeZone("UTC"))
@@ -140,6 +176,16 @@ class EwsClient:
 
     def _login(self) -> str:
         return self.connection.login or self.connection.email
+
+    def _credentials(self) -> Any:
+        if self.connection.auth != "oauth":
+            return Credentials(self._login(), self.connection.password)
+        # Only the access token: exchangelib uses it as it is and never refreshes it itself
+        # (no client secret given); run() swaps in a fresh one when the source refreshed.
+        # The source tracks the real expiry; oauthlib only needs a time still ahead.
+        token = {"access_token": self._token, "token_type": "Bearer",
+                 "expires_at": time.time() + 86400}
+        return OAuth2AuthorizationCodeCredentials(access_token=token)
 
     def close(self) -> None:
         account, self._account = self._account, None

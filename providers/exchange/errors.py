@@ -32,7 +32,11 @@ class ExchangeOnline(AccountNotAccepted):
 
 
 class AccountLocked(Unauthorized):
-    """The directory locked the account after too many wrong passwords."""
+    """The directory locked the account after too many wrong passwords (IIS answers 401
+    with Windows' "currently locked out" text), or disabled it (``ErrorAccountDisabled``)."""
+
+
+LOCKED_OUT_TEXT = "currently locked out"  # in IIS's 401 page and exchangelib's error
 
 
 # Response codes -> provider errors; the first matching class wins.
@@ -60,6 +64,8 @@ def translate(exc: BaseException) -> ProviderError:
     network = _network_cause(exc)  # exchangelib re-raises these as its own transport errors
     if network is not None:
         return network
+    if isinstance(exc, ews.UnauthorizedError) and LOCKED_OUT_TEXT in str(exc):
+        return AccountLocked("Exchange: the account is locked out")
     if isinstance(exc, ews.ErrorServerBusy):
         return RateLimited("Exchange is busy", retry_after=exc.back_off)
     for kind, ours in _TABLE:

@@ -25,10 +25,20 @@ CERTIFICATE = ("Your Exchange server's security certificate could not be verifie
                "(CALGATE_EXCHANGE_CA_BUNDLE).")
 EWS_DISABLED = ("Your Exchange server does not allow calendar apps (Exchange Web Services) "
                 "for this mailbox. Ask your Exchange administrator to enable EWS for it.")
-ONLINE = ("This mailbox is in Exchange Online (Microsoft 365). Go back and choose "
-          "Microsoft 365 to connect it with your Microsoft sign-in.")
+ONLINE = ("This mailbox is in Exchange Online (Microsoft 365), which Calgate connects "
+          "through your Microsoft sign-in, not with a password here. Choose Microsoft 365 "
+          "to connect it.")
 BLOCKED = ("That Exchange server is on a private network this Calgate server does not "
            "connect to. Ask the operator of this service to allow that network.")
+
+# The registry entry's ``access_note``, shown on the consent screen once the mailbox is
+# linked: Exchange keeps no grant for Calgate (it holds the password, not a token), so there
+# is nothing to revoke upstream; disconnecting erases what Calgate stored.
+NOTHING_TO_REVOKE = ("Your Exchange server keeps no permission for this app: Calgate signs "
+                     "in with the password you enter here. Disconnecting this calendar "
+                     "erases that password and the calendar copy Calgate keeps; nothing "
+                     "is changed on your Exchange server. Changing your Exchange password "
+                     "also ends this access.")
 
 HINTS: dict[type[ProviderError], str] = {
     ExchangeOnline: ONLINE, EwsDisabled: EWS_DISABLED, AccountLocked: LOCKED,
@@ -51,4 +61,4 @@ EXCHANGE = FormLinking((
     FormField("login", "Sign-in name (advanced)", required=False,
               help="Only if you sign in as DOMAIN\\username rather than your email "
                    "address")),
-    _credentials, HINTS)
+    _credentials, HINTS, elsewhere={ExchangeOnline: "office365"})

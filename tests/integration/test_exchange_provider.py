@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from providers.errors import (
 )
 from providers.exchange import linking
 from providers.exchange.config import ExchangeSettings
-from providers.exchange.errors import EwsDisabled, ExchangeOnline
+from providers.exchange.errors import AccountLocked, EwsDisabled, ExchangeOnline
 from providers.exchange.provider import EwsProvider, open_account
 from providers.model import EventDraft, Person, TimeWindow
 from providers.outbound import BlockedAddress, OutboundPolicy
@@ -37,8 +38,12 @@ UTC = dt.UTC
 ALICE = "alice@contoso.test"
 HOST = "mail.contoso.test"
 WINDOW = TimeWindow(dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2027, 3, 1, tzinfo=UTC))
-NAMES = {HOST: ["127.0.0.1"], "contoso.test": ["127.0.0.3"],
-         "autodiscover.contoso.test": ["127.0.0.3"], "online.contoso.test": ["127.0.0.1"],
+# Where Autodiscover finds contoso.test on 443: a loopback address per xdist worker, so two
+# workers running the autodiscover tests at once do not compete for one address.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+AUTODISCOVER_AT = f"127.0.3.{_WORKER + 1}"
+NAMES = {HOST: ["127.0.0.1"], "contoso.test": [AUTODISCOVER_AT],
+         "autodiscover.contoso.test": [AUTODISCOVER_AT], "online.contoso.test": ["127.0.0.1"],
          "meta.contoso.test": ["169.254.169.254"]}
 
 
@@ -54,7 +59,14 @@ def _collect_abandoned_responses() -> Iterator[None]:
     # socket's descriptor is freed only when the garbage collector finds the response
     # (socket.close() waits for the response's file). Collect it here, where that is known
     # to be the cause, rather than let the warning land on whichever test comes next.
+    # Before the test as well: a failure's response can outlive its test (pytest holds the
+    # exception until the next test starts), so the collection after it may not free it.
+    _collect_quietly()
     yield
+    _collect_quietly()
+
+
+def _collect_quietly() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
@@ -67,6 +79,7 @@ def emulator() -> Iterator[ExchangeEmulator]:
     emu = ExchangeEmulator(names=(HOST,)).start()
     emu.add_user(ALICE, "Passw0rd!")
     emu.add_user("carol@contoso.test", "Passw0rd!", ews_enabled=False)
+    emu.add_user("lou@contoso.test", "Passw0rd!", locked=True)
     emu.add_calendar(ALICE, "Team")
     emu.add_calendar(ALICE, "Holidays", writable=False)
     yield emu
@@ -208,11 +221,13 @@ def test_free_busy_of_the_default_calendar_comes_from_get_user_availability(emul
 
 @pytest.mark.parametrize(("credentials", "ca", "error"), [
     ({"password": "wrong"}, True, Unauthorized),
+    ({"email": "lou@contoso.test", "login": "CONTOSO\\lou"}, True, AccountLocked),
     ({"email": "carol@contoso.test", "login": "CONTOSO\\carol"}, True, EwsDisabled),
     ({}, False, CertificateInvalid),
     ({"ews_url": "https://meta.contoso.test/EWS/Exchange.asmx"}, True, BlockedAddress),
     ({"ews_url": "https://outlook.office365.com/EWS/Exchange.asmx"}, True, ExchangeOnline),
-], ids=["wrong-password", "ews-disabled", "private-ca-not-trusted", "blocked", "online"])
+], ids=["wrong-password", "locked", "ews-disabled", "private-ca-not-trusted", "blocked",
+         "online"])
 def test_each_failure_is_its_own_error(emulator, credentials, ca, error) -> None:
     async def main() -> None:
         provider = _open(emulator, ca, **credentials)
@@ -249,26 +264,33 @@ def test_the_form_says_what_went_wrong(emulator, values, words) -> None:
     assert str(failed.value) == words
 
 
-def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password() -> None:
+@pytest.mark.parametrize("pox", [True, False], ids=["pox", "soap"])
+def test_the_form_links_with_autodiscover_and_ntlm_from_email_and_password(pox) -> None:
+    """POX first; a server whose POX endpoint is off is found through its SOAP endpoint
+    (GetUserSettings) on the same host."""
     try:  # Autodiscover asks https://contoso.test/ on 443: a loopback address of its own
         emu = ExchangeEmulator(names=("contoso.test", "autodiscover.contoso.test"),
-                               bind=("127.0.0.3", 443)).start()
+                               bind=(AUTODISCOVER_AT, 443)).start()
     except OSError as exc:
-        pytest.skip(f"cannot listen on 127.0.0.3:443 here ({exc})")
+        pytest.skip(f"cannot listen on {AUTODISCOVER_AT}:443 here ({exc})")
     try:
-        emu.add_user("dana@contoso.test", "S3cret!")
+        emu.pox_enabled = pox
+        email = "dana@contoso.test" if pox else "sol@contoso.test"  # each autodiscovered
+        emu.add_user(email, "S3cret!")
         entry = get_entry("exchange")
         connector = FormConnector(entry, entry.form(), _options(emu))
         account = aio.in_thread(connector.verify,
-                                {"email": "dana@contoso.test", "password": "S3cret!"})
-        assert account.upstream_id == "dana@contoso.test"
-        assert account.credentials == {"email": "dana@contoso.test", "password": "S3cret!",
+                                {"email": email, "password": "S3cret!"})
+        assert account.upstream_id == email
+        assert account.credentials == {"email": email, "password": "S3cret!",
                                        "ews_url": "", "login": ""}
         # The connection check, then the calendar list read while linking (so the first
         # GET /v1/calendars after the code is complete): folders only, no item is read.
         assert emu.operations[:2] == ["GetFolder", "GetFolder"]
         assert set(emu.operations) <= {"GetFolder", "FindFolder"}
         assert [c.name for c in account.calendars or ()] == ["Calendar"]
+        assert emu.autodiscover_asked == (["/autodiscover/autodiscover.xml"] if pox else [
+            "/autodiscover/autodiscover.xml", "/autodiscover/autodiscover.svc"])
     finally:
         emu.stop()
 
@@ -369,3 +391,62 @@ def test_a_recurring_series_reads_back_as_cronofy_would(emulator) -> None:
     assert [e.summary for e in renamed] == ["Daily sync"] * 3
     assert [e.instance_id for e in renamed] == [e.instance_id for e in moved]
     assert "weekly-1" in fourth.deleted and "weekly-1" not in fourth.changed
+
+
+def test_free_busy_of_a_series_is_its_occurrences(emulator) -> None:
+    """GetUserAvailability answers a series by its occurrences: a moved one busy at its new
+    time, a cancelled one not at all."""
+    def at(d: int, hour: int) -> dt.datetime:
+        return dt.datetime(2027, 2, d, hour, tzinfo=UTC)
+
+    emulator.add_series(ALICE, "weekly-fb", "2027-02-01T07:00:00Z", "2027-02-01T08:00:00Z",
+                        "Europe/Berlin", Subject="Gym", LegacyFreeBusyStatus="Busy")
+    emulator.move_occurrence(ALICE, "weekly-fb", at(8, 7), at(9, 15), at(9, 16))
+    emulator.cancel_occurrence(ALICE, "weekly-fb", at(15, 7))
+    calendar = _primary(emulator)
+    try:
+        blocks = _with(emulator, lambda p: p.free_busy(
+            [calendar], TimeWindow(at(1, 0), at(28, 0))))
+    finally:
+        emulator.remove(ALICE, "weekly-fb")
+    assert [(b.start, b.end, b.status) for _, b in blocks] == [
+        (at(1, 7), at(1, 8), "busy"), (at(9, 15), at(9, 16), "busy"),
+        (at(22, 7), at(22, 8), "busy")]
+
+
+def test_one_occurrence_of_an_invited_series_is_answered_on_its_own(emulator) -> None:
+    """Answering one occurrence (its instance id) sends the response for that occurrence
+    only: it reads back accepted, the others still need an answer; declining another one
+    takes just that occurrence out of the calendar."""
+    emulator.invite(ALICE, "weekly-invite", "bob@contoso.test", weekly_in="UTC",
+                    Subject="Mentoring", Start="2027-03-01T10:00:00Z",
+                    End="2027-03-01T11:00:00Z")
+    window = TimeWindow(dt.datetime(2027, 3, 1, tzinfo=UTC),
+                        dt.datetime(2027, 3, 22, tzinfo=UTC))
+    calendar = _primary(emulator)
+
+    def by_start(events: Any) -> list[Any]:
+        return sorted(events, key=lambda e: e.start)
+
+    async def work(provider: EwsProvider) -> Any:
+        first = await provider.sync(calendar, None, window)
+        one, two, _three = by_start(first.changed["weekly-invite"])
+        await provider.set_participation(calendar, "weekly-invite", one.instance_id,
+                                         "accepted")
+        await provider.set_participation(calendar, "weekly-invite", two.instance_id,
+                                         "declined")
+        after = await provider.sync(calendar, first.cursor, window)
+        return first, after, (one.instance_id, two.instance_id)
+
+    try:
+        first, after, (one, two) = _with(emulator, work)
+    finally:
+        emulator.remove(ALICE, "weekly-invite")
+    assert [e.participation_status for e in first.changed["weekly-invite"]] == [
+        "needs_action"] * 3
+    answered = by_start(after.changed["weekly-invite"])
+    assert [(e.start.day, e.participation_status) for e in answered] == [
+        (1, "accepted"), (15, "needs_action")]
+    assert emulator.mailbox(ALICE).responses[-2:] == [("AcceptItem", one),
+                                                      ("DeclineItem", two)]
+    assert one != two and "weekly-invite" not in (one, two)

@@ -69,9 +69,10 @@ def test_real_providers_are_listed_as_not_yet_available(http, gateway):
     client = make_client(gateway)
     page = http.get(start(http, client, pkce=Pkce())).text
     for label in ("Google Calendar", "Microsoft 365", "Outlook.com", "iCloud",
-                  "CalDAV server", "Calendar feed (ICS)", "Exchange (on-premises)"):
+                  "CalDAV server", "Calendar feed (ICS)", "Exchange (on-premises)",
+                  "Exchange (Microsoft sign-in)"):
         assert label in page
-    assert page.count("Not yet available") == 7
+    assert page.count("Not yet available") == 8
     assert 'id="provider-memory"' in page
 
 

@@ -42,3 +42,32 @@ def consent_over_http(link: str, base_url: str, callback: Any, provider: str,
     assert len(callback.queries) >= 1
     assert dict(parse_qsl(urlsplit(location).query)) == callback.queries[-1]
     return dict(callback.queries[-1])
+
+
+SWITCH = re.compile(r'name="provider" value="([^"]+)"[^>]*id="switch-provider"')
+
+
+def connect_refused(link: str, base_url: str, provider: str, fields: Mapping[str, str],
+                    timeout: float = 30) -> tuple[str, str | None]:
+    """Follow the authorize link, pick ``provider`` and submit ``fields``, expecting the
+    form back with an error (200, no review step). Returns that page's HTML and, when it
+    offers another provider instead (``#switch-provider``), the page that button leads to."""
+    with httpx.Client(follow_redirects=False, timeout=timeout) as browser:
+        r = browser.get(link)
+        assert r.status_code == 303, r.text
+        flow = f"{base_url}{r.headers['location']}"
+        match = CSRF.search(browser.get(flow).text)
+        assert match is not None, "no csrf_token on the page"
+        token = match.group(1)
+        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": provider})
+        assert r.status_code == 303, r.text
+        r = browser.post(f"{flow}/connect", data={"csrf_token": token, **fields})
+        assert r.status_code == 200 and 'id="error"' in r.text, r.text
+        assert 'id="allow"' not in browser.get(flow).text  # nothing parked for review
+        other = SWITCH.search(r.text)
+        if other is None:
+            return r.text, None
+        switched = browser.post(f"{flow}/provider", data={"csrf_token": token,
+                                                          "provider": other.group(1)})
+        assert switched.status_code == 303, switched.text
+        return r.text, browser.get(flow).text

@@ -10,6 +10,9 @@ Test-only: never used by ``calgate serve``.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from starlette.applications import Starlette
 
 from gateway.app import Gateway, create_app, provider_options
@@ -19,16 +22,39 @@ from gateway.secrets.local import LocalSecretStore
 from gateway.services.connectors import register_defaults
 from gateway.services.linking import ConnectorRegistry
 from gateway.settings import Settings
+from providers.outbound import system_resolver
+from providers.registry import ProviderOptions
 from tests.support.memory_connector import MemoryConnector
+
+# Test-only names for the outbound guard's resolver, "name=address,name=address": a mail
+# domain whose Autodiscover must reach an emulator on a loopback address of its own, as DNS
+# would send it (the guard still checks every address against the allowed networks).
+TEST_HOSTS = "CALGATE_TEST_HOSTS"
+
+
+def with_test_hosts(settings: Settings) -> ProviderOptions:
+    """``provider_options`` with the names of ``$CALGATE_TEST_HOSTS`` resolved as given."""
+    options = provider_options(settings)
+    pairs = (p.partition("=") for p in os.environ.get(TEST_HOSTS, "").split(",") if p)
+    names = {name.strip().lower(): [address.strip()] for name, _, address in pairs}
+    if not names:
+        return options
+
+    def resolve(host: str, port: int) -> list[str]:
+        return names.get(host.lower()) or system_resolver(host, port)
+
+    outbound = dataclasses.replace(options.outbound, resolver=resolve)
+    return dataclasses.replace(options, outbound=outbound)
 
 
 def build_gateway(settings: Settings) -> Gateway:
     """A Gateway on the local secret store with the memory connector registered."""
     store = LocalSecretStore(settings.data_dir / "secrets")
     connectors = ConnectorRegistry()
-    register_defaults(connectors, provider_options(settings), UpstreamApps(store))
+    options = with_test_hosts(settings)
+    register_defaults(connectors, options, UpstreamApps(store))
     connectors.register(MemoryConnector())
-    return Gateway.build(settings, secrets=store, connectors=connectors)
+    return Gateway.build(settings, secrets=store, connectors=connectors, options=options)
 
 
 def build() -> Starlette:

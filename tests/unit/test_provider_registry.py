@@ -33,6 +33,9 @@ MICROSOFT = {"refresh_token": "r", "account_id": "o.t", "tenant": "t", "client_i
 CREDENTIALS |= {"office365": MICROSOFT,
                 "live_connect": MICROSOFT | {"tenant": "9188040d-6c67-4c5b-b112-36a304b66dad"}}
 CREDENTIALS["exchange"] = {"email": "u@example.com", "password": "p"}
+CREDENTIALS["exchange_hybrid"] = MICROSOFT | {
+    "email": "u@example.com", "ews_url": "https://mail.example.com/EWS/Exchange.asmx",
+    "scopes": "https://mail.example.com/EWS.AccessAsUser.All"}
 
 
 @pytest.mark.parametrize("entry", [e for e in entries() if e.implemented], ids=lambda e: e.name)
@@ -53,18 +56,23 @@ def test_linking_resolves_to_its_kind(entry):
 
 
 def test_the_derived_lists():
-    assert redirect_providers() == ("google", "office365", "live_connect")
+    assert redirect_providers() == ("google", "office365", "live_connect", "exchange_hybrid")
     assert push_providers() == ("google", "office365", "live_connect")
 
 
 def test_an_upstream_that_keeps_its_grant_says_where_to_remove_it():
     """Graph cannot revoke a delegated grant: each Microsoft entry declares where its kind
-    of account removes the app; providers whose grant Calgate gives back declare nothing."""
+    of account removes the app; Exchange holds no grant and says nothing is revoked there;
+    providers whose grant Calgate gives back declare nothing."""
     assert "https://myapps.microsoft.com" in get_entry("office365").remove_access_note()
     assert "https://account.live.com/consent/Manage" in \
         get_entry("live_connect").remove_access_note()
-    assert {e.name for e in entries() if e.remove_access_note()} == {"office365",
-                                                                       "live_connect"}
+    assert "nothing is changed on your Exchange server" in \
+        get_entry("exchange").remove_access_note()
+    assert get_entry("exchange_hybrid").remove_access_note() == \
+        get_entry("office365").remove_access_note()  # Microsoft keeps that grant
+    assert {e.name for e in entries() if e.remove_access_note()} == {
+        "office365", "live_connect", "exchange", "exchange_hybrid"}
 
 
 def test_a_push_parser_and_a_meeting_recogniser_come_from_the_entry():

@@ -1,6 +1,8 @@
-"""Who is calling: NTLM through pyspnego's real acceptor (per TCP connection, as IIS does)
-and Basic. Users are ``DOMAIN\\user`` logins with a password and a mailbox address; the
-acceptor reads them from the file named by ``NTLM_USER_FILE`` (``DOMAIN:USER:PASSWORD``)."""
+"""Who is calling: NTLM through pyspnego's real acceptor (per TCP connection, as IIS does),
+Basic, and OAuth bearer tokens (hybrid modern authentication: a token Microsoft's identity
+platform issued for this server's EWS resource, checked by the ``bearer`` verifier). Users
+are ``DOMAIN\\user`` logins with a password and a mailbox address; the acceptor reads them
+from the file named by ``NTLM_USER_FILE`` (``DOMAIN:USER:PASSWORD``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ class User:
     password: str
     email: str
     ews_enabled: bool = True
+    locked: bool = False  # the directory locked it out (too many wrong passwords)
 
 
 class Challenge(Exception):
@@ -33,11 +37,23 @@ class Challenge(Exception):
         self.offers = offers
 
 
-class Authenticator:
-    """NTLM and Basic over one user table; ``schemes`` limits what the server offers."""
+class LockedOut(Exception):
+    """The directory refused a locked-out account's sign-in. IIS answers 401 with the
+    Windows error text ("The referenced account is currently locked out and may not be
+    logged on to."), which is how clients tell it from a wrong password."""
 
-    def __init__(self, schemes: tuple[str, ...] = ("NTLM", "Basic")) -> None:
+
+class Authenticator:
+    """NTLM, Basic and Bearer over one user table; ``schemes`` limits what the server
+    offers. ``bearer`` maps a token to the address it was issued for (None: not valid for
+    this server)."""
+
+    def __init__(self, schemes: tuple[str, ...] = ("NTLM", "Basic"),
+                 bearer: Callable[[str], str | None] | None = None) -> None:
         self.schemes = schemes
+        self.bearer = bearer
+        self.bearer_requests = 0
+        self.bearer_refused = 0
         self.users: dict[str, User] = {}  # lower-case "domain\\login" and email -> user
         self._lock = threading.Lock()
         self._contexts: dict[int, spnego.ContextProxy] = {}
@@ -65,10 +81,24 @@ class Authenticator:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme == "Basic" and "Basic" in self.schemes:
-            return self._basic(value)
+            return _unless_locked(self._basic(value))
         if scheme == "NTLM" and "NTLM" in self.schemes:
-            return self._ntlm(request.connection, value)
+            return _unless_locked(self._ntlm(request.connection, value))
+        if scheme == "Bearer" and "Bearer" in self.schemes and self.bearer is not None:
+            return _unless_locked(self._token(value))
         raise Challenge(*self.schemes)
+
+    def _token(self, value: str) -> User:
+        """A bearer token authenticates its own request only (not the connection)."""
+        email = self.bearer(value) if self.bearer is not None else None
+        user = self.users.get((email or "").lower())
+        if user is None:
+            with self._lock:
+                self.bearer_refused += 1
+            raise Challenge('Bearer error="invalid_token"')
+        with self._lock:
+            self.bearer_requests += 1
+        return user
 
     def _basic(self, value: str) -> User:
         login, _, password = base64.b64decode(value).decode().partition(":")
@@ -95,9 +125,16 @@ class Authenticator:
         with self._lock:
             self._contexts.pop(connection, None)
             user = self.users[principal.lower().lstrip("\\")]
-            self._authenticated[connection] = user
+            if not user.locked:  # a locked-out account's connection stays unauthenticated
+                self._authenticated[connection] = user
             self.handshakes += 1
         return user
 
     def cleanup(self) -> None:
         self._dir.cleanup()
+
+
+def _unless_locked(user: User) -> User:
+    if user.locked:
+        raise LockedOut(user.email)
+    return user

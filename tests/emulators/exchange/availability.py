@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .mailbox import Mailbox
+from .mailbox import Mailbox, expand
 from .soap import M, T, envelope, m, ok, response, t
 
 _HEADER = f'<m:GetUserAvailabilityResponse xmlns="{M}">'
@@ -23,15 +23,24 @@ def _busy_type(status: str) -> str:
     return status if status in ("Free", "Tentative", "Busy", "OOF") else "Busy"
 
 
+def _instant(element: ET.Element, name: str) -> datetime:
+    return datetime.fromisoformat((element.findtext(t(name)) or "").replace("Z", "+00:00"))
+
+
 def _events(box: Mailbox, start: datetime, end: datetime, bias: timedelta) -> str:
+    """The default calendar's busy times in the window: a series by its occurrences (moved
+    ones at their new time, cancelled ones absent), as Exchange expands it."""
     found = []
     for item in box.items.values():
         if item.folder_id != box.calendar.folder_id:
             continue
-        begin = datetime.fromisoformat(item.text("Start").replace("Z", "+00:00"))
-        finish = datetime.fromisoformat(item.text("End").replace("Z", "+00:00"))
-        if begin < end and finish > start:
-            status = _busy_type(item.text("LegacyFreeBusyStatus") or "Busy")
+        shown = (expand(item, item.series, start, end) if item.series is not None
+                 else [item.element()])
+        for element in shown:
+            begin, finish = _instant(element, "Start"), _instant(element, "End")
+            if not (begin < end and finish > start):
+                continue
+            status = _busy_type(element.findtext(t("LegacyFreeBusyStatus")) or "Busy")
             local = [(v - bias).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
                      for v in (begin, finish)]
             found.append(f"<t:CalendarEvent><t:StartTime>{local[0]}</t:StartTime>"

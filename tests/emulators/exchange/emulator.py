@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import availability, operations
-from .auth import Authenticator, Challenge, User
+from .auth import Authenticator, Challenge, LockedOut, User
 from .mailbox import Folder, Item, Mailbox
 from .server import DROP, Request, Response, Server, TestCA
 from .soap import S, error, fault, local, response
 
 EWS_PATH = "/ews/exchange.asmx"
 POX_PATH = "/autodiscover/autodiscover.xml"
+SOAP_AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
 _XML = {"Content-Type": "text/xml; charset=utf-8"}
+# IIS's 401 page for a locked-out Windows account carries the system's error text.
+LOCKED_OUT_PAGE = (b"<html><body><h1>401 - Unauthorized</h1><p>The referenced account is "
+                   b"currently locked out and may not be logged on to.</p></body></html>")
 _OPERATIONS: dict[str, Callable[..., bytes]] = {
     "GetFolder": operations.get_folder, "FindFolder": operations.find_folder,
     "FindItem": operations.find_item, "GetItem": operations.get_item,
@@ -39,13 +43,16 @@ class ExchangeEmulator:
     host names the certificate carries (tests resolve them to 127.0.0.1)."""
 
     def __init__(self, names: tuple[str, ...] = (), schemes: tuple[str, ...] = (
-            "NTLM", "Basic"), bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+            "NTLM", "Basic"), bind: tuple[str, int] = ("127.0.0.1", 0),
+                 bearer: Callable[[str], str | None] | None = None) -> None:
         self.ca = TestCA(names)
-        self.auth = Authenticator(schemes)
+        self.auth = Authenticator(schemes, bearer)
         self.mailboxes: dict[str, Mailbox] = {}
         self.faults = Faults()
         self.operations: list[str] = []  # every SOAP operation, in order
         self.autodiscover_enabled = True
+        self.pox_enabled = True  # False: the POX endpoint answers 404, SOAP still answers
+        self.autodiscover_asked: list[str] = []  # the Autodiscover paths asked, in order
         self._lock = threading.Lock()
         try:
             self.server = Server(self._app, self.ca, bind)
@@ -71,8 +78,11 @@ class ExchangeEmulator:
         return f"https://{host}{port}/EWS/Exchange.asmx"
 
     def add_user(self, email: str, password: str, *, domain: str = "CONTOSO",
-                 login: str | None = None, ews_enabled: bool = True) -> Mailbox:
-        user = User(domain, login or email.partition("@")[0], password, email, ews_enabled)
+                 login: str | None = None, ews_enabled: bool = True,
+                 locked: bool = False) -> Mailbox:
+        """``locked``: the directory has locked the account out (every sign-in fails)."""
+        user = User(domain, login or email.partition("@")[0], password, email, ews_enabled,
+                    locked)
         self.auth.add(user)
         box = self.mailboxes.setdefault(email.lower(), Mailbox(email))
         return box
@@ -150,8 +160,11 @@ class ExchangeEmulator:
             master.series.moved[original] = (start, end)
             box.update(master)
 
-    def invite(self, email: str, item_id: str, organizer: str, **texts: str) -> Item:
-        """A meeting ``organizer`` invited ``email`` to, not answered yet."""
+    def invite(self, email: str, item_id: str, organizer: str,
+               weekly_in: str | None = None, **texts: str) -> Item:
+        """A meeting ``organizer`` invited ``email`` to, not answered yet; ``weekly_in``
+        (an IANA zone) makes it a weekly series repeating in that zone."""
+        from .mailbox import Series
         from .soap import t
 
         item = self.add_item(email, item_id, None, MyResponseType="NoResponseReceived",
@@ -162,6 +175,8 @@ class ExchangeEmulator:
             ET.SubElement(box, t("EmailAddress")).text = organizer
             ET.SubElement(box, t("RoutingType")).text = "SMTP"
             item.fields["Organizer"] = holder
+            if weekly_in is not None:
+                item.series = Series(weekly_in)
         return item
 
     def remove(self, email: str, item_id: str) -> None:
@@ -184,25 +199,29 @@ class ExchangeEmulator:
 
     def _app(self, request: Request) -> Response:
         path = request.path.lower()
-        if path not in (EWS_PATH, POX_PATH) or request.method != "POST":
+        if path not in (EWS_PATH, POX_PATH, SOAP_AUTODISCOVER_PATH) or request.method != "POST":
             return Response(404)
         try:
             user = self.auth.identify(request)
         except Challenge as challenge:
             return Response(401, headers={"WWW-Authenticate": ", ".join(challenge.offers)})
-        if path == POX_PATH:
-            return self._autodiscover(user, request)
+        except LockedOut:
+            return Response(401, LOCKED_OUT_PAGE, {"Content-Type": "text/html"})
+        if path in (POX_PATH, SOAP_AUTODISCOVER_PATH):
+            return self._autodiscover(user, request, path)
         if not user.ews_enabled:  # Set-CASMailbox -EwsEnabled $false: IIS answers 403
             return Response(403, b"", {})
         return self._soap(user, request)
 
-    def _autodiscover(self, user: User, request: Request) -> Response:
-        if not self.autodiscover_enabled:
+    def _autodiscover(self, user: User, request: Request, path: str) -> Response:
+        self.autodiscover_asked.append(path)
+        if not self.autodiscover_enabled or (path == POX_PATH and not self.pox_enabled):
             return Response(404)
-        from .autodiscover import pox_answer
+        from .autodiscover import pox_answer, soap_answer
 
         host = request.headers.get("host", "127.0.0.1").partition(":")[0]
-        return Response(200, pox_answer(user, request, self.ews_url(host)), _XML)
+        answer = pox_answer if path == POX_PATH else soap_answer
+        return Response(200, answer(user, request, self.ews_url(host)), _XML)
 
     def _soap(self, user: User, request: Request) -> Response:
         try:

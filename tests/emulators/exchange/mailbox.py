@@ -147,6 +147,18 @@ class Mailbox:
         series by its occurrence id (GetItem reads those as Exchange does)."""
         if item_id in self.items:
             return self.items[item_id].element()
+        master, original = self.occurrence(item_id)
+        assert master.series is not None
+        found = [e for e in expand(master, master.series, original - _SPAN, original + _SPAN)
+                 if e.findtext(t("OriginalStart")) == f"{original:%Y-%m-%dT%H:%M:%SZ}"]
+        if not found:
+            raise EwsError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+                           "Occurrence index is out of recurrence range.")
+        return found[0]
+
+    def occurrence(self, item_id: str) -> tuple[Item, datetime]:
+        """The master and original start an occurrence id names (ErrorItemNotFound when it
+        names no series)."""
         try:
             master_id, _, stamp = base64.b64decode(item_id).decode().rpartition("|")
             original = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -156,12 +168,7 @@ class Mailbox:
         if master is None or master.series is None:
             raise EwsError("ErrorItemNotFound",
                            "The specified object was not found in the store.")
-        found = [e for e in expand(master, master.series, original - _SPAN, original + _SPAN)
-                 if e.findtext(t("OriginalStart")) == f"{original:%Y-%m-%dT%H:%M:%SZ}"]
-        if not found:
-            raise EwsError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
-                           "Occurrence index is out of recurrence range.")
-        return found[0]
+        return master, original
 
     def record(self, folder_id: str, kind: str, item_id: str) -> None:
         self.seq += 1
@@ -253,6 +260,7 @@ class Series:
     interval: int = 1
     deleted: set[datetime] = field(default_factory=set)
     moved: dict[datetime, tuple[datetime, datetime]] = field(default_factory=dict)
+    answers: dict[datetime, str] = field(default_factory=dict)  # one occurrence's response
 
 
 def occurrence_id(master_id: str, original: datetime) -> str:
@@ -284,16 +292,20 @@ def expand(item: Item, series: Series, start: datetime, end: datetime) -> list[E
         if not (begin < end and finish > start):
             continue
         element = item.element()
+        answered = original in series.answers
         for child in list(element):
-            if local_name(child.tag) in ("ItemId", "Start", "End", "CalendarItemType"):
+            if local_name(child.tag) in ("ItemId", "Start", "End", "CalendarItemType") or (
+                    answered and local_name(child.tag) == "MyResponseType"):
                 element.remove(child)
+        if answered:
+            ET.SubElement(element, t("MyResponseType")).text = series.answers[original]
         ET.SubElement(element, t("ItemId"), Id=occurrence_id(item.item_id, original),
                       ChangeKey=item.change_key)
         ET.SubElement(element, t("Start")).text = f"{begin:%Y-%m-%dT%H:%M:%SZ}"
         ET.SubElement(element, t("End")).text = f"{finish:%Y-%m-%dT%H:%M:%SZ}"
         ET.SubElement(element, t("OriginalStart")).text = f"{original:%Y-%m-%dT%H:%M:%SZ}"
         ET.SubElement(element, t("CalendarItemType")).text = (
-            "Exception" if original in series.moved else "Occurrence")
+            "Exception" if original in series.moved or answered else "Occurrence")
         found.append(element)
     return found
 

@@ -164,11 +164,16 @@ _RESPONSES = {"AcceptItem": "Accept", "TentativelyAcceptItem": "Tentative",
 def _respond(box: Mailbox, element: ET.Element) -> str:
     """A meeting response (CreateItem with AcceptItem, TentativelyAcceptItem or DeclineItem
     naming the meeting by ReferenceItemId): the attendee's MyResponseType changes; a
-    declined meeting leaves the calendar (Exchange moves it to Deleted Items)."""
+    declined meeting leaves the calendar (Exchange moves it to Deleted Items). A response
+    to one occurrence of a series makes that occurrence an exception with its own answer
+    (declined: it leaves the series)."""
     kind = local(element.tag)
     ref = element.find(t("ReferenceItemId"))
+    ref_id = "" if ref is None else ref.get("Id", "")
     try:
-        item = box.get("" if ref is None else ref.get("Id", ""))
+        if ref_id and ref_id not in box.items:
+            return _respond_to_occurrence(box, kind, ref_id)
+        item = box.get(ref_id)
         if ref is not None and ref.get("ChangeKey") not in (None, item.change_key):
             raise EwsError("ErrorIrresolvableConflict",
                            "The change key passed in the request does not match the current "
@@ -186,6 +191,22 @@ def _respond(box: Mailbox, element: ET.Element) -> str:
         answer.text = _RESPONSES[kind]
         item.fields["MyResponseType"] = answer
         box.update(item)
+    return ok("CreateItem", "<m:Items/>")
+
+
+def _respond_to_occurrence(box: Mailbox, kind: str, occurrence_id: str) -> str:
+    master, original = box.occurrence(occurrence_id)
+    assert master.series is not None
+    if master.fields.get("Organizer") is None or master.text("IsOrganizer") == "true":
+        raise EwsError("ErrorInvalidOperation",
+                       "Only an attendee can respond to a meeting request.")
+    box.element(occurrence_id)  # ErrorCalendarOccurrenceIsDeletedFromRecurrence if gone
+    box.responses.append((kind, occurrence_id))
+    if kind == "DeclineItem":
+        master.series.deleted.add(original)
+    else:
+        master.series.answers[original] = _RESPONSES[kind]
+    box.update(master)  # the series gained an exception: SyncFolderItems reports the master
     return ok("CreateItem", "<m:Items/>")
 
 
