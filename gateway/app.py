@@ -84,6 +84,7 @@ from .services.linking import ConnectorRegistry
 from .services.managed_availability import StoredManagedAvailability
 from .services.pagecache import PageCache
 from .services.permissions import AppInfo, PermissionService
+from .services.pull import PullService
 from .services.push import PushService, PushSettings
 from .services.reads import ReadService
 from .services.relink import RelinkLinks
@@ -178,8 +179,10 @@ class Gateway:
             interval=settings.sync_interval,
             calendar_list_interval=settings.calendar_list_interval,
             lease=settings.sync_lease), options)
+        # Channels Calgate reads itself need no public URL: on unless push is switched off.
+        pulls = settings.provider_push != "off"
         push = PushService(engine, opener, PushSettings(
-            settings.push_enabled, settings.issuer, settings.push_channel_ttl))
+            settings.push_enabled, settings.issuer, settings.push_channel_ttl, pull=pulls))
         accounts.release = lambda profile_id: _run_async(push.release, profile_id)
         delivery = DeliverySettings(
             timeout=settings.notify_timeout, retry_base=settings.notify_retry_base,
@@ -201,7 +204,8 @@ class Gateway:
                         deliverer=deliverer, wakeups=Wakeups(engine),
                         concurrency=settings.worker_concurrency,
                         external=ExternalOutbox(engine, store, keys_cache, options),
-                        invites=invite_deliverer)
+                        invites=invite_deliverer, pull=PullService(
+                            engine, opener, pulls, settings.push_pull_seconds))
         channel_service = ChannelService(engine, callbacks,
             has_signing_secret=lambda client_id: bool(signing.active(client_id)))
         rules = AvailabilityRuleService(engine)

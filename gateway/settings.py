@@ -172,6 +172,11 @@ class Settings:
         "subscriptions) to this server's "
         "/webhooks/… endpoints: `on`, `off`, or `auto` (on when CALGATE_PUBLIC_URL is https, "
         "which providers require; otherwise polling alone).")
+    push_pull_seconds: float = _setting(
+        "CALGATE_PUSH_PULL_SECONDS", 10.0,
+        "Seconds between reads of the change queues Calgate keeps at providers that do not "
+        "post to a webhook (Exchange pull subscriptions); they need no public URL and are "
+        "read unless CALGATE_PROVIDER_PUSH is `off`.")
     push_channel_ttl: int = _setting(
         "CALGATE_PUSH_CHANNEL_TTL", 7 * 86400,
         "Seconds a provider push channel is asked to live; it is renewed a day before it "
@@ -326,6 +331,8 @@ class Settings:
             raise SettingsError("CALGATE_API_THREADS must be between 1 and 256")
         if self.provider_push not in {"auto", "on", "off"}:
             raise SettingsError("CALGATE_PROVIDER_PUSH must be auto, on or off")
+        if not 1 <= self.push_pull_seconds <= 3600:
+            raise SettingsError("CALGATE_PUSH_PULL_SECONDS must be between 1 and 3600")
         if not 60 <= self.push_channel_ttl <= 30 * 86400:
             raise SettingsError("CALGATE_PUSH_CHANNEL_TTL must be between 60 s and 30 days")
         if self.google_url and not self.google_url.startswith(("http://", "https://")):

@@ -22,6 +22,7 @@ import anyio
 from taskiq import InMemoryBroker
 
 from .persistence.wakeups import Wakeups
+from .services.pull import PullService
 from .services.push import PushService
 from .sync.answers import Answered, Answers
 from .sync.delivery import Delivered, Deliverer
@@ -41,8 +42,10 @@ class Worker:
                  tick: float = 2.0, push: PushService | None = None,
                  deliverer: Deliverer | None = None, wakeups: Wakeups | None = None,
                  concurrency: int = 16, external: ExternalOutbox | None = None,
-                 invites: InviteDeliverer | None = None) -> None:
+                 invites: InviteDeliverer | None = None,
+                 pull: PullService | None = None) -> None:
         self.sync = sync
+        self.pull = pull  # push channels read from the upstream
         self.external = external
         self.invites = invites  # Smart Invite notifications
         self.outbox = outbox
@@ -114,7 +117,16 @@ class Worker:
                 return await push.maintain(profile_id) if push is not None else 0
             return int(await self._run("channels", profile_id, work) or 0)
 
+        async def read_channels(profile_id: str) -> bool:
+            async def work() -> bool:
+                wanted = await pull.read(profile_id) if pull is not None else False
+                if wanted:
+                    self.wake()  # the sync it asked for starts now
+                return wanted
+            return bool(await self._run("pull", profile_id, work))
+
         self._channels = self.broker.register_task(keep_channels, "calgate.keep_channels")
+        self._pull = self.broker.register_task(read_channels, "calgate.read_channels")
         self._answer = self.broker.register_task(send_answer, "calgate.send_answer")
         self._external = self.broker.register_task(apply_external, "calgate.apply_external")
         self._sync = self.broker.register_task(sync_profile, "calgate.sync_profile")
@@ -210,6 +222,9 @@ class Worker:
         if self.push is not None:
             channels = await anyio.to_thread.run_sync(self.push.due)
             sent += await self._send(self._channels, "channels", channels)
+        if self.pull is not None:
+            pulls = await anyio.to_thread.run_sync(self.pull.due)
+            sent += await self._send(self._pull, "pull", pulls)
         if self.deliverer is not None:
             notices = await anyio.to_thread.run_sync(self.deliverer.due)
             sent += await self._send(self._deliver, "notification", notices)

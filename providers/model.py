@@ -297,3 +297,12 @@ class PushChannel:
     resource_id: str  # the upstream's name for the watched resource (needed to stop it)
     expires_at: datetime  # aware UTC: renew before this
     calendar_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PulledChanges:
+    """What reading a pulled channel found: whether the calendar changed, and the channel
+    to read next time (its ``resource_id`` carries the upstream's new position)."""
+
+    changed: bool
+    channel: PushChannel

@@ -14,6 +14,7 @@ from .model import (
     EventPatch,
     FreeBusyBlock,
     Participation,
+    PulledChanges,
     PushChannel,
     Resource,
     SyncCursor,
@@ -112,6 +113,18 @@ class RenewablePush(Protocol):
         """The same channel, living about ``ttl_seconds`` from now (the upstream may shorten
         it); a ProviderError (for instance NotFound: the upstream dropped it) means it must
         be replaced."""
+        ...
+
+
+@runtime_checkable
+class PulledPush(Protocol):
+    """A push provider whose upstream queues a channel's change events for Calgate to read
+    (an EWS pull subscription) instead of POSTing them: ``watch`` opens the queue (its
+    address and token are unused), the gateway reads it every few seconds."""
+
+    async def pull_changes(self, channel: PushChannel) -> PulledChanges:
+        """Read the channel's queue. NotFound: the upstream dropped it (it must be replaced,
+        and the calendar synced, since changes may have been missed)."""
         ...
 
 

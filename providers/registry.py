@@ -30,7 +30,8 @@ from .protocol import CalendarProvider
 
 S = TypeVar("S")
 LinkKind = Literal["redirect", "form", "url", "none"]  # none: not offered on the consent screen
-PushKind = Literal["webhook", "none"]  # webhook: the upstream POSTs to /webhooks/{name}
+# webhook: the upstream POSTs to /webhooks/{name}; pull: Calgate reads the upstream's queue
+PushKind = Literal["webhook", "pull", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +205,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
                   access_note="providers.microsoft.linking:REMOVE_PERSONAL_ACCESS"),
     ProviderEntry("exchange", "Exchange (on-premises)", "form",
                   Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                               participation_status=True),
-                  opener="providers.exchange.provider:open_account",
+                               participation_status=True, native_push=True),
+                  push="pull", opener="providers.exchange.provider:open_account",
                   linking="providers.exchange.linking:EXCHANGE",
                   settings="providers.exchange.config:ExchangeSettings",
                   loggers=("exchangelib", "requests_ntlm", "spnego"),
@@ -276,9 +277,11 @@ def redirect_providers() -> tuple[str, ...]:
     return tuple(e.name for e in ENTRIES if e.link == "redirect")
 
 
-def push_providers() -> tuple[str, ...]:
-    """Implemented providers whose upstream pushes to a webhook."""
-    return tuple(e.name for e in ENTRIES if e.push != "none" and e.implemented)
+def push_providers(*kinds: PushKind) -> tuple[str, ...]:
+    """Implemented providers whose upstream pushes (to a webhook, or to a queue Calgate
+    reads), or only those of the push ``kinds`` named."""
+    return tuple(e.name for e in ENTRIES if e.push != "none" and e.implemented
+                 and (not kinds or e.push in kinds))
 
 
 def read_extras() -> tuple[ReadExtra, ...]:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 from providers.errors import ProviderError
 from providers.model import PushChannel
 from providers.protocol import CalendarProvider, PushCapable, RenewablePush, Revocable
-from providers.registry import push_providers
+from providers.registry import PushKind, push_providers
 
 from ..domain.ids import new_id
 from ..domain.opener import ProfileOpener
@@ -44,9 +44,19 @@ RETRY_AFTER_FAILURE = 3600.0  # seconds before trying again to create a refused 
 
 @dataclass(frozen=True, slots=True)
 class PushSettings:
-    enabled: bool
+    enabled: bool  # channels POSTing to this server's webhooks
     base_url: str  # this server's public origin
     ttl: int = 7 * 86400
+    pull: bool = False  # channels Calgate reads itself (no public URL needed)
+
+    @property
+    def kinds(self) -> tuple[PushKind, ...]:
+        found: list[PushKind] = []
+        if self.enabled:
+            found.append("webhook")
+        if self.pull:
+            found.append("pull")
+        return tuple(found)
 
     @property
     def renew_margin(self) -> timedelta:
@@ -70,7 +80,7 @@ class PushService:
     def due(self, now: datetime | None = None) -> list[str]:
         """Connected push profiles with a live calendar lacking a channel, a channel about
         to end, or a channel for a calendar that is gone."""
-        if not self.settings.enabled:
+        if not self.settings.kinds:
             return []
         now = now or datetime.now(UTC)
         soon = now + self.settings.renew_margin
@@ -84,7 +94,8 @@ class PushService:
             push_channels.c.profile_id == profiles.c.id, calendars.c.deleted.is_(True))
             .exists())
         query = select(profiles.c.id).where(
-            profiles.c.connected.is_(True), profiles.c.provider_name.in_(push_providers()),
+            profiles.c.connected.is_(True),
+            profiles.c.provider_name.in_(push_providers(*self.settings.kinds)),
             profiles.c.initial_sync_required.is_(False), or_(live, stale))
         with self.engine.connect() as conn:
             found = [str(r) for r in conn.execute(query).scalars()]

@@ -77,6 +77,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "CALGATE_OFFICE365_PAGE_SIZE": {"minimum": 1, "maximum": 1000},
     "CALGATE_PROVIDER_PUSH": {"enum": ["auto", "on", "off"]},
     "CALGATE_PUSH_CHANNEL_TTL": {"minimum": 60, "maximum": 2592000},
+    "CALGATE_PUSH_PULL_SECONDS": {"minimum": 1, "maximum": 3600},
     "CALGATE_CHANNELS_PER_ACCOUNT": {"minimum": 1, "maximum": 10000},
     "CALGATE_NOTIFY_TIMEOUT": {"exclusiveMinimum": 0, "maximum": 60},
     "CALGATE_NOTIFY_RETRY_BASE": {"exclusiveMinimum": 0},

@@ -1,7 +1,11 @@
 """exchangelib, configured: the outbound guard on every session (exchangelib's documented
 ``HTTP_ADAPTER_CLS`` knob), the managed key as an extended property, explicit version and
-auth type (no probing), and each account's protocol taken out of exchangelib's process-wide
-cache when it closes, so one account's failure never poisons another's."""
+auth type (no probing), and each client's protocol taken out of exchangelib's process-wide
+cache as soon as it is made. exchangelib shares one protocol (sessions, connection pool,
+back-off state, even a failure to create it) between all accounts with the same endpoint and
+credentials: a push read closing its protocol would close the sessions of a sync of the same
+mailbox running beside it, and a cached failure would be raised to every later account.
+Kept private, a protocol lives and dies with its client."""
 
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from ..outbound import OutboundPolicy
 from ..outbound.requests_adapter import GuardedAdapter, guarded
 from . import autodiscover
 from .errors import ExchangeOnline, translate
+from .retry import wait_before_retry
 
 T = TypeVar("T")
 
@@ -61,6 +66,7 @@ class _WithoutBodies(logging.Filter):
         return True
 
 
+log = logging.getLogger("calgate.exchange")
 _LOG = logging.getLogger("exchangelib.util")
 if not any(isinstance(f, _WithoutBodies) for f in _LOG.filters):
     _LOG.addFilter(_WithoutBodies())
@@ -76,6 +82,7 @@ class CalgateKey(ExtendedProperty):  # type: ignore[misc]  # exchangelib is unty
 
 
 _REGISTER = threading.Lock()
+_OPENING = threading.Lock()  # between making an account and taking its protocol private
 
 
 def register_fields() -> None:
@@ -143,11 +150,24 @@ class EwsClient:
             self._token = token
 
     async def _run(self, call: Callable[[Account], T]) -> T:
+        """``call`` in a worker thread, tried again after throttling, a 503 or a reset
+        (:mod:`.retry`); its last failure raised as a provider error."""
         def work() -> T:
-            try:
-                return call(self.account())
-            except Exception as exc:
-                raise translate(exc) from exc
+            attempt = 0
+            while True:
+                try:
+                    return call(self.account())
+                except Exception as exc:
+                    wait = wait_before_retry(exc, attempt)
+                    if wait is None:
+                        failure = translate(exc)
+                        if failure is exc:  # already ours: keep its own cause
+                            raise
+                        raise failure from exc
+                    log.info("EWS call failed (%s); trying again in %.1f s",
+                             type(exc).__name__, wait)
+                time.sleep(wait)
+                attempt += 1
 
         with guarded(self.policy, ca_bundle=self.connection.ca_bundle):
             return await anyio.to_thread.run_sync(work)
@@ -159,9 +179,13 @@ class EwsClient:
                 service_endpoint=url, credentials=self._credentials(),
                 auth_type=_AUTH_TYPES[self.connection.auth],
                 version=EXCHANGE_2016, retry_policy=FailFast())
-            self._account = Account(self.connection.email, config=config, autodiscover=False,
-                                    access_type=DELEGATE, default_timezone=EWSTimeZone("UTC"))
-            self._account.protocol.TIMEOUT = self.connection.timeout
+            with _OPENING:
+                account = Account(self.connection.email, config=config, autodiscover=False,
+                                  access_type=DELEGATE, default_timezone=EWSTimeZone("UTC"))
+                with contextlib.suppress(KeyError):
+                    del Protocol[config]  # this client's alone from now on
+            account.protocol.TIMEOUT = self.connection.timeout
+            self._account = account
         return self._account
 
     def ews_url(self) -> str:
@@ -192,6 +216,4 @@ class EwsClient:
         if account is None:
             return
         protocol: Any = account.protocol
-        protocol.close()
-        with contextlib.suppress(KeyError):  # the next account starts from a clean cache
-            del Protocol[protocol.config]
+        protocol.close()  # its own (see the module's docstring): nobody else's sessions

@@ -20,6 +20,7 @@ from ..errors import (
     Unavailable,
     Unreachable,
 )
+from .retry import busy_hint
 
 
 class EwsDisabled(Forbidden):
@@ -67,7 +68,10 @@ def translate(exc: BaseException) -> ProviderError:
     if isinstance(exc, ews.UnauthorizedError) and LOCKED_OUT_TEXT in str(exc):
         return AccountLocked("Exchange: the account is locked out")
     if isinstance(exc, ews.ErrorServerBusy):
-        return RateLimited("Exchange is busy", retry_after=exc.back_off)
+        hint = busy_hint(exc)
+        if hint is None:  # exchangelib's name for a 503 (or a lost connection)
+            return Unavailable("Exchange is unavailable (HTTP 503)")
+        return RateLimited("Exchange is busy", retry_after=hint)
     for kind, ours in _TABLE:
         if isinstance(exc, kind):
             return ours(f"Exchange: {type(exc).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exchangelib import Account, CalendarItem, EWSDateTime
@@ -27,11 +28,14 @@ from ..model import (
     FreeBusyBlock,
     FreeBusyStatus,
     Participation,
+    PulledChanges,
+    PushChannel,
     SyncCursor,
     TimeWindow,
     Written,
 )
 from ..registry import ProviderOptions
+from . import push
 from .client import Connection, EwsClient
 from .config import settings_of
 from .mapping import READ_FIELDS, draft_fields, in_window, patch_fields, to_event, utc
@@ -47,7 +51,7 @@ class EwsProvider:
 
     name = "exchange"
     capabilities = Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                                participation_status=True)
+                                participation_status=True, native_push=True)
 
     def __init__(self, client: EwsClient) -> None:
         self.client = client
@@ -93,6 +97,24 @@ class EwsProvider:
         occurrence), the response sent to the organizer with a copy in Sent Items."""
         await self.client.run(lambda account: _answer(account, instance_id or resource_id,
                                                       status))
+
+    async def watch(self, calendar_id: str, address: str, token: str, channel_id: str,
+                    ttl_seconds: int) -> PushChannel:
+        """A pull subscription on the calendar (:mod:`.push`; nothing is POSTed, so the
+        address and token are unused). It lives while it is read; ``ttl_seconds`` only
+        says when the gateway replaces it with a fresh one."""
+        resource = await self.client.run(
+            lambda account: push.subscribe(_folder(account, calendar_id)))
+        return PushChannel(channel_id, resource, datetime.now(UTC) + timedelta(
+            seconds=ttl_seconds), calendar_id)
+
+    async def stop_watch(self, channel: PushChannel) -> None:
+        await self.client.run(lambda account: push.unsubscribe(account, channel.resource_id))
+
+    async def pull_changes(self, channel: PushChannel) -> PulledChanges:
+        changed, resource = await self.client.run(
+            lambda account: push.read_events(account, channel.resource_id))
+        return PulledChanges(changed, replace(channel, resource_id=resource))
 
     async def close(self) -> None:
         self.client.close()

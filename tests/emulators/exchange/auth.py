@@ -72,6 +72,12 @@ class Authenticator:
                 f"{u.domain}:{u.login}:{u.password}", f":{u.email}:{u.password}")}
             self._file.write_text("\n".join(sorted(lines)) + "\n")
 
+    def forget(self, email: str) -> None:
+        """Connections authenticated as ``email`` must authenticate again."""
+        with self._lock:
+            self._authenticated = {k: u for k, u in self._authenticated.items()
+                                   if u.email.lower() != email.lower()}
+
     def identify(self, request: Request) -> User:
         """The user this request is made by, or Challenge."""
         with self._lock:

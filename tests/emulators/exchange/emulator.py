@@ -4,16 +4,19 @@ injection and a control API for tests (users, folders, items edited "in Outlook"
 from __future__ import annotations
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
 
 from . import availability, operations
 from .auth import Authenticator, Challenge, LockedOut, User
+from .faults import Faults, server_busy
 from .mailbox import Folder, Item, Mailbox
 from .server import DROP, Request, Response, Server, TestCA
 from .soap import S, error, fault, local, response
+from .subscriptions import Subscriptions
 
 EWS_PATH = "/ews/exchange.asmx"
 POX_PATH = "/autodiscover/autodiscover.xml"
@@ -30,14 +33,6 @@ _OPERATIONS: dict[str, Callable[..., bytes]] = {
 }
 
 
-@dataclass
-class Faults:
-    """What the next request of an operation gets instead of its answer."""
-
-    drop: dict[str, int] = field(default_factory=dict)  # op -> answers to lose (applied)
-    errors: dict[str, list[str]] = field(default_factory=dict)  # op -> response codes
-
-
 class ExchangeEmulator:
     """A running Exchange 2016 stand-in on https://127.0.0.1:<port>. ``names`` are extra
     host names the certificate carries (tests resolve them to 127.0.0.1)."""
@@ -50,6 +45,8 @@ class ExchangeEmulator:
         self.mailboxes: dict[str, Mailbox] = {}
         self.faults = Faults()
         self.operations: list[str] = []  # every SOAP operation, in order
+        self.timeline: list[tuple[str, float]] = []  # (operation, time.monotonic()) each
+        self.subscriptions = Subscriptions()
         self.autodiscover_enabled = True
         self.pox_enabled = True  # False: the POX endpoint answers 404, SOAP still answers
         self.autodiscover_asked: list[str] = []  # the Autodiscover paths asked, in order
@@ -187,13 +184,35 @@ class ExchangeEmulator:
 
     def drop_next(self, op: str, count: int = 1) -> None:
         """Apply the next ``count`` ``op`` requests but lose their answers."""
-        with self._lock:
-            self.faults.drop[op] = self.faults.drop.get(op, 0) + count
+        self.faults.count(self.faults.drop, op, count)
 
     def fail_next(self, op: str, code: str) -> None:
         """The next ``op`` request is answered with error ``code`` (not applied)."""
+        self.faults.add(self.faults.errors, op, [code])
+
+    def busy_next(self, op: str, back_off_ms: int, count: int = 1) -> None:
+        """The next ``count`` ``op`` requests are throttled: ErrorServerBusy, hint attached."""
+        self.faults.add(self.faults.busy, op, [back_off_ms] * count)
+
+    def status_next(self, op: str, status: int = 503, count: int = 1) -> None:
+        """The next ``count`` ``op`` requests get a bare HTTP ``status`` (not applied)."""
+        self.faults.add(self.faults.statuses, op, [status] * count)
+
+    def reset_next(self, op: str, count: int = 1) -> None:
+        """The next ``count`` ``op`` requests lose their connection before being applied."""
+        self.faults.count(self.faults.resets, op, count)
+
+    def change_password(self, email: str, password: str) -> None:
+        """The user changes their password in the directory: the old one stops working,
+        on connections already authenticated too."""
+        user = self.auth.users[email.lower()]
+        self.auth.add(replace(user, password=password))
+        self.auth.forget(email)
+
+    def times(self, op: str) -> list[float]:
+        """When each ``op`` request arrived (time.monotonic(), this process's clock)."""
         with self._lock:
-            self.faults.errors.setdefault(op, []).append(code)
+            return [at for name, at in self.timeline if name == op]
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -234,17 +253,21 @@ class ExchangeEmulator:
         name = local(op.tag).removesuffix("Request")
         self.operations.append(name)
         with self._lock:
-            injected = self.faults.errors.get(name, [])
-            code = injected.pop(0) if injected else None
-            drop = self.faults.drop.get(name, 0)
-            if drop:
-                self.faults.drop[name] = drop - 1
-        if code is not None:
-            return Response(200, response(name, [error(name, code, f"injected {code}")]), _XML)
+            self.timeline.append((name, time.monotonic()))
+        injected = self.faults.take(name)
+        if injected.reset:  # the connection goes before anything is applied
+            return DROP
+        if injected.status is not None:
+            return Response(injected.status, b"Service Unavailable", {})
+        if injected.busy_ms is not None:
+            return Response(500, server_busy(injected.busy_ms), _XML)
+        if injected.code is not None:
+            text = f"injected {injected.code}"
+            return Response(200, response(name, [error(name, injected.code, text)]), _XML)
         box = self.mailbox(user.email)
         with box.lock:
             answer = self._dispatch(name, box, op)
-        return DROP if drop else Response(200, answer, _XML)
+        return DROP if injected.drop else Response(200, answer, _XML)
 
     def _dispatch(self, name: str, box: Mailbox, op: ET.Element) -> bytes:
         if name == "GetUserAvailability":
@@ -253,6 +276,10 @@ class ExchangeEmulator:
             return availability.get_server_time_zones(op)
         if name == "ConvertId":  # exchangelib's version probe reads the header only
             return response(name, [error(name, "ErrorInvalidIdMalformed", "Id is malformed.")])
+        if name in ("Subscribe", "GetEvents", "Unsubscribe"):
+            subs = self.subscriptions
+            return {"Subscribe": subs.subscribe, "GetEvents": subs.get_events,
+                    "Unsubscribe": subs.unsubscribe}[name](box, op)
         handler = _OPERATIONS.get(name)
         if handler is None:
             return fault(f"the emulator does not implement {name}")
