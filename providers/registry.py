@@ -215,8 +215,8 @@ ENTRIES: tuple[ProviderEntry, ...] = (
     # auth): the same provider with a bearer token; Cronofy's service name stays exchange.
     ProviderEntry("exchange_hybrid", "Exchange (Microsoft sign-in)", "redirect",
                   Capabilities(writable=True, free_busy=True, incremental_sync=True,
-                               participation_status=True),
-                  service="exchange", opener="providers.exchange.hybrid:open_account",
+                               participation_status=True, native_push=True),
+                  push="pull", service="exchange", opener="providers.exchange.hybrid:open_account",
                   linking="providers.exchange.hybrid:HybridOAuth",
                   loggers=("exchangelib", "msal"),
                   access_note="providers.exchange.hybrid:REMOVE_ACCESS"),

@@ -57,9 +57,10 @@ def test_linking_resolves_to_its_kind(entry):
 
 def test_the_derived_lists():
     assert redirect_providers() == ("google", "office365", "live_connect", "exchange_hybrid")
-    assert push_providers() == ("google", "office365", "live_connect", "exchange")
+    assert push_providers() == ("google", "office365", "live_connect", "exchange",
+                                "exchange_hybrid")
     assert push_providers("webhook") == ("google", "office365", "live_connect")
-    assert push_providers("pull") == ("exchange",)
+    assert push_providers("pull") == ("exchange", "exchange_hybrid")
 
 
 def test_an_upstream_that_keeps_its_grant_says_where_to_remove_it():
