@@ -7,6 +7,7 @@ Every documented limit is a 422 naming the field. Accepted as the SDKs send them
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ START_INTERVALS = (5, 10, 15, 20, 30, 45, 60)  # minutes
 MAX_RESULTS, DEFAULT_RESULTS = 512, 256
 MAX_IDS = 50
 FORMATS: tuple[ResponseFormat, ...] = ("periods", "slots", "overlapping_slots")
+EXPLAIN_REACH = 86400  # seconds: explain_at may lie this far before the query periods
+_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,9 @@ class Parsed:
 
 
 def parse(params: Params) -> Parsed:
+    if params.given("query_slots"):  # refused, never silently ignored
+        raise _bad("query_slots", "query_slots is not supported: ask with query_periods",
+                   "not_supported")
     duration = _minutes(params.raw("required_duration"), "required_duration",
                         1, MAX_DURATION_MINUTES, required=True)
     assert duration is not None
@@ -49,6 +55,11 @@ def parse(params: Params) -> Parsed:
         start_interval=_interval(params.raw("start_interval")),
         response_format=fmt,
         max_results=_max_results(params.raw("max_results")), explain_at=_explain(params))
+    if query.explain_at is not None:
+        start, end = query.window
+        if not start - EXPLAIN_REACH <= query.explain_at < end:
+            raise _bad("explain_at", "explain_at must lie within the query periods' span "
+                                     "(or up to a day before it)")
     return Parsed(query, params.flag("calgate_tentative_busy", True))
 
 
@@ -64,7 +75,7 @@ def _minutes(value: Any, field: str, low: int, high: int, *, required: bool = Fa
             raise _bad(field, f"{field} must be specified", "required")
         return None
     count = value.get("minutes") if isinstance(value, dict) else value
-    if isinstance(count, str) and count.strip().isdigit():
+    if isinstance(count, str) and _DIGITS.fullmatch(count.strip()):
         count = int(count)
     if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
         raise _bad(field, f'{field} must be {{"minutes": n}} with n from {low} to {high}')
@@ -131,7 +142,7 @@ def _group(value: Any) -> Group:
     assert isinstance(value, dict)
     required = value.get("required", ALL)
     if required != ALL:
-        if isinstance(required, str) and required.strip().isdigit():
+        if isinstance(required, str) and _DIGITS.fullmatch(required.strip()):
             required = int(required)
         if isinstance(required, bool) or not isinstance(required, int) \
                 or not 1 <= required <= len(parsed):
@@ -202,7 +213,7 @@ def _interval(value: Any) -> int | None:
 def _max_results(value: Any) -> int:
     if value is None or value == "":
         return DEFAULT_RESULTS
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RESULTS:
         raise _bad("max_results", f"max_results must be a number from 1 to {MAX_RESULTS}")

@@ -41,7 +41,7 @@ class Unavailable:
     """A member Calgate cannot answer for, and why (Calgate's extension)."""
 
     sub: str
-    reason: str  # profile_disconnected, profile_not_synced, no_profile, no_calendars
+    reason: str  # profile_disconnected, profile_not_synced, calendar_not_synced, ...
     profile_id: str | None = None
 
 
@@ -123,8 +123,13 @@ class AvailabilityService:
         with self.engine.connect() as conn:
             records = read_members(conn, query.members, caller.client_id,
                                    caller.only_subject)
-            rows = {sub: read_busy_rows(conn, r.calendars, start, end, tentative_busy)
-                    if r.unavailable is None else [] for sub, r in records.items()}
+            # One read for every member: a calendar belongs to one account, so its rows
+            # are one member's.
+            owner = {cal: sub for sub, r in records.items() if r.unavailable is None
+                     for cal in r.calendars}
+            rows: dict[str, list[Any]] = {sub: [] for sub in records}
+            for row in read_busy_rows(conn, owner, start, end, tentative_busy):
+                rows[owner[row.calendar_id]].append(row)
         return _Read(records, rows)
 
     async def _windows(self, query: Query, member: Member) -> Spans:

@@ -73,9 +73,8 @@ def read_members(conn: Connection, members: Sequence[Member], client_id: str,
         if row is None or row.client_id != client_id or only_subject not in (None, sub):
             raise UnknownMember(sub)
     cals = conn.execute(
-        select(calendars.c.id, calendars.c.tzid, calendars.c.deleted, profiles.c.id.label(
-            "profile_id"), profiles.c.account_id, profiles.c.connected,
-            profiles.c.initial_sync_required)
+        select(calendars.c.id, calendars.c.tzid, calendars.c.deleted, calendars.c.synced_at,
+               profiles.c.id.label("profile_id"), profiles.c.account_id)
         .join(profiles, profiles.c.id == calendars.c.profile_id)
         .where(profiles.c.account_id.in_(subs))).all()
     states = conn.execute(
@@ -108,6 +107,10 @@ def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
             return MemberRecord(member.sub, zone, counted, "profile_not_synced", profile.id)
     if not counted:
         return MemberRecord(member.sub, zone, counted, "no_calendars")
+    for cal in chosen:  # listed, but its events not read yet: its busy time is unknown
+        if cal.synced_at is None:
+            return MemberRecord(member.sub, zone, counted, "calendar_not_synced",
+                                cal.profile_id)
     return MemberRecord(member.sub, zone, counted)
 
 
@@ -131,7 +134,7 @@ def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetim
         where += [events.c.status != "tentative", or_(
             events.c.participation.is_(None), events.c.participation != "tentative")]
     return list(conn.execute(select(
-        events.c.calendar_id, events.c.event_uid, events.c.instance_id, events.c.start_at,
+        events.c.calendar_id, events.c.event_uid, events.c.start_at,
         events.c.end_at, events.c.all_day, events.c.status, events.c.transparency,
         events.c.participation, events.c.managed_key).where(*where)).all())
 

@@ -3,11 +3,16 @@ both kinds of bearer, the busy rules, pending writes, unavailable members, limit
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from gateway.persistence.tables import calendars
 from providers.memory.provider import WORLD
+from providers.model import Event
 from tests.integration.test_read_your_writes import apply_writes
 from tests.support.linked import Linked, hour
 
@@ -111,6 +116,38 @@ def test_all_day_event_fills_the_members_local_day(http, link, gateway):
     assert isinstance(day, date)
 
 
+def _next_dst_day() -> tuple[str, date]:
+    """The first day from three days on whose length is not 24 hours, in a zone that has
+    one within the sync window (New York's and Sydney's changes are never 4 months apart)."""
+    first = datetime.now(UTC).date() + timedelta(days=3)
+    for offset in range(200):
+        day = first + timedelta(days=offset)
+        for zone in ("America/New_York", "Australia/Sydney"):
+            tz = ZoneInfo(zone)
+            start = datetime.combine(day, time(), tz)
+            end = datetime.combine(day + timedelta(days=1), time(), tz)
+            if end.astimezone(UTC) - start.astimezone(UTC) != timedelta(hours=24):
+                return zone, day
+    raise AssertionError("no DST change within 200 days")
+
+
+def test_all_day_event_on_a_dst_day_fills_the_calendars_local_day(http, link):
+    zone, day = _next_dst_day()
+    a = link()
+    upstream = WORLD.accounts[a.upstream].calendars[a.upstream_calendar]
+    upstream.calendar = replace(upstream.calendar, tzid=zone)
+    a.put("holiday", day, day + timedelta(days=1))
+    a.sync()
+    tz = ZoneInfo(zone)
+    midnight = datetime.combine(day, time(), tz).astimezone(UTC)
+    next_midnight = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(UTC)
+    assert next_midnight - midnight in (timedelta(hours=23), timedelta(hours=25))
+    start = midnight - timedelta(hours=12)
+    r = ask(http, app(a), [a.subject], start, start + timedelta(hours=48))
+    assert periods(r) == [(z(start), z(midnight), [a.subject]),
+                          (z(next_midnight), z(start + timedelta(hours=48)), [a.subject])]
+
+
 def test_a_booked_slot_vanishes_at_once_and_a_pending_delete_frees_it(http, gateway, link):
     a = link()
     a.sync()
@@ -152,6 +189,22 @@ def test_a_disconnected_member_is_unavailable_with_its_reason(http, link):
             "query_periods": [{"start": z(hour(24)), "end": z(hour(28))}]}
     one = http.post(PATH, headers=app(a), json=body)
     assert periods(one) == [(z(hour(24)), z(hour(28)), [a.subject])]
+
+
+def test_a_member_not_synced_yet_is_unavailable(http, link, gateway):
+    a = link()  # linked, its first sync not run yet
+    r = ask(http, app(a), [a.subject], hour(24), hour(28))
+    assert r.json() == {"available_periods": [], "calgate_unavailable_members": [
+        {"sub": a.subject, "reason": "profile_not_synced", "profile_id": a.profile_id}]}
+    a.sync()
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == [
+        (z(hour(24)), z(hour(28)), [a.subject])]
+    with gateway.engine.begin() as conn:  # a calendar listed, its events not read yet
+        conn.execute(update(calendars).where(calendars.c.id == a.calendar_id)
+                     .values(synced_at=None))
+    r = ask(http, app(a), [a.subject], hour(24), hour(28))
+    assert r.json()["calgate_unavailable_members"] == [
+        {"sub": a.subject, "reason": "calendar_not_synced", "profile_id": a.profile_id}]
 
 
 def test_an_access_token_sees_only_its_own_account(http, link):
@@ -212,6 +265,8 @@ def _base(sub: str) -> dict:
     ({"max_results": 513}, "max_results"),
     ({"max_results": 0}, "max_results"),
     ({"explain": True}, "explain_at"),
+    ({"explain": True, "explain_at": z(hour(24 + 72))}, "explain_at"),
+    ({"query_slots": [{"start": z(hour(24))}]}, "query_slots"),
     ({"participants": [{"members": [{"sub": "acc_nobody"}]}]}, "participants.members.sub"),
 ])
 def test_each_limit_is_a_422_naming_the_field(http, link, change, field):
@@ -243,3 +298,15 @@ def test_explain_names_the_busy_calendar_and_hides_text_without_read_events(http
                 buffer={"before": {"minutes": 30}})
     (buffer,) = later.json()["calgate_explanation"]["members"][0]["reasons"]
     assert buffer["reason"] == "buffer_before" and "summary" not in buffer
+
+
+def test_each_instance_of_a_recurring_event_is_busy(http, link):
+    a = link()
+    WORLD.put(a.upstream, a.upstream_calendar, "daily", [Event(
+        resource_id="daily", instance_id=f"daily-{d}", start=hour(24 + 24 * d),
+        end=hour(25 + 24 * d), recurring=True) for d in range(3)])
+    a.sync()
+    r = ask(http, app(a), [a.subject], hour(23), hour(24 + 24 * 2 + 2))
+    assert [(s, e) for s, e, _ in periods(r)] == [
+        (z(hour(23)), z(hour(24))), (z(hour(25)), z(hour(48))),
+        (z(hour(49)), z(hour(72))), (z(hour(73)), z(hour(74)))]

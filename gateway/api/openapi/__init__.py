@@ -14,19 +14,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import account, events, invites, notify, oauth, permissions, resources, rules
+from . import (
+    account,
+    availability,
+    events,
+    invites,
+    notify,
+    oauth,
+    permissions,
+    resources,
+    rules,
+)
 from .schema import RESPONSES, SCHEMAS, SECURITY_SCHEMES, Json
 
 VERSION = "1"
-AREAS = (oauth, account, events, notify, permissions, invites, resources, rules)
+AREAS = (oauth, account, events, notify, permissions, invites, resources, availability, rules)
 TAGS = [
     {"name": "OAuth", "description": "Tokens for client apps (RFC 6749), Cronofy-shaped."},
     {"name": "Consent pages", "description": "HTML pages the user's browser goes through."},
     {"name": "Account", "description": "The account, its profiles and calendars."},
     {"name": "Events", "description": "Reads from the mirror; writes applied upstream."},
     {"name": "Channels", "description": "Change notifications to the app's callback URL."},
-    {"name": "Availability", "description": "Managed availability: rules and periods."},
     {"name": "Smart Invites", "description": "Invitations by email, answers by inbound mail."},
+    {"name": "Availability", "description": "When people can meet, from the mirror; "
+                                             "availability rules and available periods."},
     {"name": "Operations", "description": "Health, readiness, metrics, provider push."},
 ]
 DESCRIPTION = (
