@@ -14,7 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import account, availability, events, invites, notify, oauth, permissions, resources, rules
+from . import (
+    account,
+    availability,
+    events,
+    invites,
+    notify,
+    oauth,
+    permissions,
+    resources,
+    rules,
+)
 from .schema import RESPONSES, SCHEMAS, SECURITY_SCHEMES, Json
 
 VERSION = "1"
@@ -27,7 +37,7 @@ TAGS = [
     {"name": "Channels", "description": "Change notifications to the app's callback URL."},
     {"name": "Smart Invites", "description": "Invitations by email, answers by inbound mail."},
     {"name": "Availability", "description": "When people can meet, from the mirror; "
-                                            "managed availability: rules and periods."},
+                                             "availability rules and available periods."},
     {"name": "Operations", "description": "Health, readiness, metrics, provider push."},
 ]
 DESCRIPTION = (
