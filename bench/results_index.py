@@ -1,7 +1,8 @@
 """Builds bench/RESULTS.md: every benchmark's "Results vs targets" table in one place.
 
 Each runner writes its full report (bench/RESULTS-oauth.md, RESULTS-events.md,
-RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md, RESULTS-microsoft.md) and then
+RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md, RESULTS-microsoft.md,
+RESULTS-exchange.md) and then
 calls :func:`write_index`, which copies each report's machine line and its "Results vs
 targets" section here. Run it alone after editing by hand:
 
@@ -22,6 +23,7 @@ REPORTS = (
     ("Notification latency (issue 5)", "RESULTS-latency.md", "bench/run_latency_bench.py"),
     ("Scale (issue 6)", "RESULTS-scale.md", "bench/run_scale_bench.py"),
     ("Microsoft sync (issue 12)", "RESULTS-microsoft.md", "bench/run_microsoft_bench.py"),
+    ("Exchange sync (issue 14)", "RESULTS-exchange.md", "bench/run_exchange_bench.py"),
 )
 
 
