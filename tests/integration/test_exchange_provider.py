@@ -54,6 +54,9 @@ def _collect_abandoned_responses() -> Iterator[None]:
     # socket's descriptor is freed only when the garbage collector finds the response
     # (socket.close() waits for the response's file). Collect it here, where that is known
     # to be the cause, rather than let the warning land on whichever test comes next.
+    # Before the test too: a test of another module run earlier in this process may have
+    # left one (pytest-xdist mixes modules in a worker).
+    _collect_garbage()
     yield
     _collect_garbage()
 
