@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import urllib.request
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from sync_bench import link
 
 FIRST_DAY = -40
 SPAN_DAYS = 235
-SCOPES = ["read_account", "list_calendars", "read_events", "read_free_busy",
-          "create_event", "delete_event"]
-
-
-def today() -> datetime:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def sync_window() -> Any:
@@ -41,8 +30,8 @@ def sync_window() -> Any:
     return SyncSettings().window(datetime.now(UTC))
 
 
-def event_body(i: int, day0: datetime, rnd: random.Random) -> dict[str, Any]:
-    start = day0 + timedelta(days=FIRST_DAY + SPAN_DAYS * i / 5000,
+def event_body(i: int, count: int, day0: datetime, rnd: random.Random) -> dict[str, Any]:
+    start = day0 + timedelta(days=FIRST_DAY + SPAN_DAYS * i / count,
                              minutes=rnd.randrange(0, 600, 15))
     end = start + timedelta(minutes=rnd.choice((30, 45, 60, 90, 105)))
     body: dict[str, Any] = {
@@ -60,7 +49,7 @@ def fill(emu: Any, email: str, count: int, day0: datetime) -> None:
     """``count`` events (and five weekly series) in the user's primary calendar."""
     rnd = random.Random(7)
     for i in range(count):
-        emu.add_event(email, email, event_body(i, day0, rnd))
+        emu.add_event(email, email, event_body(i, count, day0, rnd))
     for n in range(5):
         start = day0 + timedelta(days=FIRST_DAY + 3 + n, hours=9)
         emu.add_event(email, email, {
@@ -78,26 +67,9 @@ def settings_env(data_dir: Path, google_url: str) -> dict[str, str]:
             "CALGATE_WORKER_MODE": "external", "CALGATE_PROVIDER_PUSH": "off"}
 
 
-def open_gateway(env: dict[str, str], migrate_first: bool = False) -> Any:
-    from gateway.app import Gateway
-    from gateway.persistence.database import migrate
-    from gateway.settings import Settings
-
-    settings = Settings.from_env(env)
-    if migrate_first:
-        migrate(settings.effective_database_url)
-    return Gateway.build(settings)
-
-
 def link_google(gateway: Any, email: str, credentials: dict[str, str]) -> Any:
     """A client app and a Google profile linked as the consent step would (park + link)."""
-    from gateway.services.accounts import PendingAccount
-
-    client, _secret = gateway.oauth.registry.create(
-        name="Google Bench", redirect_uris=["https://bench.example/cb"], scopes=["read_write"])
-    parked = gateway.accounts.park_credentials(uuid.uuid4().hex, credentials)
-    return gateway.accounts.link(str(client.client_id), PendingAccount(
-        "google", "google", email, email, parked), None, SCOPES)
+    return link(gateway, "google", email, email, credentials, "Google Bench")
 
 
 class EmulatorLog:
@@ -112,12 +84,11 @@ class EmulatorLog:
             found: list[dict[str, Any]] = json.loads(answer.read())
         return found
 
-    def offset(self) -> int:
-        return len(self.entries())
-
-    def since(self, offset: int) -> list[dict[str, Any]]:
-        """Upstream requests after ``offset``, without the control API's own."""
-        return [e for e in self.entries()[offset:] if not e["path"].startswith("/_emulator/")]
+    def names(self) -> list[str]:
+        """Upstream requests so far (``events.list``, ``POST /token``), without the control
+        API's own."""
+        return [e["api_method"] or f"{e['method']} {e['path']}" for e in self.entries()
+                if not e["path"].startswith("/_emulator/")]
 
 
 def change_event(base_url: str, email: str, event_id: str, summary: str) -> None:
@@ -128,12 +99,3 @@ def change_event(base_url: str, email: str, event_id: str, summary: str) -> None
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30):
         pass
-
-
-def describe(entries: list[dict[str, Any]]) -> str:
-    """``POST /token, events.list x2`` in the order first seen."""
-    names: dict[str, int] = {}
-    for entry in entries:
-        name = entry["api_method"] or f"{entry['method']} {entry['path']}"
-        names[name] = names.get(name, 0) + 1
-    return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in names.items())

@@ -11,27 +11,17 @@ that the calendar view expands into occurrences.
 from __future__ import annotations
 
 import random
-import sys
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from sync_bench import SCOPES
+from sync_bench import link as link_profile
 
 FIRST_DAY = -40
 SPAN_DAYS = 235
-SCOPES = ["read_account", "list_calendars", "read_events", "read_free_busy",
-          "create_event", "delete_event"]
 CLIENT_ID, CLIENT_SECRET = "calgate-bench", "calgate-bench-secret"
 REDIRECT = "https://bench.example/oauth/callback/office365"
-
-
-def today() -> datetime:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def graph_time(moment: datetime) -> dict[str, str]:
@@ -91,17 +81,6 @@ def settings_env(data_dir: Path, emu: Any) -> dict[str, str]:
             "CALGATE_WORKER_MODE": "external", "CALGATE_PROVIDER_PUSH": "off"}
 
 
-def open_gateway(env: dict[str, str], migrate_first: bool = False) -> Any:
-    from gateway.app import Gateway
-    from gateway.persistence.database import migrate
-    from gateway.settings import Settings
-
-    settings = Settings.from_env(env)
-    if migrate_first:
-        migrate(settings.effective_database_url)
-    return Gateway.build(settings)
-
-
 def sign_in(emu: Any, email: str) -> dict[str, str]:
     """The credentials Calgate keeps for ``email``, from the real sign-in: msal's
     authorization code flow with PKCE through the emulator's consent page."""
@@ -127,19 +106,5 @@ def sign_in(emu: Any, email: str) -> dict[str, str]:
 
 def link(gateway: Any, email: str, credentials: dict[str, str]) -> Any:
     """A client app and a Microsoft 365 profile linked as the consent step would."""
-    from gateway.services.accounts import PendingAccount
-
-    client, _secret = gateway.oauth.registry.create(
-        name="Microsoft Bench", redirect_uris=["https://bench.example/cb"],
-        scopes=["read_write"])
-    parked = gateway.accounts.park_credentials(uuid.uuid4().hex, credentials)
-    return gateway.accounts.link(str(client.client_id), PendingAccount(
-        "office365", "office365", email, credentials["account_id"], parked), None, SCOPES)
-
-
-def describe(entries: list[Any]) -> str:
-    """``token, delta x26`` in the order first seen (the emulator's request kinds)."""
-    names: dict[str, int] = {}
-    for entry in entries:
-        names[entry.kind] = names.get(entry.kind, 0) + 1
-    return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in names.items())
+    return link_profile(gateway, "office365", email, credentials["account_id"], credentials,
+                        "Microsoft Bench")

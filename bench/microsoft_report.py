@@ -3,37 +3,12 @@ the details of every sync, how to reproduce."""
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 from typing import Any
 
-import bench_common as common
 from latency_stats import summary
 
 TARGETS = {"incremental_requests": 1, "webhook_p50_s": 2.0}
-
-
-def other_benchmarks() -> list[str]:
-    """Other benchmark runners on this machine (the report says so; they are not stopped)."""
-    found = subprocess.run(["pgrep", "-af", "run_.*bench"], capture_output=True, text=True)
-    mine = {str(os.getpid()), str(os.getppid())}  # this runner (and a `timeout` around it)
-    return [x for x in found.stdout.splitlines() if x.split()[0] not in mine]
-
-
-def machine() -> dict[str, str]:
-    import datetime as dt
-    from importlib.metadata import version
-
-    import sqlalchemy
-
-    return {**common.cpu_and_memory(),
-            "SQLAlchemy": sqlalchemy.__version__,
-            "SQLite": __import__("sqlite3").sqlite_version,
-            "msal": version("msal"), "httpx": version("httpx"),
-            "code measured": "sha256 of gateway/ + oauth_server/ + providers/ sources: "
-                             + common.code_digest(),
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def _verdict(requests: int) -> str:

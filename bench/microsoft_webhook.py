@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import microsoft_fixtures as fx
+import sync_bench
 from latency_deploy import App, Deployment
 from latency_inbox import Inbox
 
@@ -81,7 +82,7 @@ def run(emu: Any, opts: WebhookOptions, workdir: Path, env: dict[str, str],
         log: Any) -> dict[str, Any]:
     """Seed, deploy, change, measure; every process started here is stopped here."""
     emu.add_user(EMAIL, "Push User")
-    ids = fx.fill(emu, EMAIL, opts.events, fx.today())[:opts.events]
+    ids = fx.fill(emu, EMAIL, opts.events, sync_bench.today())[:opts.events]
     deploy_env = {"CALGATE_SYNC_INTERVAL": "3600", "CALGATE_PROVIDER_PUSH": "on",
                   **{k: v for k, v in env.items() if k.startswith("CALGATE_OFFICE365_")}}
     with Deployment(workdir, deploy_env) as d:

@@ -2,7 +2,7 @@
 
 Each runner writes its full report (bench/RESULTS-oauth.md, RESULTS-events.md,
 RESULTS-google.md, RESULTS-latency.md, RESULTS-scale.md, RESULTS-microsoft.md,
-RESULTS-availability.md) and then
+RESULTS-availability.md, RESULTS-exchange.md) and then
 calls :func:`write_index`, which copies each report's machine line and its "Results vs
 targets" section here. Run it alone after editing by hand:
 
@@ -24,6 +24,7 @@ REPORTS = (
     ("Scale (issue 6)", "RESULTS-scale.md", "bench/run_scale_bench.py"),
     ("Microsoft sync (issue 12)", "RESULTS-microsoft.md", "bench/run_microsoft_bench.py"),
     ("Availability (issue 15)", "RESULTS-availability.md", "bench/run_availability_bench.py"),
+    ("Exchange sync (issue 14)", "RESULTS-exchange.md", "bench/run_exchange_bench.py"),
 )
 
 

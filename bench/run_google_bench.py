@@ -5,6 +5,7 @@ Run from the repository root (about half a minute):
 
     .venv/bin/python bench/run_google_bench.py             # writes bench/RESULTS-google.md
     .venv/bin/python bench/run_google_bench.py --no-write  # prints the report only
+    .venv/bin/python bench/run_google_bench.py --events 300 --rounds 2 --no-write  # a smoke run
 
 What it does:
 
@@ -16,7 +17,8 @@ What it does:
    account is linked twice (park_credentials + link, as the consent step does) with two
    refresh tokens the emulator issued for the least-privilege scopes of Calgate's
    read_write grant.
-3. **Sync, in child processes** (bench/google_sync.py): the initial sync of the first
+3. **Sync, in child processes** (bench/google_sync.py over bench/sync_bench.py, driven over
+   stdin/stdout; this process makes the owner's changes): the initial sync of the first
    profile (wall, CPU, peak RSS, upstream requests), then incremental syncs after one event
    was renamed in Google (requests, CPU, wall); a second child repeats the initial sync on
    the second profile under tracemalloc.
@@ -27,9 +29,7 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,63 +41,30 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-import bench_common as common  # noqa: E402
 import google_fixtures as fx  # noqa: E402
+import sync_bench  # noqa: E402
 
 TARGETS = {"incremental_requests": 2}
-EVENTS = 5000
-ROUNDS = 7
-PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_child(job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    """bench/google_sync.py in a process of its own; stopped by its PID on timeout."""
-    return common.run_child("google_sync.py", job, timeout)
-
-
-def code_digest() -> str:
-    return common.code_digest()
-
-
-def machine() -> dict[str, str]:
-    import datetime as dt
-    from importlib.metadata import version
-
-    import sqlalchemy
-
-    return {**common.cpu_and_memory(),
-            "SQLAlchemy": sqlalchemy.__version__,
-            "SQLite": __import__("sqlite3").sqlite_version,
-            "google-api-python-client": version("google-api-python-client"),
-            "google-auth": version("google-auth"), "httplib2": version("httplib2"),
-            "code measured": "sha256 of gateway/ + oauth_server/ + providers/ sources: "
-                             + code_digest(),
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
-
-
-def other_benchmarks() -> list[str]:
-    found = subprocess.run(["pgrep", "-af", "run_.*bench"], capture_output=True, text=True)
-    mine = {str(os.getpid()), str(os.getppid())}  # this runner (and a `timeout` around it)
-    return [x for x in found.stdout.splitlines() if x.split()[0] not in mine]
-
-
-def setup(emu: Any, data_dir: Path) -> tuple[dict[str, Any], list[Any], str, dict[str, str]]:
+def setup(emu: Any, data_dir: Path, events: int
+          ) -> tuple[dict[str, Any], list[Any], str, dict[str, str]]:
     from providers.google.oauth import upstream_scopes
     from tests.emulators.google.shared import CLIENT_ID, CLIENT_SECRET
 
     emu.register_app(CLIENT_ID, CLIENT_SECRET, "Calgate Bench", [])
     email = emu.add_user("bench@example.com", tz="Europe/Berlin")
     started = time.perf_counter()
-    fx.fill(emu, email, EVENTS, fx.today())
-    log(f"emulator: {EVENTS} events and 5 series written in "
+    fx.fill(emu, email, events, sync_bench.today())
+    log(f"emulator: {events} events and 5 series written in "
         f"{time.perf_counter() - started:.1f} s")
     env = fx.settings_env(data_dir, emu.base_url)
-    gateway = fx.open_gateway(env, migrate_first=True)
-    scopes = upstream_scopes(fx.SCOPES)
+    gateway = sync_bench.open_gateway(env, migrate_first=True)
+    scopes = upstream_scopes(sync_bench.SCOPES)
     linked = []
     spare = {"refresh_token": emu.issue_refresh_token(email, CLIENT_ID, scopes),
              "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
@@ -112,26 +79,53 @@ def setup(emu: Any, data_dir: Path) -> tuple[dict[str, Any], list[Any], str, dic
     return env, linked, email, spare
 
 
-def measure(no_write: bool) -> str:
+def rounds(child: sync_bench.Child, upstream: fx.EmulatorLog, base_url: str, email: str,
+           args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Nothing changed; then ``--rounds`` events renamed in Google one at a time; last, a
+    whole weekly series renamed (its instances come again: events.list + instances)."""
+    out = []
+    singles = (f"bench{(10 + 37 * k) % args.events:05d}" for k in range(args.rounds))
+    for event_id in [None, *singles, "series0"]:
+        if event_id is not None:
+            fx.change_event(base_url, email, event_id, f"Changed {time.time_ns()}")
+        out.append({**sync_bench.counted(child, {"op": "sync"}, upstream.names),
+                    "changed_event": event_id})
+    return out
+
+
+def measure(args: argparse.Namespace) -> str:
     from tests.emulators.google import GoogleEmulator
 
-    busy = other_benchmarks()
+    busy = sync_bench.other_benchmarks()
     if busy:
         raise SystemExit(f"another benchmark is running: {busy}")
     with tempfile.TemporaryDirectory(prefix="calgate-google-bench-") as tmp, \
             GoogleEmulator.running() as emu:
-        env, linked, email, spare = setup(emu, Path(tmp) / "data")
-        base = {"env": env, "google_url": emu.base_url, "email": email}
+        env, linked, email, spare = setup(emu, Path(tmp) / "data", args.events)
+        upstream = fx.EmulatorLog(emu.base_url)
+        base = {"env": env, "email": email}
         log("initial sync + incremental rounds (child 1)")
-        main = run_child({**base, "profile_id": linked[0].profile_id,
-                          "subject": linked[0].subject, "rounds": ROUNDS})
+        child = sync_bench.Child("google_sync.py", {
+            **base, "profile_id": linked[0].profile_id, "subject": linked[0].subject}, 300)
+        try:
+            main = {"events": args.events,
+                    "initial": sync_bench.counted(child, {"op": "sync"}, upstream.names),
+                    "incremental": rounds(child, upstream, emu.base_url, email, args)}
+        finally:
+            child.close()
         log("initial sync under tracemalloc (child 2)")
-        traced = run_child({**base, "profile_id": linked[1].profile_id,
-                            "subject": linked[1].subject, "trace": True,
-                            "credentials": spare, "endpoints": emu.endpoints})
-        info = machine()
+        traced_child = sync_bench.Child("google_sync.py", {
+            **base, "profile_id": linked[1].profile_id, "subject": linked[1].subject,
+            "credentials": spare, "endpoints": emu.endpoints}, 300)
+        try:
+            traced = {"provider_only": traced_child.ask({"op": "provider_only"}),
+                      "initial": sync_bench.counted(traced_child, {"op": "sync", "trace": True},
+                                                    upstream.names)}
+        finally:
+            traced_child.close()
+        info = sync_bench.machine(["google-api-python-client", "google-auth", "httplib2"])
     report = render(info, main, traced)
-    if not no_write:
+    if not args.no_write:
         (BENCH / "RESULTS-google.md").write_text(report)
         from results_index import write_index
 
@@ -159,7 +153,8 @@ def render(info: dict[str, str], main: dict[str, Any], traced: dict[str, Any]) -
     lines += [f"| {k} | {v} |" for k, v in info.items()]
     lines += ["", "## Results vs targets", "",
               f"Upstream: the Google emulator (tests/emulators/google, in the runner's process)"
-              f" with {EVENTS:,} single events and 5 weekly series in the primary calendar; "
+              f" with {main['events']:,} single events and 5 weekly series in the primary "
+              "calendar; "
               "Calgate's real `SyncEngine.sync_profile` with the Google provider "
               "(google-api-python-client 2.x over httplib2, static discovery document), "
               "SQLite, local secret store, in a child process. Requests are counted in the "
@@ -197,7 +192,7 @@ def render(info: dict[str, str], main: dict[str, Any], traced: dict[str, Any]) -
         lines.append(f"| {n} | {what} | {r['requests']} ({r['request_list'] or '-'}) | "
                      f"{r['cpu_s'] * 1000:.0f} ms | {r['wall_s'] * 1000:.0f} ms | "
                      f"{r['changed']} |")
-    lines += ["", f"`GoogleProvider.sync` alone turned the {EVENTS:,}-event listing into "
+    lines += ["", f"`GoogleProvider.sync` alone turned the {main['events']:,}-event listing into "
               f"{alone['instances']:,} instances in {alone['cpu_s']:.2f} s of CPU: the rest of "
               "the initial sync's CPU time is the sync engine writing the mirror (row "
               "fingerprints, sealing event text with the account's data key, SQLite).", "",
@@ -216,9 +211,11 @@ def render(info: dict[str, str], main: dict[str, Any], traced: dict[str, Any]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000, help="single events upstream")
+    parser.add_argument("--rounds", type=int, default=7, help="single-event renames")
     parser.add_argument("--no-write", action="store_true", help="print, do not write")
     args = parser.parse_args()
-    print(measure(args.no_write))
+    print(measure(args))
 
 
 if __name__ == "__main__":

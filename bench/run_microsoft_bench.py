@@ -19,7 +19,8 @@ What it does:
    in twice through msal's authorization code flow with PKCE and the emulator's consent
    page, and each grant is linked as a profile (park_credentials + link, as the consent
    step does), with the Graph scopes of Calgate's read_write grant.
-3. **Sync, in child processes** (bench/microsoft_sync.py, driven over stdin/stdout since the
+3. **Sync, in child processes** (bench/microsoft_sync.py over bench/sync_bench.py, driven
+   over stdin/stdout since the
    emulator's control API is in this process): the initial sync of the first profile
    (wall, CPU, peak RSS, upstream requests), then incremental syncs: one with nothing
    changed, one after each rename of a single event "in Outlook", and one after a whole
@@ -38,16 +39,12 @@ What it does:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import queue
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -58,6 +55,7 @@ import bench_common as common  # noqa: E402
 import microsoft_fixtures as fx  # noqa: E402
 import microsoft_report as report  # noqa: E402
 import microsoft_webhook as webhook  # noqa: E402
+import sync_bench  # noqa: E402
 
 EMAIL = "bench@contoso.example"
 
@@ -66,84 +64,21 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class Child:
-    """bench/microsoft_sync.py in a process (and session) of its own, answering one
-    command at a time; killed by its PID on timeout or when the runner fails."""
-
-    def __init__(self, job: dict[str, Any], timeout: float) -> None:
-        self.timeout = timeout
-        self.proc = subprocess.Popen(
-            [str(common.PYTHON), str(BENCH / "microsoft_sync.py"), json.dumps(job)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.errors: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
-                         daemon=True).start()
-        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
-        self.pid = self.answer()["pid"]
-
-    @staticmethod
-    def _read(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
-        for line in stream or ():
-            lines.put(line)
-        lines.put(None)
-
-    def _drain(self, stream: IO[str] | None) -> None:
-        for line in stream or ():
-            self.errors.append(line)
-
-    def answer(self) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(
-                    f"microsoft_sync.py gave no answer in {self.timeout} s") from None
-            if line is None:
-                raise RuntimeError(f"microsoft_sync.py exited: {''.join(self.errors)[-3000:]}")
-            if line.startswith(common.MARKER):
-                found: dict[str, Any] = json.loads(line.removeprefix(common.MARKER))
-                return found
-
-    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self.answer()
-
-    def close(self) -> None:
-        if self.proc.poll() is None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()  # Popen.kill: SIGKILL to this child's own PID
-            self.proc.wait()
-
-
-def counted(emu: Any, child: Child, command: dict[str, Any]) -> dict[str, Any]:
+def counted(emu: Any, child: sync_bench.Child, command: dict[str, Any]) -> dict[str, Any]:
     """One sync in the child, with the upstream requests it made (from the emulator's log)."""
-    offset = len(emu.requests)
-    result = child.ask(command)
-    made = emu.requests[offset:]
-    return {**result, "requests": len(made), "request_list": fx.describe(made)}
+    return sync_bench.counted(child, command, lambda: [e.kind for e in emu.requests])
 
 
 def setup(emu: Any, data_dir: Path, events: int) -> tuple[dict[str, str], list[Any], list[str]]:
     emu.register_app(fx.CLIENT_ID, fx.CLIENT_SECRET, "Calgate Bench", [fx.REDIRECT])
     emu.add_user(EMAIL, "Bench User")
     started = time.perf_counter()
-    ids = fx.fill(emu, EMAIL, events, fx.today())
+    ids = fx.fill(emu, EMAIL, events, sync_bench.today())
     log(f"emulator: {events} events and 5 series written in "
         f"{time.perf_counter() - started:.1f} s")
     env = fx.settings_env(data_dir, emu)
     grants = [fx.sign_in(emu, EMAIL) for _ in range(2)]
-    gateway = fx.open_gateway(env, migrate_first=True)
+    gateway = sync_bench.open_gateway(env, migrate_first=True)
     try:
         linked = [fx.link(gateway, EMAIL, grant) for grant in grants]
     finally:
@@ -151,7 +86,7 @@ def setup(emu: Any, data_dir: Path, events: int) -> tuple[dict[str, str], list[A
     return env, linked, ids
 
 
-def rounds(emu: Any, child: Child, ids: list[str], count: int, events: int
+def rounds(emu: Any, child: sync_bench.Child, ids: list[str], count: int, events: int
            ) -> list[dict[str, Any]]:
     """Nothing changed; then ``count`` single events renamed one at a time; then a series."""
     out = [{**counted(emu, child, {"op": "sync"}), "changed_event": None}]
@@ -167,23 +102,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from tests.emulators.microsoft import MicrosoftEmulator
 
     out: dict[str, Any] = {"events": args.events, "load_before": os.getloadavg(),
-                           "other_benchmarks": report.other_benchmarks()}
+                           "other_benchmarks": sync_bench.other_benchmarks()}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="calgate-microsoft-bench-") as tmp, \
             MicrosoftEmulator.running() as emu:
         env, linked, ids = setup(emu, Path(tmp) / "data", args.events)
         out["page_size"] = env.get("CALGATE_OFFICE365_PAGE_SIZE", "200 (default)")
         log("initial sync + incremental rounds (child 1)")
-        child = Child({"env": env, "profile_id": linked[0].profile_id,
-                       "subject": linked[0].subject}, args.timeout)
+        child = sync_bench.Child("microsoft_sync.py", {
+            "env": env, "profile_id": linked[0].profile_id, "subject": linked[0].subject},
+            args.timeout)
         try:
             out["initial"] = counted(emu, child, {"op": "sync"})
             out["incremental"] = rounds(emu, child, ids, args.rounds, args.events)
         finally:
             child.close()
         log("initial sync under tracemalloc (child 2)")
-        traced = Child({"env": env, "profile_id": linked[1].profile_id,
-                        "subject": linked[1].subject}, args.timeout)
+        traced = sync_bench.Child("microsoft_sync.py", {
+            "env": env, "profile_id": linked[1].profile_id, "subject": linked[1].subject},
+            args.timeout)
         try:
             out["traced"] = counted(emu, traced, {"op": "sync", "trace": True})
         finally:
@@ -194,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 changes=args.webhook_changes), Path(tmp) / "webhook", env, log)
     out["load_after"] = os.getloadavg()
     out["seconds"] = time.monotonic() - began
-    out["machine"] = report.machine()
+    out["machine"] = sync_bench.machine(["msal", "httpx"])
     out["argv"] = common.reproducible(sys.argv[1:])
     return out
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from exchangelib import Account, CalendarItem, EWSDateTime
 from exchangelib.folders import Calendar as CalendarFolder
+from exchangelib.folders import Root
 from exchangelib.items import (
     ALL_OCCURRENCES,
     SEND_AND_SAVE_COPY,
@@ -151,10 +152,9 @@ def _writable(folder: Any) -> bool:
 
 
 def _folder(account: Account, calendar_id: str) -> CalendarFolder:
-    default = account.calendar
-    if calendar_id == default.id:
-        return default
-    return CalendarFolder(root=account.root, id=calendar_id)
+    # Named by its id alone: ``account.calendar`` (or ``account.root``) costs a GetFolder
+    # each, on every sync and write, since the account is opened per job.
+    return CalendarFolder(root=Root(account=account), id=calendar_id)
 
 
 def _sync(account: Account, calendar_id: str, cursor: SyncCursor | None,
@@ -178,20 +178,42 @@ def _sync(account: Account, calendar_id: str, cursor: SyncCursor | None,
             changed[event.resource_id] = [event] if in_window(event, window) else []
     if masters:  # a series changed: its occurrences and exceptions in the window, as EWS
         # expands them (CalendarView), so moved and cancelled occurrences are right
-        for occurrence in _view(folder, window):
-            master_id = masters.get(occurrence.uid)
-            if master_id is not None:
-                changed[master_id].append(replace(to_event(occurrence),
-                                                  resource_id=master_id))
+        for occurrence in _occurrences(account, folder, window, set(masters)):
+            master_id = masters[occurrence.uid]
+            changed[master_id].append(replace(to_event(occurrence), resource_id=master_id))
     state = folder.item_sync_state
     return ChangeSet(changed=changed, deleted=tuple(deleted),
                      cursor=SyncCursor(state) if state else None, full=cursor is None)
 
 
-def _view(folder: CalendarFolder, window: TimeWindow) -> Any:
+def _view(folder: CalendarFolder, window: TimeWindow, *fields: str) -> Any:
     """FindItem with a CalendarView over the window: singles, occurrences and exceptions."""
     return folder.view(start=EWSDateTime.from_datetime(window.start),
-                       end=EWSDateTime.from_datetime(window.end)).only(*READ_FIELDS, "uid")
+                       end=EWSDateTime.from_datetime(window.end)).only(*fields)
+
+
+def _occurrences(account: Account, folder: CalendarFolder, window: TimeWindow,
+                 uids: set[str]) -> list[Any]:
+    """The occurrences and exceptions of the series ``uids`` in the window. The view asks
+    for ids and item types only, which FindItem returns itself (exchangelib reads text
+    fields, the UID among them, with GetItem): reading every item in the window in full
+    would cost a GetItem per hundred singles too. Only occurrences and exceptions are read,
+    in batches; those of other series are then left out by their UID."""
+    from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence as Gone
+    from exchangelib.errors import ErrorItemNotFound
+
+    wanted = [(o.id, o.changekey) for o in _view(folder, window, "type")
+              if o.type in ("Occurrence", "Exception")]
+    found = []
+    for item in account.fetch(ids=wanted, folder=folder, only_fields=(*READ_FIELDS, "uid")
+                              ) if wanted else ():
+        if isinstance(item, (ErrorItemNotFound, Gone)):
+            continue  # deleted since the view was read: the next sync says so
+        if isinstance(item, Exception):
+            raise item
+        if item.uid in uids:
+            found.append(item)
+    return found
 
 
 def _find_managed(folder: CalendarFolder, key: str) -> Any | None:

@@ -109,7 +109,12 @@ def _with(emu: ExchangeEmulator, work: Any, **credentials: str) -> Any:
         finally:
             await provider.close()
 
-    return aio.run(main())
+    try:
+        return aio.run(main())
+    finally:
+        # After each call too, not only after the test: a test making several calls must
+        # not meet an earlier call's abandoned response when the collector next runs.
+        _collect_quietly()
 
 
 def _draft(key: str, summary: str = "Planning", **extra: Any) -> EventDraft:
