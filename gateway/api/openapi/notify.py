@@ -20,6 +20,7 @@ from .schema import (
     query,
     ref,
     reply,
+    response_ref,
     string,
 )
 
@@ -132,6 +133,8 @@ PATHS: dict[str, Json] = {
                                    "validationToken echoed as text/plain.", string(),
                                    media="text/plain"),
                       "404": reply("Not a channel of ours.", ref("Error")),
+                      "413": response_ref("TooLarge"),
+                      "422": response_ref("Invalid"),
                       "503": {"$ref": "#/components/responses/Unavailable"}}}},
     "/healthz": {"get": _ops("healthz", "The process is up.", "application/json",
                              _STATUS)},

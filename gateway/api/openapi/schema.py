@@ -166,13 +166,16 @@ RESPONSES: dict[str, Json] = {
 
 
 def errors(*statuses: int) -> Json:
-    """The /v1 error responses an operation can give, besides 401, 500 and 503 (always)."""
+    """The /v1 error responses an operation can give, besides 401, 422, 500 and 503
+    (always)."""
     named = {400: "Invalid", 403: "Forbidden", 404: "NotFound", 422: "Invalid"}
     answers = {str(s): response_ref(named[s]) for s in statuses}
     if 422 in statuses:  # a body (or query) is read: the edge's size limit applies too
         answers["413"] = response_ref("TooLarge")
-    return answers | {"401": response_ref("Unauthorized"), "500": response_ref("ServerError"),
-                      "503": response_ref("Unavailable")}
+    # Any request may be refused at the edge for input no real client sends (a NUL in the
+    # path or query string): 422 in Cronofy's validation shape, whatever the operation.
+    return answers | {"401": response_ref("Unauthorized"), "422": response_ref("Invalid"),
+                      "500": response_ref("ServerError"), "503": response_ref("Unavailable")}
 
 
 BEARER: list[Json] = [{"bearer": []}]
