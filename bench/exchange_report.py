@@ -9,6 +9,7 @@ import statistics
 from typing import Any
 
 import bench_common as common
+import sync_bench
 
 GET_ITEM_BATCH = 100  # items per GetItem request (exchangelib's fetch chunk size)
 
@@ -80,13 +81,7 @@ def _initial(result: dict[str, Any]) -> list[str]:
         f"|   CPU time: syncing process; emulator | {first['cpu_s']:.2f} s; "
         f"{first['emulator_cpu_s']:.2f} s | (none) |  |",
         f"|   EWS requests | {first['requests']} ({first['request_list']}) | (none) |  |",
-        f"|   mirror rows written (events) | {first['changed']:,} "
-        f"({first['mirror_events']:,} live) | |  |",
-        f"|   peak RSS of the syncing process (VmHWM; at start of sync) | "
-        f"{first['hwm_kb'] / 1024:.0f} MB ({first['rss_before_kb'] / 1024:.0f} MB) | (none) |"
-        "  |",
-        f"|   tracemalloc peak (Python allocations during the sync) | "
-        f"{(traced['tracemalloc_peak_b'] or 0) / 2 ** 20:.0f} MiB | (none) |  |"]
+        *sync_bench.initial_rows(first, traced)]
 
 
 def _results(result: dict[str, Any]) -> list[str]:

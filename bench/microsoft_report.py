@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 import bench_common as common
+import sync_bench
 from latency_stats import summary
 
 TARGETS = {"incremental_requests": 1, "webhook_p50_s": 2.0}
@@ -53,13 +54,7 @@ def _results(result: dict[str, Any]) -> list[str]:
         "  |",
         f"|   CPU time | {first['cpu_s']:.2f} s | (none) |  |",
         f"|   upstream requests | {first['requests']} | (none) |  |",
-        f"|   mirror rows written (events) | {first['changed']:,} "
-        f"({first['mirror_events']:,} live) | |  |",
-        f"|   peak RSS of the syncing process (VmHWM; at start of sync) | "
-        f"{first['hwm_kb'] / 1024:.0f} MB ({first['rss_before_kb'] / 1024:.0f} MB) | (none) |"
-        "  |",
-        f"|   tracemalloc peak (Python allocations during the sync) | "
-        f"{(traced['tracemalloc_peak_b'] or 0) / 2 ** 20:.0f} MiB | (none) |  |",
+        *sync_bench.initial_rows(first, traced),
         *_webhook(result.get("webhook"))]
 
 
