@@ -95,6 +95,11 @@ def since() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def tomorrow_at(hour: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=1)).replace(hour=hour, minute=0, second=0,
+                                                           microsecond=0)
+
+
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,8 +125,7 @@ def test_an_edit_in_exchange_reaches_last_modified_through_the_subscription(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer) -> None:
     email = new_user(emu, "Passw0rd!")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(9)
     emu.add_item(email, "standup", Subject="Standup", Start=stamp(start),
                  End=stamp(start + timedelta(minutes=30)))
     _app, client = link(server, emu, callback, email, "Passw0rd!")
@@ -157,8 +161,7 @@ def test_a_subscription_the_server_dropped_is_made_again(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer, end: str) -> None:
     email = new_user(emu, "Passw0rd!")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(14)
     _app, client = link(server, emu, callback, email, "Passw0rd!")
     eventually(lambda: not profile_row(engine, email).initial_sync_required)
     (first,) = eventually(lambda: emu.subscriptions.of(email), timeout=30)
@@ -189,8 +192,7 @@ def test_a_password_changed_upstream_disconnects_and_relinks(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer) -> None:
     email = new_user(emu, "First-pw1")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=11, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(11)
     app, client = link(server, emu, callback, email, "First-pw1")
     assert app.secret is not None
     hook = Receiver(app.client_id, app.secret).start()
