@@ -29,10 +29,7 @@ def _verdict(measured: int, target: int) -> str:
 
 
 def _load(result: dict[str, Any]) -> str:
-    before, after = result["load_before"], result["load_after"]
-    return (f"shared: other engineers' tests and benchmarks were using the same 2 cores; "
-            f"load average (1 min) {before[0]:.2f} before, {after[0]:.2f} after; other "
-            f"benchmark runners seen at start: {len(result['other_benchmarks'])}")
+    return sync_bench.load_line(result, "other engineers' tests and benchmarks")
 
 
 def _fixture(result: dict[str, Any]) -> str:

@@ -18,11 +18,7 @@ def _verdict(requests: int) -> str:
 
 
 def _load(result: dict[str, Any]) -> str:
-    before, after = result["load_before"], result["load_after"]
-    others = len(result["other_benchmarks"])
-    return (f"shared: other engineers' work and a CI run were using the same 2 cores; load "
-            f"average (1 min) {before[0]:.2f} before, {after[0]:.2f} after; other benchmark "
-            f"runners seen at start: {others}")
+    return sync_bench.load_line(result, "other engineers' work and a CI run")
 
 
 def _results(result: dict[str, Any]) -> list[str]:
