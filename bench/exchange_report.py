@@ -9,7 +9,7 @@ import statistics
 from typing import Any
 
 import bench_common as common
-import sync_bench
+import sync_report
 
 GET_ITEM_BATCH = 100  # items per GetItem request (exchangelib's fetch chunk size)
 
@@ -29,7 +29,7 @@ def _verdict(measured: int, target: int) -> str:
 
 
 def _load(result: dict[str, Any]) -> str:
-    return sync_bench.load_line(result, "other engineers' tests and benchmarks")
+    return sync_report.load_line(result, "other engineers' tests and benchmarks")
 
 
 def _fixture(result: dict[str, Any]) -> str:
@@ -78,7 +78,7 @@ def _initial(result: dict[str, Any]) -> list[str]:
         f"|   CPU time: syncing process; emulator | {first['cpu_s']:.2f} s; "
         f"{first['emulator_cpu_s']:.2f} s | (none) |  |",
         f"|   EWS requests | {first['requests']} ({first['request_list']}) | (none) |  |",
-        *sync_bench.initial_rows(first, traced)]
+        *sync_report.initial_rows(first, traced)]
 
 
 def _results(result: dict[str, Any]) -> list[str]:

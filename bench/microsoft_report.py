@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 import bench_common as common
-import sync_bench
+import sync_report
 from latency_stats import summary
 
 TARGETS = {"incremental_requests": 1, "webhook_p50_s": 2.0}
@@ -18,7 +18,7 @@ def _verdict(requests: int) -> str:
 
 
 def _load(result: dict[str, Any]) -> str:
-    return sync_bench.load_line(result, "other engineers' work and a CI run")
+    return sync_report.load_line(result, "other engineers' work and a CI run")
 
 
 def _results(result: dict[str, Any]) -> list[str]:
@@ -50,7 +50,7 @@ def _results(result: dict[str, Any]) -> list[str]:
         "  |",
         f"|   CPU time | {first['cpu_s']:.2f} s | (none) |  |",
         f"|   upstream requests | {first['requests']} | (none) |  |",
-        *sync_bench.initial_rows(first, traced),
+        *sync_report.initial_rows(first, traced),
         *_webhook(result.get("webhook"))]
 
 
