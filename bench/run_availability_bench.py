@@ -62,9 +62,7 @@ import availability_slots as sl  # noqa: E402
 import bench_common as common  # noqa: E402
 from availability_setup import Size, Stage, staged  # noqa: E402
 
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = common.log
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -183,9 +181,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = measure(args)
-    common.publish(result, rep.render(result), "availability", args.json, not args.no_write)
-    log(f"done in {result['seconds']:.0f} s")
-    return 0
+    return common.finish(args, result, rep.render(result), "availability")
 
 
 if __name__ == "__main__":

@@ -20,15 +20,15 @@ What it does:
    ``CALGATE_EXCHANGE_CA_BUNDLE`` naming the emulator's CA and loopback allowed by the
    outbound guard; a client app is registered and the mailbox linked twice with the
    credentials the consent form keeps (email, password, EWS URL, DOMAIN\\user login).
-3. **Sync, in child processes** (bench/exchange_sync.py over bench/sync_bench.py, driven
-   over stdin/stdout since the emulator's control API is in this process): the initial
-   sync of the first profile (wall, CPU, peak RSS, EWS requests by operation), then
-   incremental syncs: one with nothing changed, one after each rename of a single event
-   "in Outlook", one after a weekly series is renamed and one after an occurrence of a
-   series is moved; a second child repeats the initial sync on the second profile under
-   tracemalloc. EWS requests are counted by operation in the emulator (every SOAP request
-   it answered), NTLM handshakes by its acceptor, and the emulator's own CPU time (this
-   process's, while the child syncs) is kept apart from the child's.
+3. **Sync, in child processes** (bench/sync_bench.py, loading exchangelib and the Exchange
+   provider first, driven over stdin/stdout since the emulator's control API is in this
+   process): the initial sync of the first profile (wall, CPU, peak RSS, EWS requests by
+   operation), then incremental syncs: one with nothing changed, one after each rename of a
+   single event "in Outlook", one after a weekly series is renamed and one after an
+   occurrence of a series is moved; a second child repeats the initial sync on the second
+   profile under tracemalloc. EWS requests are counted by operation in the emulator (every
+   SOAP request it answered), NTLM handshakes by its acceptor, and the emulator's own CPU
+   time (this process's, while the child syncs) is kept apart from the child's.
 4. **Report** to stdout and bench/RESULTS-exchange.md (and the index, bench/RESULTS.md).
    The children are stopped by their PID on timeout and on any failure; the emulator stops
    with this process. Traffic stays on 127.0.0.1.
@@ -55,10 +55,9 @@ import exchange_report as report  # noqa: E402
 import sync_bench  # noqa: E402
 
 EMAIL = "bench@contoso.test"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+# What an Exchange sync imports, loaded in the child before the first measurement.
+PRELOAD = ["exchangelib", "providers.exchange.provider"]
+log = common.log
 
 
 def counted(emu: Any, child: sync_bench.Child, command: dict[str, Any]) -> dict[str, Any]:
@@ -148,25 +147,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def children(emu: Any, env: dict[str, str], linked: list[Any], filled: fx.Filled,
              args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    log("initial sync + incremental rounds (child 1)")
-    child = sync_bench.Child("exchange_sync.py", {
-        "env": env, "profile_id": linked[0].profile_id, "subject": linked[0].subject},
-        args.timeout)
-    try:
-        out["initial"] = counted(emu, child, {"op": "sync"})
-        out["incremental"] = rounds(emu, child, filled, args.rounds)
-    finally:
-        child.close()
-    log("initial sync under tracemalloc (child 2)")
-    traced = sync_bench.Child("exchange_sync.py", {
-        "env": env, "profile_id": linked[1].profile_id, "subject": linked[1].subject},
-        args.timeout)
-    try:
-        out["traced"] = counted(emu, traced, {"op": "sync", "trace": True})
-    finally:
-        traced.close()
-    return out
+    return sync_bench.initial_and_rounds(
+        env, linked, PRELOAD, args.timeout,
+        lambda child, command: counted(emu, child, command),
+        lambda child: rounds(emu, child, filled, args.rounds))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -182,9 +166,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = measure(args)
-    common.publish(result, report.render(result), "exchange", args.json, not args.no_write)
-    log(f"done in {result['seconds']:.0f} s")
-    return 0
+    return common.finish(args, result, report.render(result), "exchange")
 
 
 if __name__ == "__main__":

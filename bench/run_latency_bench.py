@@ -142,9 +142,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = measure(args)
-    common.publish(result, rep.render(result), "latency", args.json, not args.no_write)
-    log(f"done in {result['seconds']:.0f} s")
-    return 0
+    return common.finish(args, result, rep.render(result), "latency")
 
 
 if __name__ == "__main__":

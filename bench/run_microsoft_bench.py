@@ -19,13 +19,12 @@ What it does:
    in twice through msal's authorization code flow with PKCE and the emulator's consent
    page, and each grant is linked as a profile (park_credentials + link, as the consent
    step does), with the Graph scopes of Calgate's read_write grant.
-3. **Sync, in child processes** (bench/microsoft_sync.py over bench/sync_bench.py, driven
-   over stdin/stdout since the
-   emulator's control API is in this process): the initial sync of the first profile
-   (wall, CPU, peak RSS, upstream requests), then incremental syncs: one with nothing
-   changed, one after each rename of a single event "in Outlook", and one after a whole
-   weekly series is renamed; a second child repeats the initial sync on the second
-   profile under tracemalloc.
+3. **Sync, in child processes** (bench/sync_bench.py, loading msal and the Microsoft
+   provider first, driven over stdin/stdout since the emulator's control API is in this
+   process): the initial sync of the first profile (wall, CPU, peak RSS, upstream requests),
+   then incremental syncs: one with nothing changed, one after each rename of a single event
+   "in Outlook", and one after a whole weekly series is renamed; a second child repeats the
+   initial sync on the second profile under tracemalloc.
 4. **Change → webhook** (bench/microsoft_webhook.py): a second mailbox linked into a
    ``calgate serve`` + ``calgate worker`` deployment on a fresh PostgreSQL database
    (CALGATE_TEST_PG_URL, default postgres@127.0.0.1:5432) with push on and polling hourly;
@@ -58,10 +57,9 @@ import microsoft_webhook as webhook  # noqa: E402
 import sync_bench  # noqa: E402
 
 EMAIL = "bench@contoso.example"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+# What a Microsoft sync imports, loaded in the child before the first measurement.
+PRELOAD = ["msal", "providers.microsoft.provider"]
+log = common.log
 
 
 def counted(emu: Any, child: sync_bench.Child, command: dict[str, Any]) -> dict[str, Any]:
@@ -108,23 +106,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             MicrosoftEmulator.running() as emu:
         env, linked, ids = setup(emu, Path(tmp) / "data", args.events)
         out["page_size"] = env.get("CALGATE_OFFICE365_PAGE_SIZE", "200 (default)")
-        log("initial sync + incremental rounds (child 1)")
-        child = sync_bench.Child("microsoft_sync.py", {
-            "env": env, "profile_id": linked[0].profile_id, "subject": linked[0].subject},
-            args.timeout)
-        try:
-            out["initial"] = counted(emu, child, {"op": "sync"})
-            out["incremental"] = rounds(emu, child, ids, args.rounds, args.events)
-        finally:
-            child.close()
-        log("initial sync under tracemalloc (child 2)")
-        traced = sync_bench.Child("microsoft_sync.py", {
-            "env": env, "profile_id": linked[1].profile_id, "subject": linked[1].subject},
-            args.timeout)
-        try:
-            out["traced"] = counted(emu, traced, {"op": "sync", "trace": True})
-        finally:
-            traced.close()
+        out.update(sync_bench.initial_and_rounds(
+            env, linked, PRELOAD, args.timeout,
+            lambda child, command: counted(emu, child, command),
+            lambda child: rounds(emu, child, ids, args.rounds, args.events)))
         if args.webhook_changes:
             log("change -> webhook through a Graph subscription (serve + worker)")
             out["webhook"] = webhook.run(emu, webhook.WebhookOptions(
@@ -151,9 +136,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = measure(args)
-    common.publish(result, report.render(result), "microsoft", args.json, not args.no_write)
-    log(f"done in {result['seconds']:.0f} s")
-    return 0
+    return common.finish(args, result, report.render(result), "microsoft")
 
 
 if __name__ == "__main__":

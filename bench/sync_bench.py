@@ -4,7 +4,10 @@ profile linked as the consent step would; a measuring child process that syncs t
 through the real ``SyncEngine.sync_profile``, as the worker runs it, so the CPU time and peak
 memory belong to the sync alone; the runner's handle on that child; and the machine.
 
-The child answers one JSON line per command on stdin (``{"op": "sync"}``, ``{"op":
+The child is this script itself (``python bench/sync_bench.py '<json job>'``, importing the
+job's ``preload`` modules, what the provider's sync imports, before the first measurement)
+or a bench's own script calling :func:`serve` with extra ops. It answers one JSON line per
+command on stdin (``{"op": "sync"}``, ``{"op":
 "sync", "trace": true}``, a bench's own ops, ``{"op": "quit"}``) with a line after
 :data:`MARKER`. Each sync reports wall time, CPU time (``time.process_time``), peak RSS
 (``VmHWM`` after resetting it), RSS before, the tracemalloc peak when traced, the mirror
@@ -17,6 +20,7 @@ process.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import queue
@@ -26,7 +30,7 @@ import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +45,7 @@ from bench_common import (  # noqa: E402
     PYTHON,
     code_digest,
     cpu_and_memory,
+    log,
     proc_status,
     reset_peak,
 )
@@ -154,6 +159,12 @@ def serve(job: dict[str, Any], ops: Mapping[str, Op] | None = None) -> None:
         gateway.close()
 
 
+def main(job: dict[str, Any]) -> None:
+    for module in job.get("preload", ()):
+        importlib.import_module(module)
+    serve(job)
+
+
 # -- the runner's side -----------------------------------------------------------------
 
 
@@ -234,6 +245,36 @@ def counted(child: Child, command: dict[str, Any],
     return {**result, "requests": len(made), "request_list": describe(made)}
 
 
+@contextlib.contextmanager
+def opened(env: dict[str, str], profile: Any, preload: list[str], timeout: float
+           ) -> Iterator[Child]:
+    """This script as the measuring child of ``profile`` (a linked profile), closed after."""
+    child = Child("sync_bench.py", {"env": env, "profile_id": profile.profile_id,
+                                    "subject": profile.subject, "preload": preload}, timeout)
+    try:
+        yield child
+    finally:
+        child.close()
+
+
+def initial_and_rounds(env: dict[str, str], linked: list[Any], preload: list[str],
+                       timeout: float, counted: Callable[[Child, dict[str, Any]], Any],
+                       rounds: Callable[[Child], list[dict[str, Any]]]) -> dict[str, Any]:
+    """What a provider bench measures: the first profile's initial sync and the bench's
+    incremental ``rounds`` in one child, then the second profile's initial sync under
+    tracemalloc in a fresh child. ``counted`` runs one command, counting the upstream
+    requests it cost."""
+    out: dict[str, Any] = {}
+    log("initial sync + incremental rounds (child 1)")
+    with opened(env, linked[0], preload, timeout) as child:
+        out["initial"] = counted(child, {"op": "sync"})
+        out["incremental"] = rounds(child)
+    log("initial sync under tracemalloc (child 2)")
+    with opened(env, linked[1], preload, timeout) as traced:
+        out["traced"] = counted(traced, {"op": "sync", "trace": True})
+    return out
+
+
 def other_benchmarks() -> list[str]:
     """Other benchmark runners on this machine (the reports say so)."""
     found = subprocess.run(["pgrep", "-af", "run_.*bench"], capture_output=True, text=True)
@@ -254,3 +295,7 @@ def machine(libraries: Iterable[str]) -> dict[str, str]:
             "code measured": "sha256 of gateway/ + oauth_server/ + providers/ sources: "
                              + code_digest(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

@@ -14,7 +14,7 @@ from gateway.persistence.tables import calendars
 from providers.memory.provider import WORLD
 from providers.model import Event
 from tests.integration.test_read_your_writes import apply_writes
-from tests.support.linked import Linked, hour
+from tests.support.linked import Linked, busy_pair, hour
 
 PATH = "/v1/availability"
 
@@ -42,11 +42,7 @@ def periods(r) -> list[tuple[str, str, list[str]]]:
 
 
 def test_two_members_periods_and_slots_by_client_secret(http, link):
-    a, b = link(), link()
-    a.put("a1", hour(26), hour(27))
-    b.put("b1", hour(28), hour(29))
-    a.sync()
-    b.sync()
+    a, b = busy_pair(link, (26, 27), (28, 29))
     r = ask(http, app(a), [a.subject, b.subject], hour(24), hour(32))
     assert periods(r) == [(z(hour(24)), z(hour(26)), [a.subject, b.subject]),
                           (z(hour(27)), z(hour(28)), [a.subject, b.subject]),

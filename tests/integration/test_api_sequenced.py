@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tests.support.linked import Linked, hour
+from tests.support.linked import Linked, busy_pair, hour
 
 PATH = "/v1/sequenced_availability"
 
@@ -29,11 +29,7 @@ def starts(r) -> list[tuple[str, ...]]:
 
 
 def test_two_events_in_order_with_gaps(http, link):
-    a, b = link(), link()
-    a.put("a1", hour(25), hour(26))
-    b.put("b1", hour(27), hour(28))
-    a.sync()
-    b.sync()
+    a, b = busy_pair(link, (25, 26), (27, 28))
     secret = {"Authorization": f"Bearer {a.client_secret}"}
     gap = {"before": {"minimum": {"minutes": 30}, "maximum": {"minutes": 60}}}
     body = {"sequence": [step("interview", 1, a), step(456, 2, b, buffer=gap)],

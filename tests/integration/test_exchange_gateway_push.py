@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 import pycronofy
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine
 
-from gateway.persistence.tables import profiles, push_channels
 from providers.exchange import linking, push
 from tests.emulators.exchange import ExchangeEmulator
 from tests.support import consent_http
 from tests.support.e2e_server import CallbackServer, GatewayServer, RegisteredApp
 from tests.support.receiver import Receiver
+from tests.support.server_db import channels_in, profile_row, server_engine, utc
 from tests.support.waiting import eventually
 
 FULL = "read_account list_calendars read_events read_free_busy create_event delete_event"
@@ -59,9 +59,8 @@ def callback() -> Iterator[CallbackServer]:
 @pytest.fixture
 def engine(server: GatewayServer) -> Iterator[Engine]:
     """The server's database, read from the test (state, never a substitute for the API)."""
-    made = create_engine(server.database_url)
-    yield made
-    made.dispose()
+    with server_engine(server.database_url) as made:
+        yield made
 
 
 def sdk(server: GatewayServer, app: RegisteredApp) -> pycronofy.Client:
@@ -90,20 +89,15 @@ def new_user(emu: ExchangeEmulator, password: str) -> str:
     return email
 
 
-def profile_row(engine: Engine, email: str) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(select(profiles).where(profiles.c.profile_name == email)).one()
-
-
-def channels_in(engine: Engine) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(push_channels)).all())
-
-
 def since() -> str:
     """A last_modified boundary: now, to the second (the API's precision), minus one."""
     moment = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tomorrow_at(hour: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=1)).replace(hour=hour, minute=0, second=0,
+                                                           microsecond=0)
 
 
 def stamp(moment: datetime) -> str:
@@ -116,6 +110,13 @@ def window(start: datetime, **extra: str) -> dict[str, str]:
             **extra}
 
 
+def changed_since(client: pycronofy.Client, start: datetime, boundary: str, summary: str
+                  ) -> list[dict[str, Any]]:
+    """Waits until the events changed since ``boundary`` include one named ``summary``."""
+    return eventually(lambda: [e for e in client.read_events(
+        **window(start, last_modified=boundary)) if e["summary"] == summary], timeout=30)
+
+
 def summaries(client: pycronofy.Client, start: datetime, **extra: str) -> list[str]:
     return sorted(e["summary"] for e in client.read_events(**window(start, **extra)))
 
@@ -124,8 +125,7 @@ def test_an_edit_in_exchange_reaches_last_modified_through_the_subscription(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer) -> None:
     email = new_user(emu, "Passw0rd!")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(9)
     emu.add_item(email, "standup", Subject="Standup", Start=stamp(start),
                  End=stamp(start + timedelta(minutes=30)))
     _app, client = link(server, emu, callback, email, "Passw0rd!")
@@ -143,19 +143,17 @@ def test_an_edit_in_exchange_reaches_last_modified_through_the_subscription(
     boundary = since()
     polled = profile_row(engine, email).next_sync_at
     emu.edit(email, "standup", Subject="Daily sync")
-    renamed = eventually(lambda: [e for e in client.read_events(
-        **window(start, last_modified=boundary)) if e["summary"] == "Daily sync"], timeout=30)
+    renamed = changed_since(client, start, boundary, "Daily sync")
     assert len(renamed) == 1
     assert summaries(client, start) == ["Daily sync"]
-    assert _aware(polled) > datetime.now(UTC) + timedelta(minutes=30)  # not the poll's turn
+    assert utc(polled) > datetime.now(UTC) + timedelta(minutes=30)  # not the poll's turn
     assert eventually(lambda: channels_in(engine)[0].messages >= 1)
 
     # A new item the same way.
     boundary = since()
     emu.add_item(email, "review", Subject="Review", Start=stamp(start + timedelta(hours=2)),
                  End=stamp(start + timedelta(hours=3)))
-    eventually(lambda: [e for e in client.read_events(**window(start, last_modified=boundary))
-                        if e["summary"] == "Review"], timeout=30)
+    changed_since(client, start, boundary, "Review")
 
 
 @pytest.mark.parametrize("end", ["drop", "expire"])
@@ -163,8 +161,7 @@ def test_a_subscription_the_server_dropped_is_made_again(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer, end: str) -> None:
     email = new_user(emu, "Passw0rd!")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(14)
     _app, client = link(server, emu, callback, email, "Passw0rd!")
     eventually(lambda: not profile_row(engine, email).initial_sync_required)
     (first,) = eventually(lambda: emu.subscriptions.of(email), timeout=30)
@@ -182,14 +179,12 @@ def test_a_subscription_the_server_dropped_is_made_again(
     (renewed,) = eventually(lambda: [c for c in channels_in(engine) if c.id != row.id],
                             timeout=30)
     assert push.decode(renewed.resource_id)[0] == again.subscription_id
-    eventually(lambda: [e for e in client.read_events(**window(start, last_modified=boundary))
-                        if e["summary"] == "Made while dropped"], timeout=30)
+    changed_since(client, start, boundary, "Made while dropped")
 
     # And the new subscription carries changes.
     boundary = since()
     emu.edit(email, "gap", Subject="Edited after")
-    eventually(lambda: [e for e in client.read_events(**window(start, last_modified=boundary))
-                        if e["summary"] == "Edited after"], timeout=30)
+    changed_since(client, start, boundary, "Edited after")
     assert profile_row(engine, email).connected
 
 
@@ -197,8 +192,7 @@ def test_a_password_changed_upstream_disconnects_and_relinks(
         server: GatewayServer, emu: ExchangeEmulator, engine: Engine,
         callback: CallbackServer) -> None:
     email = new_user(emu, "First-pw1")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=11, minute=0, second=0,
-                                                             microsecond=0)
+    start = tomorrow_at(11)
     app, client = link(server, emu, callback, email, "First-pw1")
     assert app.secret is not None
     hook = Receiver(app.client_id, app.secret).start()
@@ -250,7 +244,3 @@ def relink(url: str, email: str, password: str, emu: ExchangeEmulator) -> str:
                               data={"csrf_token": token.group(1), **fields})
         assert answer.status_code == 200, answer.text
         return html.unescape(answer.text)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -210,22 +210,18 @@ def test_503s_past_the_bound_are_a_retryable_error(emulator, alice) -> None:
     assert emulator.operations.count("FindFolder") == retry.ATTEMPTS
 
 
-def test_a_connection_reset_is_retried(emulator, alice) -> None:
+@pytest.mark.parametrize(("fault", "creates"), [
+    ("reset_next", 2),  # the connection reset: the first was never applied
+    ("drop_next", 1),  # the answer lost: the item is found again by its key
+])
+def test_a_failed_create_is_retried_without_a_duplicate(emulator, alice, fault: str,
+                                                        creates: int) -> None:
     calendar = _primary(emulator, alice)
-    emulator.reset_next("CreateItem")
+    getattr(emulator, fault)("CreateItem")
     written = _with(emulator, alice,
-                    lambda p: p.put_event(calendar, _draft("reset-1"), None, None))
+                    lambda p: p.put_event(calendar, _draft(f"{fault}-1"), None, None))
     assert [i.item_id for i in emulator.items(alice)] == [written.resource_id]
-    assert emulator.operations.count("CreateItem") == 2  # the first was never applied
-
-
-def test_a_lost_answer_is_retried_without_a_duplicate(emulator, alice) -> None:
-    calendar = _primary(emulator, alice)
-    emulator.drop_next("CreateItem")
-    written = _with(emulator, alice,
-                    lambda p: p.put_event(calendar, _draft("lost-1"), None, None))
-    assert [i.item_id for i in emulator.items(alice)] == [written.resource_id]
-    assert emulator.operations.count("CreateItem") == 1  # found again by its key
+    assert emulator.operations.count("CreateItem") == creates
 
 
 # -- one account's failure is its own ------------------------------------------------------

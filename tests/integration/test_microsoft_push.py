@@ -16,16 +16,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy import Engine, select, update
 
 from gateway.domain.upstream_apps import UpstreamApps
-from gateway.persistence.tables import calendars, profiles, push_channels
+from gateway.persistence.tables import calendars, push_channels
 from gateway.secrets.local import LocalSecretStore
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.emulators.microsoft.signin import sign_in
 from tests.support.e2e_server import GatewayServer, RegisteredApp
 from tests.support.oauth import Pkce, csrf, decide, exchange, start
 from tests.support.receiver import Receiver
+from tests.support.server_db import channels_in, profile_row, server_engine, utc
 from tests.support.waiting import eventually
 
 APP_ID, APP_SECRET = "push-entra-app", "push-entra-secret"
@@ -74,9 +75,8 @@ def browser(emu: MicrosoftEmulator) -> Iterator[httpx.Client]:
 @pytest.fixture
 def engine(server: GatewayServer) -> Iterator[Engine]:
     """The server's database, read from the test (state, never a substitute for the API)."""
-    made = create_engine(server.database_url)
-    yield made
-    made.dispose()
+    with server_engine(server.database_url) as made:
+        yield made
 
 
 def link(api: httpx.Client, server: GatewayServer, emu: MicrosoftEmulator,
@@ -132,25 +132,11 @@ def stamp() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def profile_row(engine: Engine, email: str) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(select(profiles).where(profiles.c.profile_name == email)).one()
-
-
-def utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def settled(engine: Engine, email: str) -> Any:
     """The profile's row once no sync runs and none is due before the hourly poll."""
     row = profile_row(engine, email)
     later = datetime.now(UTC) + timedelta(minutes=30)
     return row if row.sync_lease_until is None and utc(row.next_sync_at) > later else None
-
-
-def channels_in(engine: Engine) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(push_channels)).all())
 
 
 def renewals(emu: MicrosoftEmulator, email: str) -> int:

@@ -13,21 +13,28 @@ import httpx
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def _submit(browser: httpx.Client, link: str, base_url: str, provider: str,
+            fields: Mapping[str, str]) -> tuple[str, str, httpx.Response]:
+    """Follow the authorize link, pick ``provider`` and submit ``fields`` to its connect
+    form. Returns the flow's URL, its CSRF token and the connect form's answer."""
+    r = browser.get(link)
+    assert r.status_code == 303, r.text
+    flow = f"{base_url}{r.headers['location']}"
+    match = CSRF.search(browser.get(flow).text)
+    assert match is not None, "no csrf_token on the page"
+    token = match.group(1)
+    r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": provider})
+    assert r.status_code == 303, r.text
+    return flow, token, browser.post(f"{flow}/connect", data={"csrf_token": token, **fields})
+
+
 def consent_over_http(link: str, base_url: str, callback: Any, provider: str,
                       fields: Mapping[str, str], expect: str | None = None,
                       timeout: float = 30) -> dict[str, str]:
     """Returns the query the client app received (``code``, ``state``…). ``expect``: text
     the review page must show (e.g. the account name)."""
     with httpx.Client(follow_redirects=False, timeout=timeout) as browser:
-        r = browser.get(link)
-        assert r.status_code == 303, r.text
-        flow = f"{base_url}{r.headers['location']}"
-        match = CSRF.search(browser.get(flow).text)
-        assert match is not None, "no csrf_token on the page"
-        token = match.group(1)
-        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": provider})
-        assert r.status_code == 303, r.text
-        r = browser.post(f"{flow}/connect", data={"csrf_token": token, **fields})
+        flow, token, r = _submit(browser, link, base_url, provider, fields)
         assert r.status_code == 303, r.text
         page = browser.get(flow)
         assert 'id="allow"' in page.text, page.text
@@ -53,15 +60,7 @@ def connect_refused(link: str, base_url: str, provider: str, fields: Mapping[str
     form back with an error (200, no review step). Returns that page's HTML and, when it
     offers another provider instead (``#switch-provider``), the page that button leads to."""
     with httpx.Client(follow_redirects=False, timeout=timeout) as browser:
-        r = browser.get(link)
-        assert r.status_code == 303, r.text
-        flow = f"{base_url}{r.headers['location']}"
-        match = CSRF.search(browser.get(flow).text)
-        assert match is not None, "no csrf_token on the page"
-        token = match.group(1)
-        r = browser.post(f"{flow}/provider", data={"csrf_token": token, "provider": provider})
-        assert r.status_code == 303, r.text
-        r = browser.post(f"{flow}/connect", data={"csrf_token": token, **fields})
+        flow, token, r = _submit(browser, link, base_url, provider, fields)
         assert r.status_code == 200 and 'id="error"' in r.text, r.text
         assert 'id="allow"' not in browser.get(flow).text  # nothing parked for review
         other = SWITCH.search(r.text)

@@ -99,5 +99,17 @@ def hour(hours: int) -> datetime:
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
 
 
+def busy_pair(link, a_busy: tuple[int, int], b_busy: tuple[int, int]
+              ) -> tuple[Linked, Linked]:
+    """Two members of one app, each with one event upstream ("a1", "b1") over the given
+    ``(start, end)`` hours from :func:`hour`, both synced into the mirror."""
+    a, b = link(), link()
+    a.put("a1", hour(a_busy[0]), hour(a_busy[1]))
+    b.put("b1", hour(b_busy[0]), hour(b_busy[1]))
+    a.sync()
+    b.sync()
+    return a, b
+
+
 def get(http, path, headers, **params):
     return http.get(path, params={"tzid": "Etc/UTC"} | params, headers=headers)
