@@ -7,7 +7,7 @@ index; event text is unsealed only for an explanation the token may read events 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +52,7 @@ class MemberRecord:
     calendars: dict[str, ZoneInfo | None]  # calendar id -> its own zone, if any
     unavailable: str | None = None
     profile_id: str | None = None  # the profile that makes the member unavailable
+    generation: int = 0  # the account's mirror generation, read before its busy rows
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -66,7 +67,8 @@ def read_members(conn: Connection, members: Sequence[Member], client_id: str,
     """Each member's record; :class:`UnknownMember` for one the caller may not name."""
     subs = [m.sub for m in members]
     owners = {r.id: r for r in conn.execute(
-        select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid)
+        select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid,
+               accounts.c.mirror_generation)
         .where(accounts.c.id.in_(subs)))}
     for sub in subs:
         row = owners.get(sub)
@@ -81,9 +83,11 @@ def read_members(conn: Connection, members: Sequence[Member], client_id: str,
         select(profiles.c.id, profiles.c.account_id, profiles.c.connected,
                profiles.c.initial_sync_required)
         .where(profiles.c.account_id.in_(subs))).all()
-    return {m.sub: _record(m, owners[m.sub].default_tzid,
-                           [c for c in cals if c.account_id == m.sub],
-                           [p for p in states if p.account_id == m.sub]) for m in members}
+    return {m.sub: replace(_record(m, owners[m.sub].default_tzid,
+                                   [c for c in cals if c.account_id == m.sub],
+                                   [p for p in states if p.account_id == m.sub]),
+                           generation=int(owners[m.sub].mirror_generation or 0))
+            for m in members}
 
 
 def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
@@ -114,13 +118,10 @@ def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
     return MemberRecord(member.sub, zone, counted)
 
 
-def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetime,
-                   end: datetime, tentative_busy: bool) -> list[Any]:
-    """Rows that make their owner busy and touch ``[start, end)`` (all-day rows with a
-    day's slack). The rules are those of ``busy.counts``, applied in SQL."""
-    ids = list(calendar_ids)
-    if not ids:
-        return []
+def busy_filter(conn: Connection, ids: list[str], start: datetime, end: datetime,
+                tentative_busy: bool) -> list[Any]:
+    """The WHERE clauses of rows in ``ids`` that make their owner busy and touch
+    ``[start, end)`` (all-day rows with a day's slack): ``busy.counts`` applied in SQL."""
     low, high = start - ALL_DAY_SLACK, end + ALL_DAY_SLACK
     where = [events.c.calendar_id.in_(ids), events.c.deleted.is_(False),
              events.c.start_at < high, events.c.end_at > low,
@@ -133,6 +134,17 @@ def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetim
     if not tentative_busy:
         where += [events.c.status != "tentative", or_(
             events.c.participation.is_(None), events.c.participation != "tentative")]
+    return where
+
+
+def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetime,
+                   end: datetime, tentative_busy: bool) -> list[Any]:
+    """Rows that make their owner busy and touch ``[start, end)``, with every column an
+    explanation shows (times as datetimes)."""
+    ids = list(calendar_ids)
+    if not ids:
+        return []
+    where = busy_filter(conn, ids, start, end, tentative_busy)
     return list(conn.execute(select(
         events.c.calendar_id, events.c.event_uid, events.c.start_at,
         events.c.end_at, events.c.all_day, events.c.status, events.c.transparency,
