@@ -39,25 +39,40 @@ def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
     return cast(func.strftime("%s", column), Integer)  # SQLite keeps naive UTC text
 
 
+def _rows(conn: Connection, where: list[Any]) -> list[tuple[str, bool, list[int], list[int]]]:
+    """``(calendar_id, all_day, starts, ends)`` of the busy rows. PostgreSQL gathers them
+    into two arrays per calendar, so a few rows of integer arrays cross the wire instead of
+    thousands of rows; SQLite (in-process, no wire) returns a row per event."""
+    start, end = _epoch(conn, events.c.start_at), _epoch(conn, events.c.end_at)
+    if conn.dialect.name == "postgresql":
+        return [(c, bool(a), list(s), list(e)) for c, a, s, e in conn.execute(
+            select(events.c.calendar_id, events.c.all_day, func.array_agg(start),
+                   func.array_agg(end)).where(*where)
+            .group_by(events.c.calendar_id, events.c.all_day))]
+    return [(c, bool(a), [s], [e]) for c, s, e, a in conn.execute(
+        select(events.c.calendar_id, start, end, events.c.all_day).where(*where))]
+
+
 def read_spans(conn: Connection, records: Mapping[str, MemberRecord], start: datetime,
                end: datetime, tentative_busy: bool) -> dict[str, Spans]:
     """Each member's merged busy set over ``[start, end)``: one statement for them all (a
     calendar belongs to one account, so its rows are one member's)."""
     owner = {cal: sub for sub, r in records.items() for cal in r.calendars}
     raw: dict[str, list[tuple[int, int]]] = {sub: [] for sub in records}
-    if owner:
-        where = busy_filter(conn, list(owner), start, end, tentative_busy)
-        rows = conn.execute(select(events.c.calendar_id, _epoch(conn, events.c.start_at),
-                                   _epoch(conn, events.c.end_at), events.c.all_day)
-                            .where(*where)).all()
-        for calendar_id, s, e, all_day in rows:
-            sub = owner[calendar_id]
-            if all_day:  # stored as UTC midnights: the days count in the calendar's zone
-                record = records[sub]
-                zone = record.calendars.get(calendar_id) or record.zone
-                s, e = (local_midnight(EPOCH_DAY + timedelta(days=s // DAY), zone),
-                        local_midnight(EPOCH_DAY + timedelta(days=e // DAY), zone))
-            raw[sub].append((int(s), int(e)))
+    if not owner:
+        return {sub: [] for sub in records}
+    where = busy_filter(conn, list(owner), start, end, tentative_busy)
+    for calendar_id, all_day, starts, ends in _rows(conn, where):
+        sub = owner[calendar_id]
+        if not all_day:
+            raw[sub] += zip(starts, ends, strict=True)
+            continue
+        # All-day rows are stored as UTC midnights: the days count in the calendar's zone.
+        record = records[sub]
+        zone = record.calendars.get(calendar_id) or record.zone
+        raw[sub] += ((local_midnight(EPOCH_DAY + timedelta(days=s // DAY), zone),
+                      local_midnight(EPOCH_DAY + timedelta(days=e // DAY), zone))
+                     for s, e in zip(starts, ends, strict=True))
     return {sub: iv.normalise(spans) for sub, spans in raw.items()}
 
 
