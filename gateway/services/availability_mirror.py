@@ -62,36 +62,55 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    id: str
+    connected: bool
+    initial_sync_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    id: str
+    tzid: str | None
+    deleted: bool
+    synced_at: datetime | None
+    profile_id: str
+
+
 def read_members(conn: Connection, members: Sequence[Member], client_id: str,
                  only_subject: str | None) -> dict[str, MemberRecord]:
-    """Each member's record; :class:`UnknownMember` for one the caller may not name."""
+    """Each member's record; :class:`UnknownMember` for one the caller may not name. One
+    statement: accounts, their profiles and calendars (outer joins, a row per calendar)."""
     subs = [m.sub for m in members]
-    owners = {r.id: r for r in conn.execute(
+    rows = conn.execute(
         select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid,
-               accounts.c.mirror_generation)
-        .where(accounts.c.id.in_(subs)))}
+               accounts.c.mirror_generation, profiles.c.id.label("profile_id"),
+               profiles.c.connected, profiles.c.initial_sync_required,
+               calendars.c.id.label("calendar_id"), calendars.c.tzid, calendars.c.deleted,
+               calendars.c.synced_at)
+        .outerjoin(profiles, profiles.c.account_id == accounts.c.id)
+        .outerjoin(calendars, calendars.c.profile_id == profiles.c.id)
+        .where(accounts.c.id.in_(subs))).all()
+    owners = {r.id: r for r in rows}
     for sub in subs:
         row = owners.get(sub)
         if row is None or row.client_id != client_id or only_subject not in (None, sub):
             raise UnknownMember(sub)
-    cals = conn.execute(
-        select(calendars.c.id, calendars.c.tzid, calendars.c.deleted, calendars.c.synced_at,
-               profiles.c.id.label("profile_id"), profiles.c.account_id)
-        .join(profiles, profiles.c.id == calendars.c.profile_id)
-        .where(profiles.c.account_id.in_(subs))).all()
-    states = conn.execute(
-        select(profiles.c.id, profiles.c.account_id, profiles.c.connected,
-               profiles.c.initial_sync_required)
-        .where(profiles.c.account_id.in_(subs))).all()
+    states = {(r.id, r.profile_id): _Profile(r.profile_id, bool(r.connected),
+                                             bool(r.initial_sync_required))
+              for r in rows if r.profile_id is not None}
+    cals = [(r.id, _Calendar(r.calendar_id, r.tzid, bool(r.deleted), r.synced_at,
+                             r.profile_id)) for r in rows if r.calendar_id is not None]
     return {m.sub: replace(_record(m, owners[m.sub].default_tzid,
-                                   [c for c in cals if c.account_id == m.sub],
-                                   [p for p in states if p.account_id == m.sub]),
+                                   [c for sub, c in cals if sub == m.sub],
+                                   [p for (sub, _), p in states.items() if sub == m.sub]),
                            generation=int(owners[m.sub].mirror_generation or 0))
             for m in members}
 
 
-def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
-            ) -> MemberRecord:
+def _record(member: Member, tzid: str | None, cals: list[_Calendar],
+            states: list[_Profile]) -> MemberRecord:
     zone = _zone(tzid) or UTC_ZONE
     mine = {c.id: c for c in cals}
     for calendar_id in member.calendar_ids:
