@@ -150,10 +150,13 @@ def _details(result: dict[str, Any]) -> list[str]:
               "be larger; no latency is added to fake it). Warm: the same question asked "
               "again, the members' busy sets kept in the API process since the last change. "
               "Cold: before each request (untimed) every member's mirror generation is "
-              "moved, as a sync or a write moves it, so every busy set is read afresh."]
-    lines += ["", "Where the endpoint's time goes, and what to change first: "
-              "[HOTSPOTS-availability.md](HOTSPOTS-availability.md) (from the profile below "
-              "and `bench/availability_costs.py`)."]
+              "moved, as a sync or a write moves it, so every busy set is read afresh. "
+              "`GET /v1/free_busy` is answered under the read cache's defaults too, so its "
+              "pages, asked again each round, come from its own page cache: it is a warm "
+              "baseline."]
+    lines += ["", "Where the endpoint's time goes, what was changed and what is left: "
+              "[HOTSPOTS-availability.md](HOTSPOTS-availability.md) (from "
+              "`bench/availability_costs.py` and, with `--profile`, a py-spy profile)."]
     if "profile" in methods:
         lines += ["", "### Profile of `POST /v1/availability` (py-spy, API process)", "",
                   methods["profile"]]
