@@ -53,6 +53,7 @@ class MemberRecord:
     unavailable: str | None = None
     profile_id: str | None = None  # the profile that makes the member unavailable
     generation: int = 0  # the account's mirror generation, read before its busy rows
+    longest: int | None = None  # the longest event of the counted calendars (None: unknown)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -76,6 +77,7 @@ class _Calendar:
     deleted: bool
     synced_at: datetime | None
     profile_id: str
+    longest: int | None  # calendars.max_event_seconds
 
 
 def read_members(conn: Connection, members: Sequence[Member], client_id: str,
@@ -88,7 +90,7 @@ def read_members(conn: Connection, members: Sequence[Member], client_id: str,
                accounts.c.mirror_generation, profiles.c.id.label("profile_id"),
                profiles.c.connected, profiles.c.initial_sync_required,
                calendars.c.id.label("calendar_id"), calendars.c.tzid, calendars.c.deleted,
-               calendars.c.synced_at)
+               calendars.c.synced_at, calendars.c.max_event_seconds)
         .outerjoin(profiles, profiles.c.account_id == accounts.c.id)
         .outerjoin(calendars, calendars.c.profile_id == profiles.c.id)
         .where(accounts.c.id.in_(subs))).all()
@@ -101,7 +103,8 @@ def read_members(conn: Connection, members: Sequence[Member], client_id: str,
                                              bool(r.initial_sync_required))
               for r in rows if r.profile_id is not None}
     cals = [(r.id, _Calendar(r.calendar_id, r.tzid, bool(r.deleted), r.synced_at,
-                             r.profile_id)) for r in rows if r.calendar_id is not None]
+                             r.profile_id, r.max_event_seconds))
+            for r in rows if r.calendar_id is not None]
     return {m.sub: replace(_record(m, owners[m.sub].default_tzid,
                                    [c for sub, c in cals if sub == m.sub],
                                    [p for (sub, _), p in states.items() if sub == m.sub]),
@@ -134,22 +137,31 @@ def _record(member: Member, tzid: str | None, cals: list[_Calendar],
         if cal.synced_at is None:
             return MemberRecord(member.sub, zone, counted, "calendar_not_synced",
                                 cal.profile_id)
-    return MemberRecord(member.sub, zone, counted)
+    known = [c.longest for c in chosen if c.longest is not None]
+    return MemberRecord(member.sub, zone, counted,
+                        longest=max(known) if len(known) == len(chosen) else None)
 
 
-def busy_filter(conn: Connection, ids: list[str], start: datetime, end: datetime,
-                tentative_busy: bool) -> list[Any]:
+def longest_of(conn: Connection, ids: list[str]) -> int | None:
+    """The longest event of the calendars ``ids`` (None when one of them does not know)."""
+    longest = conn.execute(select(calendars.c.max_event_seconds).where(
+        calendars.c.id.in_(ids))).scalars().all()
+    return None if not longest or None in longest else int(max(longest))
+
+
+def busy_filter(ids: list[str], start: datetime, end: datetime, tentative_busy: bool,
+                longest: int | None) -> list[Any]:
     """The WHERE clauses of rows in ``ids`` that make their owner busy and touch
-    ``[start, end)`` (all-day rows with a day's slack): ``busy.counts`` applied in SQL."""
+    ``[start, end)`` (all-day rows with a day's slack): ``busy.counts`` applied in SQL.
+    ``longest`` (the longest event there, if known) bounds the start from below, so the
+    index range is the window and not all that precedes it."""
     low, high = start - ALL_DAY_SLACK, end + ALL_DAY_SLACK
     where = [events.c.calendar_id.in_(ids), events.c.deleted.is_(False),
              events.c.start_at < high, events.c.end_at > low,
              events.c.status != "cancelled", events.c.transparency != "transparent",
              or_(events.c.participation.is_(None), events.c.participation != "declined")]
-    longest = conn.execute(select(calendars.c.max_event_seconds).where(
-        calendars.c.id.in_(ids))).scalars().all()
-    if longest and None not in longest and max(longest) < MAX_SPAN_SECONDS:
-        where.append(events.c.start_at >= low - timedelta(seconds=int(max(longest))))
+    if longest is not None and longest < MAX_SPAN_SECONDS:
+        where.append(events.c.start_at >= low - timedelta(seconds=longest))
     if not tentative_busy:
         where += [events.c.status != "tentative", or_(
             events.c.participation.is_(None), events.c.participation != "tentative")]
@@ -163,7 +175,7 @@ def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetim
     ids = list(calendar_ids)
     if not ids:
         return []
-    where = busy_filter(conn, ids, start, end, tentative_busy)
+    where = busy_filter(ids, start, end, tentative_busy, longest_of(conn, ids))
     return list(conn.execute(select(
         events.c.calendar_id, events.c.event_uid, events.c.start_at,
         events.c.end_at, events.c.all_day, events.c.status, events.c.transparency,

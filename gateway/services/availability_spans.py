@@ -61,7 +61,9 @@ def read_spans(conn: Connection, records: Mapping[str, MemberRecord], start: dat
     raw: dict[str, list[tuple[int, int]]] = {sub: [] for sub in records}
     if not owner:
         return {sub: [] for sub in records}
-    where = busy_filter(conn, list(owner), start, end, tentative_busy)
+    bounds = [r.longest for r in records.values()]  # read with the records: no round trip
+    longest = None if None in bounds else max(b for b in bounds if b is not None)
+    where = busy_filter(list(owner), start, end, tentative_busy, longest)
     for calendar_id, all_day, starts, ends in _rows(conn, where):
         sub = owner[calendar_id]
         if not all_day:
