@@ -14,9 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, or_, select
 
-from ..domain.availability import intervals as iv
-from ..domain.availability.busy import BusyEvent, local_midnight
-from ..domain.availability.intervals import Spans
+from ..domain.availability.busy import BusyEvent
 from ..domain.availability.query import Member
 from ..domain.sealing import DataKeys, unseal_text
 from ..persistence.tables import MAX_SPAN_SECONDS, accounts, calendars, events, profiles
@@ -184,19 +182,6 @@ def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetim
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite: naive UTC
-
-
-def busy_of(rows: Iterable[Any], record: MemberRecord) -> Spans:
-    """The member's busy set from their rows (as ``busy.span_of`` would give it)."""
-    spans: list[tuple[int, int]] = []
-    for r in rows:
-        if r.all_day:
-            zone = record.calendars.get(r.calendar_id) or record.zone
-            spans.append((local_midnight(r.start_at.date(), zone),
-                          local_midnight(r.end_at.date(), zone)))
-        else:
-            spans.append((iv.seconds(_aware(r.start_at)), iv.seconds(_aware(r.end_at))))
-    return iv.normalise(spans)
 
 
 def events_of(rows: Iterable[Any], record: MemberRecord) -> list[BusyEvent]:
