@@ -1,7 +1,7 @@
 """Where ``POST /v1/availability``'s time goes, in-process: the CPU of each step of an answer
 on the benchmark's stage (bench/availability_setup.py: 10 members x 500 events in a
-PostgreSQL mirror synced from Radicale), next to an alternative read that sizes what a
-change could save. The evidence behind bench/HOTSPOTS-availability.md.
+PostgreSQL mirror synced from Radicale), next to the read it replaced. The evidence behind
+bench/HOTSPOTS-availability.md.
 
     .venv/bin/python bench/availability_costs.py            # about 2 minutes
     .venv/bin/python bench/availability_costs.py --members 4 --events 100
@@ -11,13 +11,13 @@ untimed call), so PostgreSQL's own work is not in it; on a shared machine it sti
 with contention, so compare the lines with each other rather than with another run.
 
 The steps: the whole ``AvailabilityService.answer`` (the endpoint's work without HTTP, the
-JSON body and authentication); its mirror read (``_read``: the members' records, the
-longest event of their calendars and their busy rows, every column the explanation could
-need, times as aware datetimes); ``busy_of`` over those rows (datetime to epoch seconds,
-merge); the engine (``member_free`` and ``compute``). The alternative: one statement for
-every member's busy rows with only the calendar and the start and end as epoch seconds
-computed by PostgreSQL (``extract(epoch ...)``), then the same merge; its spans are checked
-equal to ``busy_of``'s (the benchmark's all-day events are UTC days, so no zone is needed).
+JSON body and authentication) cold (the busy-set cache emptied before each call: the first
+question after a change) and warm (the same question again: no event read); its parts: the
+members' records (``read_members``, with each account's mirror generation), the busy sets
+(``read_spans``: one statement for every member, four columns, times as epoch seconds from
+the database, then the merge) and the engine (``member_free`` and ``compute``). The former
+read, for comparison: every column with times as aware datetimes (``read_busy_rows``) and
+``busy_of`` over them; its spans are checked equal to ``read_spans``'.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,34 +45,25 @@ def cpu_ms(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return (time.process_time() - began) / rounds * 1000, out
 
 
-def one_statement(service: Any, query: Any, client_id: str) -> dict[str, Any]:
-    """Every member's busy spans from one statement of epoch seconds (all-day rows taken
-    as UTC days: the benchmark's members are all in UTC)."""
-    from sqlalchemy import BigInteger, cast, func, or_, select
+def busy_of(rows: list[Any], record: Any) -> list[tuple[int, int]]:
+    """The former conversion, kept here to size the change: rows with aware datetimes to a
+    merged busy set, a ``datetime.timestamp()`` per row."""
+    from datetime import UTC
 
     from gateway.domain.availability import intervals as iv
-    from gateway.persistence.tables import events
-    from gateway.services import availability_mirror as mirror
-    from gateway.services.availability import _reach
+    from gateway.domain.availability.busy import local_midnight
 
-    start, end = _reach(query)
-    low, high = start - timedelta(days=1), end + timedelta(days=1)
-    with service.engine.connect() as conn:
-        records = mirror.read_members(conn, query.members, client_id, None)
-        owner = {c: sub for sub, r in records.items() for c in r.calendars}
-        rows = conn.execute(select(
-            events.c.calendar_id,
-            cast(func.extract("epoch", events.c.start_at), BigInteger),
-            cast(func.extract("epoch", events.c.end_at), BigInteger)).where(
-            events.c.calendar_id.in_(list(owner)), events.c.deleted.is_(False),
-            events.c.start_at < high, events.c.end_at > low,
-            events.c.status != "cancelled", events.c.transparency != "transparent",
-            or_(events.c.participation.is_(None), events.c.participation != "declined"))
-        ).all()
-    spans: dict[str, list[tuple[int, int]]] = {sub: [] for sub in records}
-    for calendar_id, s, e in rows:
-        spans[owner[calendar_id]].append((s, e))
-    return {sub: iv.normalise(v) for sub, v in spans.items()}
+    spans = []
+    for r in rows:
+        if r.all_day:
+            zone = record.calendars.get(r.calendar_id) or record.zone
+            spans.append((local_midnight(r.start_at.date(), zone),
+                          local_midnight(r.end_at.date(), zone)))
+        else:
+            start, end = (t if t.tzinfo else t.replace(tzinfo=UTC)
+                          for t in (r.start_at, r.end_at))
+            spans.append((iv.seconds(start), iv.seconds(end)))
+    return iv.normalise(spans)
 
 
 def measure(stage: Any, rounds: int) -> list[tuple[str, float, str]]:
@@ -83,18 +73,31 @@ def measure(stage: Any, rounds: int) -> list[tuple[str, float, str]]:
     from gateway.api.params import Params
     from gateway.domain.availability.engine import compute, member_free
     from gateway.services import availability_mirror as mirror
-    from gateway.services.availability import Caller
+    from gateway.services.availability import Caller, _reach
+    from gateway.services.availability_spans import read_spans
 
-    gateway = stage.deployment.gateway
-    service = gateway.availability
-    client = gateway.oauth.registry.find_by_secret(stage.secret)
+    service = stage.deployment.gateway.availability
+    client = stage.deployment.gateway.oauth.registry.find_by_secret(stage.secret)
     query = parse(Params.merge([], stage.question.body())).query
     caller = Caller(str(client.client_id))
-    read = service._read(query, caller, True)
-    rows = sum(len(r) for r in read.rows.values())
+    start, end = _reach(query)
+
+    def records() -> dict[str, Any]:
+        with service.engine.connect() as conn:
+            return mirror.read_members(conn, query.members, caller.client_id, None)
+
+    members = records()
 
     def spans() -> dict[str, Any]:
-        return {s: mirror.busy_of(read.rows[s], read.records[s]) for s in read.rows}
+        with service.engine.connect() as conn:
+            return read_spans(conn, members, start, end, True)
+
+    def former() -> tuple[int, dict[str, Any]]:
+        owner = {c: sub for sub, r in members.items() for c in r.calendars}
+        with service.engine.connect() as conn:
+            rows = mirror.read_busy_rows(conn, owner, start, end, True)
+        return len(rows), {sub: busy_of([r for r in rows if owner[r.calendar_id]
+                                                == sub], r) for sub, r in members.items()}
 
     busy = spans()
 
@@ -102,21 +105,28 @@ def measure(stage: Any, rounds: int) -> list[tuple[str, float, str]]:
         free = {m.sub: member_free(query, m, busy[m.sub]) for m in query.members}
         return compute(query, free)
 
-    whole, answer = cpu_ms(lambda: anyio.run(service.answer, query, caller, True), rounds)
-    reading, _ = cpu_ms(lambda: service._read(query, caller, True), rounds)
-    converting, _ = cpu_ms(spans, rounds)
-    computing, _ = cpu_ms(engine, rounds)
-    alternative, fast = cpu_ms(lambda: one_statement(service, query, caller.client_id),
-                               rounds)
+    def cold() -> Any:
+        if service.spans is not None:
+            service.spans.clear()
+        return anyio.run(service.answer, query, caller, True)
+
+    cold_ms, answer = cpu_ms(cold, rounds)
+    warm_ms, _ = cpu_ms(lambda: anyio.run(service.answer, query, caller, True), rounds)
+    records_ms, _ = cpu_ms(records, rounds)
+    spans_ms, _ = cpu_ms(spans, rounds)
+    engine_ms, _ = cpu_ms(engine, rounds)
+    former_ms, (rows, before) = cpu_ms(former, rounds)
     return [
-        ("AvailabilityService.answer, whole", whole, f"{len(answer.items)} slots"),
-        ("  _read: member records + busy rows (every column, times as datetimes)", reading,
-         f"{rows:,} rows"),
-        ("  busy_of: rows to merged epoch spans", converting,
+        ("AvailabilityService.answer, cold (busy-set cache emptied first)", cold_ms,
+         f"{len(answer.items)} slots"),
+        ("AvailabilityService.answer, warm (the same question again)", warm_ms,
+         f"cache on: {service.spans is not None}"),
+        ("  read_members: records + mirror generations", records_ms, ""),
+        ("  read_spans: one statement of epoch seconds + merge", spans_ms,
          f"{sum(map(len, busy.values())):,} spans"),
-        ("  engine: member_free + compute", computing, ""),
-        ("alternative: one statement of epoch seconds + merge (replaces _read + busy_of)",
-         alternative, f"spans equal to busy_of's: {fast == busy}")]
+        ("  engine: member_free + compute", engine_ms, ""),
+        ("former read: every column as datetimes (read_busy_rows) + busy_of", former_ms,
+         f"{rows:,} rows; spans equal to read_spans': {before == busy}")]
 
 
 def main() -> int:

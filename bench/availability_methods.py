@@ -2,7 +2,9 @@
 returning the slots (bench/availability_slots.py's form), and the timing loop.
 
 1. ``endpoint``: one ``POST /v1/availability`` to Calgate with the client secret as bearer;
-   the answer is parsed from JSON.
+   the answer is parsed from JSON. Timed warm (the same question again: the busy sets kept
+   since the last change) and cold (``change`` first, untimed: every member's mirror
+   generation moved, as a sync or a write moves it, so every busy set is read afresh).
 2. ``free_busy``: what an app does without it: ``GET /v1/free_busy`` for every member with
    that member's access token (``tzid=Etc/UTC``, the days the question covers), following
    ``pages.next_page`` to the end, then the slots computed in the app.
@@ -62,14 +64,17 @@ class Timing:
 
 
 def timed(name: str, method: Method, rounds: int, warmup: int,
-          counter: Callable[[], int]) -> Timing:
-    """``warmup`` untimed answers, then ``rounds`` timed ones (perf_counter around each)."""
+          counter: Callable[[], int], prepare: Callable[[], None] | None = None) -> Timing:
+    """``warmup`` untimed answers, then ``rounds`` timed ones (perf_counter around each;
+    ``prepare``, if given, runs untimed before each)."""
     for _ in range(warmup):
         method()
     before = counter()
     samples = []
     answer: list[sl.Slot] = []
     for _ in range(rounds):
+        if prepare is not None:
+            prepare()
         began = time.perf_counter()
         answer = method()
         samples.append(time.perf_counter() - began)
@@ -106,6 +111,18 @@ class Methods:
             raise RuntimeError(f"POST /v1/availability: {answer.status_code} "
                                f"{answer.text[:500]}")
         return sl.from_endpoint(answer.json())
+
+    def change(self) -> None:
+        """What a sync or a write does to every member's account, and nothing else: its
+        mirror generation moves, so the next answer cannot use any busy set kept before."""
+        from sqlalchemy import update
+
+        from gateway.persistence.tables import accounts
+
+        subs = [m.sub for m in self.stage.members]
+        with self.stage.deployment.gateway.engine.begin() as conn:
+            conn.execute(update(accounts).where(accounts.c.id.in_(subs)).values(
+                mirror_generation=accounts.c.mirror_generation + 1))
 
     def free_busy(self) -> list[sl.Slot]:
         start, end = self.question.span

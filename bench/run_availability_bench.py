@@ -21,7 +21,9 @@ What it does:
    working hours (08:00-18:00 UTC) of the 20 weekdays of 4 weeks as query periods,
    60-minute slots every 15 minutes, ``response_format: "slots"``, ``max_results`` 512.
 3. **Four answers, timed in turn** (bench/availability_methods.py): ``POST
-   /v1/availability`` (``--rounds``, after ``--warmup``); ``GET /v1/free_busy`` paged for
+   /v1/availability`` warm (``--rounds``, after ``--warmup``: the same question again) and
+   cold (``--cold-rounds``, each after every member's mirror generation is moved, as a
+   sync or a write moves it: the first question after a change); ``GET /v1/free_busy`` paged for
    every member plus the slots computed client-side (``--free-busy-rounds``); Radicale's
    free-busy REPORT per member plus the same computation (``--radicale-rounds``); the
    Google emulator's ``freebusy.query`` per member through google-api-python-client plus
@@ -70,6 +72,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=10)
     p.add_argument("--events", type=int, default=500, help="events per member")
     p.add_argument("--rounds", type=int, default=500, help="POST /v1/availability")
+    p.add_argument("--cold-rounds", type=int, default=200,
+                   help="POST /v1/availability, each after a change (cache miss)")
     p.add_argument("--warmup", type=int, default=30, help="untimed rounds of each method")
     p.add_argument("--free-busy-rounds", type=int, default=40)
     p.add_argument("--radicale-rounds", type=int, default=6)
@@ -126,6 +130,12 @@ def measure_all(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
             out["endpoint"]["api_cpu_s"] = (api_cpu(api.pid) - cpu0) / (
                 args.rounds + args.warmup)
             log(f"endpoint: p50 {timing.p50 * 1000:.2f} ms")
+            cpu0 = api_cpu(api.pid)
+            timing = am.timed("endpoint_cold", methods.endpoint, args.cold_rounds, 0,
+                              methods.counter("endpoint"), prepare=methods.change)
+            out["endpoint_cold"] = method_result(timing, reference, names)
+            out["endpoint_cold"]["api_cpu_s"] = (api_cpu(api.pid) - cpu0) / args.cold_rounds
+            log(f"endpoint cold: p50 {timing.p50 * 1000:.2f} ms")
         for name, rounds in (("free_busy", args.free_busy_rounds),
                              ("radicale", args.radicale_rounds),
                              ("google", args.google_rounds)):

@@ -74,6 +74,7 @@ from .services.accounts import AccountService
 from .services.application_calendars import ApplicationCalendars
 from .services.availability import AvailabilityService
 from .services.availability_rules import AvailabilityRuleService
+from .services.availability_spans import BusyCache
 from .services.batches import BatchService
 from .services.calendars import CalendarService
 from .services.channels import ChannelService, ChannelSettings
@@ -218,8 +219,11 @@ class Gateway:
                    BatchService(engine), pages, PermissionService(engine),
                    ExternalWriteService(engine, keys_cache), invites, InboundToken(store),
                    relinks, ResourceService(engine, opener),
-                   availability=AvailabilityService(engine, keys_cache,
-                                                    StoredManagedAvailability(rules)),
+                   availability=AvailabilityService(
+                       engine, keys_cache, StoredManagedAvailability(rules),
+                       BusyCache(settings.read_cache_mb * 1024 * 1024,
+                                 settings.read_cache_seconds)
+                       if settings.read_cache_mb else None),
                    availability_rules=rules)
 
     def find_app(self, client_id: str) -> AppInfo | None:

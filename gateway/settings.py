@@ -214,12 +214,14 @@ class Settings:
     read_cache_mb: int = _setting(
         "CALGATE_READ_CACHE_MB", 64,
         "Memory an API process may use to keep rendered GET /v1/events and /v1/free_busy "
-        "pages, so a repeated read costs no query (0 turns it off). A page is served only "
-        "while the account's mirror is unchanged since it was rendered; it holds decrypted "
+        "pages, so a repeated read costs no query, and as much again for the busy times "
+        "POST /v1/availability reads (0 turns both off). A page or busy set is served only "
+        "while the account's mirror is unchanged since it was read; a page holds decrypted "
         "event text, in this process's memory only.")
     read_cache_seconds: float = _setting(
         "CALGATE_READ_CACHE_SECONDS", 60.0,
-        "The longest a rendered read page is kept, even while the mirror is unchanged.")
+        "The longest a rendered read page or busy set is kept, even while the mirror is "
+        "unchanged.")
     api_threads: int = _setting(
         "CALGATE_API_THREADS", 4,
         "Worker threads an API process uses for blocking work (database, secret store).")

@@ -28,12 +28,12 @@ from .availability_mirror import (
     MemberRecord,
     UnknownMember,
     UnknownMemberCalendar,
-    busy_of,
     events_of,
     read_busy_rows,
     read_members,
     summaries,
 )
+from .availability_spans import BusyCache, cached_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +67,22 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class _Read:
     records: dict[str, MemberRecord]
-    rows: dict[str, list[Any]]  # sub -> busy rows
+    busy: dict[str, Spans]  # sub -> merged busy set (answerable members only)
+    rows: dict[str, list[Any]]  # sub -> busy rows, every column (only for an explanation)
 
 
 class AvailabilityService:
-    """Answers availability queries over the mirror; managed members ask ``managed``."""
+    """Answers availability queries over the mirror; managed members ask ``managed``.
 
-    def __init__(self, engine: Engine, keys: DataKeys, managed: ManagedAvailability) -> None:
+    Members' busy sets are kept in ``spans`` (when given) under their account's mirror
+    generation, so the same question asked again between two changes costs no event read."""
+
+    def __init__(self, engine: Engine, keys: DataKeys, managed: ManagedAvailability,
+                 spans: BusyCache | None = None) -> None:
         self.engine = engine
         self.keys = keys
         self.managed = managed
+        self.spans = spans
 
     async def answer(self, query: Query, caller: Caller, tentative_busy: bool = True
                      ) -> Answer:
@@ -85,22 +91,23 @@ class AvailabilityService:
         read = await to_thread.run_sync(self._read, query, caller, tentative_busy)
         windows = {m.sub: await self._windows(query, m) for m in query.members
                    if m.managed_availability}
+        # The engine and any explanation run in the thread too: the loop serves others.
+        return await to_thread.run_sync(self._computed, query, caller, read, windows,
+                                         tentative_busy)
+
+    def _computed(self, query: Query, caller: Caller, read: _Read,
+                  windows: dict[str, Spans], tentative_busy: bool) -> Answer:
         free: dict[str, Spans] = {}
         for member in query.members:
-            record = read.records[member.sub]
-            if record.unavailable is not None:
-                free[member.sub] = []
-                continue
-            free[member.sub] = member_free(query, member, busy_of(read.rows[member.sub],
-                                                                  record),
-                                           windows.get(member.sub))
+            busy = read.busy.get(member.sub)
+            free[member.sub] = [] if busy is None else member_free(
+                query, member, busy, windows.get(member.sub))
         unavailable = tuple(Unavailable(r.sub, r.unavailable, r.profile_id)
                             for r in read.records.values() if r.unavailable is not None)
         answer = Answer(compute(query, free), unavailable)
         if query.explain_at is None:
             return answer
-        return await to_thread.run_sync(self._explained, answer, query, caller, read,
-                                         windows, tentative_busy)
+        return self._explained(answer, query, caller, read, windows, tentative_busy)
 
     async def _rule_calendars(self, query: Query) -> Query:
         """A managed member who names no calendars counts those its availability rules name
@@ -121,16 +128,18 @@ class AvailabilityService:
     def _read(self, query: Query, caller: Caller, tentative_busy: bool) -> _Read:
         start, end = _reach(query)
         with self.engine.connect() as conn:
+            # The records carry each account's generation, read before the busy rows: a
+            # set kept under it is never newer than what it claims to be.
             records = read_members(conn, query.members, caller.client_id,
                                    caller.only_subject)
-            # One read for every member: a calendar belongs to one account, so its rows
-            # are one member's.
-            owner = {cal: sub for sub, r in records.items() if r.unavailable is None
-                     for cal in r.calendars}
+            answerable = {sub: r for sub, r in records.items() if r.unavailable is None}
+            busy = cached_spans(conn, self.spans, answerable, start, end, tentative_busy)
             rows: dict[str, list[Any]] = {sub: [] for sub in records}
-            for row in read_busy_rows(conn, owner, start, end, tentative_busy):
-                rows[owner[row.calendar_id]].append(row)
-        return _Read(records, rows)
+            if query.explain_at is not None:
+                owner = {cal: sub for sub, r in answerable.items() for cal in r.calendars}
+                for row in read_busy_rows(conn, owner, start, end, tentative_busy):
+                    rows[owner[row.calendar_id]].append(row)
+        return _Read(records, busy, rows)
 
     async def _windows(self, query: Query, member: Member) -> Spans:
         start, end = query.window

@@ -7,16 +7,14 @@ index; event text is unsealed only for an explanation the token may read events 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, or_, select
 
-from ..domain.availability import intervals as iv
-from ..domain.availability.busy import BusyEvent, local_midnight
-from ..domain.availability.intervals import Spans
+from ..domain.availability.busy import BusyEvent
 from ..domain.availability.query import Member
 from ..domain.sealing import DataKeys, unseal_text
 from ..persistence.tables import MAX_SPAN_SECONDS, accounts, calendars, events, profiles
@@ -52,6 +50,8 @@ class MemberRecord:
     calendars: dict[str, ZoneInfo | None]  # calendar id -> its own zone, if any
     unavailable: str | None = None
     profile_id: str | None = None  # the profile that makes the member unavailable
+    generation: int = 0  # the account's mirror generation, read before its busy rows
+    longest: int | None = None  # the longest event of the counted calendars (None: unknown)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -61,33 +61,57 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    id: str
+    connected: bool
+    initial_sync_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    id: str
+    tzid: str | None
+    deleted: bool
+    synced_at: datetime | None
+    profile_id: str
+    longest: int | None  # calendars.max_event_seconds
+
+
 def read_members(conn: Connection, members: Sequence[Member], client_id: str,
                  only_subject: str | None) -> dict[str, MemberRecord]:
-    """Each member's record; :class:`UnknownMember` for one the caller may not name."""
+    """Each member's record; :class:`UnknownMember` for one the caller may not name. One
+    statement: accounts, their profiles and calendars (outer joins, a row per calendar)."""
     subs = [m.sub for m in members]
-    owners = {r.id: r for r in conn.execute(
-        select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid)
-        .where(accounts.c.id.in_(subs)))}
+    rows = conn.execute(
+        select(accounts.c.id, accounts.c.client_id, accounts.c.default_tzid,
+               accounts.c.mirror_generation, profiles.c.id.label("profile_id"),
+               profiles.c.connected, profiles.c.initial_sync_required,
+               calendars.c.id.label("calendar_id"), calendars.c.tzid, calendars.c.deleted,
+               calendars.c.synced_at, calendars.c.max_event_seconds)
+        .outerjoin(profiles, profiles.c.account_id == accounts.c.id)
+        .outerjoin(calendars, calendars.c.profile_id == profiles.c.id)
+        .where(accounts.c.id.in_(subs))).all()
+    owners = {r.id: r for r in rows}
     for sub in subs:
         row = owners.get(sub)
         if row is None or row.client_id != client_id or only_subject not in (None, sub):
             raise UnknownMember(sub)
-    cals = conn.execute(
-        select(calendars.c.id, calendars.c.tzid, calendars.c.deleted, calendars.c.synced_at,
-               profiles.c.id.label("profile_id"), profiles.c.account_id)
-        .join(profiles, profiles.c.id == calendars.c.profile_id)
-        .where(profiles.c.account_id.in_(subs))).all()
-    states = conn.execute(
-        select(profiles.c.id, profiles.c.account_id, profiles.c.connected,
-               profiles.c.initial_sync_required)
-        .where(profiles.c.account_id.in_(subs))).all()
-    return {m.sub: _record(m, owners[m.sub].default_tzid,
-                           [c for c in cals if c.account_id == m.sub],
-                           [p for p in states if p.account_id == m.sub]) for m in members}
+    states = {(r.id, r.profile_id): _Profile(r.profile_id, bool(r.connected),
+                                             bool(r.initial_sync_required))
+              for r in rows if r.profile_id is not None}
+    cals = [(r.id, _Calendar(r.calendar_id, r.tzid, bool(r.deleted), r.synced_at,
+                             r.profile_id, r.max_event_seconds))
+            for r in rows if r.calendar_id is not None]
+    return {m.sub: replace(_record(m, owners[m.sub].default_tzid,
+                                   [c for sub, c in cals if sub == m.sub],
+                                   [p for (sub, _), p in states.items() if sub == m.sub]),
+                           generation=int(owners[m.sub].mirror_generation or 0))
+            for m in members}
 
 
-def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
-            ) -> MemberRecord:
+def _record(member: Member, tzid: str | None, cals: list[_Calendar],
+            states: list[_Profile]) -> MemberRecord:
     zone = _zone(tzid) or UTC_ZONE
     mine = {c.id: c for c in cals}
     for calendar_id in member.calendar_ids:
@@ -111,28 +135,45 @@ def _record(member: Member, tzid: str | None, cals: list[Any], states: list[Any]
         if cal.synced_at is None:
             return MemberRecord(member.sub, zone, counted, "calendar_not_synced",
                                 cal.profile_id)
-    return MemberRecord(member.sub, zone, counted)
+    known = [c.longest for c in chosen if c.longest is not None]
+    return MemberRecord(member.sub, zone, counted,
+                        longest=max(known) if len(known) == len(chosen) else None)
 
 
-def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetime,
-                   end: datetime, tentative_busy: bool) -> list[Any]:
-    """Rows that make their owner busy and touch ``[start, end)`` (all-day rows with a
-    day's slack). The rules are those of ``busy.counts``, applied in SQL."""
-    ids = list(calendar_ids)
-    if not ids:
-        return []
+def longest_of(conn: Connection, ids: list[str]) -> int | None:
+    """The longest event of the calendars ``ids`` (None when one of them does not know)."""
+    longest = conn.execute(select(calendars.c.max_event_seconds).where(
+        calendars.c.id.in_(ids))).scalars().all()
+    return None if not longest or None in longest else int(max(longest))
+
+
+def busy_filter(ids: list[str], start: datetime, end: datetime, tentative_busy: bool,
+                longest: int | None) -> list[Any]:
+    """The WHERE clauses of rows in ``ids`` that make their owner busy and touch
+    ``[start, end)`` (all-day rows with a day's slack): ``busy.counts`` applied in SQL.
+    ``longest`` (the longest event there, if known) bounds the start from below, so the
+    index range is the window and not all that precedes it."""
     low, high = start - ALL_DAY_SLACK, end + ALL_DAY_SLACK
     where = [events.c.calendar_id.in_(ids), events.c.deleted.is_(False),
              events.c.start_at < high, events.c.end_at > low,
              events.c.status != "cancelled", events.c.transparency != "transparent",
              or_(events.c.participation.is_(None), events.c.participation != "declined")]
-    longest = conn.execute(select(calendars.c.max_event_seconds).where(
-        calendars.c.id.in_(ids))).scalars().all()
-    if longest and None not in longest and max(longest) < MAX_SPAN_SECONDS:
-        where.append(events.c.start_at >= low - timedelta(seconds=int(max(longest))))
+    if longest is not None and longest < MAX_SPAN_SECONDS:
+        where.append(events.c.start_at >= low - timedelta(seconds=longest))
     if not tentative_busy:
         where += [events.c.status != "tentative", or_(
             events.c.participation.is_(None), events.c.participation != "tentative")]
+    return where
+
+
+def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetime,
+                   end: datetime, tentative_busy: bool) -> list[Any]:
+    """Rows that make their owner busy and touch ``[start, end)``, with every column an
+    explanation shows (times as datetimes)."""
+    ids = list(calendar_ids)
+    if not ids:
+        return []
+    where = busy_filter(ids, start, end, tentative_busy, longest_of(conn, ids))
     return list(conn.execute(select(
         events.c.calendar_id, events.c.event_uid, events.c.start_at,
         events.c.end_at, events.c.all_day, events.c.status, events.c.transparency,
@@ -141,19 +182,6 @@ def read_busy_rows(conn: Connection, calendar_ids: Iterable[str], start: datetim
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite: naive UTC
-
-
-def busy_of(rows: Iterable[Any], record: MemberRecord) -> Spans:
-    """The member's busy set from their rows (as ``busy.span_of`` would give it)."""
-    spans: list[tuple[int, int]] = []
-    for r in rows:
-        if r.all_day:
-            zone = record.calendars.get(r.calendar_id) or record.zone
-            spans.append((local_midnight(r.start_at.date(), zone),
-                          local_midnight(r.end_at.date(), zone)))
-        else:
-            spans.append((iv.seconds(_aware(r.start_at)), iv.seconds(_aware(r.end_at))))
-    return iv.normalise(spans)
 
 
 def events_of(rows: Iterable[Any], record: MemberRecord) -> list[BusyEvent]:

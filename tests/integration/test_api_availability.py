@@ -306,3 +306,24 @@ def test_each_instance_of_a_recurring_event_is_busy(http, link):
     assert [(s, e) for s, e, _ in periods(r)] == [
         (z(hour(23)), z(hour(24))), (z(hour(25)), z(hour(48))),
         (z(hour(49)), z(hour(72))), (z(hour(73)), z(hour(74)))]
+
+
+def test_a_repeated_question_follows_every_sync(http, gateway, link):
+    """The busy times of a repeated question are kept between changes, never past one: an
+    event added upstream and synced is busy in the next answer, and freed once removed."""
+    a = link()
+    a.sync()
+    cache = gateway.availability.spans
+    assert cache is not None
+    whole = [(z(hour(24)), z(hour(28)), [a.subject])]
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == whole
+    hits = cache.hits
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == whole
+    assert cache.hits == hits + 1  # the second answer read no events
+    a.put("upstream", hour(25), hour(26))
+    a.sync()
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == [
+        (z(hour(24)), z(hour(25)), [a.subject]), (z(hour(26)), z(hour(28)), [a.subject])]
+    WORLD.remove(a.upstream, a.upstream_calendar, "upstream")
+    a.sync()
+    assert periods(ask(http, app(a), [a.subject], hour(24), hour(28))) == whole

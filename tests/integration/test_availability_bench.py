@@ -63,3 +63,18 @@ def test_the_endpoint_gives_the_reference_slots(methods):
     assert am.compare(expected, got, methods.stage.sub_of()) == {
         "equal": True, "expected": len(expected), "got": len(expected), "missing": [],
         "extra": []}
+
+
+def test_the_endpoint_gives_the_reference_slots_cold_and_warm(methods):
+    """The bench's cold rounds (every member's generation moved first) and warm rounds (the
+    same question again) both answer right."""
+    expected = tuple(reference(methods))
+    names = methods.stage.sub_of()
+    changed = []
+    cold = am.timed("cold", methods.endpoint, 2, 0, methods.counter("endpoint"),
+                    prepare=lambda: changed.append(methods.change()))
+    warm = am.timed("warm", methods.endpoint, 2, 1, methods.counter("endpoint"))
+    assert len(changed) == 2
+    for timing in (cold, warm):
+        assert timing.requests == 1
+        assert am.compare(expected, timing.answer, names)["equal"]
