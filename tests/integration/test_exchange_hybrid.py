@@ -146,3 +146,15 @@ def test_a_hybrid_mailbox_links_with_microsoft_sign_in_and_syncs_with_bearer_tok
     assert ews.auth.bearer_refused == refused + 1
     read = http.get("/v1/events", headers=headers, params=window).json()["events"]
     assert "Later meeting" in [e["summary"] for e in read]
+
+    # Push: the pull subscriptions are made and read with bearer tokens too, and a change
+    # at Exchange makes the profile due for sync without waiting for the poll.
+    assert aio.run(gateway.push.maintain(profile_id)) >= 1
+    pull = gateway.worker.pull
+    assert pull is not None
+    assert aio.run(pull.read(profile_id)) is False  # nothing changed yet
+    ews.add_item(MAILBOX, "pushed", Subject="Pushed meeting",
+                 Start=(at + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 End=(at + timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert aio.run(pull.read(profile_id)) is True
+    assert ews.auth.handshakes == 0
