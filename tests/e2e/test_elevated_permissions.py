@@ -128,8 +128,8 @@ def journey(browser: Any, client: pycronofy.Client, callback: CallbackServer, sh
     client.upsert_event(calendar_id, dict(change))
     assert kept(eventually(lambda: upstream("Moved by the app")))
     assert upstream(summary) is None
-    moved = eventually(lambda: next(e for e in client.read_events(
-        calendar_ids=(calendar_id,), **window) if e["summary"] == "Moved by the app"))
+    moved = eventually(lambda: next((e for e in client.read_events(
+        calendar_ids=(calendar_id,), **window) if e["summary"] == "Moved by the app"), None))
     assert moved["event_uid"] == uid and "calgate_write" not in moved
     assert moved["start"] == (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -286,15 +286,18 @@ def test_a_receiver_down_for_two_minutes_gets_everything_in_order(deploy):
     assert all(r.cronofy_valid and r.calgate_valid for r in d.receiver.received)
 
 
+SEEDED = 1000  # a first sync long enough to be killed in the middle of, on any machine
+
+
 def test_two_workers_and_one_killed_mid_flight_lose_no_notification(deploy):
-    d = deploy(seed_events=3000)
+    d = deploy(seed_events=SEEDED)
     channel_count = 10
     for i in range(channel_count):  # before any worker runs: verifications wait
         d.sdk.create_notification_channel(f"{d.receiver.url}?n={i}")
     d.receiver.gate.clear()  # the receiver holds every request open
     d.start_worker("doomed")
     # It delivers the verifications (held open by the receiver) while it runs the
-    # profile's first sync of 3,000 events: kill it in the middle of both.
+    # profile's first sync of the seeded events: kill it in the middle of both.
     eventually(lambda: d.receiver.in_flight >= channel_count, timeout=30, interval=0.05)
     lease = d.scalar(select(profiles.c.sync_lease_until).where(
         profiles.c.id == d.profile_id))
@@ -311,7 +314,7 @@ def test_two_workers_and_one_killed_mid_flight_lose_no_notification(deploy):
     eventually(lambda: d.scalar(select(profiles.c.initial_sync_required).where(
         profiles.c.id == d.profile_id)) is False, timeout=90, interval=0.5)
     eventually(lambda: d.undelivered() == 0, timeout=60, interval=0.5)
-    assert d.mirrored() == 3000
+    assert d.mirrored() == SEEDED
 
     # The normal case with two workers: more changes, each notification sent once.
     before = {r.notification["notification_id"] for r in d.receiver.received}
@@ -319,7 +322,7 @@ def test_two_workers_and_one_killed_mid_flight_lose_no_notification(deploy):
     for i in range(3):
         d.owner.add(f"/{CALENDAR}/", f"later-{i}", f"Later {i}", day + timedelta(days=i + 2))
         time.sleep(2)
-    eventually(lambda: d.mirrored() == 3003 and d.undelivered() == 0, timeout=60,
+    eventually(lambda: d.mirrored() == SEEDED + 3 and d.undelivered() == 0, timeout=60,
                interval=0.5)
 
     rows = d.all_notifications()
