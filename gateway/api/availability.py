@@ -36,21 +36,25 @@ from .params import InvalidParam, read_params
 SCOPE = "read_free_busy"
 
 
+async def identify(request: Request, authenticate: Authenticator,
+                   authenticate_app: AppAuthenticator) -> Caller:
+    """Who asks an availability question: an account's access token (scope
+    ``read_free_busy``) is tried first, then the client app's secret as the bearer."""
+    try:
+        caller = await authenticate(request, SCOPE)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return Caller(await authenticate_app(request))
+    return Caller(caller.client_id, caller.subject, "read_events" in caller.grants)
+
+
 def routes_for(authenticate: Authenticator, authenticate_app: AppAuthenticator,
                service: AvailabilityService) -> list[Route]:
     """The route over ``service``; both kinds of bearer are tried, the access token first."""
 
-    async def who(request: Request) -> Caller:
-        try:
-            caller = await authenticate(request, SCOPE)
-        except ApiError as exc:
-            if exc.status != 401:
-                raise
-            return Caller(await authenticate_app(request))
-        return Caller(caller.client_id, caller.subject, "read_events" in caller.grants)
-
     async def availability(request: Request) -> Response:
-        caller = await who(request)
+        caller = await identify(request, authenticate, authenticate_app)
         parsed = parse(await read_params(request))
         try:
             answer = await service.answer(parsed.query, caller, parsed.tentative_busy)

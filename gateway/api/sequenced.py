@@ -17,33 +17,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..domain.availability.intervals import moment
-from ..services.availability import Caller, UnknownMember, UnknownMemberCalendar
+from ..services.availability import UnknownMember, UnknownMemberCalendar
 from ..services.reads import utc_time
 from ..services.sequenced import PlacedItem, SequencedAnswer, SequencedService
 from .app_auth import AppAuthenticator
 from .auth import Authenticator
-from .errors import ApiError
+from .availability import identify
 from .params import InvalidParam, read_params
 from .sequenced_body import parse_sequence
-
-SCOPE = "read_free_busy"
 
 
 def routes_for(authenticate: Authenticator, authenticate_app: AppAuthenticator,
                service: SequencedService) -> list[Route]:
     """The route over ``service``; both kinds of bearer are tried, the access token first."""
 
-    async def who(request: Request) -> Caller:
-        try:
-            caller = await authenticate(request, SCOPE)
-        except ApiError as exc:
-            if exc.status != 401:
-                raise
-            return Caller(await authenticate_app(request))
-        return Caller(caller.client_id, caller.subject)
-
     async def sequenced(request: Request) -> Response:
-        caller = await who(request)
+        caller = await identify(request, authenticate, authenticate_app)
         parsed = parse_sequence(await read_params(request))
         try:
             answer = await service.answer(parsed.items, caller, parsed.tentative_busy,
